@@ -1,0 +1,35 @@
+"""Platform adapters: what the agent manages (`linux` for real, `simulated` for tests and demos)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, Platform
+
+__all__ = ["UNSUPPORTED", "CommandResult", "DeviceFacts", "Platform", "create_platform"]
+
+
+def create_platform(
+    name: str,
+    device_id: str,
+    *,
+    seed: int = 0,
+    clock: Callable[[], float] | None = None,
+    state_dir: str | Path | None = None,
+) -> Platform:
+    """The platform adapter named in settings (`linux` or `simulated`)."""
+    if name == "linux":
+        from agent.platform.linux import LinuxPlatform
+
+        return LinuxPlatform()
+    if name == "simulated":
+        import time
+
+        from agent.platform.simulated import SimulatedTablet
+
+        state_path = Path(state_dir) / "tablet.json" if state_dir is not None else None
+        return SimulatedTablet(
+            device_id, seed, clock=clock or time.monotonic, state_path=state_path
+        )
+    raise ValueError(f"unknown agent platform {name!r}")

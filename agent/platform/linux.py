@@ -1,0 +1,130 @@
+"""The real platform: the Linux machine the agent runs on, read through psutil and /proc.
+
+It reports telemetry only; lock, kiosk, ring and the other commands need a device owner
+(Android) and fail with 'unsupported'. Of a policy it can only honour `mode: unmanaged`
+(there is nothing to release); every other key is reported as not enforced, and the agent
+cannot lock the machine when it has been offline too long. A machine without a battery (a
+desktop, a server, a container) reports battery_pct 100 and charging True: always on mains
+power.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform as pyplatform
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, NetworkType
+from agent.policy import LockScreen, Policy
+
+log = logging.getLogger(__name__)
+
+_MB = 1024 * 1024
+# Prefer the link a wired machine uses over wireless ones, as the kernel's routing usually does.
+_NETWORK_PREFIXES: tuple[tuple[str, NetworkType], ...] = (
+    ("e", "ethernet"),  # eth0, enp3s0, eno1
+    ("wl", "wifi"),  # wlan0, wlp2s0
+    ("ww", "cellular"),  # wwan0, wwp0s20u4
+)
+
+
+def network_type(up_interfaces: Iterable[str]) -> NetworkType:
+    """Classify the network from the names of the interfaces that are up (loopback ignored)."""
+    names = [n for n in up_interfaces if n != "lo"]
+    for prefix, kind in _NETWORK_PREFIXES:
+        if any(n.startswith(prefix) for n in names):
+            return kind
+    # Bridges, tunnels and virtual links do not tell what carries the traffic.
+    return "unknown" if names else "none"
+
+
+def wifi_signal_pct(proc_net_wireless: str) -> int | None:
+    """Best link quality in /proc/net/wireless as a percentage (quality is out of 70)."""
+    best: int | None = None
+    for line in proc_net_wireless.splitlines()[2:]:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        try:
+            quality = float(parts[2].rstrip("."))
+        except ValueError:
+            continue
+        pct = max(0, min(100, round(quality * 100 / 70)))
+        best = pct if best is None else max(best, pct)
+    return best
+
+
+def os_version() -> str:
+    """The distribution's pretty name, or the kernel name and release, cut to the schema's 64."""
+    try:
+        name = pyplatform.freedesktop_os_release().get("PRETTY_NAME", "")
+    except OSError:
+        name = ""
+    return (name or f"{pyplatform.system()} {pyplatform.release()}")[:64]
+
+
+class LinuxPlatform:
+    """Telemetry of this machine; no enforcement."""
+
+    name = "linux"
+
+    def __init__(self, root: str = "/") -> None:
+        self._root = root
+        self._os_version = os_version()
+
+    def facts(self) -> DeviceFacts:
+        """Read battery, storage, network and uptime now."""
+        battery = psutil.sensors_battery()
+        if battery is None:
+            battery_pct, charging = 100, True
+        else:
+            battery_pct = max(0, min(100, round(battery.percent)))
+            charging = bool(battery.power_plugged)
+        disk = psutil.disk_usage(self._root)
+        up = [name for name, stats in psutil.net_if_stats().items() if stats.isup]
+        network = network_type(up)
+        signal = None
+        if network == "wifi":
+            try:
+                signal = wifi_signal_pct(Path("/proc/net/wireless").read_text())
+            except OSError:
+                signal = None
+        return DeviceFacts(
+            battery_pct=battery_pct,
+            charging=charging,
+            storage_free_mb=disk.free // _MB,
+            storage_total_mb=disk.total // _MB,
+            os_version=self._os_version,
+            network=network,
+            signal_pct=signal,
+            uptime_s=max(0, int(time.time() - psutil.boot_time())),
+        )
+
+    @property
+    def locked(self) -> bool:
+        return False
+
+    @property
+    def kiosk(self) -> bool:
+        return False
+
+    def apply_policy(self, policy: Policy) -> list[str]:
+        """Nothing can be enforced here: every key but `mode: unmanaged` is unsupported."""
+        return [key for key in policy.keys if not (key == "mode" and policy.mode == "unmanaged")]
+
+    def lock(self, screen: LockScreen) -> bool:
+        """A plain Linux machine has no lock screen the agent controls."""
+        return False
+
+    def execute(self, name: str, args: Mapping[str, Any]) -> CommandResult:
+        """No command can be run on a plain Linux machine."""
+        return UNSUPPORTED
+
+    def network_up(self) -> bool:
+        # The broker connection itself tells whether the network works.
+        return True

@@ -1,0 +1,235 @@
+"""A simulated tablet: deterministic for a (seed, device id) and driven by an injectable clock.
+
+The tablet lives in steps of STEP_S seconds of its clock: it is used now and then (the battery
+drains faster), is plugged in when the battery runs low and unplugged when it is nearly full,
+its free storage drifts, and it is mostly on Wi-Fi (a few tablets switch to cellular now and
+then). With `outages` it also loses its network for 10-60 s roughly every 10-30 minutes.
+Everything random comes from generators seeded by (seed, device id), and the state depends
+only on how many whole steps have passed, so the same seed and clock give the same tablet.
+
+It enforces every policy key of the contract: what it shows (the applied policy, its lock
+screen, its banner) can be read back by tests through `policy`, `lock_screen`, `lost` and
+`banner`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, NetworkType
+from agent.policy import KioskProfile, LockScreen, Policy
+from agent.state import write_atomically
+
+STEP_S = 10.0
+_OS_VERSIONS = ("Android 12", "Android 13", "Android 14")
+_STORAGE_SIZES_MB = (32768, 65536, 131072)
+
+
+class SimulatedTablet:
+    """A fake tablet whose telemetry evolves with `clock` (seconds, monotonic)."""
+
+    name = "simulated"
+
+    def __init__(
+        self,
+        device_id: str,
+        seed: int = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        outages: bool = False,
+        outage_every_s: tuple[float, float] = (600.0, 1800.0),
+        outage_len_s: tuple[float, float] = (10.0, 60.0),
+        state_path: str | Path | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self._clock = clock
+        self._t0 = clock()
+        self._rng = random.Random(f"{seed}:{device_id}")
+        # Outages draw from their own generator so switching them off changes nothing else.
+        self._outage_rng = random.Random(f"{seed}:{device_id}:outages")
+        self._outages = outages
+        self._outage_every_s = outage_every_s
+        self._outage_len_s = outage_len_s
+        rng = self._rng
+        self._steps = 0
+        self._battery = rng.uniform(35.0, 100.0)
+        self._charging = rng.random() < 0.2
+        self._in_use = rng.random() < 0.5
+        self._plug_at = rng.uniform(10.0, 30.0)
+        self._unplug_at = rng.uniform(80.0, 100.0)
+        self._total_mb = rng.choice(_STORAGE_SIZES_MB)
+        self._free_mb = self._total_mb * rng.uniform(0.2, 0.8)
+        self._os_version = rng.choice(_OS_VERSIONS)
+        self._cellular = rng.random() < 0.25
+        self._network: NetworkType = "wifi"
+        self._signal = rng.uniform(50.0, 95.0)
+        self._booted_at = -rng.uniform(0.0, 7 * 86400.0)  # seconds relative to t0
+        self._policy: Policy | None = None
+        self._lock_screen: LockScreen | None = None
+        # A real tablet stays locked across a restart of its agent; the fake one keeps it here.
+        self._state_path = Path(state_path) if state_path is not None else None
+        self._load()
+        self._outage = (0.0, 0.0)
+        if outages:
+            self._outage = self._next_outage(0.0)
+
+    # --- Platform
+
+    def facts(self) -> DeviceFacts:
+        """The tablet's telemetry at the clock's current time."""
+        now = self._advance()
+        offline = not self._network_up_at(now)
+        return DeviceFacts(
+            battery_pct=round(self._battery),
+            charging=self._charging,
+            storage_free_mb=int(self._free_mb),
+            storage_total_mb=self._total_mb,
+            os_version=self._os_version,
+            network="none" if offline else self._network,
+            signal_pct=None if offline else round(self._signal),
+            uptime_s=int(now - self._booted_at),
+        )
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_screen is not None
+
+    @property
+    def kiosk(self) -> bool:
+        return self._policy is not None and self._policy.kiosk_enforced
+
+    @property
+    def policy(self) -> Policy | None:
+        """The policy applied last (None before the first)."""
+        return self._policy
+
+    @property
+    def lock_screen(self) -> LockScreen | None:
+        """The lock screen shown now, whoever locked the tablet; None when unlocked."""
+        return self._lock_screen
+
+    @property
+    def lost(self) -> bool:
+        """Whether the tablet shows the lost-mode lock screen."""
+        return self._lock_screen is not None and self._lock_screen.lost
+
+    @property
+    def banner(self) -> str | None:
+        """The banner shown over the kiosk (restricted mode, or the return reminder)."""
+        return None if self._policy is None else self._policy.banner
+
+    @property
+    def kiosk_profile(self) -> KioskProfile | None:
+        """The kiosk profile enforced now, if any."""
+        return self._policy.kiosk if self._policy is not None and self.kiosk else None
+
+    def apply_policy(self, policy: Policy) -> list[str]:
+        """Enforce the policy's mode: kiosk profile, banner and lock screen; every key is known."""
+        self._policy = policy
+        self._set_lock_screen(policy.lock_screen)
+        return []
+
+    def lock(self, screen: LockScreen) -> bool:
+        """Show `screen` until the next policy."""
+        self._set_lock_screen(screen)
+        return True
+
+    def execute(self, name: str, args: Mapping[str, Any]) -> CommandResult:
+        """Run a command on the fake tablet; every v1 command is supported."""
+        now = self._advance()
+        if name == "lock":
+            message = args.get("message")
+            self.lock(LockScreen(message if isinstance(message, str) else None))
+        elif name == "unlock":
+            self._set_lock_screen(None)
+        elif name == "message":
+            text = args.get("text")
+            if not isinstance(text, str) or not text.strip():
+                return CommandResult(ok=False, detail="args.text must be a non-empty string")
+        elif name == "reboot":
+            self._booted_at = now
+        elif name == "wipe":
+            self._set_lock_screen(None)
+            self._free_mb = self._total_mb * 0.9
+        elif name not in ("ring", "sync"):
+            return UNSUPPORTED
+        return CommandResult(ok=True)
+
+    def network_up(self) -> bool:
+        """False during a simulated outage."""
+        return self._network_up_at(self._clock() - self._t0)
+
+    # --- simulation
+
+    def _set_lock_screen(self, screen: LockScreen | None) -> None:
+        if screen == self._lock_screen:
+            return
+        self._lock_screen = screen
+        if self._state_path is not None:
+            data: dict[str, Any] = {"locked": screen is not None}
+            if screen is not None:
+                data |= {"message": screen.message, "support_phone": screen.support_phone}
+                data["lost"] = screen.lost
+            self._state_path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(self._state_path, json.dumps(data).encode())
+
+    def _load(self) -> None:
+        if self._state_path is None:
+            return
+        try:
+            data = json.loads(self._state_path.read_bytes())
+            if data["locked"]:
+                self._lock_screen = LockScreen(
+                    data.get("message"), data.get("support_phone"), bool(data.get("lost"))
+                )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+
+    def _advance(self) -> float:
+        """Run the whole steps up to now; return the time since start in seconds."""
+        now = self._clock() - self._t0
+        target = int(now // STEP_S)
+        while self._steps < target:
+            self._step()
+            self._steps += 1
+        return now
+
+    def _step(self) -> None:
+        rng = self._rng
+        # Sessions last about half an hour, with about an hour between them.
+        if rng.random() < STEP_S / (1800.0 if self._in_use else 3600.0):
+            self._in_use = not self._in_use
+        if self._charging:
+            self._battery = min(100.0, self._battery + 0.3)
+            if self._battery >= self._unplug_at and rng.random() < 0.1:
+                self._charging = False
+                self._unplug_at = rng.uniform(80.0, 100.0)
+        else:
+            drain = 0.035 if self._in_use else 0.004
+            self._battery = max(0.0, self._battery - drain)
+            if self._battery <= self._plug_at and rng.random() < 0.05:
+                self._charging = True
+                self._plug_at = rng.uniform(10.0, 30.0)
+        drift = rng.gauss(-2.0, 8.0) if self._in_use else rng.gauss(0.0, 1.0)
+        low, high = self._total_mb * 0.02, self._total_mb * 0.95
+        self._free_mb = min(high, max(low, self._free_mb + drift))
+        self._signal = min(100.0, max(20.0, self._signal + rng.uniform(-3.0, 3.0)))
+        if self._cellular and rng.random() < 0.002:
+            self._network = "cellular" if self._network == "wifi" else "wifi"
+
+    def _network_up_at(self, now: float) -> bool:
+        if not self._outages:
+            return True
+        start, end = self._outage
+        while now >= end:
+            start, end = self._outage = self._next_outage(end)
+        return not start <= now < end
+
+    def _next_outage(self, after: float) -> tuple[float, float]:
+        start = after + self._outage_rng.uniform(*self._outage_every_s)
+        return start, start + self._outage_rng.uniform(*self._outage_len_s)

@@ -1,0 +1,344 @@
+"""The `lainaamo` command. Subcommands import what they need, so `lainaamo agent` works on a
+tablet that has only the agent's dependencies installed."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from lainaamo import __version__
+from lainaamo.config import Settings, markdown
+from lainaamo.errors import LainaamoError
+from lainaamo.signals import stop_on_signals
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+DESCRIPTION = """\
+Lainaamo: fleet server and agent for loan tablets in public social services.
+
+Quick start:  lainaamo demo            (broker, server and 30 simulated tablets)
+Production:   lainaamo db upgrade && lainaamo serve   (API and /metrics)
+              lainaamo ingest                         (MQTT ingest, one or more processes)
+Tablet:       lainaamo agent
+
+Settings come from LAINAAMO_* environment variables or a TOML file (--config);
+`lainaamo config --markdown` lists them all.
+"""
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from server.entrypoints.serve import run_server
+
+    run_server(settings, with_ingest=args.with_ingest)
+    return 0
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from server.entrypoints.serve import run_ingest
+
+    run_ingest(settings)
+    return 0
+
+
+def _agent(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.runner import run_agent
+
+    if args.device_id:
+        settings = settings.replace(device_id=args.device_id)
+    if args.platform:
+        settings = settings.replace(agent_platform=args.platform)
+    if not settings.device_id:
+        raise LainaamoError("the agent needs a device id: --device-id or LAINAAMO_DEVICE_ID")
+    run_agent(settings)
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.simulator import run_simulation
+
+    if args.interval:
+        settings = settings.replace(status_interval_s=args.interval)
+    run_simulation(
+        settings,
+        args.devices,
+        id_prefix=args.prefix,
+        seed=args.seed,
+        state_root=Path(args.state_dir),
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from server.entrypoints.demo import DemoInfo, run_demo
+
+    def banner(info: DemoInfo) -> None:
+        print(
+            f"\nLainaamo demo is running — {args.devices} simulated tablets, broker: {info.broker} "
+            f"on 127.0.0.1:{info.mqtt_port}"
+        )
+        print(
+            f"  API      {info.api_url}/api/v1/devices\n"
+            f"  OpenAPI  {info.api_url}/api/v1/openapi.json"
+        )
+        print(f"  Metrics  {info.api_url}/metrics")
+        print(f"  Database {info.database}\n")
+        print("  Logins (new on every start):")
+        for login in info.logins:
+            units = f" units: {', '.join(login.units)}" if login.units else ""
+            print(f"    {login.role:<11} {login.username:<20} password {login.password}{units}")
+            print(f"                token {login.token}")
+        token = info.logins[1].token
+        print(
+            f"\n  Try:  curl -H 'Authorization: Bearer {token}' \\\n"
+            f"          '{info.api_url}/api/v1/devices?online=true'"
+        )
+        print("  Stop: Ctrl-C\n", flush=True)
+
+    if settings.log_level != "DEBUG":
+        # The banner says what matters; per-tablet connection chatter would bury it.
+        for noisy in ("alembic", "agent"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    with stop_on_signals(None) as stop:
+        run_demo(
+            settings,
+            devices_count=args.devices,
+            http_port=args.http_port,
+            workdir=Path(args.workdir),
+            status_interval_s=args.interval,
+            prefer_mosquitto=not args.embedded_broker,
+            stop=stop,
+            on_ready=banner,
+        )
+    print("Demo stopped.")
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from server.adapters.db import current_revision, upgrade
+
+    upgrade(settings.database_url, args.revision)
+    print(f"database at revision {current_revision(settings.database_url)}")
+    return 0
+
+
+def _db_current(args: argparse.Namespace, settings: Settings) -> int:
+    from server.adapters.db import current_revision
+
+    print(current_revision(settings.database_url) or "empty (run `lainaamo db upgrade`)")
+    return 0
+
+
+def _uow(settings: Settings):  # type: ignore[no-untyped-def]
+    from server.bootstrap import bootstrap
+
+    return bootstrap(settings, fleet_metrics=False).uow()
+
+
+def _org_add(args: argparse.Namespace, settings: Settings) -> int:
+    from server.service_layer.accounts import add_organisation
+
+    add_organisation(_uow(settings), args.code, args.name)
+    print(f"organisation {args.code} created")
+    return 0
+
+
+def _unit_add(args: argparse.Namespace, settings: Settings) -> int:
+    from server.service_layer.accounts import add_unit
+
+    add_unit(_uow(settings), args.org, args.code, args.name)
+    print(f"unit {args.code} created in {args.org}")
+    return 0
+
+
+def _user_add(args: argparse.Namespace, settings: Settings) -> int:
+    from server.domain.commands import AddUser
+    from server.service_layer.accounts import add_user, create_token
+
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif args.password:
+        password = getpass.getpass(f"password for {args.username}: ")
+    add_user(
+        _uow(settings), AddUser(args.org, args.username, args.role, tuple(args.unit), password)
+    )
+    print(f"user {args.username} ({args.role}) created")
+    if args.token:
+        token, _ = create_token(_uow(settings), args.username, "cli")
+        print(f"API token (shown once): {token}")
+    return 0
+
+
+def _token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from server.service_layer.accounts import create_token
+
+    valid = timedelta(days=args.days) if args.days else None
+    token, expires = create_token(_uow(settings), args.username, args.name, valid)
+    print(f"API token (shown once): {token}")
+    print(f"expires: {expires.isoformat() if expires else 'never'}")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from lainaamo.progress import ProgressBar
+    from server.bootstrap import bootstrap
+    from server.service_layer.audit import verify_chain
+
+    services = bootstrap(settings, fleet_metrics=False)
+    bar = ProgressBar("verifying")
+    with services.session_factory() as session:
+        report = verify_chain(session, bar)
+    bar.finish()
+    services.close()
+    print(f"{report.events} audit events, chain head seq {report.head_seq} hash {report.head_hash}")
+    if report.intact:
+        print("the audit chain is intact")
+        return 0
+    print(f"THE AUDIT CHAIN IS BROKEN: {report.problem}")
+    return 1
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        sys.stdout.write(markdown())
+        return 0
+    for name, value in vars(settings).items():
+        shown = "********" if "password" in name and value else value
+        print(f"{name} = {shown!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lainaamo",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lainaamo {__version__}")
+    parser.add_argument("--config", help="TOML settings file (default: $LAINAAMO_CONFIG)")
+    parser.add_argument("--log-level", help="override log_level (DEBUG, INFO, WARNING, ERROR)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("serve", _serve, "Serve the REST API (/api/v1) and /metrics over HTTP.")
+    p.add_argument(
+        "--with-ingest",
+        action="store_true",
+        help="also run the MQTT ingest in this process (small installations)",
+    )
+    add("ingest", _ingest, "Consume device messages from the broker into the database.")
+    p = add(
+        "agent", _agent, "Run the tablet agent (reports status, applies policies and commands)."
+    )
+    p.add_argument("--device-id", help="this device's id (default: $LAINAAMO_DEVICE_ID)")
+    p.add_argument("--platform", choices=["linux", "simulated"], help="platform adapter")
+    p = add("simulate", _simulate, "Run N simulated tablets, each with its own MQTT connection.")
+    p.add_argument("--devices", type=int, default=30, help="how many tablets (default 30)")
+    p.add_argument("--prefix", default="tab", help="device ids are PREFIX-001, PREFIX-002, …")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated behaviour")
+    p.add_argument("--interval", type=float, help="status interval in seconds")
+    p.add_argument("--state-dir", default="var/simulator", help="where the agents keep their state")
+    p = add(
+        "demo", _demo, "Run broker, server and a simulated 30-tablet pilot fleet; Ctrl-C stops."
+    )
+    p.add_argument("--devices", type=int, default=30, help="simulated tablets (default 30)")
+    p.add_argument("--http-port", type=int, default=8000, help="API port (default 8000)")
+    p.add_argument("--interval", type=float, default=5.0, help="status interval (default 5 s)")
+    p.add_argument("--workdir", default="var/demo", help="where the demo keeps its files")
+    p.add_argument(
+        "--embedded-broker",
+        action="store_true",
+        help="use the embedded Python broker even if Mosquitto is installed",
+    )
+
+    db = sub.add_parser("db", help="Database schema.", description="Database schema.")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    p = db_sub.add_parser("upgrade", help="Apply migrations up to a revision (default: newest).")
+    p.add_argument("--revision", default="head")
+    p.set_defaults(handler=_db_upgrade)
+    db_sub.add_parser("current", help="Show the schema revision.").set_defaults(handler=_db_current)
+
+    org = sub.add_parser("org", help="Organisations (wellbeing regions).")
+    org_sub = org.add_subparsers(dest="org_command", required=True, metavar="ACTION")
+    p = org_sub.add_parser("add", help="Create an organisation.")
+    p.add_argument("code")
+    p.add_argument("name")
+    p.set_defaults(handler=_org_add)
+
+    unit = sub.add_parser("unit", help="Lending units of an organisation.")
+    unit_sub = unit.add_subparsers(dest="unit_command", required=True, metavar="ACTION")
+    p = unit_sub.add_parser("add", help="Create a unit.")
+    p.add_argument("--org", required=True, help="organisation code")
+    p.add_argument("code")
+    p.add_argument("name")
+    p.set_defaults(handler=_unit_add)
+
+    user = sub.add_parser("user", help="Users (professionals, never clients).")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    p = user_sub.add_parser("add", help="Create a user; prints an API token unless --no-token.")
+    p.add_argument("username")
+    p.add_argument("--org", required=True, help="organisation code")
+    p.add_argument("--role", required=True, choices=["admin", "it_support", "counsellor"])
+    p.add_argument(
+        "--unit", action="append", default=[], help="unit code (repeat; counsellors need one)"
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--password", action="store_true", help="ask for a password")
+    group.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument(
+        "--no-token", dest="token", action="store_false", help="do not create an API token"
+    )
+    p.set_defaults(handler=_user_add)
+
+    token = sub.add_parser("token", help="API tokens.")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    p = token_sub.add_parser("create", help="Create an API token for a user.")
+    p.add_argument("username")
+    p.add_argument("--name", default="cli", help="what the token is for")
+    p.add_argument("--days", type=int, help="valid for this many days (default: until revoked)")
+    p.set_defaults(handler=_token_create)
+
+    audit = sub.add_parser("audit", help="The append-only audit log.")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_sub.add_parser(
+        "verify",
+        help="Recompute the audit hash chain and report any altered or removed event "
+        "(exit 1). Keep the printed head hash somewhere else to detect a rewritten chain.",
+    ).set_defaults(handler=_audit_verify)
+
+    p = add("config", _config, "Print the settings in effect.")
+    p.add_argument("--markdown", action="store_true", help="print the settings reference instead")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load(config_file=args.config)
+        if args.log_level:
+            settings = settings.replace(log_level=args.log_level.upper())
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        code: int = args.handler(args, settings)
+        return code
+    except LainaamoError as exc:
+        print(f"lainaamo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Settings, read from a TOML file and `LAINAAMO_…` environment variables.
+
+Precedence: built-in default < config file (`LAINAAMO_CONFIG` or `--config`) < environment.
+Every setting is declared once below with its documentation; docs/configuration.md is
+generated from these declarations (`lainaamo config --markdown`) and a test keeps it in sync.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from lainaamo.errors import ConfigError
+
+ENV_PREFIX = "LAINAAMO_"
+
+
+def _s(default: Any, doc: str, group: str) -> Any:
+    return field(default=default, metadata={"doc": doc, "group": group})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of the server, the ingest and the agent."""
+
+    # --- server
+    database_url: str = _s(
+        "sqlite:///var/lainaamo.db",
+        "SQLAlchemy database URL. SQLite for the demo and tests, PostgreSQL "
+        "(`postgresql+psycopg://user@host/db`) in production.",
+        "server",
+    )
+    http_host: str = _s("127.0.0.1", "Address the HTTP API listens on.", "server")
+    http_port: int = _s(8000, "Port of the HTTP API and `/metrics`.", "server")
+    http_threads: int = _s(8, "Worker threads of the HTTP server (`lainaamo serve`).", "server")
+    low_battery_pct: int = _s(
+        20, "Battery percentage at or below which a device counts as low on battery.", "server"
+    )
+    status_history_days: int = _s(
+        30, "Status reports older than this many days are pruned from the history.", "server"
+    )
+    status_history_per_device: int = _s(
+        1000, "At most this many status reports are kept per device.", "server"
+    )
+    loan_retention_days: int = _s(
+        365 * 2,
+        "Ended loans older than this are anonymised: the client reference is replaced, the "
+        "statistics stay.",
+        "server",
+    )
+    offline_grace_factor: float = _s(
+        3.0,
+        "A device that says it is online but has sent nothing for this many status intervals "
+        "is shown as stale.",
+        "server",
+    )
+    # --- MQTT (shared by server and agent)
+    mqtt_host: str = _s("127.0.0.1", "MQTT broker host.", "mqtt")
+    mqtt_port: int = _s(1883, "MQTT broker port.", "mqtt")
+    mqtt_username: str = _s(
+        "", "MQTT user name of the server processes (the agent always uses its device id).", "mqtt"
+    )
+    mqtt_password: str = _s("", "MQTT password.", "mqtt")
+    mqtt_protocol: str = _s(
+        "5", "MQTT protocol version: `5` or `3.1.1` (for brokers without MQTT 5).", "mqtt"
+    )
+    mqtt_keepalive_s: int = _s(
+        30, "MQTT keepalive; the broker declares a silent client dead after 1.5 times this.", "mqtt"
+    )
+    mqtt_tls: bool = _s(False, "Connect to the broker over TLS.", "mqtt")
+    mqtt_ca_file: str = _s(
+        "", "CA certificate file that signs the broker's certificate (TLS only).", "mqtt"
+    )
+    topic_prefix: str = _s("fleet/v1", "Prefix of every Lainaamo topic.", "mqtt")
+    # --- ingest
+    ingest_client_id: str = _s(
+        "lainaamo-ingest",
+        "MQTT client id of the ingest; its persistent session keeps messages while it is away.",
+        "ingest",
+    )
+    ingest_shared_group: str = _s(
+        "",
+        "When set (MQTT 5 only), ingest subscribes through `$share/<group>/…` so several ingest "
+        "processes split the load. Give each process its own `ingest_client_id`.",
+        "ingest",
+    )
+    ingest_batch_size: int = _s(
+        500, "Most messages committed in one database transaction.", "ingest"
+    )
+    ingest_batch_ms: int = _s(
+        50, "How long ingest waits to fill a batch before committing what it has.", "ingest"
+    )
+    ingest_receive_maximum: int = _s(
+        1000,
+        "MQTT 5 Receive Maximum: unacknowledged messages the broker may send ingest.",
+        "ingest",
+    )
+    ingest_session_expiry_s: int = _s(
+        7 * 86400,
+        "How long the broker keeps the ingest's session while it is disconnected.",
+        "ingest",
+    )
+    ingest_metrics_port: int = _s(
+        9101, "Port of `/metrics` of a separate `lainaamo ingest` process (0: none).", "ingest"
+    )
+    rejection_log_interval_s: int = _s(
+        300,
+        "A rejected message is logged at most once per device and reason in this time.",
+        "ingest",
+    )
+    # --- agent
+    device_id: str = _s(
+        "", "The agent's device id (also its MQTT user name and client id).", "agent"
+    )
+    agent_state_dir: str = _s(
+        "var/agent", "Where the agent keeps its boot counter and outbox.", "agent"
+    )
+    agent_platform: str = _s("linux", "Platform adapter: `linux` or `simulated`.", "agent")
+    status_interval_s: float = _s(60.0, "Seconds between periodic status reports.", "agent")
+    outbox_max: int = _s(
+        10000, "Most unsent reports kept on disk; the oldest are dropped beyond this.", "agent"
+    )
+    reconnect_min_s: float = _s(1.0, "First reconnect delay; doubles up to the maximum.", "agent")
+    reconnect_max_s: float = _s(60.0, "Longest reconnect delay.", "agent")
+    # --- general
+    log_level: str = _s("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", "general")
+
+    def __post_init__(self) -> None:
+        if self.mqtt_protocol not in ("5", "3.1.1"):
+            raise ConfigError(f"mqtt_protocol must be '5' or '3.1.1', not {self.mqtt_protocol!r}")
+        if self.ingest_shared_group and self.mqtt_protocol != "5":
+            raise ConfigError("ingest_shared_group needs mqtt_protocol 5")
+        if self.agent_platform not in ("linux", "simulated"):
+            raise ConfigError(
+                f"agent_platform must be 'linux' or 'simulated', not {self.agent_platform!r}"
+            )
+        for name in ("ingest_batch_size", "status_interval_s", "mqtt_keepalive_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, config_file: str | None = None
+    ) -> Settings:
+        """Read settings from the config file (if any) and the environment."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = config_file or environ.get(ENV_PREFIX + "CONFIG")
+        if path:
+            try:
+                values.update(tomllib.loads(Path(path).read_text()))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+        for name in known:
+            env = environ.get(ENV_PREFIX + name.upper())
+            if env is not None:
+                values[name] = env
+        hints = get_type_hints(cls)
+        return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be {kind.__name__}, not {value!r}") from None
+
+
+def markdown() -> str:
+    """The settings reference, as in docs/configuration.md."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- generated by `lainaamo config --markdown`; edit lainaamo/config.py instead -->",
+        "",
+        "Every setting can be given in a TOML file (`LAINAAMO_CONFIG=/etc/lainaamo.toml` or",
+        "`--config`) as `name = value`, or as the environment variable `LAINAAMO_<NAME>`;",
+        "the environment wins. `lainaamo config` prints the settings in effect.",
+    ]
+    group = None
+    for f in fields(Settings):
+        if f.metadata["group"] != group:
+            group = f.metadata["group"]
+            lines += [
+                "",
+                f"## {group.capitalize()}",
+                "",
+                "| Setting | Environment | Default | Meaning |",
+                "|---|---|---|---|",
+            ]
+        default = "" if f.default == "" else f"`{f.default}`"
+        lines.append(
+            f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | {default} | {f.metadata['doc']} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,36 @@
+"""MQTT contract v1 shared by the agent and the server: topics, messages, schemas.
+
+See docs/protocol.md. The JSON Schemas under `schemas/` are the source of truth; the
+dataclasses here are what the rest of the code sees after validation.
+"""
+
+from lainaamo.protocol.messages import (
+    MAX_PAYLOAD_BYTES,
+    Command,
+    CommandAck,
+    DesiredState,
+    Envelope,
+    Message,
+    Presence,
+    StatusReport,
+    encode,
+    format_ts,
+    parse,
+)
+from lainaamo.protocol.topics import Kind, Topics
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "Command",
+    "CommandAck",
+    "DesiredState",
+    "Envelope",
+    "Kind",
+    "Message",
+    "Presence",
+    "StatusReport",
+    "Topics",
+    "encode",
+    "format_ts",
+    "parse",
+]

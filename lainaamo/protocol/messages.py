@@ -1,0 +1,176 @@
+"""Message dataclasses of MQTT contract v1, and their parsing and encoding.
+
+`parse()` is the only way raw MQTT payloads enter Lainaamo: it checks the size, the JSON,
+the schema (the files under `schemas/`) and that the payload names the device of its topic,
+and returns a frozen dataclass. Anything else raises ProtocolError with a bounded reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Literal
+
+import fastjsonschema
+
+from lainaamo.errors import ProtocolError
+from lainaamo.protocol.topics import Kind
+
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 16 * 1024
+
+PresenceState = Literal["online", "offline"]
+
+
+def format_ts(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and a 'Z', as every message carries it."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def _parse_ts(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("timestamp has no time zone")
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Envelope:
+    """Fields every message carries."""
+
+    device_id: str
+    ts: datetime
+    boot: int
+    seq: int
+    v: int = SCHEMA_VERSION
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where this message stands in its sender's stream: later messages compare greater."""
+        return (self.boot, self.seq)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Presence(Envelope):
+    state: PresenceState
+    reason: str | None = None
+    agent_version: str | None = None
+    status_interval_s: int | None = None
+
+    kind = Kind.PRESENCE
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusReport(Envelope):
+    battery_pct: int
+    charging: bool
+    storage_free_mb: int
+    os_version: str
+    agent_version: str
+    network: str
+    uptime_s: int
+    locked: bool
+    kiosk: bool
+    desired_version: int
+    storage_total_mb: int | None = None
+    signal_pct: int | None = None
+    reason: str | None = None
+
+    kind = Kind.STATUS
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesiredState(Envelope):
+    version: int
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    kind = Kind.DESIRED
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command(Envelope):
+    cmd_id: str
+    name: str
+    expires_at: datetime
+    args: dict[str, Any] = field(default_factory=dict)
+
+    kind = Kind.CMD
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandAck(Envelope):
+    cmd_id: str
+    status: str
+    detail: str | None = None
+
+    kind = Kind.CMD_ACK
+
+
+Message = Presence | StatusReport | DesiredState | Command | CommandAck
+
+_CLASSES: dict[Kind, type[Envelope]] = {
+    Kind.PRESENCE: Presence,
+    Kind.STATUS: StatusReport,
+    Kind.DESIRED: DesiredState,
+    Kind.CMD: Command,
+    Kind.CMD_ACK: CommandAck,
+}
+_TIME_FIELDS = ("ts", "expires_at")
+
+
+def load_schema(kind: Kind) -> dict[str, Any]:
+    """The JSON Schema of one message kind, as shipped in the package."""
+    text = (
+        resources.files("lainaamo.protocol")
+        .joinpath(f"schemas/{kind.schema_name}.json")
+        .read_text()
+    )
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
+def _validator(kind: Kind) -> Any:
+    return fastjsonschema.compile(load_schema(kind))
+
+
+def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
+    """Validate one payload received on `kind`'s topic of `topic_device_id`."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ProtocolError("malformed", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed", "payload is not a JSON object")
+    try:
+        _validator(kind)(data)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise ProtocolError("invalid", exc.message[:200]) from None
+    if data["device_id"] != topic_device_id:
+        raise ProtocolError(
+            "mismatched", f"payload device {data['device_id']!r} on topic of {topic_device_id!r}"
+        )
+    try:
+        for name in _TIME_FIELDS:
+            if name in data:
+                data[name] = _parse_ts(data[name])
+    except ValueError as exc:
+        raise ProtocolError("invalid", f"bad timestamp: {exc}") from None
+    message: Message = _CLASSES[kind](**data)  # type: ignore[assignment]
+    return message
+
+
+def encode(message: Message) -> bytes:
+    """Serialise a message to its JSON payload (None-valued optional fields are left out)."""
+    data = {k: v for k, v in asdict(message).items() if v is not None}
+    for name in _TIME_FIELDS:
+        if name in data:
+            data[name] = format_ts(data[name])
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,1 @@
+"""Adapters: the database, metrics, MQTT and clocks behind small interfaces."""

@@ -1,0 +1,480 @@
+"""SQLAlchemy 2 tables. Every schema change comes with an Alembic migration."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+# Named constraints so that migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite has no 64-bit autoincrement BIGINT primary key; INTEGER is its 64-bit rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Organisation(Base):
+    """A wellbeing services county (hyvinvointialue) running a loan-device programme."""
+
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Shown on lock and lost-mode screens: IT support's number, never a service's.
+    support_phone: Mapped[str | None] = mapped_column(String(40))
+
+
+class Unit(Base):
+    """A service unit that lends devices (e.g. adult social work of one municipality)."""
+
+    __tablename__ = "units"
+    __table_args__ = (UniqueConstraint("organisation_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Device(Base):
+    """A loan tablet; its id is also its MQTT identity."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "asset_tag"),
+        Index("ix_devices_org_unit_id", "organisation_id", "unit_id", "id"),
+        Index("ix_devices_org_state_id", "organisation_id", "lifecycle_state", "id"),
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    asset_tag: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(64), default="")
+    model: Mapped[str] = mapped_column(String(100), default="")
+    lifecycle_state: Mapped[str] = mapped_column(String(20), default="in_stock")
+    # The last verified wipe: by the agent's acknowledgement or recorded by hand by IT support.
+    wiped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    wipe_method: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    unit: Mapped[Unit | None] = relationship(lazy="joined")
+    status: Mapped[DeviceStatus] = relationship(lazy="joined", uselist=False)
+    desired: Mapped[DesiredStateRow | None] = relationship(lazy="joined", uselist=False)
+
+
+class DeviceStatus(Base):
+    """Latest presence and reported status of a device (one row per device, written by ingest)."""
+
+    __tablename__ = "device_status"
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    online: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    presence_boot: Mapped[int | None] = mapped_column(BigInteger)
+    presence_seq: Mapped[int | None] = mapped_column(BigInteger)
+    presence_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status_interval_s: Mapped[int | None] = mapped_column(Integer)
+    status_boot: Mapped[int | None] = mapped_column(BigInteger)
+    status_seq: Mapped[int | None] = mapped_column(BigInteger)
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    battery_pct: Mapped[int | None] = mapped_column(Integer, index=True)
+    charging: Mapped[bool | None] = mapped_column(Boolean)
+    storage_free_mb: Mapped[int | None] = mapped_column(BigInteger)
+    storage_total_mb: Mapped[int | None] = mapped_column(BigInteger)
+    os_version: Mapped[str | None] = mapped_column(String(64))
+    agent_version: Mapped[str | None] = mapped_column(String(32))
+    network: Mapped[str | None] = mapped_column(String(16))
+    signal_pct: Mapped[int | None] = mapped_column(Integer)
+    uptime_s: Mapped[int | None] = mapped_column(BigInteger)
+    locked: Mapped[bool | None] = mapped_column(Boolean)
+    kiosk: Mapped[bool | None] = mapped_column(Boolean)
+    desired_version: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StatusReport(Base):
+    """Bounded history of status reports; unique by (device, boot, seq): redeliveries store once."""
+
+    __tablename__ = "status_reports"
+    __table_args__ = (
+        UniqueConstraint("device_id", "boot", "seq", name="uq_status_reports_device_boot_seq"),
+        Index("ix_status_reports_device_ts", "device_id", "reported_at"),
+        Index("ix_status_reports_received_at", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    boot: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    reported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str | None] = mapped_column(String(16))
+    battery_pct: Mapped[int] = mapped_column(Integer)
+    charging: Mapped[bool] = mapped_column(Boolean)
+    storage_free_mb: Mapped[int] = mapped_column(BigInteger)
+    network: Mapped[str] = mapped_column(String(16))
+    signal_pct: Mapped[int | None] = mapped_column(Integer)
+    uptime_s: Mapped[int] = mapped_column(BigInteger)
+    locked: Mapped[bool] = mapped_column(Boolean)
+    kiosk: Mapped[bool] = mapped_column(Boolean)
+    desired_version: Mapped[int] = mapped_column(BigInteger)
+
+
+user_units = Table(
+    "user_units",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_id", ForeignKey("units.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(Base):
+    """A professional using Lainaamo; never a client."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    username: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    units: Mapped[list[Unit]] = relationship(secondary=user_units, lazy="selectin")
+
+
+class ApiToken(Base):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+_audit_order = itertools.count()
+
+
+class AuditEvent(Base):
+    """Append-only record of every change and every access to client-related data."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id"),)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Events added in one flush are chained in the order they were created.
+        self.created_order = next(_audit_order)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    actor: Mapped[str] = mapped_column(String(140))  # "user:<id>:<username>" or "system:<part>"
+    role: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(80))  # source:subject:action, e.g. api:device:create
+    subject_type: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # Hash chain: each event's hash covers its content and the previous event's hash.
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row: the newest link of the audit hash chain. Locking it serialises appends."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Client(Base):
+    """A pseudonymous client reference owned by a unit; never a name or an identity code."""
+
+    __tablename__ = "clients"
+    __table_args__ = (UniqueConstraint("unit_id", "ref"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    ref: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class Agreement(Base):
+    """A version of the loan agreement text; a handover records which one was accepted."""
+
+    __tablename__ = "agreements"
+    __table_args__ = (UniqueConstraint("organisation_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    version: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LoanRulesRow(Base):
+    """Loan length, renewals and overdue thresholds of a unit (optionally for one model)."""
+
+    __tablename__ = "loan_rules"
+    __table_args__ = (UniqueConstraint("unit_id", "model"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    model: Mapped[str] = mapped_column(String(100), default="")  # "": every model
+    loan_days: Mapped[int] = mapped_column(Integer)
+    renewal_days: Mapped[int] = mapped_column(Integer)
+    max_renewals: Mapped[int] = mapped_column(Integer)
+    reminder_after_days: Mapped[int] = mapped_column(Integer)
+    restrict_after_days: Mapped[int] = mapped_column(Integer)
+    offline_lock_after_days: Mapped[int] = mapped_column(Integer)
+
+
+loan_professionals = Table(
+    "loan_professionals",
+    Base.metadata,
+    Column("loan_id", ForeignKey("loans.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id"), primary_key=True),
+)
+
+# States in which a loan holds its device; a device is in at most one such loan (the index
+# below makes the database itself refuse a second one).
+_HOLDS_DEVICE = "state IN ('ready', 'on_loan', 'paused', 'lost')"
+
+
+class Loan(Base):
+    """A loan of one device (and its kit) to one client, from request to its end."""
+
+    __tablename__ = "loans"
+    __table_args__ = (
+        Index(
+            "uq_loans_device_active",
+            "device_id",
+            unique=True,
+            sqlite_where=text(_HOLDS_DEVICE),
+            postgresql_where=text(_HOLDS_DEVICE),
+        ),
+        Index("ix_loans_unit_state_requested", "unit_id", "state", "requested_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+    state: Mapped[str] = mapped_column(String(24), default="requested")
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    handed_over_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    handed_over_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"))
+    agreement_accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    renewals: Mapped[int] = mapped_column(Integer, default=0)
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    pause_reason: Mapped[str | None] = mapped_column(String(200))
+    hold: Mapped[bool] = mapped_column(Boolean, default=False)  # counsellor: do not escalate
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    client: Mapped[Client] = relationship(lazy="joined")
+    device: Mapped[Device | None] = relationship(lazy="joined")
+    professionals: Mapped[list[User]] = relationship(secondary=loan_professionals, lazy="selectin")
+    kit: Mapped[list[KitItem]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="KitItem.id"
+    )
+
+
+class KitItem(Base):
+    """Something lent with the tablet (charger, case, SIM), checked at return."""
+
+    __tablename__ = "loan_kit_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    returned_condition: Mapped[str | None] = mapped_column(String(20))  # ok | damaged | missing
+
+
+class KioskProfileRow(Base):
+    """A unit's kiosk profile: allowed apps, home-screen shortcuts, locked settings."""
+
+    __tablename__ = "kiosk_profiles"
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    apps: Mapped[list[str]] = mapped_column(JSON, default=list)
+    shortcuts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    settings_locked: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class DesiredStateRow(Base):
+    """The versioned desired state of a device and how far it has been published."""
+
+    __tablename__ = "device_desired"
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    override: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    published_version: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class CommandRow(Base):
+    """A one-shot command in the server-side outbox, from queued to its outcome.
+
+    Never retained on the broker: a command reaches a device when it is online, and is sent
+    again when the device comes back with a new boot before acknowledging it.
+    """
+
+    __tablename__ = "commands"
+    __table_args__ = (
+        Index("ix_commands_state_device", "state", "device_id"),
+        Index("ix_commands_bulk", "bulk_id"),
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the cmd_id
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    name: Mapped[str] = mapped_column(String(20))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(12), default="queued")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(140))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_boot: Mapped[int | None] = mapped_column(BigInteger)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    detail: Mapped[str | None] = mapped_column(String(500))
+    bulk_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Lease(Base):
+    """A named lease held by one process at a time (scheduler, dispatcher)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+GENESIS_HASH = "0" * 64
+
+
+def audit_digest(event: AuditEvent) -> str:
+    """SHA-256 over an event's content and the previous hash, in a canonical JSON form."""
+    content = {
+        "seq": event.seq,
+        "at": event.at.astimezone(UTC).isoformat(),
+        "organisation_id": event.organisation_id,
+        "actor": event.actor,
+        "role": event.role,
+        "action": event.action,
+        "subject_type": event.subject_type,
+        "subject_id": event.subject_id,
+        "before": event.before,
+        "after": event.after,
+        "reason": event.reason,
+        "prev_hash": event.prev_hash,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_append_only_and_chained(session: Session, *_: object) -> None:
+    """Refuse to change or delete an audit event; link new ones into the hash chain."""
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise PermissionError("audit events are append-only")
+    new = [obj for obj in session.new if isinstance(obj, AuditEvent)]
+    if not new:
+        return
+    connection = session.connection()
+    # A no-op write first: it takes the row lock (PostgreSQL) or the write lock (SQLite), so
+    # concurrent transactions append one after another and the chain never forks.
+    connection.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
+    head = connection.execute(
+        select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)
+    ).one()
+    seq, last = head.seq, head.last_hash
+    for audit in sorted(new, key=lambda e: e.created_order):
+        seq += 1
+        audit.at = audit.at or utcnow()
+        audit.seq = seq
+        audit.prev_hash = last
+        audit.hash = last = audit_digest(audit)
+    connection.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, last_hash=last))

@@ -1,0 +1,97 @@
+"""Loan requests and actions, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lainaamo.errors import InvalidInput
+from server.domain.loans import LoanAction
+from server.domain.model import check_device_id, check_text
+from server.domain.privacy import check_client_ref, refuse_identifiers
+
+KIT_KINDS = frozenset({"charger", "case", "sim", "headphones", "stylus", "other"})
+CONDITIONS = frozenset({"ok", "damaged", "missing"})
+
+
+def free_text(name: str, value: str | None, max_len: int = 500) -> str | None:
+    if value is None:
+        return None
+    return refuse_identifiers(name, check_text(name, value, max_len=max_len, required=False))
+
+
+@dataclass(frozen=True)
+class RequestLoan:
+    unit: str
+    client_ref: str
+    professionals: tuple[str, ...] = ()  # user names; empty: the requester
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "client_ref", check_client_ref(self.client_ref))
+        check_text("unit", self.unit, max_len=40)
+        if len(self.professionals) > 2 or len(set(self.professionals)) != len(self.professionals):
+            raise InvalidInput(
+                "a loan names one or two responsible professionals",
+                [{"field": "professionals", "message": "one or two different user names"}],
+            )
+
+
+@dataclass(frozen=True)
+class KitLine:
+    kind: str
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KIT_KINDS:
+            raise InvalidInput(
+                "unknown kit item",
+                [{"field": "kit", "message": f"kind one of {sorted(KIT_KINDS)}"}],
+            )
+        object.__setattr__(self, "label", free_text("kit", self.label, 100) or "")
+
+
+@dataclass(frozen=True)
+class LoanStep:
+    """One action on a loan with whatever that action needs."""
+
+    loan_id: int
+    action: LoanAction
+    reason: str | None = None
+    device_id: str | None = None  # assign; release (repeated as confirmation)
+    agreement_version: str | None = None  # hand_over
+    agreement_accepted: bool = False  # hand_over
+    kit: tuple[KitLine, ...] = ()  # hand_over
+    returned: dict[int, str] = field(default_factory=dict)  # return: kit item id → condition
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", free_text("reason", self.reason))
+        if self.action in (LoanAction.ASSIGN, LoanAction.RELEASE):
+            if self.device_id is None:
+                message = (
+                    "repeat the device id to confirm that the client keeps the device"
+                    if self.action is LoanAction.RELEASE
+                    else "which device to reserve"
+                )
+                raise InvalidInput(
+                    "device_id is required", [{"field": "device_id", "message": message}]
+                )
+            check_device_id(self.device_id)
+        if self.action is LoanAction.HAND_OVER:
+            if not self.agreement_version or not self.agreement_accepted:
+                raise InvalidInput(
+                    "the handover needs the client's acceptance of the loan agreement",
+                    [{"field": "agreement_accepted", "message": "true, with agreement_version"}],
+                )
+        bad = {k: v for k, v in self.returned.items() if v not in CONDITIONS}
+        if bad:
+            raise InvalidInput(
+                "unknown condition",
+                [
+                    {"field": "kit", "message": f"item {k}: one of ok, damaged, missing"}
+                    for k in bad
+                ],
+            )
+        if self.action is LoanAction.PAUSE and not self.reason:
+            raise InvalidInput(
+                "say why the loan is paused (e.g. hospital stay)",
+                [{"field": "reason", "message": "required"}],
+            )

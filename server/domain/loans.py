@@ -1,0 +1,165 @@
+"""The loan lifecycle: an explicit state machine, and the rules that go with it.
+
+    requested ──assign──▶ ready ──hand_over──▶ on_loan ──return──▶ returned
+        │  ▲                │                  │  ▲ │ ╲
+     cancel└──unassign──────┘             pause│  │resume ╲──release──▶ released_to_client
+        ▼                   ▼                  ▼  │ │
+    cancelled           cancelled             paused │──report_lost──▶ lost ──return──▶ returned
+
+`renew` keeps a loan on_loan with a later due date. Overdue is never stored: it is derived
+from the due date, and a paused loan is never overdue-escalated.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from lainaamo.errors import Conflict, InvalidInput
+from server.domain.model import LifecycleState
+
+
+class LoanState(enum.StrEnum):
+    REQUESTED = "requested"
+    READY = "ready"  # a device is reserved, waiting for the handover
+    ON_LOAN = "on_loan"
+    PAUSED = "paused"  # hospital stay, treatment period: no overdue escalation
+    LOST = "lost"
+    RETURNED = "returned"
+    RELEASED_TO_CLIENT = "released_to_client"  # the client keeps the device
+    CANCELLED = "cancelled"
+
+
+class LoanAction(enum.StrEnum):
+    ASSIGN = "assign"
+    UNASSIGN = "unassign"
+    CANCEL = "cancel"
+    HAND_OVER = "hand_over"
+    RENEW = "renew"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RETURN = "return"
+    REPORT_LOST = "report_lost"
+    RELEASE = "release"
+
+
+S, A = LoanState, LoanAction
+TRANSITIONS: dict[tuple[LoanState, LoanAction], LoanState] = {
+    (S.REQUESTED, A.ASSIGN): S.READY,
+    (S.REQUESTED, A.CANCEL): S.CANCELLED,
+    (S.READY, A.UNASSIGN): S.REQUESTED,
+    (S.READY, A.CANCEL): S.CANCELLED,
+    (S.READY, A.HAND_OVER): S.ON_LOAN,
+    (S.ON_LOAN, A.RENEW): S.ON_LOAN,
+    (S.ON_LOAN, A.PAUSE): S.PAUSED,
+    (S.PAUSED, A.RESUME): S.ON_LOAN,
+    (S.ON_LOAN, A.RETURN): S.RETURNED,
+    (S.PAUSED, A.RETURN): S.RETURNED,
+    (S.LOST, A.RETURN): S.RETURNED,
+    (S.ON_LOAN, A.REPORT_LOST): S.LOST,
+    (S.PAUSED, A.REPORT_LOST): S.LOST,
+    (S.ON_LOAN, A.RELEASE): S.RELEASED_TO_CLIENT,
+    (S.PAUSED, A.RELEASE): S.RELEASED_TO_CLIENT,
+}
+ACTIVE = frozenset({S.REQUESTED, S.READY, S.ON_LOAN, S.PAUSED, S.LOST})
+HOLDS_DEVICE = frozenset({S.READY, S.ON_LOAN, S.PAUSED, S.LOST})
+FINAL = frozenset({S.RETURNED, S.RELEASED_TO_CLIENT, S.CANCELLED})
+
+# What each action does to the loan's device (None: nothing).
+DEVICE_AFTER: dict[LoanAction, LifecycleState | None] = {
+    A.ASSIGN: None,  # reserved by the loan, still in stock
+    A.UNASSIGN: None,
+    A.CANCEL: None,
+    A.HAND_OVER: LifecycleState.ON_LOAN,
+    A.RENEW: None,
+    A.PAUSE: None,
+    A.RESUME: None,
+    A.RETURN: LifecycleState.AWAITING_WIPE,  # never lent again before a wipe
+    A.REPORT_LOST: LifecycleState.LOST,
+    A.RELEASE: LifecycleState.RELEASED,  # wiped and released from management
+}
+
+
+def next_state(current: LoanState, action: LoanAction) -> LoanState:
+    """The state after `action`, or Conflict naming what is possible instead."""
+    target = TRANSITIONS.get((current, action))
+    if target is None:
+        possible = sorted(a.value for (s, a) in TRANSITIONS if s == current)
+        raise Conflict(
+            f"a loan that is {current} cannot {action.value.replace('_', ' ')}"
+            f" (possible: {', '.join(possible) or 'nothing, it has ended'})"
+        )
+    return target
+
+
+@dataclass(frozen=True)
+class LoanRules:
+    """How long loans last and how overdue loans escalate; per unit, optionally per model."""
+
+    loan_days: int = 90
+    renewal_days: int = 60
+    max_renewals: int = 2
+    reminder_after_days: int = 3  # overdue this long: reminder on the tablet, worklist item
+    restrict_after_days: int = 14  # overdue this long: restricted mode
+    offline_lock_after_days: int = 21  # the agent locks itself if unheard-of this long past due
+
+    def __post_init__(self) -> None:
+        values = [
+            self.loan_days,
+            self.renewal_days,
+            self.reminder_after_days,
+            self.restrict_after_days,
+            self.offline_lock_after_days,
+        ]
+        if min(values) < 1 or self.max_renewals < 0:
+            raise InvalidInput("loan rules must be positive", [])
+        if not self.reminder_after_days <= self.restrict_after_days:
+            raise InvalidInput(
+                "the reminder must come before restriction",
+                [{"field": "restrict_after_days", "message": "at least reminder_after_days"}],
+            )
+
+
+def due_after_handover(handed_over_at: datetime, rules: LoanRules) -> datetime:
+    return handed_over_at + timedelta(days=rules.loan_days)
+
+
+def check_renewal(renewals: int, queued_in_unit: int, rules: LoanRules) -> None:
+    """Refuse a renewal while others wait for a device, or beyond the unit's limit."""
+    if queued_in_unit > 0:
+        raise Conflict(
+            f"{queued_in_unit} client(s) of this unit are waiting for a device: "
+            "return this one instead of renewing"
+        )
+    if renewals >= rules.max_renewals:
+        raise Conflict(f"this loan has been renewed {renewals} times, the unit's limit")
+
+
+class Escalation(enum.IntEnum):
+    """How far an overdue loan has escalated (ordered)."""
+
+    NONE = 0
+    REMINDER = 1
+    RESTRICTED = 2
+
+
+def overdue_days(due_at: datetime | None, now: datetime) -> float:
+    """How many days past due (0 when not due yet)."""
+    if due_at is None or now <= due_at:
+        return 0.0
+    return (now - due_at).total_seconds() / 86400
+
+
+def escalation(
+    state: LoanState, due_at: datetime | None, now: datetime, rules: LoanRules, hold: bool
+) -> Escalation:
+    """Where overdue handling stands; paused loans and counsellor holds never escalate."""
+    if state is not LoanState.ON_LOAN or hold:
+        return Escalation.NONE
+    days = overdue_days(due_at, now)
+    if days >= rules.restrict_after_days:
+        return Escalation.RESTRICTED
+    if days >= rules.reminder_after_days:
+        return Escalation.REMINDER
+    return Escalation.NONE

@@ -1,0 +1,136 @@
+"""What a tablet should be: the desired state computed from its loan and lifecycle.
+
+The loan record drives it. Screens are neutral: no text here ever names the service, the
+unit or the client, because on a lost or borrowed tablet that alone can reveal health data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from lainaamo.errors import InvalidInput
+from server.domain.loans import Escalation, LoanRules, LoanState
+from server.domain.model import LifecycleState
+
+MESSAGES = {
+    "return_to_it": "Tämä laite on palautettava. / Denna enhet ska returneras. / "
+    "Please return this device.",
+    "lost": "Tämä laite on kadonnut. Soita: / Denna enhet har förlorats. Ring: / "
+    "This device is lost. Call:",
+    "reminder": "Laina-aika on päättynyt. / Lånetiden har gått ut. / The loan period has ended.",
+}
+
+
+CATEGORIES = frozenset({"chat", "appointment", "digipath", "group", "other"})
+
+
+@dataclass(frozen=True)
+class KioskProfile:
+    """A unit's kiosk: allowed apps, home-screen shortcuts, whether settings are locked."""
+
+    apps: tuple[str, ...] = ()
+    shortcuts: tuple[dict[str, str], ...] = ()
+    settings_locked: bool = True
+    essential_categories: frozenset[str] = frozenset({"chat", "appointment"})
+
+    def __post_init__(self) -> None:
+        errors: list[dict[str, object]] = []
+        if len(self.apps) > 64 or not all(
+            isinstance(a, str) and 0 < len(a) <= 200 for a in self.apps
+        ):
+            errors.append({"field": "apps", "message": "up to 64 app identifiers"})
+        for shortcut in self.shortcuts:
+            if (
+                set(shortcut) != {"label", "url", "category"}
+                or shortcut.get("category") not in CATEGORIES
+                or not all(isinstance(v, str) and v for v in shortcut.values())
+                or len(shortcut["label"]) > 60
+                or not str(shortcut["url"]).startswith(("https://", "app:"))
+                or len(shortcut["url"]) > 500
+            ):
+                errors.append(
+                    {
+                        "field": "shortcuts",
+                        "message": "each {label ≤ 60, url (https:// or "
+                        f"app:), category one of {sorted(CATEGORIES)}}}",
+                    }
+                )
+                break
+        if len(self.shortcuts) > 32:
+            errors.append({"field": "shortcuts", "message": "at most 32"})
+        if errors:
+            raise InvalidInput("invalid kiosk profile", errors)
+
+    def as_policy(self, restricted: bool = False) -> dict[str, Any]:
+        shortcuts = [
+            s
+            for s in self.shortcuts
+            if not restricted or s["category"] in self.essential_categories
+        ]
+        return {
+            "apps": [] if restricted else list(self.apps),
+            "shortcuts": shortcuts,
+            "settings_locked": True if restricted else self.settings_locked,
+        }
+
+
+@dataclass(frozen=True)
+class DeviceSituation:
+    """Everything the desired state depends on."""
+
+    lifecycle: LifecycleState
+    loan_state: LoanState | None = None
+    escalation: Escalation = Escalation.NONE
+    due_at: datetime | None = None
+    rules: LoanRules = field(default_factory=LoanRules)
+    profile: KioskProfile = field(default_factory=KioskProfile)
+    support_phone: str | None = None
+    override: dict[str, Any] | None = None  # explicit override by IT support
+    hold: bool = False  # a counsellor's hold: no escalation, no offline lock
+
+
+def compute_policy(situation: DeviceSituation) -> dict[str, Any]:
+    """The policy to publish for a device in this situation."""
+    s = situation
+    policy: dict[str, Any]
+    if s.lifecycle is LifecycleState.RELEASED or s.lifecycle is LifecycleState.RETIRED:
+        policy = {"mode": "unmanaged"}
+    elif s.lifecycle is LifecycleState.LOST or s.loan_state is LoanState.LOST:
+        policy = {"mode": "lost", "message": MESSAGES["lost"], "support_phone": s.support_phone}
+    elif s.lifecycle is LifecycleState.ON_LOAN and s.loan_state in (
+        LoanState.ON_LOAN,
+        LoanState.PAUSED,
+    ):
+        restricted = s.escalation is Escalation.RESTRICTED
+        policy = {
+            "mode": "restricted" if restricted else "kiosk",
+            "kiosk": s.profile.as_policy(restricted),
+            "reminder": s.escalation >= Escalation.REMINDER,
+            "message": MESSAGES["reminder"] if s.escalation >= Escalation.REMINDER else None,
+            "support_phone": s.support_phone,
+            "offline_lock_at": _offline_lock_at(s),
+        }
+    else:  # in stock, awaiting wipe, in repair: nobody should be using it
+        policy = {
+            "mode": "locked",
+            "message": MESSAGES["return_to_it"],
+            "support_phone": s.support_phone,
+        }
+    if s.override:
+        policy = {**policy, **s.override}
+    return policy
+
+
+def _offline_lock_at(s: DeviceSituation) -> str | None:
+    if s.due_at is None or s.loan_state is LoanState.PAUSED or s.hold:
+        return None
+    moment = s.due_at + timedelta(days=s.rules.offline_lock_after_days)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def canonical(policy: dict[str, Any]) -> str:
+    """A stable text of a policy, to tell whether it changed."""
+    return json.dumps(policy, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

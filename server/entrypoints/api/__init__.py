@@ -1,0 +1,25 @@
+"""The REST API under /api/v1; see openapi.py for its contract."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from server.entrypoints.api import auth, commands, devices, loans, openapi, people
+
+PUBLIC_ENDPOINTS = {"api.openapi_document", "api.create_token"}
+
+
+def create_blueprint() -> Blueprint:
+    bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+    @bp.before_request
+    def authenticate() -> None:
+        if request.endpoint not in PUBLIC_ENDPOINTS:
+            auth.load_principal()
+
+    openapi.register(bp)
+    people.register(bp)
+    devices.register(bp)
+    loans.register(bp)
+    commands.register(bp)
+    return bp

@@ -1,0 +1,302 @@
+"""Loan routes: request, list, detail, every lifecycle step, queues, the worklist, rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from lainaamo.errors import InvalidInput
+from server.domain.loan_commands import KitLine, LoanStep, RequestLoan, free_text
+from server.domain.loans import LoanAction, LoanRules, LoanState
+from server.domain.model import Role
+from server.domain.policy import KioskProfile
+from server.entrypoints.api import params
+from server.entrypoints.api.auth import current, roles
+from server.entrypoints.api.context import services
+from server.service_layer import audit, loan_views, loans
+
+ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
+# URL segment of each step: POST /loans/{id}/<segment>
+STEPS = {
+    "assign": LoanAction.ASSIGN,
+    "unassign": LoanAction.UNASSIGN,
+    "cancel": LoanAction.CANCEL,
+    "handover": LoanAction.HAND_OVER,
+    "renew": LoanAction.RENEW,
+    "pause": LoanAction.PAUSE,
+    "resume": LoanAction.RESUME,
+    "return": LoanAction.RETURN,
+    "lost": LoanAction.REPORT_LOST,
+    "release": LoanAction.RELEASE,
+}
+STEP_FIELDS = {
+    LoanAction.ASSIGN: {"device_id"},
+    LoanAction.HAND_OVER: {"agreement_version", "agreement_accepted", "kit"},
+    LoanAction.RETURN: {"kit"},
+    LoanAction.RELEASE: {"device_id"},
+}
+
+
+def _kit_lines(value: Any) -> tuple[KitLine, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InvalidInput("invalid kit", [{"field": "kit", "message": "a list of {kind, label}"}])
+    lines = []
+    for item in value:
+        if (
+            set(item) - {"kind", "label"}
+            or not isinstance(item.get("kind"), str)
+            or not isinstance(item.get("label", ""), str)
+        ):
+            raise InvalidInput(
+                "invalid kit", [{"field": "kit", "message": "items are {kind, label}"}]
+            )
+        lines.append(KitLine(item["kind"], item.get("label", "")))
+    return tuple(lines)
+
+
+def _returned(value: Any) -> dict[int, str]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, dict) and isinstance(v.get("id"), int) and isinstance(v.get("condition"), str)
+        for v in value
+    ):
+        raise InvalidInput(
+            "invalid kit check", [{"field": "kit", "message": "a list of {id, condition}"}]
+        )
+    return {v["id"]: v["condition"] for v in value}
+
+
+def parse_step(loan_id: int, action: LoanAction, body: dict[str, Any]) -> LoanStep:
+    """A LoanStep from a JSON body, refusing fields the step does not take."""
+    allowed = STEP_FIELDS.get(action, set()) | {"reason"}
+    unknown = set(body) - allowed
+    if unknown:
+        raise InvalidInput(
+            "unknown fields",
+            [{"field": k, "message": "not used by this step"} for k in sorted(unknown)],
+        )
+    for name in ("reason", "device_id", "agreement_version"):
+        if name in body and not isinstance(body[name], str):
+            raise InvalidInput(f"invalid {name}", [{"field": name, "message": "must be a string"}])
+    if "agreement_accepted" in body and not isinstance(body["agreement_accepted"], bool):
+        raise InvalidInput(
+            "invalid agreement_accepted",
+            [{"field": "agreement_accepted", "message": "true or false"}],
+        )
+    return LoanStep(
+        loan_id=loan_id,
+        action=action,
+        reason=body.get("reason"),
+        device_id=body.get("device_id"),
+        agreement_version=body.get("agreement_version"),
+        agreement_accepted=body.get("agreement_accepted", False),
+        kit=_kit_lines(body["kit"]) if action is LoanAction.HAND_OVER and "kit" in body else (),
+        returned=_returned(body["kit"]) if action is LoanAction.RETURN and "kit" in body else {},
+    )
+
+
+def _optional_body() -> dict[str, Any]:
+    from flask import request
+
+    return params.json_object() if request.get_data() else {}
+
+
+def loan_detail(loan_id: int) -> dict[str, Any]:
+    """A loan as the API shows it; reading it is audited (client-related data)."""
+    svc = services()
+    principal = current()
+    with svc.session_factory() as session:
+        loan = loans.loan_for(session, principal, loan_id)
+        body = loan_views.loan_json(session, loan, svc.clock(), detail=True)
+        audit.record(
+            session,
+            principal=principal,
+            action="api:loan:view",
+            subject_type="loan",
+            subject_id=str(loan_id),
+            organisation_id=principal.organisation_id,
+            system_part="api",
+        )
+        session.commit()
+    return body
+
+
+def register(bp: Blueprint) -> None:
+    @bp.post("/loans")
+    @roles(*ANYONE)
+    def request_loan() -> tuple[dict[str, Any], int, dict[str, str]]:
+        body = params.json_object()
+        people = body.get("professionals", [])
+        if not isinstance(people, list) or not all(isinstance(p, str) for p in people):
+            raise InvalidInput(
+                "invalid professionals", [{"field": "professionals", "message": "user names"}]
+            )
+        fields = params.fields(
+            {k: v for k, v in body.items() if k != "professionals"}, {"unit", "client_ref"}, set()
+        )
+        cmd = RequestLoan(fields["unit"], fields["client_ref"], tuple(people))
+        loan_id = loans.request_loan(services().uow(), current(), cmd, services().clock())
+        return loan_detail(loan_id), 201, {"Location": f"/api/v1/loans/{loan_id}"}
+
+    @bp.get("/loans")
+    @roles(*ANYONE)
+    def list_loans() -> dict[str, Any]:
+        q = params.query({"unit", "state", "overdue", "limit", "cursor"})
+        states = [s for s in (q.get("state") or "").split(",") if s]
+        if set(states) - {s.value for s in LoanState}:
+            raise InvalidInput(
+                "invalid state",
+                [{"field": "state", "message": ", ".join(s.value for s in LoanState)}],
+            )
+        limit = params.integer(q, "limit", 100, 1, 500)
+        after = params.integer(q, "cursor", 0, 0, 2**62) if "cursor" in q else None
+        svc, principal = services(), current()
+        now = svc.clock()
+        with svc.session_factory() as session:
+            page, next_after = loan_views.list_loans(
+                session,
+                principal,
+                unit=q.get("unit"),
+                states=states,
+                overdue=params.boolean(q, "overdue"),
+                now=now,
+                limit=limit,
+                after_id=after,
+            )
+            items = [loan_views.loan_json(session, loan, now) for loan in page]
+            audit.record(
+                session,
+                principal=principal,
+                action="api:loan:list",
+                subject_type="loans",
+                subject_id=f"{len(items)} loans",
+                organisation_id=principal.organisation_id,
+                after={"query": dict(q)},
+                system_part="api",
+            )
+            session.commit()
+        return {"items": items, "next_cursor": str(next_after) if next_after else None}
+
+    @bp.get("/loans/<int:loan_id>")
+    @roles(*ANYONE)
+    def get_loan(loan_id: int) -> dict[str, Any]:
+        return loan_detail(loan_id)
+
+    def make_step(segment: str, action: LoanAction) -> None:
+        def step(loan_id: int) -> dict[str, Any]:
+            parsed = parse_step(loan_id, action, _optional_body())
+            loans.act(services().uow(), current(), parsed, services().clock())
+            return loan_detail(loan_id)
+
+        step.__name__ = f"loan_{segment}"
+        bp.post(f"/loans/<int:loan_id>/{segment}")(roles(*ANYONE)(step))
+
+    for segment, action in STEPS.items():
+        make_step(segment, action)
+
+    @bp.post("/loans/<int:loan_id>/hold")
+    @roles(*ANYONE)
+    def hold_loan(loan_id: int) -> dict[str, Any]:
+        body = params.json_object()
+        if set(body) - {"hold", "reason"} or not isinstance(body.get("hold"), bool):
+            raise InvalidInput(
+                "send {hold: true|false, reason}", [{"field": "hold", "message": "true or false"}]
+            )
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidInput("invalid reason", [{"field": "reason", "message": "a string"}])
+        loans.set_hold(
+            services().uow(),
+            current(),
+            loan_id,
+            body["hold"],
+            free_text("reason", reason),
+            services().clock(),
+        )
+        return loan_detail(loan_id)
+
+    @bp.get("/worklist")
+    @roles(*ANYONE)
+    def get_worklist() -> dict[str, Any]:
+        params.query(set())
+        svc, principal = services(), current()
+        now = svc.clock()
+        with svc.session_factory() as session:
+            items = [
+                loan_views.loan_json(session, loan, now)
+                for loan in loan_views.worklist(session, principal, now)
+            ]
+            audit.record(
+                session,
+                principal=principal,
+                action="api:worklist:view",
+                subject_type="loans",
+                subject_id=f"{len(items)} loans",
+                organisation_id=principal.organisation_id,
+                system_part="api",
+            )
+            session.commit()
+        return {"items": items}
+
+    @bp.post("/devices/<device_id>/wipes")
+    @roles(Role.IT_SUPPORT)
+    def record_wipe(device_id: str) -> tuple[dict[str, Any], int]:
+        body = params.fields(params.json_object(), {"method"}, {"reason"})
+        loans.record_wipe(
+            services().uow(),
+            current(),
+            device_id,
+            body["method"],
+            body.get("reason"),
+            services().clock(),
+        )
+        return {"device_id": device_id, "lifecycle_state": "in_stock"}, 201
+
+    @bp.post("/agreements")
+    @roles(Role.ADMIN)
+    def add_agreement() -> tuple[dict[str, Any], int]:
+        body = params.fields(params.json_object(), {"version", "text"}, set())
+        loans.add_agreement(services().uow(), current(), body["version"].strip()[:40], body["text"])
+        return {"version": body["version"].strip()[:40]}, 201
+
+    @bp.put("/units/<unit_code>/kiosk-profile")
+    @roles(Role.ADMIN, Role.IT_SUPPORT)
+    def set_kiosk_profile(unit_code: str) -> dict[str, Any]:
+        body = params.json_object()
+        apps, shortcuts = body.get("apps", []), body.get("shortcuts", [])
+        locked = body.get("settings_locked", True)
+        if (
+            set(body) - {"apps", "shortcuts", "settings_locked"}
+            or not isinstance(apps, list)
+            or not isinstance(shortcuts, list)
+            or not isinstance(locked, bool)
+            or not all(isinstance(s, dict) for s in shortcuts)
+        ):
+            raise InvalidInput(
+                "send {apps: [...], shortcuts: [{label, url, category}], settings_locked}",
+                [{"field": "body", "message": "see the OpenAPI document"}],
+            )
+        profile = KioskProfile(tuple(apps), tuple(shortcuts), locked)
+        changed = loans.set_kiosk_profile(
+            services().uow(), current(), unit_code, profile, services().clock()
+        )
+        return {"unit": unit_code, **profile.as_policy(), "devices_updated": changed}
+
+    @bp.put("/units/<unit_code>/loan-rules")
+    @roles(Role.ADMIN)
+    def set_loan_rules(unit_code: str) -> dict[str, Any]:
+        body = params.json_object()
+        model = body.pop("model", "")
+        names = set(LoanRules.__dataclass_fields__)
+        if (
+            not isinstance(model, str)
+            or set(body) - names
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in body.values())
+        ):
+            raise InvalidInput(
+                "invalid loan rules",
+                [{"field": "body", "message": f"integers among {sorted(names)}, and model"}],
+            )
+        rules = LoanRules(**body)
+        loans.set_rules(services().uow(), current(), unit_code, model, rules)
+        return {"unit": unit_code, "model": model, **{k: getattr(rules, k) for k in sorted(names)}}

@@ -1,0 +1,506 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
+
+Written by hand next to the routes; tests check that every route is documented and that
+responses match these schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+import lainaamo
+from server.domain.model import LifecycleState
+from server.entrypoints.api import openapi_loans
+from server.entrypoints.api.openapi_parts import (
+    ISO,
+    NBOOL,
+    NINT,
+    NSTR,
+    errors,
+    json_response,
+    ref,
+)
+
+STATES = [s.value for s in LifecycleState]
+
+
+def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+DEVICE_ID = {
+    "name": "device_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["status", "code", "message", "details"],
+                "properties": {
+                    "status": {"type": "integer"},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        },
+    },
+    "Unit": {
+        "type": "object",
+        "required": ["code", "name"],
+        "properties": {"code": {"type": "string"}, "name": {"type": "string"}},
+    },
+    "Presence": {
+        "type": "object",
+        "required": ["online", "stale", "changed_at", "last_seen_at", "status_interval_s"],
+        "properties": {
+            "online": {"type": "boolean"},
+            "stale": {
+                "type": "boolean",
+                "description": "Online by presence but silent for several status intervals.",
+            },
+            "changed_at": ISO,
+            "last_seen_at": ISO,
+            "status_interval_s": NINT,
+        },
+    },
+    "Status": {
+        "type": ["object", "null"],
+        "properties": {
+            "reported_at": ISO,
+            "battery_pct": NINT,
+            "charging": NBOOL,
+            "low_battery": {"type": "boolean"},
+            "storage_free_mb": NINT,
+            "storage_total_mb": NINT,
+            "os_version": NSTR,
+            "agent_version": NSTR,
+            "network": NSTR,
+            "signal_pct": NINT,
+            "uptime_s": NINT,
+            "locked": NBOOL,
+            "kiosk": NBOOL,
+            "desired_version": NINT,
+        },
+    },
+    "Device": {
+        "type": "object",
+        "required": [
+            "device_id",
+            "asset_tag",
+            "serial",
+            "model",
+            "unit",
+            "lifecycle_state",
+            "created_at",
+            "updated_at",
+            "presence",
+            "status",
+        ],
+        "properties": {
+            "device_id": {"type": "string"},
+            "asset_tag": {"type": "string"},
+            "serial": {"type": "string"},
+            "model": {"type": "string"},
+            "unit": {"oneOf": [ref("Unit"), {"type": "null"}]},
+            "lifecycle_state": {"enum": STATES},
+            "created_at": ISO,
+            "updated_at": ISO,
+            "presence": ref("Presence"),
+            "status": ref("Status"),
+            "desired": {"oneOf": [{"type": "null"}, ref("Desired")]},
+        },
+    },
+    "Desired": {
+        "type": "object",
+        "description": "The desired state computed from loan and lifecycle, and whether the "
+        "device has applied it (drift).",
+        "required": [
+            "version",
+            "policy",
+            "published",
+            "reported_version",
+            "in_drift",
+            "drift_seconds",
+            "override",
+        ],
+        "properties": {
+            "version": {"type": "integer"},
+            "policy": {"type": "object"},
+            "published": {"type": "boolean"},
+            "reported_version": NINT,
+            "in_drift": {"type": "boolean"},
+            "drift_seconds": {"type": "integer"},
+            "override": {"type": ["object", "null"]},
+        },
+    },
+    "HistoryItem": {
+        "type": "object",
+        "required": ["boot", "seq", "reported_at", "received_at", "battery_pct"],
+        "properties": {
+            "boot": {"type": "integer"},
+            "seq": {"type": "integer"},
+            "reported_at": ISO,
+            "received_at": ISO,
+            "reason": NSTR,
+            "battery_pct": {"type": "integer"},
+            "charging": {"type": "boolean"},
+            "storage_free_mb": {"type": "integer"},
+            "network": {"type": "string"},
+            "signal_pct": NINT,
+            "uptime_s": {"type": "integer"},
+            "locked": {"type": "boolean"},
+            "kiosk": {"type": "boolean"},
+            "desired_version": {"type": "integer"},
+        },
+    },
+    "DeviceDetail": {
+        "allOf": [
+            ref("Device"),
+            {
+                "type": "object",
+                "required": ["history", "history_next_before"],
+                "properties": {
+                    "history": {"type": "array", "items": ref("HistoryItem")},
+                    "history_next_before": NSTR,
+                },
+            },
+        ],
+    },
+    "DeviceCreate": {
+        "type": "object",
+        "required": ["device_id", "asset_tag"],
+        "additionalProperties": False,
+        "properties": {
+            "device_id": {"type": "string"},
+            "asset_tag": {"type": "string", "maxLength": 64},
+            "unit": {"type": ["string", "null"], "description": "Unit code."},
+            "serial": {"type": ["string", "null"]},
+            "model": {"type": ["string", "null"]},
+            "lifecycle_state": {"enum": ["in_stock", "awaiting_wipe", "in_repair"]},
+        },
+    },
+    "DeviceUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "asset_tag": {"type": "string"},
+            "unit": {"type": ["string", "null"]},
+            "serial": {"type": "string"},
+            "model": {"type": "string"},
+            "lifecycle_state": {
+                "enum": STATES,
+                "description": "Only the moves IT support may make by hand.",
+            },
+            "reason": {"type": "string", "description": "Recorded in the audit log."},
+        },
+    },
+}
+
+RESPONSES = {
+    f"E{code}": json_response(ref("Error"), text)
+    for code, text in {
+        400: "Bad request",
+        401: "Missing, unknown or expired token",
+        403: "Role not allowed",
+        404: "Not found (or not visible to you)",
+        409: "Conflicts with existing data",
+        413: "Body too large",
+        415: "Wrong content type",
+        422: "Invalid input",
+    }.items()
+} | {"Error": json_response(ref("Error"), "Error")}
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    device_list = {
+        "type": "object",
+        "required": ["items", "next_cursor", "total", "limit"],
+        "properties": {
+            "items": {"type": "array", "items": ref("Device")},
+            "next_cursor": NSTR,
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+        },
+    }
+    paths: dict[str, Any] = {
+        "/auth/tokens": {
+            "post": {
+                "summary": "Exchange a user name and password for a bearer token (valid 12 hours)",
+                "security": [],
+                "operationId": "createToken",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["username", "password"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "username": {"type": "string"},
+                                    "password": {"type": "string"},
+                                    "name": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": json_response(
+                        {
+                            "type": "object",
+                            "required": ["token", "expires_at"],
+                            "properties": {"token": {"type": "string"}, "expires_at": ISO},
+                        },
+                        "Token created",
+                    ),
+                    **errors(401, 422),
+                },
+            }
+        },
+        "/me": {
+            "get": {
+                "summary": "The signed-in user",
+                "operationId": "getMe",
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "required": ["username", "role", "units"],
+                            "properties": {
+                                "username": {"type": "string"},
+                                "role": {"enum": ["admin", "it_support", "counsellor"]},
+                                "organisation": {"oneOf": [ref("Unit"), {"type": "null"}]},
+                                "units": {"type": "array", "items": ref("Unit")},
+                            },
+                        },
+                        "Profile",
+                    ),
+                    **errors(401),
+                },
+            }
+        },
+        "/units": {
+            "get": {
+                "summary": "Units visible to the caller",
+                "operationId": "listUnits",
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": ref("Unit")}},
+                        },
+                        "Units",
+                    ),
+                    **errors(400, 401),
+                },
+            }
+        },
+        "/devices": {
+            "get": {
+                "summary": "List devices (counsellors see their own units only)",
+                "operationId": "listDevices",
+                "parameters": [
+                    _q("unit", {"type": "string"}, "Unit code."),
+                    _q(
+                        "state",
+                        {"type": "string"},
+                        f"Comma-separated lifecycle states: {', '.join(STATES)}.",
+                    ),
+                    _q(
+                        "online",
+                        {"type": "boolean"},
+                        "Only devices whose presence is (not) online.",
+                    ),
+                    _q(
+                        "low_battery",
+                        {"type": "boolean"},
+                        "Only devices with a low (not low) battery.",
+                    ),
+                    _q(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        "Page size.",
+                    ),
+                    _q("cursor", {"type": "string"}, "next_cursor of the previous page."),
+                ],
+                "responses": {
+                    "200": json_response(device_list, "One page of devices, ordered by device id"),
+                    **errors(400, 401, 403, 422),
+                },
+            },
+            "post": {
+                "summary": "Register a device (admin, it_support)",
+                "operationId": "createDevice",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref("DeviceCreate")}},
+                },
+                "responses": {
+                    "201": json_response(ref("DeviceDetail"), "Created"),
+                    **errors(400, 401, 403, 409, 422),
+                },
+            },
+        },
+        "/devices/import": {
+            "post": {
+                "summary": "Import devices from CSV, all or nothing (admin, it_support)",
+                "description": "Columns: device_id, asset_tag (required), unit, serial, model. "
+                "Send as text/csv or as a multipart field 'file'. Every bad row is reported "
+                "with its row number.",
+                "operationId": "importDevices",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"file": {"type": "string", "format": "binary"}},
+                            }
+                        },
+                    },
+                },
+                "responses": {
+                    "201": json_response(
+                        {
+                            "type": "object",
+                            "required": ["created"],
+                            "properties": {"created": {"type": "integer"}},
+                        },
+                        "Imported",
+                    ),
+                    **errors(400, 401, 403, 413, 422),
+                },
+            }
+        },
+        "/devices/{device_id}": {
+            "parameters": [DEVICE_ID],
+            "get": {
+                "summary": "A device with its latest status and recent history",
+                "operationId": "getDevice",
+                "parameters": [
+                    _q(
+                        "history",
+                        {"type": "integer", "minimum": 0, "maximum": 500, "default": 20},
+                        "How many recent status reports to include.",
+                    )
+                ],
+                "responses": {
+                    "200": json_response(ref("DeviceDetail"), "The device"),
+                    **errors(400, 401, 403, 404, 422),
+                },
+            },
+            "patch": {
+                "summary": "Change a device (admin, it_support)",
+                "operationId": "updateDevice",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref("DeviceUpdate")}},
+                },
+                "responses": {
+                    "200": json_response(ref("DeviceDetail"), "The changed device"),
+                    **errors(400, 401, 403, 404, 409, 422),
+                },
+            },
+        },
+        "/devices/{device_id}/history": {
+            "parameters": [DEVICE_ID],
+            "get": {
+                "summary": "Status history, newest first",
+                "operationId": "getDeviceHistory",
+                "parameters": [
+                    _q(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        "Page size.",
+                    ),
+                    _q("before", {"type": "string"}, "next_before of the previous page."),
+                ],
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "required": ["items", "next_before"],
+                            "properties": {
+                                "items": {"type": "array", "items": ref("HistoryItem")},
+                                "next_before": NSTR,
+                            },
+                        },
+                        "History page",
+                    ),
+                    **errors(400, 401, 403, 404, 422),
+                },
+            },
+        },
+        "/drift": {
+            "get": {
+                "summary": "Devices whose reported state lags the desired state (up to 500)",
+                "operationId": "listDrift",
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "required": ["items", "total"],
+                            "properties": {
+                                "items": {"type": "array", "items": {"type": "object"}},
+                                "total": {"type": "integer"},
+                            },
+                        },
+                        "Devices in drift",
+                    ),
+                    **errors(401, 403, 422),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "operationId": "getOpenApi",
+                "responses": {"200": {"description": "OpenAPI document"}},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Lainaamo API",
+            "version": lainaamo.__version__,
+            "description": "Fleet server for loan tablets in public social services. "
+            "Every error has the shape of the Error schema.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": paths | openapi_loans.paths(),
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS | openapi_loans.SCHEMAS,
+            "responses": RESPONSES,
+        },
+    }
+
+
+def register(bp: Blueprint) -> None:
+    @bp.get("/openapi.json")
+    def openapi_document() -> dict[str, Any]:
+        return document()

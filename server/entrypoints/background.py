@@ -1,0 +1,228 @@
+"""Background work that must run exactly once across all server processes.
+
+Whoever holds the `background` lease publishes desired states (retained, QoS 1; marked
+published only after the broker's PUBACK), re-evaluates overdue escalation as time passes
+and prunes the status history. Other processes stand by and take over within one lease
+period if the holder dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from lainaamo.config import Settings
+from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_properties
+from lainaamo.protocol import Command, DesiredState, Topics, encode
+from server.service_layer import desired, device_commands, leases, loans
+from server.service_layer.ingest import prune_history
+
+log = logging.getLogger(__name__)
+
+LEASE = "background"
+LEASE_TTL = timedelta(seconds=15)
+LEASE_RENEW_S = 3.0
+TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+
+
+class Background:
+    """Runs the lease-guarded jobs in a thread with its own MQTT publisher."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: Callable[[], Session],
+        clock: Callable[[], datetime],
+        *,
+        tick_s: float = 0.1,
+        escalate_every_s: float = 60.0,
+        prune_every_s: float = 600.0,
+    ) -> None:
+        self._settings = settings
+        self._session_factory = session_factory
+        self._clock = clock
+        self._tick_s = tick_s
+        # The lease is renewed every few seconds, not every tick: ticks only read, so they can be
+        # frequent enough for commands to reach online tablets within a tenth of a second.
+        self._every = {
+            "lease": LEASE_RENEW_S,
+            "expire": LEASE_RENEW_S,
+            "escalate": escalate_every_s,
+            "prune": prune_every_s,
+            "anonymise": 3600.0,
+        }
+        self._last_run: dict[str, float] = {}
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self._topics = Topics(settings.topic_prefix)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="background", daemon=True)
+        # Server messages carry the publishing process's start as `boot` (see protocol.md).
+        self._boot = int(time.time())
+        self._seq = 0
+        options = SessionOptions(
+            client_id=f"lainaamo-bg-{os.getpid()}-{id(self) % 10000}",
+            username=settings.mqtt_username,
+            password=settings.mqtt_password,
+        )
+        self._client = new_client(settings, options)
+        self._client.reconnect_delay_set(1, int(settings.reconnect_max_s))
+        self._connect = connect_kwargs(settings, options)
+        self.leader = False
+
+    def start(self) -> None:
+        self._client.connect_async(**self._connect)  # type: ignore[arg-type]
+        self._client.loop_start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        if self.leader:
+            try:
+                with self._session_factory() as session:
+                    leases.release(session, LEASE, self._holder)
+            except TRANSIENT:
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick_s):
+            try:
+                self._tick()
+            except TRANSIENT:
+                log.warning("background work paused: database unavailable", exc_info=True)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        if self._due("lease"):
+            with self._session_factory() as session:
+                leader = leases.acquire(session, LEASE, self._holder, LEASE_TTL, now)
+            if leader != self.leader:
+                log.info(
+                    "background work %s", "taken over by this process" if leader else "handed over"
+                )
+                self.leader = leader
+        if not self.leader:
+            return
+        if self._due("escalate"):
+            self.escalate(now)
+        if self._due("prune"):
+            self.prune(now)
+        if self._due("anonymise"):
+            with self._session_factory() as session:
+                count = loans.anonymise_ended(session, now, self._settings.loan_retention_days)
+                session.commit()
+            if count:
+                log.info("anonymised %d client reference(s) past the retention", count)
+        self.publish_desired()
+        self.dispatch_commands()
+
+    def _due(self, job: str) -> bool:
+        now = time.monotonic()
+        if now - self._last_run.get(job, float("-inf")) < self._every[job]:
+            return False
+        self._last_run[job] = now
+        return True
+
+    def escalate(self, now: datetime) -> list[str]:
+        """Recompute desired states whose loans may have moved on with time (overdue)."""
+        with self._session_factory() as session:
+            changed = desired.escalate_overdue(session, now)
+            session.commit()
+        if changed:
+            log.info("escalation changed the desired state of %d device(s)", len(changed))
+        return changed
+
+    def prune(self, now: datetime) -> None:
+        with self._session_factory() as session:
+            removed = prune_history(
+                session,
+                now,
+                self._settings.status_history_days,
+                self._settings.status_history_per_device,
+            )
+            session.commit()
+        if removed:
+            log.info("pruned %d old status reports", removed)
+
+    def publish_desired(self) -> int:
+        """Publish every unpublished desired state; returns how many the broker acknowledged."""
+        if not self._client.is_connected():
+            return 0
+        done = 0
+        with self._session_factory() as session:
+            for row in desired.unpublished(session):
+                self._seq += 1
+                message = DesiredState(
+                    device_id=row.device_id,
+                    ts=self._clock(),
+                    boot=self._boot,
+                    seq=self._seq,
+                    version=row.version,
+                    policy=row.policy,
+                )
+                if not self._publish(message, retain=True):
+                    break  # the broker is away; try again on the next tick
+                row.published_version = row.version
+                row.published_at = self._clock()
+                session.commit()
+                done += 1
+        return done
+
+    def _publish(
+        self, message: DesiredState | Command, *, retain: bool, expiry_s: int | None = None
+    ) -> bool:
+        """Publish with QoS 1 and wait for the broker's PUBACK; False if it did not come."""
+        info = self._client.publish(
+            self._topics.topic(message.device_id, message.kind),
+            encode(message),
+            qos=1,
+            retain=retain,
+            properties=publish_properties(self._settings, expiry_s=expiry_s),
+        )
+        try:
+            info.wait_for_publish(5)
+        except (RuntimeError, ValueError):  # paho: not connected, or the queue is full
+            return False
+        return info.is_published()
+
+    def dispatch_commands(self) -> int:
+        """Expire stale commands and send due ones (QoS 1, never retained)."""
+        with self._session_factory() as session:
+            if self._due("expire"):
+                device_commands.expire(session, self._clock())
+                session.commit()
+            if not self._client.is_connected():
+                return 0
+            sent = 0
+            for row, boot in device_commands.to_send(session):
+                now = self._clock()
+                remaining = int((row.expires_at - now).total_seconds())
+                if remaining <= 0:
+                    continue
+                self._seq += 1
+                message = Command(
+                    device_id=row.device_id,
+                    ts=now,
+                    boot=self._boot,
+                    seq=self._seq,
+                    cmd_id=row.id,
+                    name=row.name,
+                    args=row.args,
+                    expires_at=row.expires_at,
+                )
+                if not self._publish(message, retain=False, expiry_s=remaining):
+                    break
+                device_commands.mark_sent(session, row.id, boot, now)
+                session.commit()
+                sent += 1
+        return sent

@@ -1,0 +1,238 @@
+"""`lainaamo demo`: broker, server, ingest and a simulated South Savo pilot fleet in one process."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from lainaamo.config import Settings
+from lainaamo.signals import wait_for
+from server.adapters import orm
+from server.adapters.db import upgrade
+from server.bootstrap import Services, bootstrap
+from server.domain.commands import AddUser, CreateDevice
+from server.domain.loan_commands import KitLine, LoanStep, RequestLoan
+from server.domain.loans import LoanAction
+from server.domain.model import Principal, Role
+from server.domain.policy import KioskProfile
+from server.entrypoints.background import Background
+from server.entrypoints.broker import demo_broker, wait_for_port
+from server.entrypoints.ingest import IngestConsumer
+from server.entrypoints.serve import HttpServer
+from server.service_layer import accounts, desired, devices, loans
+from server.service_layer.accounts import principal_of
+from server.service_layer.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+ORG = ("esavo", "Etelä-Savon hyvinvointialue (demo)")
+UNITS = [
+    ("aikuissosiaalityo", "Aikuissosiaalityö"),
+    ("mielenterveys", "Mielenterveyspalvelut"),
+    ("paihde", "Päihdepalvelut"),
+]
+MODELS = ["Samsung Galaxy Tab A9", "Lenovo Tab M10", "Samsung Galaxy Tab A8"]
+
+
+@dataclass
+class Login:
+    username: str
+    role: str
+    password: str
+    token: str
+    units: tuple[str, ...] = ()
+
+
+@dataclass
+class DemoInfo:
+    api_url: str
+    broker: str
+    mqtt_port: int
+    database: str
+    logins: list[Login] = field(default_factory=list)
+
+
+def seed(services_uow: Callable[[], UnitOfWork], devices_count: int) -> list[Login]:
+    """One region, three units, `devices_count` tablets and three users; returns their logins."""
+    org_id = accounts.add_organisation(services_uow(), *ORG)
+    for code, name in UNITS:
+        accounts.add_unit(services_uow(), ORG[0], code, name)
+    setup = Principal(
+        user_id=0,
+        username="demo-seed",
+        organisation_id=org_id,
+        role=Role.IT_SUPPORT,
+        unit_ids=frozenset(),
+    )
+    for i in range(1, devices_count + 1):
+        devices.create_device(
+            services_uow(),
+            setup,
+            CreateDevice(
+                device_id=f"tab-{i:03d}",
+                asset_tag=f"ESAVO-{i:04d}",
+                unit=UNITS[(i - 1) % len(UNITS)][0],
+                serial=f"R9{i:07d}",
+                model=MODELS[i % len(MODELS)],
+            ),
+        )
+    logins = []
+    for username, role, units in (
+        ("admin@esavo.demo", "admin", ()),
+        ("it@esavo.demo", "it_support", ()),
+        ("ohjaaja@esavo.demo", "counsellor", (UNITS[0][0],)),
+    ):
+        password = secrets.token_urlsafe(9)
+        accounts.add_user(services_uow(), AddUser(ORG[0], username, role, units, password))
+        token, _ = accounts.create_token(services_uow(), username, "demo")
+        logins.append(Login(username, role, password, token, units))
+    return logins
+
+
+SHORTCUTS = (
+    {"label": "Chat", "url": "https://chat.esavo.example/", "category": "chat"},
+    {
+        "label": "Etävastaanotto",
+        "url": "https://etavastaanotto.esavo.example/",
+        "category": "appointment",
+    },
+    {"label": "Digipolut", "url": "https://digipolut.esavo.example/", "category": "digipath"},
+    {"label": "Ryhmät", "url": "https://ryhmat.esavo.example/", "category": "group"},
+)
+
+
+def seed_loans(services: Services, now: datetime, lent: int, queued: int) -> None:
+    """An agreement, kiosk profiles, `lent` tablets on loan (some overdue) and a short queue."""
+    with services.session_factory() as session:
+        it_user = session.scalar(select(orm.User).where(orm.User.role == "it_support"))
+        admin_user = session.scalar(select(orm.User).where(orm.User.role == "admin"))
+        org = session.scalar(select(orm.Organisation))
+        assert it_user is not None and admin_user is not None and org is not None
+        org.support_phone = "+358 15 000 0000"
+        it, admin = principal_of(it_user), principal_of(admin_user)
+        for code, _ in UNITS:
+            unit = session.scalar(select(orm.Unit).where(orm.Unit.code == code))
+            assert unit is not None
+            desired.set_kiosk_profile(
+                session, unit.id, KioskProfile(("fi.esavo.video",), SHORTCUTS, True), now
+            )
+        session.commit()
+    loans.add_agreement(services.uow(), admin, "2026-1", AGREEMENT)
+    for i in range(1, lent + queued + 1):
+        device = f"tab-{i:03d}"
+        unit_code = UNITS[(i - 1) % len(UNITS)][0]
+        # Handovers spread over the past months, so that a few loans are already overdue.
+        start = now - timedelta(days=7 * i)
+        request = RequestLoan(unit_code, f"ASK-{1000 + i}")
+        loan = loans.request_loan(services.uow(), it, request, start)
+        if i > lent:
+            continue
+        loans.act(services.uow(), it, LoanStep(loan, LoanAction.ASSIGN, device_id=device), start)
+        loans.act(
+            services.uow(),
+            it,
+            LoanStep(
+                loan,
+                LoanAction.HAND_OVER,
+                agreement_version="2026-1",
+                agreement_accepted=True,
+                kit=(KitLine("charger"), KitLine("case")),
+            ),
+            start,
+        )
+
+
+AGREEMENT = (
+    "Lainaat tabletin palvelua varten. Laite on hyvinvointialueen omaisuutta ja palautetaan "
+    "laina-ajan päättyessä. Laitteelta kerätään vain tekniset tilatiedot (akku, tallennustila, "
+    "verkko), ei sisältöä eikä käyttöhistoriaa."
+)
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    devices_count: int = 30,
+    http_port: int = 8000,
+    workdir: Path = Path("var/demo"),
+    status_interval_s: float = 5.0,
+    prefer_mosquitto: bool = True,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[DemoInfo], None] | None = None,
+) -> None:
+    """Run until `stop` is set (the CLI sets it on Ctrl-C); starts from a fresh state each time."""
+    from agent.simulator import run_simulation
+
+    stop = stop or threading.Event()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    if wait_for_port(http_port, 0.2):
+        raise RuntimeError(f"port {http_port} is in use; stop what runs there or pass --http-port")
+    broker = demo_broker(workdir, prefer_mosquitto=prefer_mosquitto)
+    broker.start()
+    database = f"sqlite:///{(workdir / 'lainaamo.db').resolve()}"
+    settings = settings.replace(
+        database_url=database,
+        mqtt_host="127.0.0.1",
+        mqtt_port=broker.port,
+        mqtt_protocol=broker.mqtt_protocol,
+        mqtt_username="",
+        mqtt_password="",
+        mqtt_tls=False,
+        ingest_shared_group="",
+        http_port=http_port,
+        status_interval_s=status_interval_s,
+        agent_platform="simulated",
+    )
+    services = None
+    http = ingest = None
+    background: Background | None = None
+    simulator = None
+    try:
+        upgrade(database)
+        services = bootstrap(settings)
+        logins = seed(services.uow, devices_count)
+        seed_loans(services, services.clock(), lent=min(18, devices_count), queued=2)
+        ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
+        ingest.start()
+        background = Background(settings, services.session_factory, services.clock)
+        background.start()
+        http = HttpServer(services, "127.0.0.1", http_port, settings.http_threads)
+        http.start()
+        simulator = threading.Thread(
+            target=run_simulation,
+            args=(settings, devices_count),
+            kwargs={"stop_event": stop, "state_root": workdir / "agents"},
+            name="simulator",
+            daemon=True,
+        )
+        simulator.start()
+        if on_ready:
+            on_ready(
+                DemoInfo(
+                    f"http://127.0.0.1:{http_port}", broker.name, broker.port, database, logins
+                )
+            )
+        wait_for(stop)
+    finally:
+        stop.set()
+        if simulator is not None:
+            simulator.join(15)
+        if http is not None:
+            http.stop()
+        if background is not None:
+            background.stop()
+        if ingest is not None:
+            ingest.stop()
+        if services is not None:
+            services.close()
+        broker.stop()

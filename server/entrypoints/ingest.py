@@ -1,0 +1,315 @@
+"""The MQTT ingest consumer: broker → validated messages → committed batches → PUBACK.
+
+paho's network thread only parses nothing and queues; one worker thread takes batches from
+the queue, commits their effect in one transaction and only then acknowledges them, so a
+crash at any point leaves every unacknowledged message at the broker for redelivery.
+Redelivered messages are harmless: history is unique by (device, boot, seq) and state moves
+only forward.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as paho
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from lainaamo.config import Settings
+from lainaamo.errors import ProtocolError
+from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client
+from lainaamo.protocol import Kind, Topics, parse
+from server.adapters.metrics import IngestMetrics
+from server.service_layer.ingest import BatchOutcome, Received, ingest_batch
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBED_KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK)
+# Errors that mean "the database is away", after which the same batch is tried again.
+TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A raw message as paho delivered it, tagged with the connection it came on."""
+
+    generation: int
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+    received_mono: float
+
+
+class RejectionLog:
+    """Logs a rejected message at most once per (source, reason) per interval."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval_s
+        self._clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+
+    def should_log(self, source: str, reason: str) -> bool:
+        now = self._clock()
+        key = (source, reason)
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            return False
+        if len(self._last) > 100_000:  # bound memory under a flood of distinct sources
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
+class IngestConsumer:
+    """Consumes device messages from the broker and commits them to the database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: Callable[[], Session],
+        metrics: IngestMetrics,
+        on_outcome: Callable[[BatchOutcome], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._session_factory = session_factory
+        self._metrics = metrics
+        self._on_outcome = on_outcome
+        self._topics = Topics(settings.topic_prefix)
+        self._queue: queue.Queue[Incoming] = queue.Queue()
+        self._generation = 0
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+        self._rejections = RejectionLog(settings.rejection_log_interval_s)
+        self._options = SessionOptions(
+            client_id=settings.ingest_client_id,
+            username=settings.mqtt_username,
+            password=settings.mqtt_password,
+            session_expiry_s=settings.ingest_session_expiry_s,
+            receive_maximum=settings.ingest_receive_maximum,
+        )
+        self._client = new_client(settings, self._options)
+        self._client.manual_ack_set(True)
+        self._client.reconnect_delay_set(
+            min_delay=int(max(1, settings.reconnect_min_s)), max_delay=int(settings.reconnect_max_s)
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (retrying in the background) and start committing."""
+        self._client.connect_async(**connect_kwargs(self._settings, self._options))  # type: ignore[arg-type]
+        self._client.loop_start()
+        self._worker.start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait until ingest is connected and its subscriptions are acknowledged."""
+        return self._connected.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit and acknowledge what is queued, then disconnect."""
+        self._stop.set()
+        self._worker.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._metrics.connected.set(0)
+
+    # --- paho callbacks (network thread) -----------------------------------------------------
+
+    def _on_connect(self, client: paho.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused ingest: %s", reason)
+            return
+        self._generation += 1
+        prefix = (
+            f"$share/{self._settings.ingest_shared_group}/"
+            if self._settings.ingest_shared_group
+            else ""
+        )
+        client.subscribe([(prefix + self._topics.wildcard(kind), 1) for kind in SUBSCRIBED_KINDS])
+        log.info(
+            "ingest connected to %s:%s (session present: %s)",
+            self._settings.mqtt_host,
+            self._settings.mqtt_port,
+            flags.session_present,
+        )
+
+    def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            log.error("broker refused ingest's subscriptions: %s", failed)
+            return
+        # Only now does the broker keep messages for us: this is what "ready" means.
+        self._metrics.connected.set(1)
+        self._connected.set()
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._connected.clear()
+        self._metrics.connected.set(0)
+        if not self._stop.is_set():
+            log.warning("ingest lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        self._queue.put(
+            Incoming(
+                generation=self._generation,
+                topic=message.topic,
+                payload=bytes(message.payload),
+                mid=message.mid,
+                qos=message.qos,
+                received_at=datetime.now(UTC),
+                received_mono=time.monotonic(),
+            )
+        )
+        self._metrics.backlog.inc()
+
+    # --- worker thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch:
+                self._handle(batch)
+            elif self._stop.is_set():
+                return
+
+    def _next_batch(self) -> list[Incoming]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._settings.ingest_batch_ms / 1000
+        while len(batch) < self._settings.ingest_batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._queue.get(timeout=max(0.0, remaining))
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _handle(self, batch: list[Incoming]) -> None:
+        valid: list[tuple[Incoming, Received]] = []
+        rejected: list[tuple[Incoming, ProtocolError]] = []
+        for incoming in batch:
+            try:
+                device_id, kind = self._topics.parse(incoming.topic)
+                if kind not in SUBSCRIBED_KINDS:
+                    raise ProtocolError("unknown_topic", f"devices do not publish {kind.value}")
+                message = parse(kind, device_id, incoming.payload)
+                valid.append((incoming, Received(message, incoming.received_at)))
+            except ProtocolError as error:
+                rejected.append((incoming, error))
+        outcome = self._commit([received for _, received in valid])
+        if outcome is None:
+            return  # stopping while the database is away: nothing acknowledged, broker keeps it
+        unknown = set(outcome.unknown_devices)
+        rejected.extend(
+            (
+                incoming,
+                ProtocolError("unknown_device", f"{received.message.device_id} is not registered"),
+            )
+            for incoming, received in valid
+            if received.message.device_id in unknown
+        )
+        self._account(batch, rejected, outcome)
+        generation = self._generation
+        for incoming in batch:
+            if incoming.qos > 0 and incoming.generation == generation:
+                # A message from an older connection will be redelivered on this one.
+                self._client.ack(incoming.mid, incoming.qos)
+
+    def _commit(self, valid: list[Received]) -> BatchOutcome | None:
+        delay = 0.5
+        while True:
+            try:
+                return self._commit_once(valid)
+            except TRANSIENT:
+                self._metrics.commit_errors.inc()
+                log.warning(
+                    "database unavailable; retrying batch of %d in %.1fs",
+                    len(valid),
+                    delay,
+                    exc_info=True,
+                )
+                if self._stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 10.0)
+            except Exception:
+                if len(valid) == 1:
+                    raise
+                # A bug or a constraint hit by one message must not stop the others: commit
+                # them one by one and set aside only the message that fails on its own.
+                log.exception("batch of %d failed; committing one by one", len(valid))
+                return self._commit_singly(valid)
+
+    def _commit_once(self, valid: list[Received]) -> BatchOutcome:
+        with self._session_factory() as session:
+            outcome = ingest_batch(session, valid)
+            session.commit()
+        return outcome
+
+    def _commit_singly(self, valid: list[Received]) -> BatchOutcome | None:
+        total = BatchOutcome()
+        for received in valid:
+            try:
+                outcome = self._commit([received])
+            except Exception:
+                log.exception(
+                    "could not ingest a message from %s; set aside", received.message.device_id
+                )
+                self._metrics.rejected.labels("internal_error").inc()
+                continue
+            if outcome is None:
+                return None
+            total.ingested.update(outcome.ingested)
+            total.dropped.update(outcome.dropped)
+            total.unknown_devices.extend(outcome.unknown_devices)
+            total.events.extend(outcome.events)
+            total.commands_finished.extend(outcome.commands_finished)
+        return total
+
+    def _account(
+        self,
+        batch: list[Incoming],
+        rejected: list[tuple[Incoming, ProtocolError]],
+        outcome: BatchOutcome,
+    ) -> None:
+        metrics = self._metrics
+        now = time.monotonic()
+        for incoming in batch:
+            metrics.lag.observe(now - incoming.received_mono)
+        metrics.backlog.dec(len(batch))
+        metrics.batches.inc()
+        metrics.batch_size.observe(len(batch))
+        for name, state, seconds in outcome.commands_finished:
+            metrics.command_outcomes.labels(name, state).inc()
+            metrics.command_latency.labels(name).observe(seconds)
+        for kind, count in outcome.ingested.items():
+            metrics.messages.labels(kind).inc(count)
+        for reason, count in outcome.dropped.items():
+            metrics.dropped.labels(reason).inc(count)
+        for incoming, error in rejected:
+            metrics.rejected.labels(error.reason).inc()
+            source = incoming.topic.split("/")[-2] if "/" in incoming.topic else incoming.topic
+            if self._rejections.should_log(source[:64], error.reason):
+                log.warning("rejected message on %s: %s", incoming.topic[:120], error)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)

@@ -1,0 +1,84 @@
+"""Long-running processes: the HTTP server (`lainaamo serve`) and the ingest (`lainaamo ingest`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from prometheus_client import start_http_server
+from waitress.server import create_server
+
+from lainaamo.config import Settings
+from lainaamo.signals import stop_on_signals, wait_for
+from server.adapters.db import require_current_schema
+from server.bootstrap import Services, bootstrap
+from server.entrypoints.app import create_app
+from server.entrypoints.background import Background
+from server.entrypoints.ingest import IngestConsumer
+
+log = logging.getLogger(__name__)
+
+
+class HttpServer:
+    """The WSGI app served by waitress in a thread; stop() returns when it has stopped."""
+
+    def __init__(self, services: Services, host: str, port: int, threads: int = 8) -> None:
+        self._server = create_server(create_app(services), host=host, port=port, threads=threads)
+        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.close()
+        self._thread.join(10)
+        self._server.task_dispatcher.shutdown()
+
+
+def run_server(settings: Settings, with_ingest: bool = False) -> None:
+    """Serve the API and /metrics until SIGINT/SIGTERM (optionally with ingest in-process)."""
+    require_current_schema(settings.database_url)
+    services = bootstrap(settings)
+    ingest = (
+        IngestConsumer(settings, services.session_factory, services.ingest_metrics)
+        if with_ingest
+        else None
+    )
+    background = (
+        Background(settings, services.session_factory, services.clock) if with_ingest else None
+    )
+    http = HttpServer(services, settings.http_host, settings.http_port, settings.http_threads)
+    if ingest and background:
+        ingest.start()
+        background.start()
+    http.start()
+    log.info("serving http://%s:%d/api/v1 and /metrics", settings.http_host, http.port)
+    with stop_on_signals(None) as stop:
+        wait_for(stop)
+    http.stop()
+    if ingest and background:
+        background.stop()
+        ingest.stop()
+    services.close()
+
+
+def run_ingest(settings: Settings) -> None:
+    """Run the MQTT ingest until SIGINT/SIGTERM; its metrics on `ingest_metrics_port`."""
+    require_current_schema(settings.database_url)
+    # Fleet gauges come from the API process; exporting them here too would double them.
+    services = bootstrap(settings, fleet_metrics=False)
+    if settings.ingest_metrics_port:
+        start_http_server(
+            settings.ingest_metrics_port, addr=settings.http_host, registry=services.registry
+        )
+    ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
+    background = Background(settings, services.session_factory, services.clock)
+    ingest.start()
+    background.start()
+    log.info("ingest consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
+    with stop_on_signals(None) as stop:
+        wait_for(stop)
+    background.stop()
+    ingest.stop()
+    services.close()

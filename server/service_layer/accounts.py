@@ -1,0 +1,198 @@
+"""Organisations, units, users and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from lainaamo.errors import Conflict, InvalidInput, NotFound
+from server.adapters.orm import ApiToken, Organisation, Unit, User, utcnow
+from server.domain.commands import AddUser
+from server.domain.model import Principal, Role, check_text
+from server.service_layer import audit
+from server.service_layer.unit_of_work import UnitOfWork
+
+TOKEN_PREFIX = "lnm_"
+_hasher = PasswordHasher()
+# Verifying against this keeps the time of a failed sign-in the same for unknown users.
+_DUMMY_HASH = _hasher.hash("lainaamo-dummy-password")
+
+
+def hash_token(token: str) -> str:
+    """Tokens are long random strings, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_organisation(uow: UnitOfWork, code: str, name: str) -> int:
+    """Create a wellbeing region (organisation)."""
+    code = check_text("code", code, max_len=40)
+    name = check_text("name", name, max_len=200)
+    with uow:
+        if uow.session.scalar(select(Organisation).where(Organisation.code == code)):
+            raise Conflict(f"organisation {code} already exists")
+        org = Organisation(code=code, name=name)
+        uow.session.add(org)
+        uow.session.flush()
+        audit.record(
+            uow.session,
+            principal=None,
+            action="cli:organisation:create",
+            subject_type="organisation",
+            subject_id=str(org.id),
+            organisation_id=org.id,
+            after={"code": code, "name": name},
+        )
+        uow.commit()
+        return org.id
+
+
+def _organisation(uow: UnitOfWork, code: str) -> Organisation:
+    org = uow.session.scalar(select(Organisation).where(Organisation.code == code))
+    if org is None:
+        raise NotFound(f"no organisation {code}")
+    return org
+
+
+def add_unit(uow: UnitOfWork, organisation: str, code: str, name: str) -> int:
+    """Create a lending unit in an organisation."""
+    code = check_text("code", code, max_len=40)
+    name = check_text("name", name, max_len=200)
+    with uow:
+        org = _organisation(uow, organisation)
+        exists = uow.session.scalar(
+            select(Unit).where(Unit.organisation_id == org.id, Unit.code == code)
+        )
+        if exists:
+            raise Conflict(f"unit {code} already exists in {organisation}")
+        unit = Unit(organisation_id=org.id, code=code, name=name)
+        uow.session.add(unit)
+        uow.session.flush()
+        audit.record(
+            uow.session,
+            principal=None,
+            action="cli:unit:create",
+            subject_type="unit",
+            subject_id=str(unit.id),
+            organisation_id=org.id,
+            after={"code": code, "name": name},
+        )
+        uow.commit()
+        return unit.id
+
+
+def add_user(uow: UnitOfWork, cmd: AddUser) -> int:
+    """Create a user with a role in one organisation (and units, for counsellors)."""
+    with uow:
+        session = uow.session
+        org = _organisation(uow, cmd.organisation)
+        if session.scalar(select(User).where(User.username == cmd.username)):
+            raise Conflict(f"user {cmd.username} already exists")
+        units = list(
+            session.scalars(
+                select(Unit).where(Unit.organisation_id == org.id, Unit.code.in_(cmd.units))
+            )
+        )
+        missing = set(cmd.units) - {u.code for u in units}
+        if missing:
+            raise InvalidInput(
+                "unknown units",
+                [{"field": "units", "message": f"no unit {code!r}"} for code in sorted(missing)],
+            )
+        user = User(
+            organisation_id=org.id,
+            username=cmd.username,
+            role=Role(cmd.role).value,
+            password_hash=_hasher.hash(cmd.password) if cmd.password else None,
+            units=units,
+        )
+        session.add(user)
+        session.flush()
+        audit.record(
+            session,
+            principal=None,
+            action="cli:user:create",
+            subject_type="user",
+            subject_id=str(user.id),
+            organisation_id=org.id,
+            after={"username": cmd.username, "role": cmd.role, "units": sorted(cmd.units)},
+        )
+        uow.commit()
+        return user.id
+
+
+def create_token(
+    uow: UnitOfWork,
+    username: str,
+    name: str = "",
+    valid_for: timedelta | None = None,
+    principal: Principal | None = None,
+) -> tuple[str, datetime | None]:
+    """Issue a new API token for a user; the token itself is returned once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires = utcnow() + valid_for if valid_for else None
+    with uow:
+        user = uow.session.scalar(select(User).where(User.username == username))
+        if user is None or not user.active:
+            raise NotFound(f"no active user {username}")
+        uow.session.add(
+            ApiToken(
+                user_id=user.id, token_hash=hash_token(token), name=name[:100], expires_at=expires
+            )
+        )
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="auth:token:create",
+            subject_type="user",
+            subject_id=str(user.id),
+            organisation_id=user.organisation_id,
+            after={"name": name[:100]},
+            system_part="cli" if principal is None else "api",
+        )
+        uow.commit()
+    return token, expires
+
+
+def principal_of(user: User) -> Principal:
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        organisation_id=user.organisation_id,
+        role=Role(user.role),
+        unit_ids=frozenset(u.id for u in user.units),
+    )
+
+
+def authenticate_token(uow: UnitOfWork, token: str) -> Principal | None:
+    """The principal a bearer token stands for, or None if it is unknown, expired or revoked."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    now = utcnow()
+    with uow:
+        row = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+        if row is None or row.revoked_at is not None or not row.user.active:
+            return None
+        if row.expires_at is not None and row.expires_at <= now:
+            return None
+        # Recording every use would turn each read into a write; a minute's precision is enough.
+        if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+            row.last_used_at = now
+            uow.commit()
+        return principal_of(row.user)
+
+
+def verify_password(uow: UnitOfWork, username: str, password: str) -> bool:
+    """Check a user's password in constant-ish time whether or not the user exists."""
+    with uow:
+        user = uow.session.scalar(select(User).where(User.username == username))
+        stored = user.password_hash if user is not None and user.active else None
+        try:
+            _hasher.verify(stored or _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        return stored is not None

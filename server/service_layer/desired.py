@@ -1,0 +1,146 @@
+"""Desired state: computed from loan and lifecycle, versioned, and tracked until applied."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.adapters import orm
+from server.domain.loans import HOLDS_DEVICE, LoanState, escalation
+from server.domain.model import LifecycleState
+from server.domain.policy import DeviceSituation, KioskProfile, canonical, compute_policy
+from server.service_layer.rules import rules_for
+
+
+def _profile(session: Session, unit_id: int | None) -> KioskProfile:
+    row = session.get(orm.KioskProfileRow, unit_id) if unit_id is not None else None
+    if row is None:
+        return KioskProfile()
+    return KioskProfile(tuple(row.apps), tuple(row.shortcuts), row.settings_locked)
+
+
+def situation_of(
+    session: Session, device: orm.Device, override: dict[str, Any] | None, now: datetime
+) -> DeviceSituation:
+    """Gather what the desired state of one device depends on."""
+    loan = session.scalar(
+        select(orm.Loan).where(
+            orm.Loan.device_id == device.id, orm.Loan.state.in_([s.value for s in HOLDS_DEVICE])
+        )
+    )
+    unit_id = loan.unit_id if loan is not None else device.unit_id
+    rules = rules_for(session, unit_id, device.model) if unit_id is not None else None
+    org = session.get(orm.Organisation, device.organisation_id)
+    loan_state = LoanState(loan.state) if loan is not None else None
+    situation = DeviceSituation(
+        lifecycle=LifecycleState(device.lifecycle_state),
+        loan_state=loan_state,
+        due_at=loan.due_at if loan is not None else None,
+        profile=_profile(session, unit_id),
+        support_phone=org.support_phone if org else None,
+        override=override,
+        hold=bool(loan and loan.hold),
+    )
+    if loan is not None and loan_state is not None and rules is not None:
+        level = escalation(loan_state, loan.due_at, now, rules, loan.hold)
+        situation = DeviceSituation(**{**situation.__dict__, "rules": rules, "escalation": level})
+    return situation
+
+
+def refresh_desired(session: Session, device_ids: Iterable[str], now: datetime) -> list[str]:
+    """Recompute desired states; a changed policy gets the next version. Returns those changed."""
+    changed = []
+    for device_id in sorted(set(device_ids)):
+        device = session.get(orm.Device, device_id)
+        if device is None:
+            continue
+        row = session.get(orm.DesiredStateRow, device_id)
+        if row is None:
+            row = orm.DesiredStateRow(
+                device_id=device_id, version=0, policy={}, changed_at=now, published_version=0
+            )
+            session.add(row)
+        policy = compute_policy(situation_of(session, device, row.override, now))
+        if row.version == 0 or canonical(policy) != canonical(row.policy):
+            row.version = (row.version or 0) + 1
+            row.policy = policy
+            row.changed_at = now
+            changed.append(device_id)
+    session.flush()
+    return changed
+
+
+def drift_json(
+    desired: orm.DesiredStateRow | None, reported: int | None, now: datetime
+) -> dict[str, Any] | None:
+    """Desired vs reported for the API: in drift while the device has not applied the version."""
+    if desired is None:
+        return None
+    in_drift = (reported or 0) < desired.version
+    return {
+        "version": desired.version,
+        "policy": desired.policy,
+        "published": desired.published_version >= desired.version,
+        "reported_version": reported,
+        "in_drift": in_drift,
+        "drift_seconds": round((now - desired.changed_at).total_seconds()) if in_drift else 0,
+        "override": desired.override,
+    }
+
+
+def unpublished(session: Session, limit: int = 500) -> list[orm.DesiredStateRow]:
+    """Desired states newer than what was last published, oldest change first."""
+    return list(
+        session.scalars(
+            select(orm.DesiredStateRow)
+            .where(orm.DesiredStateRow.published_version < orm.DesiredStateRow.version)
+            .order_by(orm.DesiredStateRow.changed_at)
+            .limit(limit)
+        )
+    )
+
+
+def set_override(
+    session: Session, device_id: str, override: dict[str, Any] | None, now: datetime
+) -> list[str]:
+    """IT support's explicit override, merged over the computed policy (None removes it)."""
+    row = session.get(orm.DesiredStateRow, device_id)
+    if row is None:
+        refresh_desired(session, [device_id], now)
+        row = session.get(orm.DesiredStateRow, device_id)
+    assert row is not None
+    row.override = override
+    return refresh_desired(session, [device_id], now)
+
+
+def set_kiosk_profile(
+    session: Session, unit_id: int, profile: KioskProfile, now: datetime
+) -> list[str]:
+    """Store a unit's kiosk profile and recompute the desired state of its devices."""
+    row = session.get(orm.KioskProfileRow, unit_id)
+    if row is None:
+        row = orm.KioskProfileRow(unit_id=unit_id)
+        session.add(row)
+    row.apps, row.shortcuts = list(profile.apps), [dict(s) for s in profile.shortcuts]
+    row.settings_locked, row.updated_at = profile.settings_locked, now
+    session.flush()
+    lent = select(orm.Loan.device_id).where(
+        orm.Loan.unit_id == unit_id, orm.Loan.state.in_([s.value for s in HOLDS_DEVICE])
+    )
+    owned = select(orm.Device.id).where(orm.Device.unit_id == unit_id)
+    devices = set(session.scalars(lent)) | set(session.scalars(owned))
+    return refresh_desired(session, [d for d in devices if d], now)
+
+
+def escalate_overdue(session: Session, now: datetime) -> list[str]:
+    """Recompute the desired state of every device on an overdue loan; returns those changed."""
+    candidates = session.scalars(
+        select(orm.Loan.device_id).where(
+            orm.Loan.state == LoanState.ON_LOAN.value, orm.Loan.due_at < now
+        )
+    ).all()
+    return refresh_desired(session, [d for d in candidates if d], now)

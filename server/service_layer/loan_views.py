@@ -1,0 +1,139 @@
+"""Read side of loans: lists, detail, unit queues and the counsellor's overdue worklist.
+
+Reading loans is reading client-related data, so every read is audited by the caller.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from server.adapters import orm
+from server.domain.loans import ACTIVE, Escalation, LoanState, escalation, overdue_days
+from server.domain.model import Principal
+from server.service_layer.rules import rules_for
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def scoped(principal: Principal) -> Select[orm.Loan]:
+    query = select(orm.Loan).where(orm.Loan.organisation_id == principal.organisation_id)
+    if not principal.org_wide:
+        query = query.where(orm.Loan.unit_id.in_(principal.unit_ids or {-1}))
+    return query
+
+
+def queue_position(session: Session, loan: orm.Loan) -> int | None:
+    """1 for the first request in the unit's queue; None when the loan is not queued."""
+    if loan.state != LoanState.REQUESTED.value:
+        return None
+    ahead = session.scalar(
+        select(func.count()).where(
+            orm.Loan.unit_id == loan.unit_id,
+            orm.Loan.state == LoanState.REQUESTED.value,
+            (orm.Loan.requested_at < loan.requested_at)
+            | ((orm.Loan.requested_at == loan.requested_at) & (orm.Loan.id < loan.id)),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def loan_json(
+    session: Session, loan: orm.Loan, now: datetime, detail: bool = False
+) -> dict[str, Any]:
+    """The API representation of a loan."""
+    model = loan.device.model if loan.device else ""
+    rules = rules_for(session, loan.unit_id, model)
+    state = LoanState(loan.state)
+    level = escalation(state, loan.due_at, now, rules, loan.hold)
+    body: dict[str, Any] = {
+        "loan_id": loan.id,
+        "state": loan.state,
+        "unit": loan.client.unit.code,
+        "client_ref": loan.client.ref,
+        "device_id": loan.device_id,
+        "professionals": [u.username for u in loan.professionals],
+        "requested_at": _iso(loan.requested_at),
+        "handed_over_at": _iso(loan.handed_over_at),
+        "due_at": _iso(loan.due_at),
+        "overdue": state is LoanState.ON_LOAN and overdue_days(loan.due_at, now) > 0,
+        "overdue_days": round(overdue_days(loan.due_at, now), 1)
+        if state is LoanState.ON_LOAN
+        else 0,
+        "escalation": level.name.lower(),
+        "hold": loan.hold,
+        "renewals": loan.renewals,
+        "max_renewals": rules.max_renewals,
+        "paused_reason": loan.pause_reason,
+        "ended_at": _iso(loan.ended_at),
+        "queue_position": queue_position(session, loan),
+    }
+    if detail:
+        agreement = session.get(orm.Agreement, loan.agreement_id) if loan.agreement_id else None
+        body["agreement"] = (
+            {"version": agreement.version, "accepted_at": _iso(loan.agreement_accepted_at)}
+            if agreement
+            else None
+        )
+        body["kit"] = [
+            {
+                "id": item.id,
+                "kind": item.kind,
+                "label": item.label,
+                "returned_condition": item.returned_condition,
+            }
+            for item in loan.kit
+        ]
+    return body
+
+
+def list_loans(
+    session: Session,
+    principal: Principal,
+    *,
+    unit: str | None,
+    states: list[str],
+    overdue: bool | None,
+    now: datetime,
+    limit: int,
+    after_id: int | None,
+) -> tuple[list[orm.Loan], int | None]:
+    """Loans by id, filtered; the id to continue after, or None at the end."""
+    query = scoped(principal)
+    if unit is not None:
+        query = query.join(orm.Unit, orm.Unit.id == orm.Loan.unit_id).where(orm.Unit.code == unit)
+    if states:
+        query = query.where(orm.Loan.state.in_(states))
+    if overdue is True:
+        query = query.where(orm.Loan.state == LoanState.ON_LOAN.value, orm.Loan.due_at < now)
+    elif overdue is False:
+        query = query.where((orm.Loan.state != LoanState.ON_LOAN.value) | (orm.Loan.due_at >= now))
+    if after_id is not None:
+        query = query.where(orm.Loan.id > after_id)
+    loans = list(session.scalars(query.order_by(orm.Loan.id).limit(limit + 1)).unique())
+    return loans[:limit], (loans[limit - 1].id if len(loans) > limit else None)
+
+
+def worklist(session: Session, principal: Principal, now: datetime) -> list[orm.Loan]:
+    """Overdue loans at reminder level or beyond that the caller is responsible for.
+
+    Counsellors see their units' loans; the escalation never goes to the client directly.
+    """
+    query = scoped(principal).where(
+        orm.Loan.state == LoanState.ON_LOAN.value, orm.Loan.due_at < now, orm.Loan.hold.is_(False)
+    )
+    due = []
+    for loan in session.scalars(query.order_by(orm.Loan.due_at)).unique():
+        rules = rules_for(session, loan.unit_id, loan.device.model if loan.device else "")
+        if escalation(LoanState.ON_LOAN, loan.due_at, now, rules, loan.hold) >= Escalation.REMINDER:
+            due.append(loan)
+    return due
+
+
+def active_states() -> list[str]:
+    return sorted(s.value for s in ACTIVE)

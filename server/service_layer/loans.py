@@ -1,0 +1,541 @@
+"""Loan handlers: request, then each step of the lifecycle, with the device following along."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.adapters import orm
+from server.domain.device_commands import MAX_TTL_S, IssueCommand
+from server.domain.loan_commands import LoanStep, RequestLoan
+from server.domain.loans import (
+    DEVICE_AFTER,
+    LoanAction,
+    LoanRules,
+    LoanState,
+    check_renewal,
+    due_after_handover,
+    next_state,
+)
+from server.domain.model import LifecycleState, Principal, Role
+from server.domain.policy import KioskProfile
+from server.service_layer import audit
+from server.service_layer.desired import refresh_desired
+from server.service_layer.desired import set_kiosk_profile as set_unit_profile
+from server.service_layer.device_commands import cancel_pending, new_command
+from server.service_layer.rules import rules_for
+from server.service_layer.unit_of_work import UnitOfWork
+
+# Steps after which the tablet is wiped by command (a manual wipe record also clears it).
+WIPE_AFTER = frozenset({LoanAction.RETURN, LoanAction.RELEASE})
+# Destructive for the client's data or for management: IT support only.
+IT_ONLY = frozenset({LoanAction.RELEASE})
+
+
+def _locked_device(session: Session, device_id: str) -> orm.Device | None:
+    # FOR UPDATE OF devices: PostgreSQL refuses to lock the outer-joined eager loads.
+    return session.scalar(
+        select(orm.Device).where(orm.Device.id == device_id).with_for_update(of=orm.Device)
+    )
+
+
+def unit_for(session: Session, principal: Principal, code: str) -> orm.Unit:
+    """A unit of the principal's organisation that they may see, or NotFound."""
+    unit = session.scalar(
+        select(orm.Unit).where(
+            orm.Unit.organisation_id == principal.organisation_id, orm.Unit.code == code
+        )
+    )
+    if unit is None or not principal.sees_unit(unit.id):
+        raise NotFound(f"no unit {code}")
+    return unit
+
+
+def loan_for(session: Session, principal: Principal, loan_id: int, lock: bool = False) -> orm.Loan:
+    """A loan the principal may see (other units' loans do not exist for counsellors)."""
+    query = select(orm.Loan).where(
+        orm.Loan.id == loan_id, orm.Loan.organisation_id == principal.organisation_id
+    )
+    loan = session.scalar(query.with_for_update(of=orm.Loan) if lock else query)
+    if loan is None or not principal.sees_unit(loan.unit_id):
+        raise NotFound(f"no loan {loan_id}")
+    return loan
+
+
+def snapshot(loan: orm.Loan) -> dict[str, Any]:
+    """What the audit log records of a loan: never the client reference, only its id."""
+    return {
+        "state": loan.state,
+        "client_id": loan.client_id,
+        "device_id": loan.device_id,
+        "due_at": loan.due_at.isoformat() if loan.due_at else None,
+        "renewals": loan.renewals,
+        "hold": loan.hold,
+    }
+
+
+def request_loan(uow: UnitOfWork, principal: Principal, cmd: RequestLoan, now: datetime) -> int:
+    """File a request for a device in a unit's queue (first come, first served)."""
+    with uow:
+        session = uow.session
+        unit = unit_for(session, principal, cmd.unit)
+        client = session.scalar(
+            select(orm.Client).where(
+                orm.Client.unit_id == unit.id, orm.Client.ref == cmd.client_ref
+            )
+        )
+        if client is None:
+            client = orm.Client(unit_id=unit.id, ref=cmd.client_ref, created_at=now)
+            session.add(client)
+            session.flush()
+        elif session.scalar(
+            select(func.count()).where(
+                orm.Loan.client_id == client.id,
+                orm.Loan.state.in_(
+                    [
+                        s.value
+                        for s in (
+                            LoanState.REQUESTED,
+                            LoanState.READY,
+                            LoanState.ON_LOAN,
+                            LoanState.PAUSED,
+                        )
+                    ]
+                ),
+            )
+        ):
+            raise Conflict("this client already has an open loan or request in this unit")
+        names = cmd.professionals or (principal.username,)
+        people = list(session.scalars(select(orm.User).where(orm.User.username.in_(names))))
+        valid = [
+            u
+            for u in people
+            if u.organisation_id == principal.organisation_id
+            and u.active
+            and (u.role != Role.COUNSELLOR.value or unit.id in {x.id for x in u.units})
+        ]
+        if len(valid) != len(names):
+            raise InvalidInput(
+                "responsible professionals must be active users of this unit",
+                [
+                    {
+                        "field": "professionals",
+                        "message": ", ".join(sorted(set(names) - {u.username for u in valid})),
+                    }
+                ],
+            )
+        loan = orm.Loan(
+            organisation_id=principal.organisation_id,
+            unit_id=unit.id,
+            client=client,
+            state=LoanState.REQUESTED.value,
+            requested_at=now,
+            requested_by=principal.user_id,
+            professionals=valid,
+            updated_at=now,
+        )
+        session.add(loan)
+        session.flush()
+        audit.record(
+            session,
+            principal=principal,
+            action="api:loan:request",
+            subject_type="loan",
+            subject_id=str(loan.id),
+            organisation_id=principal.organisation_id,
+            after=snapshot(loan),
+            system_part="api",
+        )
+        uow.commit()
+        return loan.id
+
+
+def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) -> None:
+    """Take one step of a loan's lifecycle; the device follows in the same transaction."""
+    if step.action in IT_ONLY and principal.role is not Role.IT_SUPPORT:
+        raise Forbidden("only IT support may release a device to its client")
+    with uow:
+        session = uow.session
+        loan = loan_for(session, principal, step.loan_id, lock=True)
+        before = snapshot(loan)
+        devices_touched = {loan.device_id}
+        target = next_state(LoanState(loan.state), step.action)
+        _STEP[step.action](session, loan, step, now, principal)
+        loan.state = target.value
+        loan.updated_at = now
+        device_state = DEVICE_AFTER[step.action]
+        if device_state is not None and loan.device is not None:
+            loan.device.lifecycle_state = device_state.value
+            loan.device.updated_at = now
+        if target in (LoanState.RETURNED, LoanState.RELEASED_TO_CLIENT, LoanState.CANCELLED):
+            loan.ended_at = now
+            loan.hold = False
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(f"device {step.device_id} is already on another loan") from None
+        devices_touched.add(loan.device_id)
+        refresh_desired(session, [d for d in devices_touched if d], now)
+        if step.action in WIPE_AFTER and loan.device_id:
+            # The previous client's data must go: the wipe waits for the tablet to be online.
+            wipe = IssueCommand(loan.device_id, "wipe", ttl_s=MAX_TTL_S, confirm=loan.device_id)
+            session.add(new_command(principal, wipe, now, None))
+        audit.record(
+            session,
+            principal=principal,
+            action=f"api:loan:{step.action.value}",
+            subject_type="loan",
+            subject_id=str(loan.id),
+            organisation_id=principal.organisation_id,
+            before=before,
+            after=snapshot(loan),
+            reason=step.reason,
+            system_part="api",
+        )
+        uow.commit()
+
+
+def _assign(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> None:
+    device = _locked_device(session, step.device_id or "")
+    if device is None or device.organisation_id != loan.organisation_id:
+        raise NotFound(f"no device {step.device_id}")
+    if device.unit_id not in (None, loan.unit_id):
+        if not who.sees_unit(device.unit_id):
+            raise NotFound(f"no device {step.device_id}")  # other units' devices do not exist
+        raise Conflict(f"device {device.id} belongs to another unit")
+    if device.lifecycle_state != LifecycleState.IN_STOCK.value:
+        hint = (
+            " (a returned device must be wiped first)"
+            if device.lifecycle_state == "awaiting_wipe"
+            else ""
+        )
+        raise Conflict(f"device {device.id} is {device.lifecycle_state}, not in stock{hint}")
+    loan.device = device
+    loan.assigned_at = now
+
+
+def _unassign(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> None:
+    loan.device = None
+    loan.assigned_at = None
+
+
+def _hand_over(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> None:
+    agreement = session.scalar(
+        select(orm.Agreement).where(
+            orm.Agreement.organisation_id == loan.organisation_id,
+            orm.Agreement.version == step.agreement_version,
+        )
+    )
+    if agreement is None:
+        raise InvalidInput(
+            "unknown agreement version",
+            [{"field": "agreement_version", "message": "not an agreement of yours"}],
+        )
+    assert loan.device is not None  # ready loans always hold a device
+    if loan.device.lifecycle_state != LifecycleState.IN_STOCK.value:
+        raise Conflict(f"device {loan.device.id} is {loan.device.lifecycle_state}, not in stock")
+    loan.agreement_id = agreement.id
+    loan.agreement_accepted_at = now
+    loan.handed_over_at = now
+    loan.handed_over_by = who.user_id
+    loan.due_at = due_after_handover(now, rules_for(session, loan.unit_id, loan.device.model))
+    loan.kit = [orm.KitItem(kind=line.kind, label=line.label) for line in step.kit]
+    # Belt and braces: nothing may wipe the tablet once the new client has it.
+    cancel_pending(session, loan.device.id, "wipe", "the device was handed over", now)
+
+
+def _renew(session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal) -> None:
+    assert loan.device is not None and loan.due_at is not None
+    rules = rules_for(session, loan.unit_id, loan.device.model)
+    queued = (
+        session.scalar(
+            select(func.count()).where(
+                orm.Loan.unit_id == loan.unit_id, orm.Loan.state == LoanState.REQUESTED.value
+            )
+        )
+        or 0
+    )
+    check_renewal(loan.renewals, queued, rules)
+    loan.renewals += 1
+    loan.due_at = max(loan.due_at, now) + timedelta(days=rules.renewal_days)
+
+
+def _pause(session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal) -> None:
+    loan.paused_at = now
+    loan.pause_reason = step.reason
+
+
+def _resume(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> None:
+    loan.paused_at = None
+    loan.pause_reason = None
+
+
+def _return(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> None:
+    items = {item.id: item for item in loan.kit}
+    unknown = set(step.returned) - set(items)
+    if unknown:
+        raise InvalidInput(
+            "unknown kit items",
+            [{"field": "kit", "message": f"no item {i} in this loan"} for i in sorted(unknown)],
+        )
+    unchecked = set(items) - set(step.returned)
+    if unchecked:
+        raise InvalidInput(
+            "check every kit item at return",
+            [
+                {"field": "kit", "message": f"item {i} ({items[i].kind}) not checked"}
+                for i in sorted(unchecked)
+            ],
+        )
+    for item_id, condition in step.returned.items():
+        items[item_id].returned_condition = condition
+
+
+def _release(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> None:
+    if step.device_id != loan.device_id:
+        raise InvalidInput(
+            "the confirmation does not match",
+            [{"field": "device_id", "message": "repeat this loan's device id"}],
+        )
+
+
+def _nothing(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> None:
+    """Actions whose whole effect is the state change (and the device's)."""
+
+
+_STEP = {
+    LoanAction.ASSIGN: _assign,
+    LoanAction.UNASSIGN: _unassign,
+    LoanAction.CANCEL: _unassign,
+    LoanAction.HAND_OVER: _hand_over,
+    LoanAction.RENEW: _renew,
+    LoanAction.PAUSE: _pause,
+    LoanAction.RESUME: _resume,
+    LoanAction.RETURN: _return,
+    LoanAction.REPORT_LOST: _nothing,
+    LoanAction.RELEASE: _release,
+}
+
+
+def record_wipe(
+    uow: UnitOfWork,
+    principal: Principal,
+    device_id: str,
+    method: str,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    """Record a verified wipe: an awaiting-wipe device goes back into stock."""
+    if principal.role is not Role.IT_SUPPORT:
+        raise Forbidden("only IT support records wipes")
+    if method != "manual":
+        raise InvalidInput(
+            "only manual wipes are recorded by hand", [{"field": "method", "message": "manual"}]
+        )
+    with uow:
+        device = _locked_device(uow.session, device_id)
+        if device is None or device.organisation_id != principal.organisation_id:
+            raise NotFound(f"no device {device_id}")
+        if device.lifecycle_state != LifecycleState.AWAITING_WIPE.value:
+            raise Conflict(f"device {device_id} is {device.lifecycle_state}, not awaiting a wipe")
+        before = {"lifecycle_state": device.lifecycle_state, "wiped_at": None}
+        device.lifecycle_state = LifecycleState.IN_STOCK.value
+        device.wiped_at, device.wipe_method, device.updated_at = now, method, now
+        cancel_pending(uow.session, device_id, "wipe", "superseded by a manual wipe", now)
+        refresh_desired(uow.session, [device_id], now)
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="api:device:wipe_recorded",
+            subject_type="device",
+            subject_id=device_id,
+            organisation_id=principal.organisation_id,
+            before=before,
+            after={
+                "lifecycle_state": "in_stock",
+                "wiped_at": now.isoformat(),
+                "wipe_method": method,
+            },
+            reason=reason,
+            system_part="api",
+        )
+        uow.commit()
+
+
+def add_agreement(uow: UnitOfWork, principal: Principal, version: str, text: str) -> None:
+    """Publish a new version of the loan agreement text (administrators)."""
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only administrators publish agreement texts")
+    with uow:
+        exists = uow.session.scalar(
+            select(orm.Agreement).where(
+                orm.Agreement.organisation_id == principal.organisation_id,
+                orm.Agreement.version == version,
+            )
+        )
+        if exists:
+            raise Conflict(f"agreement version {version} exists; texts are never changed")
+        uow.session.add(
+            orm.Agreement(organisation_id=principal.organisation_id, version=version, text=text)
+        )
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="api:agreement:create",
+            subject_type="agreement",
+            subject_id=version,
+            organisation_id=principal.organisation_id,
+            after={"version": version},
+            system_part="api",
+        )
+        uow.commit()
+
+
+def set_rules(
+    uow: UnitOfWork, principal: Principal, unit_code: str, model: str, rules: LoanRules
+) -> None:
+    """Set a unit's loan rules (for one device model, or for all with model '')."""
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only administrators set loan rules")
+    with uow:
+        unit = unit_for(uow.session, principal, unit_code)
+        row = uow.session.scalar(
+            select(orm.LoanRulesRow).where(
+                orm.LoanRulesRow.unit_id == unit.id, orm.LoanRulesRow.model == model
+            )
+        )
+        before = None
+        if row is None:
+            row = orm.LoanRulesRow(unit_id=unit.id, model=model)
+            uow.session.add(row)
+        else:
+            before = {k: getattr(row, k) for k in LoanRules.__dataclass_fields__}
+        for name in LoanRules.__dataclass_fields__:
+            setattr(row, name, getattr(rules, name))
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="api:loan_rules:set",
+            subject_type="unit",
+            subject_id=unit_code,
+            organisation_id=principal.organisation_id,
+            before=before,
+            after={
+                "model": model,
+                **{k: getattr(rules, k) for k in LoanRules.__dataclass_fields__},
+            },
+            system_part="api",
+        )
+        uow.commit()
+
+
+def set_hold(
+    uow: UnitOfWork,
+    principal: Principal,
+    loan_id: int,
+    hold: bool,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    """A professional's hold ("client in hospital"): no escalation, no offline lock."""
+    with uow:
+        loan = loan_for(uow.session, principal, loan_id, lock=True)
+        state = LoanState(loan.state)
+        if hold and state is not LoanState.ON_LOAN:
+            raise Conflict("only a loan that is on loan can be held")
+        if not hold and state not in (LoanState.ON_LOAN, LoanState.PAUSED):
+            raise Conflict(f"a loan that is {state} has no hold to lift")
+        before = snapshot(loan)
+        loan.hold, loan.updated_at = hold, now
+        if loan.device_id:
+            refresh_desired(uow.session, [loan.device_id], now)
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="api:loan:hold",
+            subject_type="loan",
+            subject_id=str(loan_id),
+            organisation_id=principal.organisation_id,
+            before=before,
+            after=snapshot(loan),
+            reason=reason,
+            system_part="api",
+        )
+        uow.commit()
+
+
+def anonymise_ended(session: Session, now: datetime, retention_days: int) -> int:
+    """Replace the client reference of clients whose loans all ended before the retention.
+
+    Loans, devices and dates stay, so statistics survive; the link to the client system goes.
+    """
+    cutoff = now - timedelta(days=retention_days)
+    recent_or_open = (
+        select(orm.Loan.client_id)
+        .where((orm.Loan.ended_at.is_(None)) | (orm.Loan.ended_at >= cutoff))
+        .scalar_subquery()
+    )
+    clients = session.scalars(
+        select(orm.Client).where(
+            orm.Client.anonymised_at.is_(None),
+            orm.Client.id.in_(select(orm.Loan.client_id).where(orm.Loan.ended_at < cutoff)),
+            orm.Client.id.not_in(recent_or_open),
+        )
+    ).all()
+    for client in clients:
+        client.ref = f"anon-{client.id}"
+        client.anonymised_at = now
+    if clients:
+        audit.record(
+            session,
+            principal=None,
+            action="scheduler:clients:anonymise",
+            subject_type="clients",
+            subject_id=f"{len(clients)} clients",
+            organisation_id=None,
+            after={"ended_before": cutoff.isoformat()},
+            system_part="scheduler",
+        )
+    return len(clients)
+
+
+def set_kiosk_profile(
+    uow: UnitOfWork, principal: Principal, unit_code: str, profile: KioskProfile, now: datetime
+) -> int:
+    """Set a unit's kiosk profile; returns how many devices got a new desired state."""
+    if not principal.manages_devices:
+        raise Forbidden("only administrators and IT support set kiosk profiles")
+    with uow:
+        unit = unit_for(uow.session, principal, unit_code)
+        changed = set_unit_profile(uow.session, unit.id, profile, now)
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="api:kiosk_profile:set",
+            subject_type="unit",
+            subject_id=unit_code,
+            organisation_id=principal.organisation_id,
+            after=profile.as_policy(),
+            system_part="api",
+        )
+        uow.commit()
+        return len(changed)

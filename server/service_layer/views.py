@@ -1,0 +1,224 @@
+"""Read-side queries for the API: devices with their latest status, and status history."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from lainaamo.errors import InvalidInput, NotFound
+from server.adapters import orm
+from server.domain.model import LifecycleState, Principal, is_stale
+from server.service_layer.desired import drift_json
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """Filters of the device list; None means 'any'."""
+
+    unit: str | None = None
+    states: tuple[LifecycleState, ...] = ()
+    online: bool | None = None
+    low_battery: bool | None = None
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput(
+            "invalid cursor", [{"field": "cursor", "message": "use next_cursor"}]
+        ) from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _scoped(principal: Principal) -> Select[orm.Device]:
+    query = select(orm.Device).where(orm.Device.organisation_id == principal.organisation_id)
+    if not principal.org_wide:
+        query = query.where(orm.Device.unit_id.in_(principal.unit_ids or {-1}))
+    return query
+
+
+def device_json(
+    device: orm.Device, now: datetime, low_battery_pct: int, stale_factor: float
+) -> dict[str, Any]:
+    """The API representation of a device with its presence and latest status."""
+    st = device.status
+    status = None
+    if st is not None and st.reported_at is not None:
+        status = {
+            "reported_at": _iso(st.reported_at),
+            "battery_pct": st.battery_pct,
+            "charging": st.charging,
+            "low_battery": st.battery_pct is not None and st.battery_pct <= low_battery_pct,
+            "storage_free_mb": st.storage_free_mb,
+            "storage_total_mb": st.storage_total_mb,
+            "os_version": st.os_version,
+            "agent_version": st.agent_version,
+            "network": st.network,
+            "signal_pct": st.signal_pct,
+            "uptime_s": st.uptime_s,
+            "locked": st.locked,
+            "kiosk": st.kiosk,
+            "desired_version": st.desired_version,
+        }
+    online = bool(st and st.online)
+    return {
+        "device_id": device.id,
+        "asset_tag": device.asset_tag,
+        "serial": device.serial,
+        "model": device.model,
+        "unit": {"code": device.unit.code, "name": device.unit.name} if device.unit else None,
+        "lifecycle_state": device.lifecycle_state,
+        "created_at": _iso(device.created_at),
+        "updated_at": _iso(device.updated_at),
+        "presence": {
+            "online": online,
+            "stale": is_stale(
+                online,
+                st.last_seen_at if st else None,
+                st.status_interval_s if st else None,
+                now,
+                stale_factor,
+            ),
+            "changed_at": _iso(st.presence_changed_at) if st else None,
+            "last_seen_at": _iso(st.last_seen_at) if st else None,
+            "status_interval_s": st.status_interval_s if st else None,
+        },
+        "status": status,
+        "desired": drift_json(device.desired, st.desired_version if st else None, now),
+    }
+
+
+def list_devices(
+    session: Session,
+    principal: Principal,
+    filters: DeviceFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+    low_battery_pct: int,
+) -> tuple[list[orm.Device], str | None, int]:
+    """One page of devices ordered by id, the cursor of the next page, and the total count."""
+    query = _scoped(principal).join(orm.Device.status)
+    if filters.unit is not None:
+        query = query.join(orm.Unit, orm.Unit.id == orm.Device.unit_id).where(
+            orm.Unit.code == filters.unit
+        )
+    if filters.states:
+        query = query.where(orm.Device.lifecycle_state.in_([s.value for s in filters.states]))
+    if filters.online is not None:
+        query = query.where(orm.DeviceStatus.online.is_(filters.online))
+    if filters.low_battery is not None:
+        low = orm.DeviceStatus.battery_pct <= low_battery_pct
+        query = query.where(
+            low if filters.low_battery else or_(~low, orm.DeviceStatus.battery_pct.is_(None))
+        )
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    if cursor is not None:
+        query = query.where(orm.Device.id > decode_cursor(cursor))
+    devices = list(session.scalars(query.order_by(orm.Device.id).limit(limit + 1)).unique())
+    next_cursor = encode_cursor(devices[limit - 1].id) if len(devices) > limit else None
+    return devices[:limit], next_cursor, total
+
+
+def get_device(session: Session, principal: Principal, device_id: str) -> orm.Device:
+    """A device the principal may see, or NotFound (other organisations' devices do not exist)."""
+    device = session.scalar(_scoped(principal).where(orm.Device.id == device_id))
+    if device is None:
+        raise NotFound(f"no device {device_id}")
+    return device
+
+
+def history(
+    session: Session, device_id: str, *, limit: int, before: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Status reports of a device, newest first, with the cursor of the next (older) page."""
+    query = select(orm.StatusReport).where(orm.StatusReport.device_id == device_id)
+    if before is not None:
+        try:
+            boot_s, seq_s = decode_cursor(before).split(".")
+            position = (int(boot_s), int(seq_s))
+        except ValueError:
+            raise InvalidInput(
+                "invalid cursor", [{"field": "before", "message": "use next_before"}]
+            ) from None
+        query = query.where(
+            or_(
+                orm.StatusReport.boot < position[0],
+                and_(orm.StatusReport.boot == position[0], orm.StatusReport.seq < position[1]),
+            )
+        )
+    rows = list(
+        session.scalars(
+            query.order_by(orm.StatusReport.boot.desc(), orm.StatusReport.seq.desc()).limit(
+                limit + 1
+            )
+        )
+    )
+    items = [
+        {
+            "boot": r.boot,
+            "seq": r.seq,
+            "reported_at": _iso(r.reported_at),
+            "received_at": _iso(r.received_at),
+            "reason": r.reason,
+            "battery_pct": r.battery_pct,
+            "charging": r.charging,
+            "storage_free_mb": r.storage_free_mb,
+            "network": r.network,
+            "signal_pct": r.signal_pct,
+            "uptime_s": r.uptime_s,
+            "locked": r.locked,
+            "kiosk": r.kiosk,
+            "desired_version": r.desired_version,
+        }
+        for r in rows[:limit]
+    ]
+    next_before = (
+        encode_cursor(f"{rows[limit - 1].boot}.{rows[limit - 1].seq}")
+        if len(rows) > limit
+        else None
+    )
+    return items, next_before
+
+
+def drifting(session: Session, principal: Principal, now: datetime) -> list[dict[str, Any]]:
+    """Devices in drift (desired version not yet reported as applied), longest drift first."""
+    reported = func.coalesce(orm.DeviceStatus.desired_version, 0)
+    rows = (
+        session.execute(
+            _scoped(principal)
+            .join(orm.DesiredStateRow, orm.DesiredStateRow.device_id == orm.Device.id)
+            .join(orm.DeviceStatus, orm.DeviceStatus.device_id == orm.Device.id)
+            .where(reported < orm.DesiredStateRow.version)
+            .order_by(orm.DesiredStateRow.changed_at, orm.Device.id)
+            .limit(MAX_PAGE)
+        )
+        .unique()
+        .scalars()
+        .all()
+    )
+    return [
+        {
+            "device_id": d.id,
+            "online": bool(d.status and d.status.online),
+            **(drift_json(d.desired, d.status.desired_version if d.status else None, now) or {}),
+        }
+        for d in rows
+    ]

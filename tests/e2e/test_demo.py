@@ -1,0 +1,76 @@
+"""`lainaamo demo` as a newcomer runs it: thirty tablets online within seconds, Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import urllib.request
+from pathlib import Path
+
+import pytest
+from support.ports import free_port
+from support.processes import Process, wait_until
+
+
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+def test_demo_brings_thirty_tablets_online_and_stops_on_ctrl_c(tmp_path: Path, broker: str) -> None:
+    port = free_port()
+    args = [
+        "demo",
+        "--http-port",
+        str(port),
+        "--workdir",
+        str(tmp_path / "demo"),
+        "--interval",
+        "1",
+    ]
+    if broker == "embedded":
+        args.append("--embedded-broker")
+    demo = Process(args, {}, tmp_path / "demo.log").start()
+    try:
+        wait_until(lambda: "Stop: Ctrl-C" in demo.log.read_text(), 60, "the demo banner")
+        banner = demo.log.read_text()
+        assert ("embedded amqtt" in banner) == (broker == "embedded")
+        tokens = dict(re.findall(r"(admin|it_support|counsellor) .*\n\s+token (lnm_\S+)", banner))
+        assert set(tokens) == {"admin", "it_support", "counsellor"}
+
+        def devices(role: str, query: str = "") -> dict:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/devices?limit=100{query}",
+                headers={"Authorization": f"Bearer {tokens[role]}"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return json.load(response)
+
+        def all_reporting() -> bool:
+            items = devices("it_support", "&online=true")["items"]
+            return len(items) == 30 and all(d["status"] for d in items)
+
+        wait_until(all_reporting, 20, "30 tablets online and reporting")
+        reported = devices("it_support")["items"]
+        assert all(0 <= d["status"]["battery_pct"] <= 100 for d in reported)
+        assert devices("counsellor")["total"] == 10  # one unit of three
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        assert "lainaamo_devices_online 30.0" in metrics
+        assert 'lainaamo_devices{state="on_loan"} 18.0' in metrics
+        assert 'lainaamo_devices{state="in_stock"} 12.0' in metrics
+        assert 'lainaamo_loans{state="requested"} 2.0' in metrics
+
+        def converged() -> bool:
+            # Every tablet applies the desired state its loan gives it: kiosk or locked.
+            items = devices("it_support")["items"]
+            return all(not d["desired"]["in_drift"] for d in items)
+
+        wait_until(converged, 20, "no drift")
+        modes = {
+            d["device_id"]: d["desired"]["policy"]["mode"] for d in devices("it_support")["items"]
+        }
+        assert modes["tab-001"] in ("kiosk", "restricted") and modes["tab-030"] == "locked"
+    finally:
+        if demo.running:
+            demo._popen.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+    assert demo.stop(20) == 0, demo.tail()
+    assert "Demo stopped." in demo.log.read_text()
+    assert "Traceback" not in demo.log.read_text(), demo.tail(60)

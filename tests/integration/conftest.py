@@ -1,0 +1,1 @@
+"""Server fixtures live in tests/conftest.py (shared with the end-to-end tests)."""

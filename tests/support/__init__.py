@@ -1,0 +1,1 @@
+"""Helpers that give the tests real outside services: free ports, Mosquitto, PostgreSQL."""

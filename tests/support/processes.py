@@ -1,0 +1,75 @@
+"""Real `lainaamo` processes for end-to-end tests, with their output kept in files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LAINAAMO = [sys.executable, "-m", "lainaamo.cli"]
+
+
+class Process:
+    """One `lainaamo …` process; stderr and stdout go to `log`."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args = args
+        self.env = {**os.environ, **env}
+        self.log = log
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self._popen = subprocess.Popen(
+                LAINAAMO + self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown message, no goodbye to the broker."""
+        assert self._popen is not None
+        self._popen.kill()
+        self._popen.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self._popen is None:
+            return 0
+        if self._popen.poll() is None:
+            self._popen.send_signal(signal.SIGTERM)
+            try:
+                self._popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait()
+                raise AssertionError(
+                    f"{self.args} did not stop on SIGTERM:\n{self.tail()}"
+                ) from None
+        return self._popen.returncode
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_until(check: object, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except Exception as exc:  # the server may not be up yet
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what} (last error: {last_error})"
+    )
