@@ -11,14 +11,15 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint unit services clean distclean
+.PHONY: help demo test lint unit services messages clean distclean
 
 help:
 	@echo "make demo       install once into .venv, then run .venv/bin/lainaamo demo"
 	@echo "make test       everything CI runs: lint, type check, all tests on real services"
 	@echo "make lint       ruff check, ruff format --check, mypy"
 	@echo "make unit       only tests/unit (no services needed)"
-	@echo "make services   install/start Mosquitto and PostgreSQL for the tests if missing"
+	@echo "make services   install/start Mosquitto, PostgreSQL and Chromium for the tests if missing"
+	@echo "make messages   re-extract the console's strings into its fi/sv catalogues"
 	@echo "make clean      remove caches; make distclean also removes .venv and var/"
 	@echo "Variables: PYTHON=$(PYTHON) (3.11 or newer), LAINAAMO_TEST_PG_URL"
 
@@ -75,6 +76,19 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e '.[dev]'
 	@touch $@
+
+CONSOLE := server/entrypoints/console
+messages: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F $(CONSOLE)/babel.cfg --no-location --sort-output \
+	    -k _ -k lazy_gettext -o $(CONSOLE)/translations/messages.pot .
+	for lang in fi sv; do \
+	    po=$(CONSOLE)/translations/$$lang/LC_MESSAGES/messages.po; \
+	    if [ -f $$po ]; then \
+	        $(BIN)/pybabel update --no-fuzzy-matching -i $(CONSOLE)/translations/messages.pot -d $(CONSOLE)/translations -l $$lang; \
+	    else \
+	        $(BIN)/pybabel init -i $(CONSOLE)/translations/messages.pot -d $(CONSOLE)/translations -l $$lang; \
+	    fi; \
+	done
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build

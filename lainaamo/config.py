@@ -38,6 +38,13 @@ class Settings:
     http_host: str = _s("127.0.0.1", "Address the HTTP API listens on.", "server")
     http_port: int = _s(8000, "Port of the HTTP API and `/metrics`.", "server")
     http_threads: int = _s(8, "Worker threads of the HTTP server (`lainaamo serve`).", "server")
+    public_url: str = _s(
+        "",
+        "The address users and tablets reach the server at, e.g. `https://lainaamo.example.fi` "
+        "(put in enrollment QR codes; `https://` also makes the console's cookies Secure). "
+        "Empty: the address of the request.",
+        "server",
+    )
     low_battery_pct: int = _s(
         20, "Battery percentage at or below which a device counts as low on battery.", "server"
     )

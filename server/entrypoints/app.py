@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import secrets
+
 from flask import Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.bootstrap import Services
 from server.entrypoints.api import create_blueprint
 from server.entrypoints.api.errors import register_error_handlers
+from server.entrypoints.console import init_app as init_console
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # enough for a CSV of 20,000 devices
 
 
 def create_app(services: Services) -> Flask:
-    """The WSGI app: `/api/v1` (REST, OpenAPI), `/metrics` and `/healthz`."""
-    app = Flask("lainaamo")
+    """The WSGI app: the console, `/api/v1` (REST, OpenAPI), `/metrics` and `/healthz`."""
+    app = Flask("lainaamo", static_folder=None)
+    # Flash messages ride in Flask's signed cookie session; the sign-in itself is a database
+    # session (console_auth). The key is per process: a restart only drops pending flashes.
+    app.secret_key = secrets.token_bytes(32)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["lainaamo"] = services
     app.register_blueprint(create_blueprint())
+    init_console(app)
     register_error_handlers(app)
 
     @app.get("/metrics")

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from lainaamo.errors import Conflict, InvalidInput, NotFound
 from server.adapters.orm import ApiToken, Organisation, Unit, User, utcnow
@@ -20,7 +21,12 @@ from server.service_layer.unit_of_work import UnitOfWork
 TOKEN_PREFIX = "lnm_"
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a failed sign-in the same for unknown users.
-_DUMMY_HASH = _hasher.hash("lainaamo-dummy-password")
+DUMMY_HASH = _hasher.hash("lainaamo-dummy-password")
+
+
+def password_hasher() -> PasswordHasher:
+    """The argon2 hasher (looked up at call time, so tests can swap in cheap parameters)."""
+    return _hasher
 
 
 def hash_token(token: str) -> str:
@@ -192,7 +198,39 @@ def verify_password(uow: UnitOfWork, username: str, password: str) -> bool:
         user = uow.session.scalar(select(User).where(User.username == username))
         stored = user.password_hash if user is not None and user.active else None
         try:
-            _hasher.verify(stored or _DUMMY_HASH, password)
+            _hasher.verify(stored or DUMMY_HASH, password)
         except (VerificationError, InvalidHashError):
             return False
         return stored is not None
+
+
+def list_tokens(session: Session, principal: Principal) -> list[ApiToken]:
+    """The caller's own API tokens, newest first (revoked and expired ones too)."""
+    return list(
+        session.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == principal.user_id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+    )
+
+
+def revoke_token(uow: UnitOfWork, principal: Principal, token_id: int) -> None:
+    """Revoke one of the caller's own tokens (someone else's is 'not found')."""
+    with uow:
+        row = uow.session.get(ApiToken, token_id)
+        if row is None or row.user_id != principal.user_id:
+            raise NotFound(f"no token {token_id}")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            audit.record(
+                uow.session,
+                principal=principal,
+                action="console:token:revoke",
+                subject_type="user",
+                subject_id=str(principal.user_id),
+                organisation_id=principal.organisation_id,
+                after={"token": row.name, "token_id": row.id},
+                system_part="console",
+            )
+            uow.commit()

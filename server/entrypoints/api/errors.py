@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from lainaamo.errors import DomainError, InvalidInput
@@ -22,19 +24,39 @@ def error_response(
     return jsonify(body), status
 
 
+HTML_ERRORS = "lainaamo.html_errors"  # app.extensions key: the console's error page renderer
+
+
+def _page(status: int, code: str, message: str) -> tuple[Any, int] | None:
+    """The console's HTML error page, for requests outside the API; None for the API."""
+    render: Callable[[int, str, str], tuple[Any, int]] | None = current_app.extensions.get(
+        HTML_ERRORS
+    )
+    if render is None or request.path.startswith("/api/"):
+        return None
+    return render(status, code, message)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
-    def domain_error(exc: DomainError) -> tuple[Response, int]:
+    def domain_error(exc: DomainError) -> tuple[Any, int]:
         details = exc.errors if isinstance(exc, InvalidInput) else []
-        return error_response(exc.status, exc.code, str(exc), details)
+        page = _page(exc.status, exc.code, str(exc))
+        return page or error_response(exc.status, exc.code, str(exc), details)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
+    def http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
+        if status < 400:  # a redirect raised as an exception (RequestRedirect)
+            return exc
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(status, code, exc.description or exc.name or "error")
+        message = exc.description or exc.name or "error"
+        return _page(status, code, message) or error_response(status, code, message)
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[Response, int]:
+    def unexpected(exc: Exception) -> tuple[Any, int]:
         log.exception("unexpected error while serving a request")
-        return error_response(500, "internal_error", "something went wrong on the server")
+        message = "something went wrong on the server"
+        return _page(500, "internal_error", message) or error_response(
+            500, "internal_error", message
+        )

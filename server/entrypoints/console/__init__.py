@@ -1,0 +1,87 @@
+"""The web console: server-rendered pages for IT support, counsellors and administrators.
+
+Plain HTML forms and a little progressive JavaScript (live updates, import progress); no
+build step. Every page calls the same service-layer handlers as the REST API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, g, make_response, render_template, request
+
+from server.domain.model import Role
+from server.entrypoints.api.errors import HTML_ERRORS
+from server.entrypoints.console import (
+    account,
+    admin,
+    core,
+    device,
+    fleet,
+    i18n,
+    loans,
+    reports,
+)
+from server.entrypoints.console.i18n import lazy_gettext as _l
+
+# (endpoint, label, roles that see it) for the navigation bar, in order.
+NAVIGATION: tuple[tuple[str, Any, frozenset[Role]], ...] = (
+    ("console.devices", _l("Devices"), frozenset({Role.IT_SUPPORT, Role.ADMIN})),
+    ("console.enrollment", _l("Enrollment"), frozenset({Role.IT_SUPPORT, Role.ADMIN})),
+    ("console.loans", _l("Clients and loans"), frozenset(Role)),
+    ("console.worklist", _l("Overdue"), frozenset(Role)),
+    ("console.reports", _l("Reports"), frozenset({Role.ADMIN})),
+    ("console.users", _l("Users"), frozenset({Role.ADMIN})),
+    ("console.unit_settings", _l("Units and policies"), frozenset({Role.ADMIN})),
+)
+
+
+def create_blueprint() -> Blueprint:
+    bp = Blueprint(
+        "console",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/assets",
+    )
+    bp.before_request(core.load_user)
+    bp.after_request(core.add_headers)
+    for module in (account, fleet, device, loans, reports, admin):
+        module.register(bp)
+    return bp
+
+
+def init_app(app: Flask) -> None:
+    """Register the console and give its templates gettext and the formatting filters."""
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True
+    )
+    app.jinja_env.filters.update(
+        datetime=i18n.fmt_datetime,
+        date=i18n.fmt_date,
+        number=i18n.fmt_number,
+        percent=i18n.fmt_percent,
+    )
+    app.register_blueprint(create_blueprint())
+
+    @app.context_processor
+    def shared() -> dict[str, object]:
+        who = g.get("principal")
+        nav = [(e, label) for e, label, allowed in NAVIGATION if who and who.role in allowed]
+        return {
+            "me": who,
+            "navigation": nav,
+            "language": i18n.current_language(),
+            "languages": i18n.LANGUAGE_NAMES,
+            "csrf_field": core.csrf_field,
+            "csrf_token": g.get("csrf_token") or "",
+        }
+
+    def error_page(status: int, code: str, message: str) -> tuple[Any, int]:
+        if "language" not in g:
+            g.language = i18n.best_language(request.accept_languages, None)
+        response = make_response(render_template("error.html", status=status, message=message))
+        return core.add_headers(response), status
+
+    app.extensions[HTML_ERRORS] = error_page

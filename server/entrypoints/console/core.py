@@ -1,0 +1,145 @@
+"""What every console page shares: the signed-in user, CSRF, roles, rendering, errors.
+
+Pages call the same service-layer handlers as the REST API; this module only turns browser
+requests into calls and results into HTML.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from markupsafe import Markup
+from werkzeug.wrappers import Response as BaseResponse
+
+from lainaamo.errors import DomainError, InvalidInput
+from server.domain.model import Principal, Role
+from server.entrypoints.api.context import services
+from server.entrypoints.console import i18n
+from server.service_layer import console_auth
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SESSION_COOKIE = "lainaamo_session"
+LANGUAGE_COOKIE = "lainaamo_lang"
+PRE_CSRF_COOKIE = "lainaamo_pre"  # double-submit token for the sign-in form (no session yet)
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+# Reachable without signing in (endpoint names).
+PUBLIC = frozenset({"console.login", "console.static", "console.set_language"})
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+
+def principal() -> Principal:
+    found: Principal = g.principal
+    return found
+
+
+def signed_in() -> bool:
+    return g.get("principal") is not None
+
+
+def load_user() -> BaseResponse | None:
+    """Before every console request: language, session, sign-in redirect, CSRF check."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    browser = console_auth.load(services().uow(), cookie, services().clock()) if cookie else None
+    g.principal = browser.principal if browser else None
+    g.csrf_token = browser.csrf_token if browser else None
+    g.session_cookie = cookie if browser else None
+    chosen = request.cookies.get(LANGUAGE_COOKIE) or (browser.language if browser else None)
+    g.language = i18n.best_language(request.accept_languages, chosen)
+    if request.endpoint not in PUBLIC and browser is None:
+        if request.method == "GET" and request.accept_mimetypes.accept_html:
+            return redirect(url_for("console.login", next=_local_path(request.full_path)))
+        abort(401)
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in PUBLIC:
+        check_csrf(g.csrf_token)
+    return None
+
+
+def check_csrf(expected: str | None) -> None:
+    """A form field or header must repeat the session's token; the Origin must be ours."""
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        abort(403, description="cross-site request refused")
+    sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        abort(403, description=i18n.gettext("The form has expired. Reload the page and try again."))
+
+
+def csrf_field() -> Markup:
+    token = g.get("csrf_token") or g.get("pre_csrf") or ""
+    return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, token)
+
+
+def new_pre_csrf() -> str:
+    g.pre_csrf = secrets.token_urlsafe(24)
+    return g.pre_csrf  # type: ignore[no-any-return]
+
+
+def roles(*allowed: Role) -> Callable[[F], F]:
+    """Allow a page only to the given roles (403 for the others)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if principal().role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapper.allowed_roles = allowed  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template(template, **context), status
+
+
+def form_error(exc: DomainError) -> dict[str, str]:
+    """Flash a handler's refusal and return its per-field messages for the form."""
+    flash(str(exc), "error")
+    fields: dict[str, str] = {}
+    if isinstance(exc, InvalidInput):
+        for detail in exc.errors:
+            fields.setdefault(str(detail.get("field", "")), str(detail.get("message", "")))
+    return fields
+
+
+def back(default: str, **values: Any) -> BaseResponse:
+    """Redirect to a local `next` (from the form or query) or to a default endpoint."""
+    target = _local_path(request.form.get("next") or request.args.get("next") or "")
+    return redirect(target or url_for(default, **values))
+
+
+def _local_path(target: str) -> str:
+    """Only same-site paths: an open redirect would make phishing look like our console."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return ""
+    return target.rstrip("?")
+
+
+def add_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def cookie_secure() -> bool:
+    """Secure cookies whenever the console is reached over HTTPS (always, in production)."""
+    return request.is_secure or services().settings.public_url.startswith("https://")
