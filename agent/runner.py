@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agent.clock import Clock, SystemClock
 from agent.core import AgentCore
+from agent.enroll import with_enrollment
 from agent.link import Link
 from agent.loop import LinkLoop
 from agent.outbox import Outbox
@@ -59,7 +60,10 @@ def run_agent(
     *,
     platform: Platform | None = None,
 ) -> None:
-    """Run one agent for `settings.device_id` until stop_event is set (or SIGINT/SIGTERM)."""
+    """Run one agent for `settings.device_id` until stop_event is set (or SIGINT/SIGTERM).
+
+    A saved enrollment (`enrollment.json`) fills the device id and MQTT settings not given."""
+    settings = with_enrollment(settings)
     device_id = settings.device_id
     if not device_id:
         raise ConfigError("device_id is not set (LAINAAMO_DEVICE_ID)")

@@ -46,8 +46,10 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _agent(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.enroll import with_enrollment
     from agent.runner import run_agent
 
+    settings = with_enrollment(settings)  # enrollment.json fills what is not set explicitly
     if args.device_id:
         settings = settings.replace(device_id=args.device_id)
     if args.platform:
@@ -55,6 +57,19 @@ def _agent(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.device_id:
         raise LainaamoError("the agent needs a device id: --device-id or LAINAAMO_DEVICE_ID")
     run_agent(settings)
+    return 0
+
+
+def _agent_enroll(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.enroll import enroll
+
+    config, path = enroll(
+        settings, args.server, args.token, args.device_id, serial=args.serial, model=args.model
+    )
+    verb = "re-enrolled" if config.get("rebound") else "enrolled"
+    print(f"{verb} as device {config['device_id']} (unit: {config.get('unit') or 'none'})")
+    print(f"configuration written to {path} (readable by its owner only)")
+    print("start the agent with: lainaamo agent")
     return 0
 
 
@@ -82,6 +97,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             f"on 127.0.0.1:{info.mqtt_port}"
         )
         print(
+            f"  Console  {info.api_url}/  (sign in with a login below; fi/sv/en)\n"
             f"  API      {info.api_url}/api/v1/devices\n"
             f"  OpenAPI  {info.api_url}/api/v1/openapi.json"
         )
@@ -241,6 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device-id", help="this device's id (default: $LAINAAMO_DEVICE_ID)")
     p.add_argument("--platform", choices=["linux", "simulated"], help="platform adapter")
+    agent_sub = p.add_subparsers(dest="agent_command", metavar="ACTION")
+    e = agent_sub.add_parser(
+        "enroll",
+        help="Enroll this tablet with a token from the console's Enrollment page.",
+        description="Enroll this tablet with a token from the console's Enrollment page; "
+        "writes <agent_state_dir>/enrollment.json, which `lainaamo agent` then uses.",
+    )
+    e.add_argument("--server", required=True, help="the server's address, e.g. https://…")
+    e.add_argument("--token", required=True, help="the enrollment token (lnm_enr_…)")
+    e.add_argument("--device-id", help="this device's id (default: the host name)")
+    e.add_argument("--serial", help="serial number to record")
+    e.add_argument("--model", help="model to record")
+    e.set_defaults(handler=_agent_enroll)
     p = add("simulate", _simulate, "Run N simulated tablets, each with its own MQTT connection.")
     p.add_argument("--devices", type=int, default=30, help="how many tablets (default 30)")
     p.add_argument("--prefix", default="tab", help="device ids are PREFIX-001, PREFIX-002, …")

@@ -3,7 +3,8 @@
 #   - a mosquitto binary: the tests start their own brokers on free ports, so the system
 #     service does not need to run;
 #   - a PostgreSQL server that lets in the test URL: LAINAAMO_TEST_PG_URL, by default
-#     postgresql+psycopg://postgres@127.0.0.1:5432/postgres.
+#     postgresql+psycopg://postgres@127.0.0.1:5432/postgres;
+#   - Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 # Silent when everything is there. As root it installs and starts what is missing and says
 # so; otherwise it prints the commands to run and fails. Safe to run any number of times.
 set -euo pipefail
@@ -200,8 +201,24 @@ ensure_postgres() {
     fi
 }
 
+# --- Chromium ------------------------------------------------------------------------------
+
+# LAINAAMO_TEST_CHROMIUM may point at another Chromium or Chrome binary.
+CHROMIUM="${LAINAAMO_TEST_CHROMIUM:-/usr/bin/chromium}"
+
+ensure_chromium() {
+    [ -x "$CHROMIUM" ] && return 0
+    if ! is_root; then
+        missing "Chromium is not installed (browser tests): sudo apt-get install chromium"
+        return 0
+    fi
+    apt_install chromium
+    [ -x "$CHROMIUM" ] || die "$CHROMIUM is still missing after apt-get install chromium"
+}
+
 ensure_mosquitto
 ensure_postgres
+ensure_chromium
 
 if [ "${#MISSING[@]}" -gt 0 ]; then
     echo "ensure-services: the tests need real services that are not ready:" >&2

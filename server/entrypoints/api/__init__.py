@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from server.entrypoints.api import auth, commands, devices, loans, openapi, people
+from server.entrypoints.api import (
+    auth,
+    commands,
+    devices,
+    enrollment,
+    loans,
+    openapi,
+    people,
+)
 
-PUBLIC_ENDPOINTS = {"api.openapi_document", "api.create_token"}
+PUBLIC_ENDPOINTS = {"api.openapi_document", "api.create_token", enrollment.PUBLIC}
 
 
 def create_blueprint() -> Blueprint:
@@ -22,4 +30,5 @@ def create_blueprint() -> Blueprint:
     devices.register(bp)
     loans.register(bp)
     commands.register(bp)
+    enrollment.register(bp)
     return bp

@@ -1,20 +1,236 @@
-"""Administrators' users, units and policies (placeholder until those pages land)."""
+"""Administrators' users, units and policies.
+
+Users: `service_layer.people`; kiosk profile, loan rules and agreements: the same handlers as
+the REST API (`loans.set_kiosk_profile`, `loans.set_rules`, `loans.add_agreement`).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
 
-from server.domain.model import Role
-from server.entrypoints.console.core import render, roles
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from lainaamo.errors import DomainError, InvalidInput
+from server.domain.commands import AddUser
+from server.domain.loans import LoanRules
+from server.domain.model import Role, check_text
+from server.domain.policy import KioskProfile
+from server.entrypoints.api.context import services
+from server.entrypoints.console.core import form_error, principal, render, roles
+from server.entrypoints.console.i18n import _
+from server.service_layer import loans, people, unit_admin
+
+Page = tuple[str, int] | BaseResponse
+RULE_FIELDS = tuple(LoanRules.__dataclass_fields__)
+
+
+def parse_rules(form: Any) -> tuple[str, LoanRules]:
+    """Loan rules from a form: whole numbers, checked like the API's PUT .../loan-rules."""
+    values: dict[str, int] = {}
+    errors: list[dict[str, object]] = []
+    for name in RULE_FIELDS:
+        raw = form.get(name, "").strip()
+        low = 0 if name == "max_renewals" else 1
+        if not raw.isdigit() or not low <= int(raw) <= 3650:
+            errors.append({"field": name, "message": _("A whole number %(lo)s–3650", lo=low)})
+        else:
+            values[name] = int(raw)
+    if errors:
+        raise InvalidInput("invalid loan rules", errors)
+    model = check_text("model", form.get("model", ""), max_len=100, required=False)
+    return model, LoanRules(**values)
+
+
+def parse_profile(form: Any) -> KioskProfile:
+    """A kiosk profile from a form: apps and shortcuts one per line (label | url | category)."""
+    apps = tuple(a.strip() for a in form.get("apps", "").splitlines() if a.strip())
+    shortcuts = []
+    for number, line in enumerate(form.get("shortcuts", "").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 3:
+            raise InvalidInput(
+                "invalid shortcut",
+                [
+                    {
+                        "field": "shortcuts",
+                        "message": _("Line %(n)s: label | url | category", n=number),
+                    }
+                ],
+            )
+        shortcuts.append({"label": parts[0], "url": parts[1], "category": parts[2]})
+    return KioskProfile(apps, tuple(shortcuts), form.get("settings_locked") == "on")
 
 
 def register(bp: Blueprint) -> None:
-    @bp.get("/admin/users")
+    @bp.route("/admin/users", methods=["GET", "POST"])
     @roles(Role.ADMIN)
-    def users() -> tuple[str, int]:
-        return render("placeholder.html", title="Users")
+    def users() -> Page:
+        if request.method == "GET":
+            return _users_page(200, {})
+        form, svc = request.form, services()
+        try:
+            with svc.session_factory() as session:
+                org = people.organisation_code(session, principal())
+            cmd = AddUser(
+                org,
+                form.get("username", "").strip(),
+                form.get("role", ""),
+                tuple(form.getlist("units")),
+                form.get("password", ""),
+            )
+            user_id = people.add_user(svc.uow(), cmd, principal())
+        except DomainError as exc:
+            return _users_page(exc.status, form_error(exc))
+        flash(_("User %(name)s was created.", name=cmd.username), "info")
+        return redirect(url_for("console.user_detail", user_id=user_id))
 
-    @bp.get("/admin/units")
+    @bp.get("/admin/users/<int:user_id>")
     @roles(Role.ADMIN)
-    def unit_settings() -> tuple[str, int]:
-        return render("placeholder.html", title="Units and policies")
+    def user_detail(user_id: int) -> Page:
+        return _user_page(user_id, 200, {})
+
+    @bp.post("/admin/users/<int:user_id>/<action>")
+    @roles(Role.ADMIN)
+    def user_action(user_id: int, action: str) -> Page:
+        svc, form, who = services(), request.form, principal()
+        try:
+            if action == "update":
+                people.update_user(
+                    svc.uow(), who, user_id, form.get("role", ""), tuple(form.getlist("units"))
+                )
+                message = _("The role and units were saved.")
+            elif action in ("deactivate", "reactivate"):
+                people.set_active(svc.uow(), who, user_id, action == "reactivate", svc.clock())
+                message = (
+                    _("The user was deactivated: signed out, API tokens revoked.")
+                    if action == "deactivate"
+                    else _("The user was reactivated.")
+                )
+            elif action == "unlock":
+                people.unlock(svc.uow(), who, user_id)
+                message = _("The account was unlocked.")
+            elif action == "password":
+                people.set_password(svc.uow(), who, user_id, form.get("password", ""), svc.clock())
+                message = _("The new password was set; the user's sessions were ended.")
+            else:
+                abort(404)
+        except DomainError as exc:
+            return _user_page(user_id, exc.status, form_error(exc))
+        flash(message, "info")
+        return redirect(url_for("console.user_detail", user_id=user_id))
+
+    @bp.route("/admin/units", methods=["GET", "POST"])
+    @roles(Role.ADMIN)
+    def unit_settings() -> Page:
+        if request.method == "GET":
+            return _units_page(200, {})
+        form = request.form
+        try:
+            version = check_text("version", form.get("version", ""), max_len=40)
+            text = form.get("text", "").strip()
+            if not text:
+                raise InvalidInput(
+                    "the agreement text is required", [{"field": "text", "message": "required"}]
+                )
+            loans.add_agreement(services().uow(), principal(), version, text)
+        except DomainError as exc:
+            return _units_page(exc.status, form_error(exc))
+        flash(_("Agreement version %(v)s was published.", v=version), "info")
+        return redirect(url_for("console.unit_settings"))
+
+    @bp.get("/admin/units/<code>")
+    @roles(Role.ADMIN)
+    def unit_detail(code: str) -> Page:
+        return _unit_page(code, 200, {})
+
+    @bp.post("/admin/units/<code>/<part>")
+    @roles(Role.ADMIN)
+    def unit_save(code: str, part: str) -> Page:
+        svc, form, who = services(), request.form, principal()
+        try:
+            if part == "name":
+                unit_admin.rename_unit(svc.uow(), who, code, form.get("name", ""))
+            elif part == "kiosk":
+                loans.set_kiosk_profile(svc.uow(), who, code, parse_profile(form), svc.clock())
+            elif part == "rules":
+                model, rules = parse_rules(form)
+                loans.set_rules(svc.uow(), who, code, model, rules)
+            else:
+                abort(404)
+        except DomainError as exc:
+            return _unit_page(code, exc.status, form_error(exc), form)
+        flash(_("Saved."), "info")
+        return redirect(url_for("console.unit_detail", code=code))
+
+
+def _users_page(status: int, errors: dict[str, str]) -> Page:
+    with services().session_factory() as session:
+        return render(
+            "admin/users.html",
+            status,
+            users=people.list_users(session, principal()),
+            units=people.list_units(session, principal()),
+            roles=[r.value for r in Role],
+            errors=errors,
+            form=request.form,
+            now=services().clock(),
+        )
+
+
+def _user_page(user_id: int, status: int, errors: dict[str, str]) -> Page:
+    with services().session_factory() as session:
+        user = people.get_user(session, principal(), user_id)
+        return render(
+            "admin/user.html",
+            status,
+            user=user,
+            member={u.code for u in user.units},
+            units=people.list_units(session, principal()),
+            roles=[r.value for r in Role],
+            errors=errors,
+            now=services().clock(),
+        )
+
+
+def _units_page(status: int, errors: dict[str, str]) -> Page:
+    with services().session_factory() as session:
+        return render(
+            "admin/units.html",
+            status,
+            units=people.list_units(session, principal()),
+            agreements=unit_admin.agreements(session, principal()),
+            errors=errors,
+            form=request.form,
+        )
+
+
+def _unit_page(code: str, status: int, errors: dict[str, str], form: Any = None) -> Page:
+    with services().session_factory() as session:
+        found = unit_admin.settings_of(session, principal(), code)
+        base = next((r for r in found.rules if r.model == ""), None)
+        rules = {n: getattr(base, n) if base else getattr(LoanRules(), n) for n in RULE_FIELDS}
+        profile = found.profile or KioskProfile()
+        values = {
+            "name": found.unit.name,
+            "apps": "\n".join(profile.apps),
+            "shortcuts": "\n".join(
+                f"{s['label']} | {s['url']} | {s['category']}" for s in profile.shortcuts
+            ),
+            "settings_locked": profile.settings_locked,
+            "model": "",
+            **{k: str(v) for k, v in rules.items()},
+        }
+        if form is not None:
+            values.update({k: form.get(k, "") for k in values if k in form})
+        return render(
+            "admin/unit.html",
+            status,
+            unit=found.unit,
+            rules=found.rules,
+            values=values,
+            fields=RULE_FIELDS,
+            errors=errors,
+        )

@@ -1,20 +1,151 @@
-"""One device's page and enrollment (placeholder until those pages land)."""
+"""One device's page (facts, history, desired vs reported, commands, loans, audit) and the
+enrollment page (tokens shown as a QR code and as the agent command)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from datetime import timedelta
+from typing import Any
 
-from server.domain.model import Role
-from server.entrypoints.console.core import render, roles
+from flask import Blueprint, flash, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from lainaamo.errors import DomainError, InvalidInput
+from server.domain.device_commands import NAMES, NEEDS_CONFIRMATION, IssueCommand
+from server.domain.model import LifecycleState, Role
+from server.entrypoints.api.context import services
+from server.entrypoints.console import charts, enrollment_page
+from server.entrypoints.console.core import back, form_error, principal, render, roles
+from server.entrypoints.console.i18n import gettext as _
+from server.service_layer import device_commands, device_page, loans, views
+
+MANAGERS = (Role.IT_SUPPORT, Role.ADMIN)
+WINDOWS = (1, 7, 30)  # days of history the page offers
+
+
+def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
+    svc = services()
+    settings, now = svc.settings, svc.clock()
+    days = request.args.get("days", type=int)
+    days = days if days in WINDOWS else 7
+    with svc.session_factory() as session:
+        device = views.get_device(session, principal(), device_id)
+        detail = views.device_json(
+            device, now, settings.low_battery_pct, settings.offline_grace_factor
+        )
+        st = device.status
+        points = device_page.history_window(session, device_id, now - timedelta(days=days))
+        bands = device_page.online_bands(
+            points,
+            st.status_interval_s if st else None,
+            settings.offline_grace_factor,
+            bool(st and st.online),
+            now,
+        )
+        context = {
+            "device": detail,
+            "last_seen": st.last_seen_at if st else None,
+            "compare": device_page.desired_vs_reported(device),
+            "commands": device_page.commands_of(session, device_id),
+            "audit": device_page.audit_of(session, principal(), device_id),
+            "loans": device_page.loans_of(session, principal(), device_id),
+        }
+    start = now - timedelta(days=days)
+    chart = charts.line_chart(
+        _("Battery over the last %(days)s days", days=days),
+        _(
+            "Battery percentage of each status report; shaded where the device was online "
+            "(derived from reports arriving at most %(factor)s status intervals apart).",
+            factor=settings.offline_grace_factor,
+        ),
+        [charts.Series(_("Battery"), [(p.at.timestamp(), p.battery_pct) for p in points])],
+        x_labels=charts.time_labels(start, now, "%d.%m. %H:%M" if days == 1 else "%d.%m."),
+        y_max=100,
+        y_unit="%",
+        bands=[(a.timestamp(), b.timestamp()) for a, b in bands],
+        band_label=_("Online"),
+    )
+    return render(
+        "device/device.html",
+        status,
+        days=days,
+        windows=WINDOWS,
+        points=points,
+        bands=bands,
+        chart=chart,
+        names=NAMES,
+        needs_confirmation=NEEDS_CONFIRMATION,
+        may_wipe=principal().role is Role.IT_SUPPORT,
+        awaiting_wipe=detail["lifecycle_state"] == LifecycleState.AWAITING_WIPE.value,
+        errors=extra.pop("errors", {}),
+        **context,
+        **extra,
+    )
+
+
+def _confirm_page(device_id: str, kind: str, status: int = 200, **extra: Any) -> tuple[str, int]:
+    with services().session_factory() as session:
+        device = views.get_device(session, principal(), device_id)
+        facts = {
+            "device_id": device.id,
+            "asset_tag": device.asset_tag,
+            "lifecycle_state": device.lifecycle_state,
+            "unit": device.unit.name if device.unit else None,
+        }
+    return render(
+        "device/confirm.html", status, kind=kind, device=facts, errors=extra.pop("errors", {})
+    )
 
 
 def register(bp: Blueprint) -> None:
     @bp.get("/devices/<device_id>")
-    @roles(Role.IT_SUPPORT, Role.ADMIN)
+    @roles(*MANAGERS)
     def device(device_id: str) -> tuple[str, int]:
-        return render("placeholder.html", title=device_id)
+        return _page(device_id)
 
-    @bp.get("/enrollment")
-    @roles(Role.IT_SUPPORT, Role.ADMIN)
-    def enrollment() -> tuple[str, int]:
-        return render("placeholder.html", title="Enrollment")
+    @bp.post("/devices/<device_id>/commands")
+    @roles(*MANAGERS)
+    def device_command(device_id: str) -> tuple[str, int] | BaseResponse:
+        name = request.form.get("name", "")
+        args = {"text": request.form.get("text", "")} if name == "message" else {}
+        confirm = request.form.get("confirm")
+        svc = services()
+        try:
+            cmd = IssueCommand(device_id, name, args, confirm=confirm)
+            device_commands.issue(svc.uow(), principal(), cmd, svc.clock())
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            errors = form_error(exc)
+            if name in NEEDS_CONFIRMATION:
+                return _confirm_page(device_id, "wipe", exc.status, errors=errors)
+            return _page(device_id, exc.status, errors=errors)
+        flash(_("Command %(name)s queued; it is sent when the tablet is online.", name=name))
+        return back("console.device", device_id=device_id)
+
+    @bp.get("/devices/<device_id>/wipe")
+    @roles(Role.IT_SUPPORT)
+    def device_wipe(device_id: str) -> tuple[str, int]:
+        return _confirm_page(device_id, "wipe")
+
+    @bp.route("/devices/<device_id>/manual-wipe", methods=["GET", "POST"])
+    @roles(Role.IT_SUPPORT)
+    def device_manual_wipe(device_id: str) -> tuple[str, int] | BaseResponse:
+        if request.method == "GET":
+            return _confirm_page(device_id, "manual_wipe")
+        svc = services()
+        try:
+            if request.form.get("confirm") != device_id:
+                raise InvalidInput(
+                    _("Type the device id to confirm."),
+                    [{"field": "confirm", "message": _("Type the device id to confirm.")}],
+                )
+            reason = request.form.get("reason", "").strip() or None
+            loans.record_wipe(svc.uow(), principal(), device_id, "manual", reason, svc.clock())
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            return _confirm_page(device_id, "manual_wipe", exc.status, errors=form_error(exc))
+        flash(_("Manual wipe recorded; the tablet is back in stock."))
+        return back("console.device", device_id=device_id)
+
+    enrollment_page.register(bp)

@@ -1,17 +1,281 @@
-"""Counsellors' clients, loans and wizards (placeholder until those pages land)."""
+"""Counsellors' clients and loans: the list, requesting a device, the loan page with its
+one-button steps and hold, and the overdue worklist. The wizards are in `loan_wizards`.
+
+Every step goes through the same handlers and the same step parsing as the REST API.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
 
-from server.entrypoints.console.core import render
+from flask import Blueprint, abort, flash, redirect, request, url_for
+
+from lainaamo.errors import DomainError, NotFound
+from server.domain.loan_commands import RequestLoan, free_text
+from server.domain.loans import LoanAction, LoanState
+from server.entrypoints.api.context import services
+from server.entrypoints.api.loans import STEPS, parse_step
+from server.entrypoints.console import core, loan_wizards
+from server.entrypoints.console.i18n import _, current_language, fmt_date
+from server.service_layer import audit, loan_console, loan_views, loans
+
+PAGE_SIZE = 50
+WIZARD_STEPS = frozenset({LoanAction.ASSIGN, LoanAction.HAND_OVER, LoanAction.RETURN})
+# URL segment → action of the steps the loan page takes with one button (and maybe a reason).
+BUTTON_STEPS = {seg: action for seg, action in STEPS.items() if action not in WIZARD_STEPS}
+SEGMENT_OF = {action: seg for seg, action in STEPS.items()}
+
+
+def ordinal(n: int) -> str:
+    """3 → "3rd" in English, "3." in Finnish and Swedish."""
+    if current_language() != "en":
+        return f"{n}."
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queue_text(position: int, unit_name: str) -> str:
+    return _("%(ordinal)s in the queue of %(unit)s", ordinal=ordinal(position), unit=unit_name)
+
+
+def record_read(
+    session: Any, action: str, subject_type: str, subject_id: str, **after: Any
+) -> None:
+    """Reading loans is reading client-related data: audited (never with a client reference)."""
+    who = core.principal()
+    audit.record(
+        session,
+        principal=who,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        organisation_id=who.organisation_id,
+        after=after or None,
+        system_part="console",
+    )
+
+
+def loan_page(loan_id: int, status: int = 200, errors: dict[str, str] | None = None) -> Any:
+    """The loan page (audited as a view); also shown again with a refusal's status."""
+    svc, who = services(), core.principal()
+    now = svc.clock()
+    with svc.session_factory() as session:
+        loan = loans.loan_for(session, who, loan_id)
+        record_read(session, "console:loan:view", "loan", str(loan_id))
+        session.commit()
+        info = loan_views.loan_json(session, loan, now, detail=True)
+        return core.render(
+            "loans/detail.html",
+            status,
+            loan=loan,
+            info=info,
+            errors=errors or {},
+            queue=queue_text(info["queue_position"], loan.client.unit.name)
+            if info["queue_position"]
+            else None,
+            actions=loan_console.available_actions(who, loan),
+            hold_choice=loan_console.hold_choice(loan),
+            segment_of=SEGMENT_OF,
+            timeline=loan_console.timeline(session, loan),
+            handed_over_by=loan_console.username(session, loan.handed_over_by),
+            requested_by=loan_console.username(session, loan.requested_by),
+        )
+
+
+def _filters(units: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The list's filters from the query string; unusable values become field messages."""
+    q, errors = request.args, {}
+    unit = q.get("unit", "")
+    if unit and unit not in units:
+        errors["unit"] = _("Choose one of your units.")
+    state = q.get("state", "active")
+    if state not in ("", "active", *(s.value for s in LoanState)):
+        errors["state"] = _("Choose a state from the list.")
+    after = q.get("after", "")
+    if after and not (after.isdigit() and len(after) < 19):
+        errors["after"] = _("Invalid page.")
+    ref = q.get("client_ref", "").strip()
+    if len(ref) > 64:
+        errors["client_ref"] = _("At most 64 characters.")
+    filters = {
+        "unit": unit,
+        "state": state,
+        "overdue": q.get("overdue") in ("1", "on", "true"),
+        "client_ref": ref[:64],
+        "after": int(after) if after.isdigit() and len(after) < 19 else None,
+    }
+    return filters, errors
 
 
 def register(bp: Blueprint) -> None:
-    @bp.get("/loans")
-    def loans() -> tuple[str, int]:
-        return render("placeholder.html", title="Clients and loans")
+    loan_wizards.register(bp)
+
+    @bp.get("/loans", endpoint="loans")
+    def loans_list() -> tuple[str, int]:
+        svc, who = services(), core.principal()
+        now = svc.clock()
+        with svc.session_factory() as session:
+            units = loan_console.visible_units(session, who)
+            f, errors = _filters([u.code for u in units])
+            rows: list[tuple[Any, dict[str, Any]]] = []
+            next_after = None
+            if errors:
+                flash(_("Some filters could not be used: correct them and try again."), "error")
+            else:
+                states = (
+                    (loan_views.active_states() if f["state"] == "active" else [f["state"]])
+                    if f["state"]
+                    else []
+                )
+                page, next_after = loan_console.search_loans(
+                    session,
+                    who,
+                    unit=f["unit"] or None,
+                    states=states,
+                    overdue=True if f["overdue"] else None,
+                    client_ref=f["client_ref"],
+                    now=now,
+                    limit=PAGE_SIZE,
+                    after_id=f["after"],
+                )
+                rows = [(loan, loan_views.loan_json(session, loan, now)) for loan in page]
+                query = {k: v for k, v in f.items() if k != "client_ref"}
+                record_read(
+                    session,
+                    "console:loan:list",
+                    "loans",
+                    f"{len(rows)} loans",
+                    query=query,
+                    client_ref_search=bool(f["client_ref"]),
+                )
+                session.commit()
+            args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after"}
+            return core.render(
+                "loans/list.html",
+                400 if errors else 200,
+                unit_options=[(u.code, u.name) for u in units],
+                f=f,
+                errors=errors,
+                rows=rows,
+                states=[s.value for s in LoanState],
+                next_url=url_for("console.loans", **args, after=next_after) if next_after else "",
+                prev_url=url_for("console.loans", **args) if f["after"] else "",
+            )
+
+    @bp.route("/loans/new", methods=["GET", "POST"])
+    def new_loan() -> Any:
+        svc, who = services(), core.principal()
+        with svc.session_factory() as session:
+            units = [(u.code, u.name) for u in loan_console.visible_units(session, who)]
+        form = request.form
+        if request.method == "GET":
+            return core.render("loans/new.html", units=units, form={}, errors={})
+        names = (form.get("professional_1", ""), form.get("professional_2", ""))
+        people = tuple(p.strip() for p in names if p.strip())
+        try:
+            if form.get("unit", "") not in {code for code, _name in units}:
+                return _new_refused(units, {"unit": _("Choose one of your units.")})
+            cmd = RequestLoan(form.get("unit", ""), form.get("client_ref", ""), people)
+            loan_id = loans.request_loan(svc.uow(), who, cmd, svc.clock())
+        except DomainError as exc:
+            return core.render(
+                "loans/new.html", exc.status, units=units, form=form, errors=core.form_error(exc)
+            )
+        with svc.session_factory() as session:
+            loan = loans.loan_for(session, who, loan_id)
+            position = loan_views.queue_position(session, loan) or 1
+            flash(
+                _(
+                    "The request was filed: %(queue)s.",
+                    queue=queue_text(position, loan.client.unit.name),
+                ),
+                "info",
+            )
+        return redirect(url_for("console.loan", loan_id=loan_id), 303)
+
+    @bp.get("/loans/<int:loan_id>")
+    def loan(loan_id: int) -> Any:
+        return loan_page(loan_id)
+
+    @bp.post("/loans/<int:loan_id>/steps/<segment>")
+    def loan_step(loan_id: int, segment: str) -> Any:
+        action = BUTTON_STEPS.get(segment)
+        if action is None:
+            abort(404)
+        body = {k: request.form[k].strip() for k in ("reason", "device_id") if request.form.get(k)}
+        if action is not LoanAction.RELEASE:
+            body.pop("device_id", None)
+        svc = services()
+        try:
+            step = parse_step(loan_id, action, body)
+            loans.act(svc.uow(), core.principal(), step, svc.clock())
+        except NotFound:
+            raise
+        except DomainError as exc:
+            return loan_page(loan_id, exc.status, core.form_error(exc))
+        flash(_step_done(loan_id, action), "info")
+        return core.back("console.loan", loan_id=loan_id)
+
+    @bp.post("/loans/<int:loan_id>/hold")
+    def loan_hold(loan_id: int) -> Any:
+        choice = request.form.get("hold")
+        if choice not in ("1", "0"):
+            flash(_("Choose whether to hold the loan."), "error")
+            return loan_page(loan_id, 400)
+        svc = services()
+        try:
+            reason = free_text("reason", request.form.get("reason", "").strip() or None)
+            loans.set_hold(svc.uow(), core.principal(), loan_id, choice == "1", reason, svc.clock())
+        except NotFound:
+            raise
+        except DomainError as exc:
+            return loan_page(loan_id, exc.status, core.form_error(exc))
+        flash(
+            _("The loan is on hold: no reminders, restrictions or offline lock.")
+            if choice == "1"
+            else _("The hold was lifted."),
+            "info",
+        )
+        return core.back("console.loan", loan_id=loan_id)
 
     @bp.get("/worklist")
     def worklist() -> tuple[str, int]:
-        return render("placeholder.html", title="Overdue")
+        svc, who = services(), core.principal()
+        now = svc.clock()
+        with svc.session_factory() as session:
+            due = loan_views.worklist(session, who, now)
+            held = loan_console.held_overdue(session, who, now)
+            items = [(loan, loan_views.loan_json(session, loan, now)) for loan in due]
+            # Most urgent first: the furthest escalated, then the longest overdue.
+            items.sort(key=lambda r: (r[1]["escalation"] != "restricted", -r[1]["overdue_days"]))
+            held_items = [(loan, loan_views.loan_json(session, loan, now)) for loan in held]
+            record_read(
+                session, "console:worklist:view", "loans", f"{len(items) + len(held_items)} loans"
+            )
+            session.commit()
+            return core.render(
+                "loans/worklist.html", items=items, held_items=held_items, segment_of=SEGMENT_OF
+            )
+
+
+def _new_refused(units: list[tuple[str, str]], errors: dict[str, str]) -> tuple[str, int]:
+    flash(_("Check the marked fields."), "error")
+    return core.render("loans/new.html", 422, units=units, form=request.form, errors=errors)
+
+
+def _step_done(loan_id: int, action: LoanAction) -> str:
+    """What to tell after a step; a renewal says the new due date."""
+    if action is LoanAction.RENEW:
+        svc = services()
+        with svc.session_factory() as session:
+            due = loans.loan_for(session, core.principal(), loan_id).due_at
+        return _("The loan was renewed. The new due date is %(date)s.", date=fmt_date(due))
+    messages = {
+        LoanAction.UNASSIGN: _("The reservation was released: the request is back in the queue."),
+        LoanAction.CANCEL: _("The request was cancelled."),
+        LoanAction.PAUSE: _("The loan is paused: no overdue escalation until it is resumed."),
+        LoanAction.RESUME: _("The loan was resumed."),
+        LoanAction.REPORT_LOST: _("The device was marked lost."),
+        LoanAction.RELEASE: _("The device was released to the client; it will be wiped."),
+    }
+    return messages.get(action, _("Done."))

@@ -1,15 +1,209 @@
-"""Programme reports for regional administrators (placeholder until the reports land)."""
+"""Programme reports for regional administrators: per-unit figures, charts and a CSV export.
+
+Figures come from `service_layer.reports`; counts under 5 are already withheld there.
+Dates are calendar days in Helsinki time; the period is [start, end): `end` is not included.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import csv
+import io
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from flask import Blueprint, Response, request
+
+from lainaamo.errors import InvalidInput
+from server.domain.disclosure import Shown, Suppressed
 from server.domain.model import Role
-from server.entrypoints.console.core import render, roles
+from server.entrypoints.api.context import services
+from server.entrypoints.console import charts
+from server.entrypoints.console.core import form_error, principal, render, roles
+from server.entrypoints.console.i18n import _, fmt_number, fmt_percent
+from server.service_layer import reports as report_service
+from server.service_layer.reports import FIELDS, Report, Row
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+MAX_DAYS = 3 * 366
+
+
+def presets(today: date) -> dict[str, tuple[date, date]]:
+    """Period presets as [start, end) dates."""
+    quarter_start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    last_q_end = quarter_start
+    last_q_start = date(
+        last_q_end.year if last_q_end.month > 3 else last_q_end.year - 1,
+        (last_q_end.month - 4) % 12 + 1,
+        1,
+    )
+    return {
+        "last30": (today - timedelta(days=29), today + timedelta(days=1)),
+        "year": (date(today.year, 1, 1), today + timedelta(days=1)),
+        "quarter": (last_q_start, last_q_end),
+    }
+
+
+def _day(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"invalid {name}", [{"field": name, "message": _("A date, e.g. 2026-01-31")}]
+        ) from None
+
+
+def parse_period(args: Any, today: date) -> tuple[date, date]:
+    """The period asked for (a preset or start/end dates); 30 days by default."""
+    preset = args.get("preset", "")
+    choices = presets(today)
+    if preset in choices:
+        return choices[preset]
+    if not args.get("start") and not args.get("end"):
+        return choices["last30"]
+    start = _day("start", args.get("start", ""))
+    end = _day("end", args.get("end", ""))
+    if end <= start:
+        raise InvalidInput(
+            "the end must come after the start",
+            [{"field": "end", "message": _("After the start date")}],
+        )
+    if (end - start).days > MAX_DAYS:
+        raise InvalidInput(
+            "the period is too long", [{"field": "end", "message": _("At most three years")}]
+        )
+    return start, end
+
+
+def _instant(day: date) -> datetime:
+    return datetime.combine(day, time(0), HELSINKI).astimezone(UTC)
+
+
+def csv_cell(value: Shown, percent: bool = False) -> str:
+    """A figure for the CSV: '< 5' when withheld, empty when there is none."""
+    if value is None:
+        return ""
+    if isinstance(value, Suppressed):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value * 100:.1f}" if percent else f"{value:.1f}"
+    return str(value)
+
+
+PERCENT = frozenset({"utilisation", "overdue_rate"})
+
+
+def csv_rows(report: Report) -> list[list[str]]:
+    rows: list[list[str]] = [["unit_code", "unit_name", *FIELDS[2:]]]
+    for row in [*report.rows, report.total]:
+        code = row.code or "region"
+        name = row.name or "Region total"
+        rows.append([code, name, *(csv_cell(getattr(row, f), f in PERCENT) for f in FIELDS[2:])])
+    return rows
+
+
+def _charts(report: Report) -> dict[str, Any]:
+    names = [r.name for r in report.rows]
+
+    def num(v: Shown, scale: float = 1.0) -> float | None:
+        return v * scale if isinstance(v, int | float) else None
+
+    utilisation = charts.bar_chart(
+        _("Utilisation per unit"),
+        _("Loan days as a share of available device days, per unit; withheld figures left out."),
+        names,
+        [(_("Utilisation"), [num(r.utilisation, 100) for r in report.rows])],
+        y_unit="%",
+    )
+    flow = charts.bar_chart(
+        _("Loans started and ended per unit"),
+        _("Loans handed over and loans ended in the period, per unit."),
+        names,
+        [
+            (_("Started"), [num(r.started) for r in report.rows]),
+            (_("Ended"), [num(r.ended) for r in report.rows]),
+        ],
+    )
+    trend = None
+    if len(report.months) > 1:
+        trend = charts.line_chart(
+            _("Loans started per month in the region"),
+            _("Loans handed over in each calendar month of the period."),
+            [charts.Series(_("Started"), [(i, num(v)) for i, (_m, v) in enumerate(report.months)])],
+            x_labels=[(i, m) for i, (m, _v) in enumerate(report.months)],
+        )
+    return {"utilisation_chart": utilisation, "flow_chart": flow, "trend_chart": trend}
+
+
+def _report(start: date, end: date) -> Report:
+    svc = services()
+    with svc.session_factory() as session:
+        return report_service.programme_report(
+            session, principal(), _instant(start), _instant(end), svc.clock()
+        )
 
 
 def register(bp: Blueprint) -> None:
     @bp.get("/reports")
     @roles(Role.ADMIN)
     def reports() -> tuple[str, int]:
-        return render("placeholder.html", title="Reports")
+        today = services().clock().astimezone(HELSINKI).date()
+        try:
+            start, end = parse_period(request.args, today)
+        except InvalidInput as exc:
+            return render(
+                "reports/index.html",
+                exc.status,
+                report=None,
+                errors=form_error(exc),
+                start=request.args.get("start", ""),
+                end=request.args.get("end", ""),
+            )
+        report = _report(start, end)
+        report_service.record_access(
+            services().uow(), principal(), "console:report:view", report.start, report.end
+        )
+        return render(
+            "reports/index.html",
+            report=report,
+            errors={},
+            start=start.isoformat(),
+            end=end.isoformat(),
+            last_day=end - timedelta(days=1),
+            fmt=_display,
+            **_charts(report),
+        )
+
+    @bp.get("/reports.csv")
+    @roles(Role.ADMIN)
+    def reports_csv() -> Response:
+        today = services().clock().astimezone(HELSINKI).date()
+        start, end = parse_period(request.args, today)
+        report = _report(start, end)
+        report_service.record_access(
+            services().uow(), principal(), "console:report:export", report.start, report.end
+        )
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(csv_rows(report))
+        filename = f"lainaamo-report-{start.isoformat()}-{end.isoformat()}.csv"
+        return Response(
+            buffer.getvalue(),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+
+def _display(value: Shown, kind: str = "count") -> str:
+    """A figure for the HTML table."""
+    if value is None:
+        return "–"
+    if isinstance(value, Suppressed):
+        return str(value)
+    if kind == "percent":
+        return fmt_percent(float(value))
+    if kind == "days":
+        return fmt_number(float(value), 1)
+    return fmt_number(value, 0)
+
+
+__all__ = ["Row", "csv_rows", "parse_period", "presets"]

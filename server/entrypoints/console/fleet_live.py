@@ -1,0 +1,156 @@
+"""Live updates of the fleet overview: Server-Sent Events, with a JSON snapshot as fallback.
+
+Waitress serves with a fixed pool of threads and a stream holds one for its whole life, so
+a stream ends after `FLEET_LIVE_DURATION_S` (the browser's EventSource reconnects by itself)
+and at most half of the threads stream at once; beyond that the stream answers 503 and the
+page polls the snapshot instead. A stream also ends when its console session ends (signed
+out, expired, idle, user disabled); it checks without touching the session.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+
+from server.bootstrap import Services
+from server.domain.model import Principal, Role
+from server.entrypoints.api.context import services
+from server.entrypoints.console.core import principal, roles
+from server.entrypoints.console.fleet_view import Cells, Formatter
+from server.service_layer import fleet_console
+
+INTERVAL_KEY = "FLEET_LIVE_INTERVAL_S"  # app.config: seconds between checks (default 2)
+DURATION_KEY = "FLEET_LIVE_DURATION_S"  # app.config: seconds a stream lasts (default 60)
+STREAMS_KEY = "lainaamo.fleet_live_streams"
+_lock = threading.Lock()
+
+
+def streams(app: Flask) -> threading.BoundedSemaphore:
+    """The process's stream slots: half the HTTP threads (at least one)."""
+    with _lock:
+        found = app.extensions.get(STREAMS_KEY)
+        if found is None:
+            threads: int = app.extensions["lainaamo"].settings.http_threads
+            found = threading.BoundedSemaphore(max(1, threads // 2))
+            app.extensions[STREAMS_KEY] = found
+        return found
+
+
+def _ids() -> list[str]:
+    raw = request.args.get("ids", "")
+    return [i for i in raw.split(",") if i][: fleet_console.LIVE_MAX_IDS]
+
+
+def _snapshot(svc: Services, who: Principal, ids: list[str], fmt: Formatter) -> dict[str, Cells]:
+    settings = svc.settings
+    now = svc.clock()
+    with svc.session_factory() as session:
+        return {
+            d.id: fmt.cells(
+                fleet_console.facts(d, now, settings.low_battery_pct, settings.offline_grace_factor)
+            )
+            for d in fleet_console.devices_by_id(session, who, ids)
+        }
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class _Stream:
+    """The response body; closing it (or its end) frees the stream slot exactly once."""
+
+    def __init__(self, events: Iterator[str], release: Callable[[], None]) -> None:
+        self._events = events
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[str]:
+        return self._events
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+def events(
+    svc: Services,
+    who: Principal,
+    cookie: str,
+    ids: list[str],
+    fmt: Formatter,
+    interval: float,
+    duration: float,
+) -> Iterator[str]:
+    """Every device's cells first, then only the devices whose cells changed."""
+    yield f"retry: {int(max(interval, 1) * 1000)}\n\n"
+    sent: dict[str, Cells] = {}
+    deadline = time.monotonic() + duration
+    first = True
+    while True:
+        with svc.session_factory() as session:
+            alive = fleet_console.session_alive(session, cookie, svc.clock())
+        if not alive:
+            yield _event("signed_out", {})
+            return
+        current = _snapshot(svc, who, ids, fmt)
+        changed = {k: v for k, v in current.items() if sent.get(k) != v}
+        sent.update(changed)
+        if changed or first:
+            yield _event("devices", {"at": fmt.clock(svc.clock()), "devices": changed})
+            first = False
+        else:
+            yield ": ping\n\n"  # finds a closed connection; keeps proxies from timing out
+        if time.monotonic() >= deadline:
+            yield _event("end", {})
+            return
+        time.sleep(interval)
+
+
+def register(bp: Blueprint) -> None:
+    @bp.get("/devices/live")
+    @roles(Role.IT_SUPPORT, Role.ADMIN)
+    def devices_live() -> Response:
+        slots = streams(current_app)
+        if not slots.acquire(blocking=False):
+            return Response(
+                "too many live streams; poll the snapshot\n",
+                status=503,
+                mimetype="text/plain",
+                headers={"Retry-After": "30"},
+            )
+        config = current_app.config
+        stream = events(
+            services(),
+            principal(),
+            g.session_cookie or "",
+            _ids(),
+            Formatter.current(),
+            float(config.get(INTERVAL_KEY, 2.0)),
+            float(config.get(DURATION_KEY, 60.0)),
+        )
+        return Response(
+            _Stream(stream, slots.release),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @bp.get("/devices/live.json")
+    @roles(Role.IT_SUPPORT, Role.ADMIN)
+    def devices_snapshot() -> Response:
+        svc = services()
+        fmt = Formatter.current()
+        body = {"at": fmt.clock(svc.clock()), "devices": _snapshot(svc, principal(), _ids(), fmt)}
+        response = jsonify(body)
+        response.headers["Cache-Control"] = "no-store"
+        return response

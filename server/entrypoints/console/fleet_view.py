@@ -1,0 +1,94 @@
+"""How the fleet overview shows a device's facts: cell texts and badge tones.
+
+The page and its live updates use the same `Cells`, so an update changes a cell only when
+what it says really changed. A `Formatter` is made in the request (it translates its labels
+then) and works afterwards without one, inside a streamed response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from babel import Locale
+from babel.dates import format_datetime, format_time
+from babel.numbers import format_decimal
+
+from server.domain.model import LifecycleState
+from server.entrypoints.console.i18n import TIMEZONE, current_language
+from server.entrypoints.console.i18n import gettext as _
+from server.service_layer.fleet_console import Facts
+
+# A cell: its text and a badge tone ("" = plain text). Tones repeat what the text says.
+Cell = tuple[str, str]
+Cells = dict[str, Cell]
+FIELDS = ("state", "online", "battery", "last_seen", "drift")
+
+
+def state_labels() -> dict[str, str]:
+    return {
+        LifecycleState.IN_STOCK.value: _("In stock"),
+        LifecycleState.ON_LOAN.value: _("On loan"),
+        LifecycleState.AWAITING_WIPE.value: _("Awaiting wipe"),
+        LifecycleState.IN_REPAIR.value: _("In repair"),
+        LifecycleState.LOST.value: _("Lost"),
+        LifecycleState.RETIRED.value: _("Retired"),
+        LifecycleState.RELEASED.value: _("Released"),
+    }
+
+
+@dataclass(frozen=True)
+class Formatter:
+    language: str
+    labels: dict[str, str]
+    states: dict[str, str]
+
+    @classmethod
+    def current(cls) -> Formatter:
+        """Made inside a request: its labels in the request's language."""
+        return cls(
+            language=current_language(),
+            labels={
+                "online": _("Online"),
+                "offline": _("Offline"),
+                "stale": _("Stale"),
+                "low": _("%(pct)s, low"),
+                "drift": _("Not converged"),
+                "converged": _("Converged"),
+                "none": "–",
+            },
+            states=state_labels(),
+        )
+
+    @property
+    def locale(self) -> Locale:
+        return Locale.parse(self.language)
+
+    def when(self, value: datetime | None) -> str:
+        if value is None:
+            return self.labels["none"]
+        return str(format_datetime(value, "short", tzinfo=TIMEZONE, locale=self.locale))
+
+    def clock(self, value: datetime) -> str:
+        return str(format_time(value, "medium", tzinfo=TIMEZONE, locale=self.locale))
+
+    def number(self, value: int) -> str:
+        return str(format_decimal(value, "#,##0", locale=self.locale))
+
+    def cells(self, facts: Facts) -> Cells:
+        tone = {"online": "ok", "offline": "muted", "stale": "warn"}[facts.presence]
+        if facts.battery_pct is None:
+            battery: Cell = (self.labels["none"], "")
+        else:
+            pct = f"{facts.battery_pct} %"
+            battery = (self.labels["low"] % {"pct": pct}, "bad") if facts.low_battery else (pct, "")
+        drift = (
+            (self.labels["drift"], "warn") if facts.in_drift else (self.labels["converged"], "ok")
+        )
+        return {
+            "state": (self.states.get(facts.lifecycle_state, facts.lifecycle_state), ""),
+            "online": (self.labels[facts.presence], tone),
+            "battery": battery,
+            "last_seen": (self.when(facts.last_seen_at), ""),
+            "drift": drift,
+        }

@@ -1,0 +1,169 @@
+"""Read-side queries of one device's console page: history window, commands, loans, audit.
+
+Online bands: the server keeps the current presence only, not its history, so the times a
+device was online are derived from its status reports: reports at most `grace_factor`
+status intervals apart belong to one online stretch (the agent reports every interval while
+connected, and a reconnect sends one at once); the current stretch extends to now while the
+device's presence is online.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.adapters import orm
+from server.domain.model import Principal
+from server.service_layer import audit
+from server.service_layer.device_commands import command_json
+
+MAX_POINTS = 2000
+DEFAULT_INTERVAL_S = 60
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    at: datetime
+    battery_pct: int
+    charging: bool
+    network: str
+    locked: bool
+
+
+def history_window(session: Session, device_id: str, since: datetime) -> list[HistoryPoint]:
+    """Status reports since an instant, oldest first (at most MAX_POINTS, the newest)."""
+    rows = session.scalars(
+        select(orm.StatusReport)
+        .where(orm.StatusReport.device_id == device_id, orm.StatusReport.reported_at >= since)
+        .order_by(orm.StatusReport.reported_at.desc())
+        .limit(MAX_POINTS)
+    ).all()
+    return [
+        HistoryPoint(r.reported_at, r.battery_pct, r.charging, r.network, r.locked)
+        for r in reversed(rows)
+    ]
+
+
+def online_bands(
+    points: list[HistoryPoint],
+    interval_s: int | None,
+    grace_factor: float,
+    online_now: bool,
+    now: datetime,
+) -> list[tuple[datetime, datetime]]:
+    """Stretches of time the device was online, derived from its reports (see the module)."""
+    gap = timedelta(seconds=(interval_s or DEFAULT_INTERVAL_S) * max(grace_factor, 1.0))
+    bands: list[tuple[datetime, datetime]] = []
+    for point in points:
+        if bands and point.at - bands[-1][1] <= gap:
+            bands[-1] = (bands[-1][0], point.at)
+        else:
+            bands.append((point.at, point.at))
+    if online_now and bands and now - bands[-1][1] <= gap:
+        bands[-1] = (bands[-1][0], now)
+    return bands
+
+
+def commands_of(session: Session, device_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(orm.CommandRow)
+        .where(orm.CommandRow.device_id == device_id)
+        .order_by(orm.CommandRow.created_at.desc())
+        .limit(limit)
+    ).all()
+    return [{**command_json(r), "created": r.created_at, "finished": r.finished_at} for r in rows]
+
+
+def audit_of(
+    session: Session, principal: Principal, device_id: str, limit: int = 50
+) -> list[orm.AuditEvent]:
+    """The newest audit events about the device in the principal's organisation."""
+    return list(
+        session.scalars(
+            select(orm.AuditEvent)
+            .where(
+                orm.AuditEvent.subject_type == "device",
+                orm.AuditEvent.subject_id == device_id,
+                orm.AuditEvent.organisation_id == principal.organisation_id,
+            )
+            .order_by(orm.AuditEvent.id.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def loans_of(
+    session: Session, principal: Principal, device_id: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The device's loans, newest first. The client reference is shown only to those who see
+    the loan's unit, and showing it is audited (console:loan:view); commits the audit."""
+    rows = session.scalars(
+        select(orm.Loan)
+        .where(
+            orm.Loan.device_id == device_id,
+            orm.Loan.organisation_id == principal.organisation_id,
+        )
+        .order_by(orm.Loan.requested_at.desc(), orm.Loan.id.desc())
+        .limit(limit)
+    ).all()
+    items = []
+    for loan in rows:
+        visible = principal.sees_unit(loan.unit_id)
+        items.append(
+            {
+                "loan_id": loan.id,
+                "state": loan.state,
+                "unit": loan.client.unit.code if visible else None,
+                "client_ref": loan.client.ref if visible else None,
+                "handed_over_at": loan.handed_over_at,
+                "due_at": loan.due_at,
+                "ended_at": loan.ended_at,
+                "requested_at": loan.requested_at,
+            }
+        )
+        if visible:
+            audit.record(
+                session,
+                principal=principal,
+                action="console:loan:view",
+                subject_type="loan",
+                subject_id=str(loan.id),
+                organisation_id=principal.organisation_id,
+                after={"via": "device page", "device_id": device_id},
+                system_part="console",
+            )
+    if any(item["client_ref"] is not None for item in items):
+        session.commit()
+    return items
+
+
+def desired_vs_reported(device: orm.Device) -> list[dict[str, Any]]:
+    """Rows comparing what the policy asks with what the device last reported."""
+    desired = device.desired
+    status = device.status
+    policy = desired.policy if desired else {}
+    mode = policy.get("mode")
+    want_locked = mode in ("locked", "lost") if mode else None
+    want_kiosk = mode in ("kiosk", "restricted") if mode else None
+    managed = mode != "unmanaged"
+    rows = [
+        ("locked", want_locked if managed else None, status.locked if status else None),
+        ("kiosk", want_kiosk if managed else None, status.kiosk if status else None),
+        (
+            "version",
+            desired.version if desired else None,
+            status.desired_version if status else None,
+        ),
+    ]
+    result = []
+    for name, want, got in rows:
+        if name == "version":
+            drift = want is not None and (got or 0) < want
+        else:
+            drift = want is not None and got is not None and want != got
+        result.append({"name": name, "desired": want, "reported": got, "drift": drift})
+    return result

@@ -1,0 +1,318 @@
+"""Enrollment: single-use, expiring tokens that let a tablet register itself.
+
+IT support creates a token (shown once, as text and as a QR code); the tablet's agent sends
+it with its device id to `POST /api/v1/enroll` and receives what it needs to connect. Only
+the SHA-256 of a token is stored.
+
+A device id that already exists in the token's organisation is re-bound (a reinstalled
+agent keeps its device's history, loans and lifecycle state); one that exists in another
+organisation is refused, since device ids are also MQTT identities and globally unique.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from lainaamo.config import Settings
+from lainaamo.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from server.adapters import orm
+from server.adapters.orm import utcnow
+from server.domain.model import LifecycleState, Principal, check_device_id, check_text
+from server.domain.privacy import refuse_identifiers
+from server.service_layer import audit
+from server.service_layer.accounts import hash_token
+from server.service_layer.desired import refresh_desired
+from server.service_layer.unit_of_work import UnitOfWork
+
+TOKEN_PREFIX = "lnm_enr_"
+DEFAULT_VALIDITY = timedelta(hours=24)
+MAX_VALIDITY = timedelta(days=7)
+MAX_LISTED = 200
+
+
+class EnrollmentRefused(DomainError):
+    """The one refusal of an enrollment: never says which of the reasons applied."""
+
+    status = 401
+    code = "enrollment_refused"
+
+    def __init__(self) -> None:
+        super().__init__("the enrollment token is unknown, expired, already used or revoked")
+
+
+def _require_it(principal: Principal) -> None:
+    if not principal.manages_devices:
+        raise Forbidden("only IT support and administrators enroll devices")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def create_token(
+    uow: UnitOfWork,
+    principal: Principal,
+    unit_code: str | None,
+    note: str,
+    valid_for: timedelta | None = None,
+    now: datetime | None = None,
+) -> tuple[str, datetime]:
+    """A new enrollment token (shown once) and when it expires; default 24 h, at most 7 days."""
+    _require_it(principal)
+    now = now or utcnow()
+    valid_for = DEFAULT_VALIDITY if valid_for is None else valid_for
+    if not timedelta(minutes=5) <= valid_for <= MAX_VALIDITY:
+        raise InvalidInput(
+            "invalid validity", [{"field": "valid_hours", "message": "from 5 minutes to 7 days"}]
+        )
+    note = refuse_identifiers("note", check_text("note", note or "", max_len=200, required=False))
+    token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+    with uow:
+        unit = None
+        if unit_code:
+            unit = uow.session.scalar(
+                select(orm.Unit).where(
+                    orm.Unit.organisation_id == principal.organisation_id,
+                    orm.Unit.code == unit_code,
+                )
+            )
+            if unit is None:
+                raise InvalidInput(
+                    "unknown unit", [{"field": "unit", "message": f"no unit {unit_code!r}"}]
+                )
+        row = orm.EnrollmentToken(
+            organisation_id=principal.organisation_id,
+            unit_id=unit.id if unit else None,
+            token_hash=hash_token(token),
+            note=note,
+            created_by=principal.user_id or None,
+            created_at=now,
+            expires_at=now + valid_for,
+        )
+        uow.session.add(row)
+        uow.session.flush()
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="api:enrollment_token:create",
+            subject_type="enrollment_token",
+            subject_id=str(row.id),
+            organisation_id=principal.organisation_id,
+            after={"unit": unit_code or None, "note": note, "expires_at": _iso(row.expires_at)},
+            system_part="api",
+        )
+        uow.commit()
+        return token, row.expires_at
+
+
+def state_of(row: orm.EnrollmentToken, now: datetime) -> str:
+    """active, used, revoked or expired."""
+    if row.used_at is not None:
+        return "used"
+    if row.revoked_at is not None:
+        return "revoked"
+    return "expired" if row.expires_at <= now else "active"
+
+
+def token_json(row: orm.EnrollmentToken, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "unit": row.unit.code if row.unit else None,
+        "note": row.note,
+        "state": state_of(row, now),
+        "created_at": _iso(row.created_at),
+        "expires_at": _iso(row.expires_at),
+        "used_at": _iso(row.used_at),
+        "device_id": row.device_id,
+        "revoked_at": _iso(row.revoked_at),
+    }
+
+
+def list_tokens(
+    session: Session, principal: Principal, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The organisation's newest enrollment tokens (never the tokens themselves)."""
+    _require_it(principal)
+    rows = session.scalars(
+        select(orm.EnrollmentToken)
+        .where(orm.EnrollmentToken.organisation_id == principal.organisation_id)
+        .order_by(orm.EnrollmentToken.created_at.desc(), orm.EnrollmentToken.id.desc())
+        .limit(MAX_LISTED)
+    ).all()
+    return [token_json(r, now or utcnow()) for r in rows]
+
+
+def get_token(
+    session: Session, principal: Principal, token_id: int, now: datetime | None = None
+) -> dict[str, Any]:
+    _require_it(principal)
+    row = session.get(orm.EnrollmentToken, token_id)
+    if row is None or row.organisation_id != principal.organisation_id:
+        raise NotFound(f"no enrollment token {token_id}")
+    return token_json(row, now or utcnow())
+
+
+def revoke(
+    uow: UnitOfWork, principal: Principal, token_id: int, now: datetime | None = None
+) -> None:
+    """Revoke an unused token; revoking a revoked one changes nothing."""
+    _require_it(principal)
+    now = now or utcnow()
+    with uow:
+        row = uow.session.get(orm.EnrollmentToken, token_id)
+        if row is None or row.organisation_id != principal.organisation_id:
+            raise NotFound(f"no enrollment token {token_id}")
+        if row.used_at is not None:
+            raise Conflict(f"enrollment token {token_id} was already used by {row.device_id}")
+        if row.revoked_at is not None:
+            return
+        row.revoked_at = now
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="api:enrollment_token:revoke",
+            subject_type="enrollment_token",
+            subject_id=str(token_id),
+            organisation_id=principal.organisation_id,
+            after={"revoked_at": _iso(now)},
+            system_part="api",
+        )
+        uow.commit()
+
+
+def agent_config(
+    device_id: str, organisation: str, unit: str | None, rebound: bool, settings: Settings
+) -> dict[str, Any]:
+    """What an enrolled agent needs to connect. The per-device MQTT password is issued from
+    the security release on; until then it is null and the broker's own setup applies."""
+    return {
+        "device_id": device_id,
+        "organisation": organisation,
+        "unit": unit,
+        "rebound": rebound,
+        "mqtt": {
+            "host": settings.mqtt_host,
+            "port": settings.mqtt_port,
+            "protocol": settings.mqtt_protocol,
+            "tls": settings.mqtt_tls,
+            "topic_prefix": settings.topic_prefix,
+            "username": device_id,
+            "password": None,
+        },
+    }
+
+
+def enroll(
+    uow: UnitOfWork,
+    token: str,
+    device_id: str,
+    serial: str | None,
+    model: str | None,
+    now: datetime,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Spend a token: create (or re-bind) the device in the token's unit; return its config."""
+    check_device_id(device_id)
+    serial = check_text("serial", serial or "", max_len=64, required=False)
+    model = check_text("model", model or "", max_len=100, required=False)
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        raise EnrollmentRefused()
+    table = orm.EnrollmentToken
+    with uow:
+        session = uow.session
+        # Conditional: of two enrollments racing with one token, exactly one changes the row.
+        spent = session.execute(
+            update(table)
+            .where(
+                table.token_hash == hash_token(token),
+                table.used_at.is_(None),
+                table.revoked_at.is_(None),
+                table.expires_at > now,
+            )
+            .values(used_at=now, device_id=device_id)
+            .execution_options(synchronize_session=False)
+        )
+        if int(spent.rowcount or 0) != 1:  # type: ignore[attr-defined]
+            raise EnrollmentRefused()
+        row = session.scalar(select(table).where(table.token_hash == hash_token(token)))
+        assert row is not None
+        device, rebound = _bind_device(session, row, device_id, serial, model, now)
+        refresh_desired(session, [device.id], now)
+        audit.record(
+            session,
+            principal=None,
+            action="agent:device:enroll",
+            subject_type="device",
+            subject_id=device.id,
+            organisation_id=row.organisation_id,
+            after={
+                "enrollment_token": row.id,
+                "rebound": rebound,
+                "unit": device.unit.code if device.unit else None,
+                "serial": device.serial,
+                "model": device.model,
+            },
+            system_part="enrollment",
+        )
+        org = session.get(orm.Organisation, row.organisation_id)
+        config = agent_config(
+            device.id,
+            org.code if org else "",
+            device.unit.code if device.unit else None,
+            rebound,
+            settings,
+        )
+        uow.commit()
+    return config
+
+
+def _bind_device(
+    session: Session,
+    token: orm.EnrollmentToken,
+    device_id: str,
+    serial: str,
+    model: str,
+    now: datetime,
+) -> tuple[orm.Device, bool]:
+    device = session.get(orm.Device, device_id)
+    if device is not None:
+        if device.organisation_id != token.organisation_id:
+            raise Conflict(f"device id {device_id} is taken; choose another one")
+        device.serial = serial or device.serial
+        device.model = model or device.model
+        if device.unit_id is None:  # a re-bound device keeps its unit (it may be on loan)
+            device.unit_id = token.unit_id
+        device.updated_at = now
+        session.flush()
+        session.refresh(device)
+        return device, True
+    asset_tag = device_id
+    taken = session.scalar(
+        select(orm.Device.id).where(
+            orm.Device.organisation_id == token.organisation_id,
+            orm.Device.asset_tag == asset_tag,
+        )
+    )
+    if taken is not None:
+        asset_tag = f"ENR-{token.id}"
+    device = orm.Device(
+        id=device_id,
+        organisation_id=token.organisation_id,
+        unit_id=token.unit_id,
+        asset_tag=asset_tag,
+        serial=serial,
+        model=model,
+        lifecycle_state=LifecycleState.IN_STOCK.value,
+        created_at=now,
+        updated_at=now,
+        status=orm.DeviceStatus(device_id=device_id, online=False),
+    )
+    session.add(device)
+    session.flush()
+    session.refresh(device)
+    return device, False

@@ -1,0 +1,249 @@
+"""Read side of the console's fleet overview: filtered pages, live facts, counts, CSV export.
+
+Extends `views.list_devices` with a search box and a drift filter without changing the API's
+query. Every query starts from the principal's scope (organisation, and units for
+counsellors), is bounded by a page size or a batch size, and loads a device's unit, status
+and desired state in the same statement (joined eager loading: no N+1).
+
+Search is a case-insensitive substring match on device id, asset tag and serial within the
+organisation: a scan of at most the organisation's devices (10,000 rows is milliseconds);
+the other filters use indexed columns (organisation+state, organisation+unit, online,
+battery).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.adapters import orm
+from server.domain.model import Principal, is_stale
+from server.service_layer import audit, views
+from server.service_layer.accounts import hash_token
+from server.service_layer.console_auth import IDLE_TIMEOUT
+from server.service_layer.devices import CSV_COLUMNS
+from server.service_layer.unit_of_work import UnitOfWork
+
+PAGE_SIZE = 50
+SEARCH_MAX = 64
+LIVE_MAX_IDS = 100
+EXPORT_BATCH = 500
+# An export's first columns are the import's, so that it can be edited and imported again.
+EXPORT_ONLY = ("lifecycle_state", "online", "battery_pct", "last_seen_at")
+EXPORT_COLUMNS = (*CSV_COLUMNS, *EXPORT_ONLY)
+# Spreadsheets run cells starting with these as formulas; an export guards them with a quote.
+FORMULA_STARTS = ("=", "+", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class FleetFilter:
+    """The API's device filters plus the console's search box and drift filter."""
+
+    base: views.DeviceFilter = views.DeviceFilter()
+    search: str = ""
+    drift: bool | None = None  # True: desired version not yet applied ("not converged")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the overview shows of a device, and what live updates compare."""
+
+    device_id: str
+    lifecycle_state: str
+    presence: str  # online | offline | stale
+    battery_pct: int | None
+    low_battery: bool
+    last_seen_at: datetime | None
+    in_drift: bool
+
+
+def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Select[Any]:
+    """Devices the principal may see that match the filters (unordered, unbounded)."""
+    query = views._scoped(principal).join(orm.Device.status)
+    base = flt.base
+    if base.unit is not None:
+        query = query.join(orm.Unit, orm.Unit.id == orm.Device.unit_id).where(
+            orm.Unit.code == base.unit
+        )
+    if base.states:
+        query = query.where(orm.Device.lifecycle_state.in_([s.value for s in base.states]))
+    if base.online is not None:
+        query = query.where(orm.DeviceStatus.online.is_(base.online))
+    if base.low_battery is not None:
+        low = orm.DeviceStatus.battery_pct <= low_battery_pct
+        query = query.where(
+            low if base.low_battery else or_(~low, orm.DeviceStatus.battery_pct.is_(None))
+        )
+    if flt.drift is not None:
+        query = query.outerjoin(orm.DesiredStateRow, orm.DesiredStateRow.device_id == orm.Device.id)
+        drifting = func.coalesce(orm.DeviceStatus.desired_version, 0) < orm.DesiredStateRow.version
+        query = query.where(
+            drifting if flt.drift else or_(~drifting, orm.DesiredStateRow.version.is_(None))
+        )
+    term = flt.search.strip()[:SEARCH_MAX]
+    if term:
+        query = query.where(
+            or_(
+                orm.Device.id.icontains(term, autoescape=True),
+                orm.Device.asset_tag.icontains(term, autoescape=True),
+                orm.Device.serial.icontains(term, autoescape=True),
+            )
+        )
+    return query
+
+
+def count(session: Session, principal: Principal, flt: FleetFilter, low_battery_pct: int) -> int:
+    query = filtered(principal, flt, low_battery_pct)
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
+def list_page(
+    session: Session,
+    principal: Principal,
+    flt: FleetFilter,
+    *,
+    cursor: str | None,
+    low_battery_pct: int,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[orm.Device], str | None, int]:
+    """One page ordered by id, the next page's cursor (as in the API) and the total count."""
+    query = filtered(principal, flt, low_battery_pct)
+    total = count(session, principal, flt, low_battery_pct)
+    if cursor is not None:
+        query = query.where(orm.Device.id > views.decode_cursor(cursor))
+    found = list(session.scalars(query.order_by(orm.Device.id).limit(limit + 1)).unique())
+    next_cursor = views.encode_cursor(found[limit - 1].id) if len(found) > limit else None
+    return found[:limit], next_cursor, total
+
+
+def state_counts(session: Session, principal: Principal) -> dict[str, int]:
+    """Devices in scope by lifecycle state (one grouped query on an indexed column)."""
+    query = select(orm.Device.lifecycle_state, func.count()).where(
+        orm.Device.organisation_id == principal.organisation_id
+    )
+    if not principal.org_wide:
+        query = query.where(orm.Device.unit_id.in_(principal.unit_ids or {-1}))
+    rows = session.execute(query.group_by(orm.Device.lifecycle_state)).all()
+    return {str(state): int(count) for state, count in rows}
+
+
+def units(session: Session, principal: Principal) -> list[tuple[str, str]]:
+    """(code, name) of the units the principal may filter by."""
+    query = select(orm.Unit.code, orm.Unit.name).where(
+        orm.Unit.organisation_id == principal.organisation_id
+    )
+    if not principal.org_wide:
+        query = query.where(orm.Unit.id.in_(principal.unit_ids or {-1}))
+    return [(code, name) for code, name in session.execute(query.order_by(orm.Unit.name))]
+
+
+def presence(device: orm.Device, now: datetime, stale_factor: float) -> str:
+    """online, offline, or stale (online by presence but silent too long), as the API says."""
+    st = device.status
+    online = bool(st and st.online)
+    if st is not None and is_stale(
+        online, st.last_seen_at, st.status_interval_s, now, stale_factor
+    ):
+        return "stale"
+    return "online" if online else "offline"
+
+
+def facts(device: orm.Device, now: datetime, low_battery_pct: int, stale_factor: float) -> Facts:
+    st = device.status
+    battery = st.battery_pct if st and st.reported_at is not None else None
+    reported = st.desired_version if st else None
+    in_drift = device.desired is not None and (reported or 0) < device.desired.version
+    return Facts(
+        device_id=device.id,
+        lifecycle_state=device.lifecycle_state,
+        presence=presence(device, now, stale_factor),
+        battery_pct=battery,
+        low_battery=battery is not None and battery <= low_battery_pct,
+        last_seen_at=st.last_seen_at if st else None,
+        in_drift=in_drift,
+    )
+
+
+def devices_by_id(session: Session, principal: Principal, ids: list[str]) -> list[orm.Device]:
+    """The listed devices that the principal may see (at most LIVE_MAX_IDS), ordered by id."""
+    wanted = sorted(set(ids))[:LIVE_MAX_IDS]
+    if not wanted:
+        return []
+    query = views._scoped(principal).where(orm.Device.id.in_(wanted)).order_by(orm.Device.id)
+    return list(session.scalars(query).unique())
+
+
+def guard_cell(value: str) -> str:
+    """A quote before text a spreadsheet would run as a formula (removed again on import)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def export_rows(
+    session_factory: sessionmaker[Session],
+    principal: Principal,
+    flt: FleetFilter,
+    *,
+    now: datetime,
+    low_battery_pct: int,
+    stale_factor: float,
+    batch: int = EXPORT_BATCH,
+) -> Iterator[list[str]]:
+    """Rows of the export (EXPORT_COLUMNS), fetched in id-ordered batches of bounded size."""
+    after: str | None = None
+    with session_factory() as session:
+        while True:
+            query = filtered(principal, flt, low_battery_pct).order_by(orm.Device.id)
+            if after is not None:
+                query = query.where(orm.Device.id > after)
+            found = list(session.scalars(query.limit(batch)).unique())
+            for device in found:
+                st = device.status
+                yield [
+                    guard_cell(device.id),
+                    guard_cell(device.asset_tag),
+                    guard_cell(device.unit.code if device.unit else ""),
+                    guard_cell(device.serial),
+                    guard_cell(device.model),
+                    device.lifecycle_state,
+                    presence(device, now, stale_factor),
+                    "" if st is None or st.battery_pct is None else str(st.battery_pct),
+                    views._iso(st.last_seen_at if st else None) or "",
+                ]
+            if len(found) < batch:
+                return
+            after = found[-1].id
+            session.expunge_all()  # keep memory flat over 10,000 devices
+
+
+def record_export(
+    uow: UnitOfWork, principal: Principal, filters: dict[str, str], count: int
+) -> None:
+    """Audit who exported which devices (by filter) and how many."""
+    with uow:
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="console:device:export",
+            subject_type="device",
+            subject_id="*",
+            organisation_id=principal.organisation_id,
+            after={"filters": filters, "count": count},
+            system_part="console",
+        )
+        uow.commit()
+
+
+def session_alive(session: Session, cookie: str, now: datetime) -> bool:
+    """Whether a console session is still valid, without touching it (a stream is not use)."""
+    row = session.get(orm.ConsoleSession, hash_token(cookie)) if cookie else None
+    return (
+        row is not None
+        and row.expires_at > now
+        and row.last_seen_at + IDLE_TIMEOUT > now
+        and row.user.active
+    )

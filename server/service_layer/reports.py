@@ -1,0 +1,288 @@
+"""The programme report: how the region's loan tablets were used in a period, per unit.
+
+Everything is aggregated in SQL (one grouped scan of the loans, one of the devices, one of the
+queue), so a year of loans over 100 000 devices costs a few grouped queries, on PostgreSQL
+and on SQLite alike.
+
+Definitions (the console's help text repeats them):
+
+* **Period** [start, end); figures that add up time stop at min(end, now).
+* **Devices**: devices *now* assigned to the unit that existed before the period ended and
+  are not retired or released (there is no history of unit assignments). Devices of the
+  shared pool (no unit) count in the region total only.
+* **Utilisation** = loan days / available days. Loan days: for each loan handed over, the
+  overlap of [handed_over_at, ended_at or now) with the period, in days. Available days:
+  devices × days in the period. Loans count for the unit that lent them, so a unit lending
+  pool devices may exceed 100 %.
+* **Loans started**: handed over in the period; **ended**: returned or released in it.
+* **Average loan length**: handed over → ended, of the loans that ended in the period.
+* **Overdue rate**: of the loans on loan at some time in the period, the share that were
+  still out after their due date at some time in the period (the current due date is used,
+  so a loan renewed after being late counts by its new due date).
+* **Queue**: requests waiting now. **Average waiting time**: requested → handed over, of the
+  loans handed over in the period.
+* **Handed over to clients**: loans released to the client in the period.
+* **Support sessions**: there is no record of remote-support sessions yet; None, not 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Float, and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from server.adapters import orm
+from server.domain.disclosure import THRESHOLD, Shown, derived, protect_column, suppress
+from server.domain.loans import LoanState
+from server.domain.model import LifecycleState, Principal
+from server.service_layer import audit
+from server.service_layer.sql_portable import Epoch, Greatest, Least, Month
+from server.service_layer.unit_of_work import UnitOfWork
+
+DAY_S = 86400.0
+GONE = (LifecycleState.RETIRED.value, LifecycleState.RELEASED.value)
+ENDED = (LoanState.RETURNED.value, LoanState.RELEASED_TO_CLIENT.value)
+
+
+# --- raw figures ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Unsuppressed figures of one unit (or the region); days are fractional."""
+
+    devices: int = 0
+    available_days: float = 0.0
+    loan_days: float = 0.0
+    active: int = 0  # loans on loan at some time in the period
+    started: int = 0
+    ended: int = 0
+    ended_days: float = 0.0  # total length of the loans that ended
+    overdue: int = 0
+    queue: int = 0
+    wait_days: float = 0.0  # total waiting of the loans handed over
+    released: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(**{name: getattr(self, name) + getattr(other, name) for name in _NAMES})
+
+
+_NAMES = tuple(Counts.__dataclass_fields__)
+
+
+def period_days(start: datetime, end: datetime, now: datetime) -> float:
+    """Days of [start, min(end, now)); 0 for a period still in the future."""
+    return max(0.0, (min(end, now) - start).total_seconds() / DAY_S)
+
+
+def unit_counts(
+    session: Session, organisation_id: int, start: datetime, end: datetime, now: datetime
+) -> dict[int | None, Counts]:
+    """Raw figures per unit id (None: the shared pool, devices only)."""
+    until = min(end, now)
+    days = period_days(start, end, now)
+    L = orm.Loan
+    lo = Greatest(Epoch(L.handed_over_at), literal(start.timestamp(), Float))
+    hi = Least(
+        func.coalesce(Epoch(L.ended_at), literal(now.timestamp(), Float)),
+        literal(until.timestamp(), Float),
+    )
+    ended_here = and_(L.state.in_(ENDED), L.ended_at >= start, L.ended_at < end)
+    started_here = and_(L.handed_over_at >= start, L.handed_over_at < end)
+    overdue = and_(
+        L.due_at.is_not(None),
+        L.due_at < until,
+        or_(L.ended_at.is_(None), and_(L.ended_at > L.due_at, L.ended_at > start)),
+    )
+    zero = literal(0.0, Float)
+    loans = session.execute(
+        select(
+            L.unit_id,
+            func.sum(case((hi > lo, hi - lo), else_=zero)),
+            func.count(case((and_(L.handed_over_at < until, hi > lo), 1))),
+            func.count(case((started_here, 1))),
+            func.count(case((ended_here, 1))),
+            func.sum(case((ended_here, Epoch(L.ended_at) - Epoch(L.handed_over_at)), else_=zero)),
+            func.count(case((overdue, 1))),
+            func.sum(
+                case(
+                    (started_here, Epoch(L.handed_over_at) - Epoch(L.requested_at)),
+                    else_=zero,
+                )
+            ),
+            func.count(case((and_(ended_here, L.state == LoanState.RELEASED_TO_CLIENT.value), 1))),
+        )
+        .where(
+            L.organisation_id == organisation_id,
+            L.handed_over_at.is_not(None),
+            L.handed_over_at < end,
+            or_(L.ended_at.is_(None), L.ended_at >= start),
+        )
+        .group_by(L.unit_id)
+    ).all()
+    devices = session.execute(
+        select(orm.Device.unit_id, func.count())
+        .where(
+            orm.Device.organisation_id == organisation_id,
+            orm.Device.lifecycle_state.not_in(GONE),
+            orm.Device.created_at < until,
+        )
+        .group_by(orm.Device.unit_id)
+    ).all()
+    queue = session.execute(
+        select(L.unit_id, func.count())
+        .where(L.organisation_id == organisation_id, L.state == LoanState.REQUESTED.value)
+        .group_by(L.unit_id)
+    ).all()
+    out: dict[int | None, Counts] = {}
+    for unit_id, n in devices:
+        out[unit_id] = Counts(devices=n, available_days=n * days)
+    for unit_id, secs, active, started, ended, ended_s, late, wait_s, released in loans:
+        out[unit_id] = out.get(unit_id, Counts()) + Counts(
+            loan_days=float(secs or 0) / DAY_S,
+            active=active,
+            started=started,
+            ended=ended,
+            ended_days=float(ended_s or 0) / DAY_S,
+            overdue=late,
+            wait_days=float(wait_s or 0) / DAY_S,
+            released=released,
+        )
+    for unit_id, n in queue:
+        out[unit_id] = out.get(unit_id, Counts()) + Counts(queue=n)
+    return out
+
+
+def monthly_started(
+    session: Session, organisation_id: int, start: datetime, end: datetime
+) -> list[tuple[str, int]]:
+    """Loans handed over in the region per calendar month (UTC), oldest first."""
+    month = Month(orm.Loan.handed_over_at)
+    rows = session.execute(
+        select(month, func.count())
+        .where(
+            orm.Loan.organisation_id == organisation_id,
+            orm.Loan.handed_over_at >= start,
+            orm.Loan.handed_over_at < end,
+        )
+        .group_by(month)
+        .order_by(month)
+    ).all()
+    return [(str(m), int(n)) for m, n in rows]
+
+
+# --- what may be shown ------------------------------------------------------------------------
+
+COUNT_COLUMNS = ("devices", "started", "ended", "active", "overdue", "queue", "released")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the report as it may be shown (counts < 5 withheld)."""
+
+    code: str
+    name: str
+    devices: Shown
+    utilisation: Shown
+    started: Shown
+    ended: Shown
+    avg_loan_days: Shown
+    overdue_rate: Shown
+    queue: Shown
+    avg_wait_days: Shown
+    released: Shown
+    support_sessions: Shown = None  # no sessions are recorded yet
+    support_total_minutes: Shown = None
+    support_median_minutes: Shown = None
+
+
+FIELDS = tuple(Row.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Report:
+    start: datetime
+    end: datetime
+    days: float
+    rows: list[Row]
+    total: Row
+    months: list[tuple[str, Shown]]
+    raw: dict[str, Counts]  # by unit code, and "" for the region: never shown as such
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _row(code: str, name: str, c: Counts, shown: Mapping[str, Shown]) -> Row:
+    return Row(
+        code=code,
+        name=name,
+        devices=shown["devices"],
+        utilisation=derived(_ratio(c.loan_days, c.available_days), shown["active"]),
+        started=shown["started"],
+        ended=shown["ended"],
+        avg_loan_days=derived(_ratio(c.ended_days, c.ended), shown["ended"]),
+        overdue_rate=derived(_ratio(c.overdue, c.active), shown["overdue"], shown["active"]),
+        queue=shown["queue"],
+        avg_wait_days=derived(_ratio(c.wait_days, c.started), shown["started"]),
+        released=shown["released"],
+    )
+
+
+def programme_report(
+    session: Session, principal: Principal, start: datetime, end: datetime, now: datetime
+) -> Report:
+    """The report of the principal's organisation for [start, end), suppressed for showing."""
+    org = principal.organisation_id
+    counts = unit_counts(session, org, start, end, now)
+    units = session.scalars(
+        select(orm.Unit).where(orm.Unit.organisation_id == org).order_by(orm.Unit.name)
+    ).all()
+    per_unit = [counts.get(u.id, Counts()) for u in units]
+    region = sum(counts.values(), Counts())
+    total_shown = {name: suppress(getattr(region, name)) for name in COUNT_COLUMNS}
+    columns = {
+        name: protect_column(
+            [getattr(c, name) for c in per_unit], isinstance(total_shown[name], int)
+        )
+        for name in COUNT_COLUMNS
+    }
+    rows = [
+        _row(u.code, u.name, c, {name: columns[name][i] for name in COUNT_COLUMNS})
+        for i, (u, c) in enumerate(zip(units, per_unit, strict=True))
+    ]
+    months: list[tuple[str, Shown]] = [
+        (m, suppress(n)) for m, n in monthly_started(session, org, start, end)
+    ]
+    raw = {u.code: c for u, c in zip(units, per_unit, strict=True)} | {"": region}
+    return Report(
+        start=start,
+        end=end,
+        days=period_days(start, end, now),
+        rows=rows,
+        total=_row("", "", region, total_shown),
+        months=months,
+        raw=raw,
+    )
+
+
+def record_access(
+    uow: UnitOfWork, principal: Principal, action: str, start: datetime, end: datetime
+) -> None:
+    """Audit a view or an export of the report (console:report:view / console:report:export)."""
+    with uow:
+        audit.record(
+            uow.session,
+            principal=principal,
+            action=action,
+            subject_type="report",
+            subject_id="programme",
+            organisation_id=principal.organisation_id,
+            after={"start": start.isoformat(), "end": end.isoformat(), "threshold": THRESHOLD},
+            system_part="console",
+        )
+        uow.commit()

@@ -1,0 +1,195 @@
+"""The console's device page: facts, chart, desired vs reported, commands, wipes, loans, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from support.console import Browser
+from support.fleet import Fleet
+
+from server.adapters import orm
+from server.domain.loan_commands import LoanStep, RequestLoan
+from server.domain.loans import LoanAction
+from server.service_layer import loans
+from server.service_layer.accounts import principal_of
+from server.service_layer.device_page import HistoryPoint, online_bands
+
+pytestmark = pytest.mark.integration
+
+
+def browser(fleet: Fleet, client: FlaskClient, role: str) -> Browser:
+    login = fleet.logins[role]
+    return Browser(client, login.username, login.password)
+
+
+def commands(fleet: Fleet, device_id: str) -> list[orm.CommandRow]:
+    with fleet.services.session_factory() as session:
+        return list(
+            session.scalars(select(orm.CommandRow).where(orm.CommandRow.device_id == device_id))
+        )
+
+
+def add_reports(fleet: Fleet, device_id: str, count: int) -> None:
+    now = datetime.now(UTC)
+    with fleet.services.session_factory() as session:
+        for i in range(count):
+            at = now - timedelta(minutes=count - i)
+            session.add(
+                orm.StatusReport(
+                    device_id=device_id,
+                    boot=1,
+                    seq=i,
+                    reported_at=at,
+                    received_at=at,
+                    reason="periodic",
+                    battery_pct=80 - i,
+                    charging=False,
+                    storage_free_mb=1000,
+                    network="wifi",
+                    signal_pct=70,
+                    uptime_s=60 * i,
+                    locked=False,
+                    kiosk=False,
+                    desired_version=1,
+                )
+            )
+        status = session.get(orm.DeviceStatus, device_id)
+        assert status is not None
+        status.online, status.status_interval_s, status.battery_pct = True, 60, 80 - count + 1
+        status.reported_at = status.last_seen_at = now
+        status.locked, status.kiosk, status.desired_version = False, False, 0
+        session.commit()
+
+
+@pytest.mark.parametrize("role", ["it_support", "admin"])
+def test_page_shows_facts_chart_tables(fleet: Fleet, client: FlaskClient, role: str) -> None:
+    add_reports(fleet, "tab-001", 5)
+    page = browser(fleet, client, role).text("/devices/tab-001")
+    assert page.count("<h1>") == 1
+    assert "ESAVO-0001" in page and "R90000001" in page
+    assert '<svg class="chart"' in page and "<polyline" in page and 'class="band' in page
+    assert "<details>" in page and "<caption>" in page
+    assert page.count("<tr><td>") >= 5  # the report rows
+    assert "Differs" in page  # the policy locks an in-stock tablet; it reports unlocked
+    assert "Start remote support" in page and 'disabled aria-describedby="remote-note"' in page
+    for label in ("Lock", "Unlock", "Ring", "Restart", "Sync now", "Send message"):
+        assert f">{label}<" in page
+    assert ("Wipe…" in page) == (role == "it_support")
+    assert "api:device:create" in page  # the audit trail
+
+
+def test_other_organisation_and_counsellor_are_refused(fleet: Fleet, client: FlaskClient) -> None:
+    it = browser(fleet, client, "it_support")
+    assert it.get("/devices/no-such-device").status_code == 404
+    with fleet.services.session_factory() as session:
+        org = orm.Organisation(code="other", name="Other")
+        session.add(org)
+        session.flush()
+        session.add(
+            orm.Device(
+                id="other-001",
+                organisation_id=org.id,
+                asset_tag="O1",
+                status=orm.DeviceStatus(device_id="other-001", online=False),
+            )
+        )
+        session.commit()
+    assert it.get("/devices/other-001").status_code == 404
+    assert it.post("/devices/other-001/commands", {"name": "ring"}).status_code == 404
+    assert commands(fleet, "other-001") == []
+    client.delete_cookie("lainaamo_session")
+    counsellor = browser(fleet, client, "counsellor")
+    assert counsellor.get("/devices/tab-001").status_code == 403
+    assert counsellor.post("/devices/tab-001/commands", {"name": "ring"}).status_code == 403
+    assert commands(fleet, "tab-001") == []
+
+
+def test_buttons_issue_commands(fleet: Fleet, client: FlaskClient) -> None:
+    it = browser(fleet, client, "it_support")
+    for name in ("lock", "unlock", "ring", "reboot", "sync"):
+        response = it.post("/devices/tab-002/commands", {"name": name})
+        assert response.status_code == 302, name
+    response = it.post("/devices/tab-002/commands", {"name": "message", "text": "Soita meille"})
+    assert response.status_code == 302
+    rows = commands(fleet, "tab-002")
+    assert sorted(r.name for r in rows) == sorted(
+        ["lock", "unlock", "ring", "reboot", "sync", "message"]
+    )
+    assert next(r for r in rows if r.name == "message").args == {"text": "Soita meille"}
+    page = it.text("/devices/tab-002")
+    assert "queued" in page and "Soita meille" in page
+    empty = it.post("/devices/tab-002/commands", {"name": "message", "text": " "})
+    assert empty.status_code == 422 and "a message needs text" in empty.get_data(as_text=True)
+    bad = it.post("/devices/tab-002/commands", {"name": "format-c"})
+    assert bad.status_code == 422
+    assert len(commands(fleet, "tab-002")) == 6
+
+
+def test_wipe_needs_the_retyped_device_id(fleet: Fleet, client: FlaskClient) -> None:
+    it = browser(fleet, client, "it_support")
+    form = it.text("/devices/tab-003/wipe")
+    assert "Type the device id tab-003 to confirm" in form
+    for confirm in (None, "", "tab-004"):
+        data = {"name": "wipe"} | ({"confirm": confirm} if confirm is not None else {})
+        response = it.post("/devices/tab-003/commands", data)
+        assert response.status_code == 422
+        assert "confirm by repeating its device id" in response.get_data(as_text=True)
+    assert commands(fleet, "tab-003") == []
+    response = it.post("/devices/tab-003/commands", {"name": "wipe", "confirm": "tab-003"})
+    assert response.status_code == 302
+    assert [r.name for r in commands(fleet, "tab-003")] == ["wipe"]
+    client.delete_cookie("lainaamo_session")
+    admin = browser(fleet, client, "admin")
+    assert admin.get("/devices/tab-003/wipe").status_code == 403
+    refused = admin.post("/devices/tab-003/commands", {"name": "wipe", "confirm": "tab-003"})
+    assert refused.status_code == 403
+    assert len(commands(fleet, "tab-003")) == 1
+
+
+def test_manual_wipe_and_loan_history(fleet: Fleet, client: FlaskClient) -> None:
+    now = datetime.now(UTC)
+    with fleet.services.session_factory() as session:
+        user = session.scalar(select(orm.User).where(orm.User.role == "it_support"))
+        assert user is not None
+        it_principal = principal_of(user)
+    uow = fleet.services.uow
+    loan = loans.request_loan(uow(), it_principal, RequestLoan("aikuissosiaalityo", "ASK-77"), now)
+    loans.act(uow(), it_principal, LoanStep(loan, LoanAction.ASSIGN, device_id="tab-001"), now)
+    with fleet.services.session_factory() as session:
+        device = session.get(orm.Device, "tab-001")
+        assert device is not None
+        device.lifecycle_state = "awaiting_wipe"
+        session.commit()
+    it = browser(fleet, client, "it_support")
+    page = it.text("/devices/tab-001")
+    assert "ASK-77" in page and "Record manual wipe" in page
+    with fleet.services.session_factory() as session:
+        viewed = session.scalars(
+            select(orm.AuditEvent.subject_id).where(orm.AuditEvent.action == "console:loan:view")
+        ).all()
+    assert str(loan) in viewed
+    refused = it.post("/devices/tab-001/manual-wipe", {"confirm": "tab-002", "reason": "reset"})
+    assert refused.status_code == 422
+    done = it.post("/devices/tab-001/manual-wipe", {"confirm": "tab-001", "reason": "reset"})
+    assert done.status_code == 302
+    with fleet.services.session_factory() as session:
+        device = session.get(orm.Device, "tab-001")
+        assert device is not None and device.lifecycle_state == "in_stock"
+        assert device.wipe_method == "manual"
+
+
+def test_online_bands_join_close_reports() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def point(minutes: int) -> HistoryPoint:
+        return HistoryPoint(t0 + timedelta(minutes=minutes), 50, False, "wifi", False)
+
+    points = [point(0), point(1), point(2), point(30), point(31)]
+    bands = online_bands(points, 60, 3.0, True, t0 + timedelta(minutes=32))
+    assert bands == [
+        (t0, t0 + timedelta(minutes=2)),
+        (t0 + timedelta(minutes=30), t0 + timedelta(minutes=32)),
+    ]

@@ -1,0 +1,217 @@
+"""The programme report: known figures on a hand-built data set, suppression, CSV, access."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+from support.console import Browser
+from support.fleet import Fleet
+
+from server.adapters import orm
+from server.domain.disclosure import SUPPRESSED
+from server.service_layer import reports
+from server.service_layer.accounts import principal_of
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def d(month: int, day: int) -> datetime:
+    return datetime(2025 + (month <= 3), month, day, tzinfo=UTC)
+
+
+def build(fleet: Fleet) -> None:
+    """Unit A (aikuissosiaalityo): 10 devices, 10 loans in January; B and C one loan each."""
+    with fleet.services.session_factory() as s:
+        units = {u.code: u for u in s.scalars(select(orm.Unit))}
+        a, b, c = (units[k] for k in ("aikuissosiaalityo", "mielenterveys", "paihde"))
+        org = a.organisation_id
+        for i in range(10, 17):
+            s.add(
+                orm.Device(
+                    id=f"tab-{i:03d}",
+                    organisation_id=org,
+                    unit_id=a.id,
+                    asset_tag=f"X-{i}",
+                    lifecycle_state="on_loan",
+                )
+            )
+        s.add(
+            orm.Device(
+                id="tab-099",
+                organisation_id=org,
+                unit_id=a.id,
+                asset_tag="X-99",
+                lifecycle_state="retired",
+            )
+        )
+        s.flush()
+        s.execute(update(orm.Device).values(created_at=datetime(2025, 1, 1, tzinfo=UTC)))
+        user = s.scalar(select(orm.User).where(orm.User.role == "admin"))
+        assert user is not None
+        n = iter(range(1000))
+
+        def loan(
+            unit: orm.Unit,
+            req: datetime,
+            handed: datetime | None,
+            ended: datetime | None,
+            state: str,
+            due: datetime | None = None,
+        ) -> None:
+            client = orm.Client(unit_id=unit.id, ref=f"R-{next(n)}")
+            s.add(
+                orm.Loan(
+                    organisation_id=org,
+                    unit_id=unit.id,
+                    client=client,
+                    state=state,
+                    requested_at=req,
+                    requested_by=user.id,
+                    handed_over_at=handed,
+                    ended_at=ended,
+                    due_at=due or (handed + timedelta(days=90) if handed else None),
+                )
+            )
+
+        loan(a, d(12, 20), d(12, 25), d(1, 11), "returned")  # 10 days in Jan, 17 long
+        for _ in range(5):  # wait 2 days each, 29 days in Jan, still out
+            loan(a, d(1, 1), d(1, 3), None, "on_loan", d(2, 20))
+        loan(a, d(1, 5), d(1, 10), d(1, 20), "returned", d(1, 15))  # overdue, wait 5
+        loan(a, d(1, 12), d(1, 12), d(1, 22), "released_to_client")  # wait 0
+        loan(a, d(1, 10), d(1, 15), d(1, 25), "returned")  # wait 5
+        loan(a, d(1, 15), d(1, 20), d(1, 30), "returned")  # wait 5
+        loan(a, d(2, 1), None, None, "requested")
+        loan(a, d(2, 2), None, None, "requested")
+        loan(a, d(1, 2), None, d(1, 3), "cancelled")
+        loan(b, d(1, 1), d(1, 5), None, "on_loan")  # 27 days in Jan
+        loan(b, d(1, 1), d(2, 5), None, "on_loan")  # after the period
+        loan(b, d(11, 1), d(12, 1), d(12, 20), "returned")  # before it
+        loan(c, d(1, 1), d(1, 8), None, "on_loan")  # 24 days in Jan
+        s.commit()
+
+
+def admin_principal(fleet: Fleet):  # type: ignore[no-untyped-def]
+    with fleet.services.session_factory() as s:
+        user = s.scalar(select(orm.User).where(orm.User.role == "admin"))
+        assert user is not None
+        return principal_of(user)
+
+
+def test_known_figures(fleet: Fleet) -> None:
+    build(fleet)
+    with fleet.services.session_factory() as s:
+        report = reports.programme_report(s, admin_principal(fleet), START, END, NOW)
+    assert report.days == 31
+    raw = report.raw["aikuissosiaalityo"]
+    assert raw.devices == 10 and raw.available_days == 310
+    assert raw.loan_days == pytest.approx(195)
+    assert (raw.active, raw.started, raw.ended, raw.released) == (10, 9, 5, 1)
+    assert raw.ended_days == pytest.approx(57)
+    assert raw.wait_days == pytest.approx(25)
+    assert (raw.overdue, raw.queue) == (1, 2)
+    a = next(r for r in report.rows if r.code == "aikuissosiaalityo")
+    assert a.devices == 10 and a.started == 9 and a.ended == 5
+    assert a.utilisation == pytest.approx(195 / 310)
+    assert a.avg_loan_days == pytest.approx(11.4)
+    assert a.avg_wait_days == pytest.approx(25 / 9)
+    # 1 overdue, 2 queued, 1 released: withheld, and so is the rate built on the overdue count.
+    assert a.overdue_rate is SUPPRESSED and a.queue is SUPPRESSED and a.released is SUPPRESSED
+    b = next(r for r in report.rows if r.code == "mielenterveys")
+    assert b.devices is SUPPRESSED and b.started is SUPPRESSED and b.utilisation is SUPPRESSED
+    assert b.ended == 0 and b.avg_loan_days is None
+    assert b.support_sessions is None and b.support_median_minutes is None
+    total = report.total
+    assert total.devices == 16 and total.started == 11 and total.ended == 5
+    assert total.utilisation == pytest.approx((195 + 27 + 24) / (16 * 31))
+    assert total.overdue_rate is SUPPRESSED  # region overdue count 1 < 5
+    assert total.queue is SUPPRESSED
+    assert report.months == [("2026-01", 11)]
+
+
+def test_empty_and_future_periods_do_not_fail(fleet: Fleet) -> None:
+    with fleet.services.session_factory() as s:
+        report = reports.programme_report(
+            s, admin_principal(fleet), NOW + timedelta(days=1), NOW + timedelta(days=30), NOW
+        )
+    assert report.days == 0 and report.total.utilisation is None
+    assert report.total.started == 0
+
+
+def table_rows(page: str) -> list[list[str]]:
+    body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, re.S)
+        ]
+        for r in rows
+    ]
+
+
+def test_page_and_csv_show_the_same_suppressed_figures(fleet: Fleet, client: FlaskClient) -> None:
+    build(fleet)
+    fleet.services.clock = lambda: NOW
+    b = Browser(client, fleet.logins["admin"].username, fleet.logins["admin"].password)
+    page = b.text("/reports?start=2026-01-01&end=2026-02-01")
+    assert "<svg" in page and "available when remote support is in use" in page
+    assert "&lt; 5" in page
+    shown = table_rows(page)
+    exported = b.get("/reports.csv?start=2026-01-01&end=2026-02-01")
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    lines = list(csv.reader(io.StringIO(exported.get_data(as_text=True))))
+    header, data = lines[0], lines[1:]
+    assert len(data) == len(shown) == 4
+    for cells, row in zip(shown, data, strict=True):
+        values = dict(zip(header, row, strict=True))
+        for i, name in (
+            (1, "devices"),
+            (3, "started"),
+            (4, "ended"),
+            (7, "queue"),
+            (9, "released"),
+        ):
+            assert cells[i].replace("\xa0", "") == values[name], (name, cells, row)
+        for i, name in (
+            (2, "utilisation"),
+            (5, "avg_loan_days"),
+            (6, "overdue_rate"),
+            (8, "avg_wait_days"),
+        ):
+            if values[name] in ("", "< 5"):
+                assert cells[i] == (values[name] or "–")
+            else:
+                number = re.sub(r"[^0-9,.]", "", cells[i]).replace(",", ".")
+                assert float(number) == pytest.approx(float(values[name]), abs=0.051)
+    assert data[-1][0] == "region" and data[-1][2] == "16"
+    with fleet.services.session_factory() as s:
+        actions = list(s.scalars(select(orm.AuditEvent.action)))
+    assert "console:report:view" in actions and "console:report:export" in actions
+
+
+def test_presets_and_bad_periods(fleet: Fleet, client: FlaskClient) -> None:
+    b = Browser(client, fleet.logins["admin"].username, fleet.logins["admin"].password)
+    for preset in ("last30", "year", "quarter"):
+        assert b.get(f"/reports?preset={preset}").status_code == 200
+    assert b.get("/reports").status_code == 200
+    bad = b.get("/reports?start=2026-02-01&end=2026-01-01")
+    assert bad.status_code == 422 and "After the start date" in bad.get_data(as_text=True)
+    assert b.get("/reports?start=yesterday&end=2026-01-01").status_code == 422
+    assert b.get("/reports.csv?start=x&end=y").status_code == 422
+
+
+@pytest.mark.parametrize("role", ["counsellor", "it_support"])
+def test_only_administrators_see_reports(fleet: Fleet, client: FlaskClient, role: str) -> None:
+    b = Browser(client, fleet.logins[role].username, fleet.logins[role].password)
+    assert b.get("/reports").status_code == 403
+    assert b.get("/reports.csv").status_code == 403
