@@ -224,4 +224,7 @@ def fleet(migrated_db_url: str) -> Iterator[Fleet]:
 
 @pytest.fixture
 def client(fleet: Fleet) -> FlaskClient:
-    return create_app(fleet.services).test_client()
+    """A test client whose "browser" prefers English (the console's default is Finnish)."""
+    test_client = create_app(fleet.services).test_client()
+    test_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return test_client

@@ -14,6 +14,7 @@ from server.adapters.db import require_current_schema
 from server.bootstrap import Services, bootstrap
 from server.entrypoints.app import create_app
 from server.entrypoints.background import Background
+from server.entrypoints.console.fleet_live import stopping
 from server.entrypoints.ingest import IngestConsumer
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ class HttpServer:
     """The WSGI app served by waitress in a thread; stop() returns when it has stopped."""
 
     def __init__(self, services: Services, host: str, port: int, threads: int = 8) -> None:
-        self._server = create_server(create_app(services), host=host, port=port, threads=threads)
+        self.app = create_app(services)
+        self._server = create_server(self.app, host=host, port=port, threads=threads)
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
 
@@ -31,6 +33,7 @@ class HttpServer:
         self._thread.start()
 
     def stop(self) -> None:
+        stopping(self.app).set()  # long-lived responses (live updates) end now
         self._server.close()
         self._thread.join(10)
         self._server.task_dispatcher.shutdown()

@@ -30,7 +30,9 @@ def source_messages() -> set[str]:
         keywords={"_": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)},
     ):
         if isinstance(message, tuple):
-            found.update(m for m in message if m)
+            # A plural entry lives under its singular; its forms are checked together.
+            if message[0]:
+                found.add(message[0])
         elif message:
             found.add(message)
     return found

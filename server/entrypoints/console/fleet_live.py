@@ -27,6 +27,7 @@ from server.service_layer import fleet_console
 INTERVAL_KEY = "FLEET_LIVE_INTERVAL_S"  # app.config: seconds between checks (default 2)
 DURATION_KEY = "FLEET_LIVE_DURATION_S"  # app.config: seconds a stream lasts (default 60)
 STREAMS_KEY = "lainaamo.fleet_live_streams"
+STOPPING_KEY = "lainaamo.stopping"  # app.extensions: an Event set when the server stops
 _lock = threading.Lock()
 
 
@@ -38,6 +39,15 @@ def streams(app: Flask) -> threading.BoundedSemaphore:
             threads: int = app.extensions["lainaamo"].settings.http_threads
             found = threading.BoundedSemaphore(max(1, threads // 2))
             app.extensions[STREAMS_KEY] = found
+        return found
+
+
+def stopping(app: Flask) -> threading.Event:
+    """Set by the HTTP server when it stops, so that open streams end at once."""
+    with _lock:
+        found: threading.Event | None = app.extensions.get(STOPPING_KEY)
+        if found is None:
+            found = app.extensions[STOPPING_KEY] = threading.Event()
         return found
 
 
@@ -91,13 +101,15 @@ def events(
     fmt: Formatter,
     interval: float,
     duration: float,
+    stop: threading.Event | None = None,
 ) -> Iterator[str]:
     """Every device's cells first, then only the devices whose cells changed."""
     yield f"retry: {int(max(interval, 1) * 1000)}\n\n"
     sent: dict[str, Cells] = {}
     deadline = time.monotonic() + duration
     first = True
-    while True:
+    stop = stop or threading.Event()
+    while not stop.is_set():
         with svc.session_factory() as session:
             alive = fleet_console.session_alive(session, cookie, svc.clock())
         if not alive:
@@ -114,7 +126,7 @@ def events(
         if time.monotonic() >= deadline:
             yield _event("end", {})
             return
-        time.sleep(interval)
+        stop.wait(interval)
 
 
 def register(bp: Blueprint) -> None:
@@ -138,6 +150,7 @@ def register(bp: Blueprint) -> None:
             Formatter.current(),
             float(config.get(INTERVAL_KEY, 2.0)),
             float(config.get(DURATION_KEY, 60.0)),
+            stopping(current_app),
         )
         return Response(
             _Stream(stream, slots.release),
