@@ -91,11 +91,17 @@ def add_unit(uow: UnitOfWork, organisation: str, code: str, name: str) -> int:
         return unit.id
 
 
-def add_user(uow: UnitOfWork, cmd: AddUser) -> int:
-    """Create a user with a role in one organisation (and units, for counsellors)."""
+def add_user(uow: UnitOfWork, cmd: AddUser, principal: Principal | None = None) -> int:
+    """Create a user with a role in one organisation (and units, for counsellors).
+
+    `principal`: the administrator doing it in the console (None: the CLI); an administrator
+    creates users only in their own organisation.
+    """
     with uow:
         session = uow.session
-        org = _organisation(uow, cmd.organisation)
+        org = session.scalar(select(Organisation).where(Organisation.code == cmd.organisation))
+        if org is None or (principal is not None and org.id != principal.organisation_id):
+            raise NotFound(f"no organisation {cmd.organisation}")
         if session.scalar(select(User).where(User.username == cmd.username)):
             raise Conflict(f"user {cmd.username} already exists")
         units = list(
@@ -118,14 +124,16 @@ def add_user(uow: UnitOfWork, cmd: AddUser) -> int:
         )
         session.add(user)
         session.flush()
+        part = "cli" if principal is None else "console"
         audit.record(
             session,
-            principal=None,
-            action="cli:user:create",
+            principal=principal,
+            action=f"{part}:user:create",
             subject_type="user",
             subject_id=str(user.id),
             organisation_id=org.id,
             after={"username": cmd.username, "role": cmd.role, "units": sorted(cmd.units)},
+            system_part=part,
         )
         uow.commit()
         return user.id

@@ -126,8 +126,12 @@ def sign_in(uow: UnitOfWork, username: str, password: str, now: datetime) -> tup
         return cookie, csrf
 
 
-def load(uow: UnitOfWork, cookie: str, now: datetime) -> BrowserSession | None:
-    """The session a cookie stands for, or None if unknown, expired, idle too long or disabled."""
+def load(uow: UnitOfWork, cookie: str, now: datetime, touch: bool = True) -> BrowserSession | None:
+    """The session a cookie stands for, or None if unknown, expired, idle too long or disabled.
+
+    `touch=False` for requests a page makes by itself (live updates): they must not keep an
+    unattended browser signed in past the idle timeout.
+    """
     if not cookie or len(cookie) > 100:
         return None
     with uow:
@@ -138,7 +142,7 @@ def load(uow: UnitOfWork, cookie: str, now: datetime) -> BrowserSession | None:
             uow.session.delete(row)
             uow.commit()
             return None
-        if now - row.last_seen_at >= TOUCH_EVERY:
+        if touch and now - row.last_seen_at >= TOUCH_EVERY:
             row.last_seen_at = now
             uow.commit()
         return BrowserSession(

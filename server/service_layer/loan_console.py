@@ -157,32 +157,14 @@ def search_loans(
     after_id: int | None,
 ) -> tuple[list[orm.Loan], int | None]:
     """`loan_views.list_loans`, optionally narrowed to client references starting with a text."""
-    if not client_ref:
-        return loan_views.list_loans(
-            session,
-            principal,
-            unit=unit,
-            states=states,
-            overdue=overdue,
-            now=now,
-            limit=limit,
-            after_id=after_id,
-        )
-    escaped = client_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    query = (
-        loan_views.scoped(principal)
-        .join(orm.Client, orm.Client.id == orm.Loan.client_id)
-        .where(func.lower(orm.Client.ref).like(escaped.lower() + "%", escape="\\"))
+    return loan_views.list_loans(
+        session,
+        principal,
+        unit=unit,
+        states=states,
+        overdue=overdue,
+        now=now,
+        limit=limit,
+        after_id=after_id,
+        client_ref_prefix=client_ref,
     )
-    if unit is not None:
-        query = query.join(orm.Unit, orm.Unit.id == orm.Loan.unit_id).where(orm.Unit.code == unit)
-    if states:
-        query = query.where(orm.Loan.state.in_(states))
-    if overdue is True:
-        query = query.where(orm.Loan.state == LoanState.ON_LOAN.value, orm.Loan.due_at < now)
-    elif overdue is False:
-        query = query.where((orm.Loan.state != LoanState.ON_LOAN.value) | (orm.Loan.due_at >= now))
-    if after_id is not None:
-        query = query.where(orm.Loan.id > after_id)
-    loans = list(session.scalars(query.order_by(orm.Loan.id).limit(limit + 1)).unique())
-    return loans[:limit], (loans[limit - 1].id if len(loans) > limit else None)

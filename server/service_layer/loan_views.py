@@ -102,9 +102,18 @@ def list_loans(
     now: datetime,
     limit: int,
     after_id: int | None,
+    client_ref_prefix: str = "",
 ) -> tuple[list[orm.Loan], int | None]:
-    """Loans by id, filtered; the id to continue after, or None at the end."""
+    """Loans by id, filtered; the id to continue after, or None at the end.
+
+    `client_ref_prefix` narrows to client references starting with it (case-insensitive).
+    """
     query = scoped(principal)
+    if client_ref_prefix:
+        escaped = client_ref_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.join(orm.Client, orm.Client.id == orm.Loan.client_id).where(
+            func.lower(orm.Client.ref).like(escaped.lower() + "%", escape="\\")
+        )
     if unit is not None:
         query = query.join(orm.Unit, orm.Unit.id == orm.Loan.unit_id).where(orm.Unit.code == unit)
     if states:

@@ -104,51 +104,12 @@ def _record(session: Session, principal: Principal, user: User, verb: str, **kw:
 
 
 def add_user(uow: UnitOfWork, cmd: AddUser, principal: Principal | None = None) -> int:
-    """accounts.add_user with the acting administrator in the audit (and in its organisation)."""
+    """accounts.add_user with the acting administrator's checks (role, password strength)."""
     if principal is not None:
         _admin(principal)
         if cmd.password is not None:
             _password(cmd.password, cmd.username)
-    with uow:
-        session = uow.session
-        org = session.scalar(select(Organisation).where(Organisation.code == cmd.organisation))
-        if org is None or (principal is not None and org.id != principal.organisation_id):
-            raise NotFound(f"no organisation {cmd.organisation}")
-        if session.scalar(select(User).where(User.username == cmd.username)):
-            raise Conflict(f"user {cmd.username} already exists")
-        units = list(
-            session.scalars(
-                select(Unit).where(Unit.organisation_id == org.id, Unit.code.in_(cmd.units))
-            )
-        )
-        missing = set(cmd.units) - {u.code for u in units}
-        if missing:
-            raise InvalidInput(
-                "unknown units",
-                [{"field": "units", "message": f"no unit {c!r}"} for c in sorted(missing)],
-            )
-        hasher = accounts.password_hasher()
-        user = User(
-            organisation_id=org.id,
-            username=cmd.username,
-            role=Role(cmd.role).value,
-            password_hash=hasher.hash(cmd.password) if cmd.password else None,
-            units=units,
-        )
-        session.add(user)
-        session.flush()
-        audit.record(
-            session,
-            principal=principal,
-            action="console:user:create" if principal else "cli:user:create",
-            subject_type="user",
-            subject_id=str(user.id),
-            organisation_id=org.id,
-            after={"username": cmd.username, "role": cmd.role, "units": sorted(cmd.units)},
-            system_part="console" if principal else "cli",
-        )
-        uow.commit()
-        return user.id
+    return accounts.add_user(uow, cmd, principal)
 
 
 def organisation_code(session: Session, principal: Principal) -> str:

@@ -51,6 +51,11 @@ def test_demo_brings_thirty_tablets_online_and_stops_on_ctrl_c(tmp_path: Path, b
         reported = devices("it_support")["items"]
         assert all(0 <= d["status"]["battery_pct"] <= 100 for d in reported)
         assert devices("counsellor")["total"] == 10  # one unit of three
+        # The console answers at the root: the banner's address leads to the sign-in page.
+        assert f"Console  http://127.0.0.1:{port}/" in banner
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert response.url.endswith("/login?next=/")
+            assert "<form" in response.read().decode()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             metrics = response.read().decode()
         assert "lainaamo_devices_online 30.0" in metrics

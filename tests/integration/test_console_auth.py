@@ -222,3 +222,21 @@ def test_security_headers_and_html_errors(fleet: Fleet, client: FlaskClient) -> 
     assert missing.status_code == 404 and missing.mimetype == "text/html"
     # The API keeps answering in JSON.
     assert client.get("/api/v1/nope").get_json()["error"]["status"] == 404
+
+
+def test_live_updates_do_not_keep_an_idle_session_alive(fleet: Fleet, client: FlaskClient) -> None:
+    browser = Browser(client, *login_of(fleet, "it_support"))
+    idle_since = fleet.services.clock() - console_auth.IDLE_TIMEOUT + timedelta(minutes=5)
+    with fleet.services.session_factory() as session:
+        row = session.scalars(select(orm.ConsoleSession)).one()
+        row.last_seen_at = idle_since
+        session.commit()
+
+    def last_seen() -> object:
+        with fleet.services.session_factory() as session:
+            return session.scalars(select(orm.ConsoleSession.last_seen_at)).one()
+
+    assert browser.get("/devices/live.json?ids=tab-001").status_code == 200
+    assert last_seen() == idle_since  # a page polling by itself is not the user
+    assert browser.get("/account").status_code == 200
+    assert last_seen() != idle_since  # the user opening a page is

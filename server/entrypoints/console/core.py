@@ -32,6 +32,8 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # Reachable without signing in (endpoint names).
 PUBLIC = frozenset({"console.login", "console.static", "console.set_language"})
+# Requests a page makes by itself: they do not count as the user being active.
+PASSIVE = frozenset({"console.devices_live", "console.devices_snapshot"})
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -52,14 +54,20 @@ def signed_in() -> bool:
 def load_user() -> BaseResponse | None:
     """Before every console request: language, session, sign-in redirect, CSRF check."""
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    browser = console_auth.load(services().uow(), cookie, services().clock()) if cookie else None
+    touch = request.endpoint not in PASSIVE
+    svc = services()
+    browser = console_auth.load(svc.uow(), cookie, svc.clock(), touch) if cookie else None
     g.principal = browser.principal if browser else None
     g.csrf_token = browser.csrf_token if browser else None
     g.session_cookie = cookie if browser else None
     chosen = request.cookies.get(LANGUAGE_COOKIE) or (browser.language if browser else None)
     g.language = i18n.best_language(request.accept_languages, chosen)
     if request.endpoint not in PUBLIC and browser is None:
-        if request.method == "GET" and request.accept_mimetypes.accept_html:
+        # Pages send the browser to the sign-in form; scripts (JSON, live updates) get a 401.
+        page = (
+            request.endpoint not in PASSIVE and request.accept_mimetypes.best != "application/json"
+        )
+        if request.method == "GET" and page:
             return redirect(url_for("console.login", next=_local_path(request.full_path)))
         abort(401)
     if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in PUBLIC:

@@ -15,6 +15,7 @@ from server.domain.model import LifecycleState, Role
 from server.entrypoints.api.context import services
 from server.entrypoints.console import charts, enrollment_page
 from server.entrypoints.console.core import back, form_error, principal, render, roles
+from server.entrypoints.console.fleet_view import state_labels
 from server.entrypoints.console.i18n import gettext as _
 from server.service_layer import device_commands, device_page, loans, views
 
@@ -75,6 +76,7 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         names=NAMES,
         needs_confirmation=NEEDS_CONFIRMATION,
         may_wipe=principal().role is Role.IT_SUPPORT,
+        state_labels=state_labels(),
         awaiting_wipe=detail["lifecycle_state"] == LifecycleState.AWAITING_WIPE.value,
         errors=extra.pop("errors", {}),
         **context,
@@ -92,7 +94,12 @@ def _confirm_page(device_id: str, kind: str, status: int = 200, **extra: Any) ->
             "unit": device.unit.name if device.unit else None,
         }
     return render(
-        "device/confirm.html", status, kind=kind, device=facts, errors=extra.pop("errors", {})
+        "device/confirm.html",
+        status,
+        kind=kind,
+        device=facts,
+        state_labels=state_labels(),
+        errors=extra.pop("errors", {}),
     )
 
 
