@@ -34,9 +34,11 @@ class HttpServer:
 
     def stop(self) -> None:
         stopping(self.app).set()  # long-lived responses (live updates) end now
+        # Let the worker threads finish what they serve while the server can still send it;
+        # closing first would leave them writing to a closed trigger.
+        self._server.task_dispatcher.shutdown()
         self._server.close()
         self._thread.join(10)
-        self._server.task_dispatcher.shutdown()
 
 
 def run_server(settings: Settings, with_ingest: bool = False) -> None:
