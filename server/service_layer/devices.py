@@ -28,7 +28,7 @@ CSV_COLUMNS = ("device_id", "asset_tag", "unit", "serial", "model")
 MAX_IMPORT_ROWS = 20000
 
 
-def _require_manager(principal: Principal) -> None:
+def require_manager(principal: Principal) -> None:
     if not principal.manages_devices:
         raise Forbidden("only administrators and IT support manage devices")
 
@@ -92,7 +92,7 @@ def _add(session: Session, principal: Principal, cmd: CreateDevice, action: str)
 
 def create_device(uow: UnitOfWork, principal: Principal, cmd: CreateDevice) -> str:
     """Register one device in the caller's organisation."""
-    _require_manager(principal)
+    require_manager(principal)
     with uow:
         device = _add(uow.session, principal, cmd, "api:device:create")
         uow.commit()
@@ -101,7 +101,7 @@ def create_device(uow: UnitOfWork, principal: Principal, cmd: CreateDevice) -> s
 
 def update_device(uow: UnitOfWork, principal: Principal, cmd: UpdateDevice) -> None:
     """Change a device's registration data or (within the allowed moves) its lifecycle state."""
-    _require_manager(principal)
+    require_manager(principal)
     with uow:
         session = uow.session
         device = session.get(Device, cmd.device_id)
@@ -217,7 +217,7 @@ def _parse_csv(reader: csv.DictReader[str]) -> tuple[list[Row], list[dict[str, o
     return commands, errors
 
 
-def _duplicates(commands: Iterable[Row]) -> list[dict[str, object]]:
+def duplicate_rows(commands: Iterable[Row]) -> list[dict[str, object]]:
     errors: list[dict[str, object]] = []
     seen_ids: dict[str, int] = {}
     seen_tags: dict[str, int] = {}
@@ -234,7 +234,7 @@ def _duplicates(commands: Iterable[Row]) -> list[dict[str, object]]:
     return errors
 
 
-def _clashes(
+def clashing_rows(
     session: Session, organisation_id: int, commands: list[Row]
 ) -> list[dict[str, object]]:
     """Rows that name an existing device, a taken asset tag or an unknown unit (bulk lookups)."""
@@ -268,12 +268,14 @@ def _clashes(
 
 def import_devices(uow: UnitOfWork, principal: Principal, text: str) -> int:
     """Import devices from CSV, all or nothing; raises InvalidInput listing every bad row."""
-    _require_manager(principal)
+    require_manager(principal)
     commands, errors = parse_csv(text)
     if not commands and not errors:
         raise InvalidInput("the CSV has no rows", [])
     with uow:
-        errors += _duplicates(commands) + _clashes(uow.session, principal.organisation_id, commands)
+        errors += duplicate_rows(commands) + clashing_rows(
+            uow.session, principal.organisation_id, commands
+        )
         if errors:
             errors.sort(key=lambda e: int(str(e["row"] or 0)))
             raise InvalidInput(f"{len(errors)} problem(s) in the CSV; nothing was imported", errors)

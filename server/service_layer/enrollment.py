@@ -28,6 +28,7 @@ from server.service_layer import audit
 from server.service_layer.accounts import hash_token
 from server.service_layer.desired import refresh_desired
 from server.service_layer.unit_of_work import UnitOfWork
+from server.service_layer.views import iso
 
 TOKEN_PREFIX = "lnm_enr_"
 DEFAULT_VALIDITY = timedelta(hours=24)
@@ -48,10 +49,6 @@ class EnrollmentRefused(DomainError):
 def _require_it(principal: Principal) -> None:
     if not principal.manages_devices:
         raise Forbidden("only IT support and administrators enroll devices")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def create_token(
@@ -103,7 +100,7 @@ def create_token(
             subject_type="enrollment_token",
             subject_id=str(row.id),
             organisation_id=principal.organisation_id,
-            after={"unit": unit_code or None, "note": note, "expires_at": _iso(row.expires_at)},
+            after={"unit": unit_code or None, "note": note, "expires_at": iso(row.expires_at)},
             system_part="api",
         )
         uow.commit()
@@ -125,11 +122,11 @@ def token_json(row: orm.EnrollmentToken, now: datetime) -> dict[str, Any]:
         "unit": row.unit.code if row.unit else None,
         "note": row.note,
         "state": state_of(row, now),
-        "created_at": _iso(row.created_at),
-        "expires_at": _iso(row.expires_at),
-        "used_at": _iso(row.used_at),
+        "created_at": iso(row.created_at),
+        "expires_at": iso(row.expires_at),
+        "used_at": iso(row.used_at),
         "device_id": row.device_id,
-        "revoked_at": _iso(row.revoked_at),
+        "revoked_at": iso(row.revoked_at),
     }
 
 
@@ -179,7 +176,7 @@ def revoke(
             subject_type="enrollment_token",
             subject_id=str(token_id),
             organisation_id=principal.organisation_id,
-            after={"revoked_at": _iso(now)},
+            after={"revoked_at": iso(now)},
             system_part="api",
         )
         uow.commit()

@@ -64,7 +64,7 @@ class Facts:
 
 def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Select[Any]:
     """Devices the principal may see that match the filters (unordered, unbounded)."""
-    query = views._scoped(principal).join(orm.Device.status)
+    query = views.scoped_devices(principal).join(orm.Device.status)
     base = flt.base
     if base.unit is not None:
         query = query.join(orm.Unit, orm.Unit.id == orm.Device.unit_id).where(
@@ -174,7 +174,7 @@ def devices_by_id(session: Session, principal: Principal, ids: list[str]) -> lis
     wanted = sorted(set(ids))[:LIVE_MAX_IDS]
     if not wanted:
         return []
-    query = views._scoped(principal).where(orm.Device.id.in_(wanted)).order_by(orm.Device.id)
+    query = views.scoped_devices(principal).where(orm.Device.id.in_(wanted)).order_by(orm.Device.id)
     return list(session.scalars(query).unique())
 
 
@@ -212,7 +212,7 @@ def export_rows(
                     device.lifecycle_state,
                     presence(device, now, stale_factor),
                     "" if st is None or st.battery_pct is None else str(st.battery_pct),
-                    views._iso(st.last_seen_at if st else None) or "",
+                    views.iso(st.last_seen_at if st else None) or "",
                 ]
             if len(found) < batch:
                 return

@@ -87,7 +87,7 @@ def _sort(errors: list[Problem]) -> list[Problem]:
 
 def validate_import(uow: UnitOfWork, principal: Principal, text: str) -> ImportCheck:
     """Everything `import_devices` would refuse, for every row, without writing anything."""
-    devices._require_manager(principal)
+    devices.require_manager(principal)
     try:
         commands, errors = devices.parse_csv(normalise(text))
     except InvalidInput as exc:
@@ -96,8 +96,8 @@ def validate_import(uow: UnitOfWork, principal: Principal, text: str) -> ImportC
     if not commands and not errors:
         return ImportCheck(0, [{"row": None, "field": None, "message": "the CSV has no rows"}], [])
     with uow:
-        clashes = devices._clashes(uow.session, principal.organisation_id, commands)
-    errors = errors + devices._duplicates(commands) + clashes
+        clashes = devices.clashing_rows(uow.session, principal.organisation_id, commands)
+    errors = errors + devices.duplicate_rows(commands) + clashes
     rows = len(commands) + len(_rows(errors) - {n for n, _ in commands})
     return ImportCheck(rows, _sort(errors), [c.device_id for _, c in commands])
 

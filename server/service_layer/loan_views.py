@@ -15,10 +15,7 @@ from server.adapters import orm
 from server.domain.loans import ACTIVE, Escalation, LoanState, escalation, overdue_days
 from server.domain.model import Principal
 from server.service_layer.rules import rules_for
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+from server.service_layer.views import iso
 
 
 def scoped(principal: Principal) -> Select[orm.Loan]:
@@ -58,9 +55,9 @@ def loan_json(
         "client_ref": loan.client.ref,
         "device_id": loan.device_id,
         "professionals": [u.username for u in loan.professionals],
-        "requested_at": _iso(loan.requested_at),
-        "handed_over_at": _iso(loan.handed_over_at),
-        "due_at": _iso(loan.due_at),
+        "requested_at": iso(loan.requested_at),
+        "handed_over_at": iso(loan.handed_over_at),
+        "due_at": iso(loan.due_at),
         "overdue": state is LoanState.ON_LOAN and overdue_days(loan.due_at, now) > 0,
         "overdue_days": round(overdue_days(loan.due_at, now), 1)
         if state is LoanState.ON_LOAN
@@ -70,13 +67,13 @@ def loan_json(
         "renewals": loan.renewals,
         "max_renewals": rules.max_renewals,
         "paused_reason": loan.pause_reason,
-        "ended_at": _iso(loan.ended_at),
+        "ended_at": iso(loan.ended_at),
         "queue_position": queue_position(session, loan),
     }
     if detail:
         agreement = session.get(orm.Agreement, loan.agreement_id) if loan.agreement_id else None
         body["agreement"] = (
-            {"version": agreement.version, "accepted_at": _iso(loan.agreement_accepted_at)}
+            {"version": agreement.version, "accepted_at": iso(loan.agreement_accepted_at)}
             if agreement
             else None
         )

@@ -43,11 +43,11 @@ def decode_cursor(cursor: str) -> str:
         ) from None
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def _scoped(principal: Principal) -> Select[orm.Device]:
+def scoped_devices(principal: Principal) -> Select[orm.Device]:
     query = select(orm.Device).where(orm.Device.organisation_id == principal.organisation_id)
     if not principal.org_wide:
         query = query.where(orm.Device.unit_id.in_(principal.unit_ids or {-1}))
@@ -62,7 +62,7 @@ def device_json(
     status = None
     if st is not None and st.reported_at is not None:
         status = {
-            "reported_at": _iso(st.reported_at),
+            "reported_at": iso(st.reported_at),
             "battery_pct": st.battery_pct,
             "charging": st.charging,
             "low_battery": st.battery_pct is not None and st.battery_pct <= low_battery_pct,
@@ -85,8 +85,8 @@ def device_json(
         "model": device.model,
         "unit": {"code": device.unit.code, "name": device.unit.name} if device.unit else None,
         "lifecycle_state": device.lifecycle_state,
-        "created_at": _iso(device.created_at),
-        "updated_at": _iso(device.updated_at),
+        "created_at": iso(device.created_at),
+        "updated_at": iso(device.updated_at),
         "presence": {
             "online": online,
             "stale": is_stale(
@@ -96,8 +96,8 @@ def device_json(
                 now,
                 stale_factor,
             ),
-            "changed_at": _iso(st.presence_changed_at) if st else None,
-            "last_seen_at": _iso(st.last_seen_at) if st else None,
+            "changed_at": iso(st.presence_changed_at) if st else None,
+            "last_seen_at": iso(st.last_seen_at) if st else None,
             "status_interval_s": st.status_interval_s if st else None,
         },
         "status": status,
@@ -115,7 +115,7 @@ def list_devices(
     low_battery_pct: int,
 ) -> tuple[list[orm.Device], str | None, int]:
     """One page of devices ordered by id, the cursor of the next page, and the total count."""
-    query = _scoped(principal).join(orm.Device.status)
+    query = scoped_devices(principal).join(orm.Device.status)
     if filters.unit is not None:
         query = query.join(orm.Unit, orm.Unit.id == orm.Device.unit_id).where(
             orm.Unit.code == filters.unit
@@ -139,7 +139,7 @@ def list_devices(
 
 def get_device(session: Session, principal: Principal, device_id: str) -> orm.Device:
     """A device the principal may see, or NotFound (other organisations' devices do not exist)."""
-    device = session.scalar(_scoped(principal).where(orm.Device.id == device_id))
+    device = session.scalar(scoped_devices(principal).where(orm.Device.id == device_id))
     if device is None:
         raise NotFound(f"no device {device_id}")
     return device
@@ -175,8 +175,8 @@ def history(
         {
             "boot": r.boot,
             "seq": r.seq,
-            "reported_at": _iso(r.reported_at),
-            "received_at": _iso(r.received_at),
+            "reported_at": iso(r.reported_at),
+            "received_at": iso(r.received_at),
             "reason": r.reason,
             "battery_pct": r.battery_pct,
             "charging": r.charging,
@@ -203,7 +203,7 @@ def drifting(session: Session, principal: Principal, now: datetime) -> list[dict
     reported = func.coalesce(orm.DeviceStatus.desired_version, 0)
     rows = (
         session.execute(
-            _scoped(principal)
+            scoped_devices(principal)
             .join(orm.DesiredStateRow, orm.DesiredStateRow.device_id == orm.Device.id)
             .join(orm.DeviceStatus, orm.DeviceStatus.device_id == orm.Device.id)
             .where(reported < orm.DesiredStateRow.version)
