@@ -134,7 +134,48 @@ class Settings:
     )
     reconnect_min_s: float = _s(1.0, "First reconnect delay; doubles up to the maximum.", "agent")
     reconnect_max_s: float = _s(60.0, "Longest reconnect delay.", "agent")
+    sim_consent: str = _s(
+        "accept",
+        "What the simulated clients answer to a remote-support request: `accept`, `decline` "
+        "or `ignore` (the request times out). The simulator only; the real agent asks the "
+        "person holding the tablet.",
+        "agent",
+    )
+    sim_consent_delay_s: float = _s(
+        1.0, "Seconds a simulated client takes to answer a remote-support request.", "agent"
+    )
     # --- general
+    # --- remote support
+    support_consent_timeout_s: int = _s(
+        60,
+        "Seconds the client has to accept a remote-support request on the tablet; no answer "
+        "means deny.",
+        "support",
+    )
+    support_max_duration_s: int = _s(
+        3600, "A remote-support session ends after this many seconds.", "support"
+    )
+    support_stun_urls: str = _s(
+        "",
+        "Comma-separated STUN URLs for remote support, e.g. `stun:turn.example.fi:3478`. "
+        "Empty by default: many deployments have no internet, so there is no public default.",
+        "support",
+    )
+    turn_urls: str = _s(
+        "",
+        "Comma-separated TURN URLs (coturn), e.g. "
+        "`turn:turn.example.fi:3478?transport=udp,turns:turn.example.fi:5349`.",
+        "support",
+    )
+    turn_secret: str = _s(
+        "",
+        "coturn's `static-auth-secret`: the server derives short-lived TURN credentials from "
+        "it (the TURN REST scheme); it never leaves the server.",
+        "support",
+    )
+    turn_credential_ttl_s: int = _s(
+        3600, "How long the TURN credentials given to one session stay valid.", "support"
+    )
     log_level: str = _s("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", "general")
 
     def __post_init__(self) -> None:

@@ -21,6 +21,8 @@ from lainaamo.protocol.topics import Kind
 
 SCHEMA_VERSION = 1
 MAX_PAYLOAD_BYTES = 16 * 1024
+# Session messages carry complete SDPs (every ICE candidate inline): allow more.
+MAX_SESSION_PAYLOAD_BYTES = 64 * 1024
 
 PresenceState = Literal["online", "offline"]
 
@@ -111,7 +113,46 @@ class CommandAck(Envelope):
     kind = Kind.CMD_ACK
 
 
-Message = Presence | StatusReport | DesiredState | Command | CommandAck
+@dataclass(frozen=True, kw_only=True)
+class SessionSignal(Envelope):
+    """A remote-support step relayed by the server to the device (see docs/protocol.md §17)."""
+
+    session_id: str
+    type: str  # request | offer | candidate | hangup
+    caller: str | None = None
+    purpose: str | None = None
+    mode: str | None = None
+    consent_timeout_s: int | None = None
+    max_duration_s: int | None = None
+    ice_servers: list[dict[str, Any]] | None = None
+    sdp: str | None = None
+    candidate: str | None = None
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+    reason: str | None = None
+
+    kind = Kind.SESSION
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionEvent(Envelope):
+    """What happened to a remote-support session on the device."""
+
+    session_id: str
+    type: str  # consent | answer | connected | ended
+    consent: str | None = None
+    control: bool | None = None
+    sdp: str | None = None
+    connection_type: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+    kind = Kind.SESSION_EVT
+
+
+Message = (
+    Presence | StatusReport | DesiredState | Command | CommandAck | SessionSignal | SessionEvent
+)
 
 _CLASSES: dict[Kind, type[Envelope]] = {
     Kind.PRESENCE: Presence,
@@ -119,6 +160,8 @@ _CLASSES: dict[Kind, type[Envelope]] = {
     Kind.DESIRED: DesiredState,
     Kind.CMD: Command,
     Kind.CMD_ACK: CommandAck,
+    Kind.SESSION: SessionSignal,
+    Kind.SESSION_EVT: SessionEvent,
 }
 _TIME_FIELDS = ("ts", "expires_at")
 
@@ -141,8 +184,11 @@ def _validator(kind: Kind) -> Any:
 
 def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
     """Validate one payload received on `kind`'s topic of `topic_device_id`."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ProtocolError("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    limit = (
+        MAX_SESSION_PAYLOAD_BYTES if kind in (Kind.SESSION, Kind.SESSION_EVT) else MAX_PAYLOAD_BYTES
+    )
+    if len(payload) > limit:
+        raise ProtocolError("oversized", f"{len(payload)} bytes > {limit}")
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -1,4 +1,4 @@
-"""Topic names: `{prefix}/{device_id}/{presence|status|desired|cmd|cmd/ack}`."""
+"""Topic names: `{prefix}/{device_id}/{presence|status|desired|cmd|cmd/ack|session|session/evt}`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class Kind(enum.StrEnum):
     DESIRED = "desired"
     CMD = "cmd"
     CMD_ACK = "cmd/ack"
+    SESSION = "session"  # remote-support signals, server → device
+    SESSION_EVT = "session/evt"  # remote-support events, device → server
 
     @property
     def schema_name(self) -> str:
