@@ -19,6 +19,7 @@ from agent.clock import Clock, SystemClock
 from agent.enforcer import Applied, Enforcer
 from agent.platform.base import DeviceFacts, Platform
 from agent.state import AgentState
+from agent.support.host import SupportHost
 from lainaamo import __version__
 from lainaamo.errors import ProtocolError
 from lainaamo.protocol import (
@@ -27,6 +28,8 @@ from lainaamo.protocol import (
     Kind,
     Message,
     Presence,
+    SessionEvent,
+    SessionSignal,
     StatusReport,
     Topics,
     encode,
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CHANGE_MIN_INTERVAL_S = 2.0  # at most one "change" status per this many seconds
 CHECK_INTERVAL_S = 1.0  # how often the platform is read to notice significant changes
+_INCOMING = (Kind.DESIRED, Kind.CMD, Kind.SESSION)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class AgentCore:
         self._reported: tuple[Any, ...] | None = None
         self._foreign_seen = False
         self.enforcer = Enforcer(device_id, platform, state, self.clock)
+        self.support = SupportHost(device_id, platform)
 
     def restore(self) -> None:
         """Enforce the last applied policy (and an offline self-lock) again after a restart."""
@@ -124,7 +129,7 @@ class AgentCore:
 
     def subscriptions(self) -> list[str]:
         """Topics the agent subscribes to (QoS 1) on every connect."""
-        return [self.topics.topic(self.device_id, k) for k in (Kind.DESIRED, Kind.CMD)]
+        return [self.topics.topic(self.device_id, k) for k in _INCOMING]
 
     def will(self) -> Outgoing:
         """The last will for the next connect attempt; the birth's seq is reserved just below it.
@@ -267,7 +272,7 @@ class AgentCore:
                 device_id, kind = self.topics.parse(topic)
             except ProtocolError:
                 device_id, kind = "", Kind.STATUS
-            if device_id != self.device_id or kind not in (Kind.DESIRED, Kind.CMD):
+            if device_id != self.device_id or kind not in _INCOMING:
                 # Some brokers (amqtt) hand out other topics' retained messages on subscribe.
                 level = logging.DEBUG if self._foreign_seen else logging.WARNING
                 self._foreign_seen = True
@@ -282,10 +287,22 @@ class AgentCore:
                 return self._on_desired(message)
             if isinstance(message, Command):
                 return commands.run(self, message)
+            if isinstance(message, SessionSignal):
+                self.support.on_signal(message)
             return []
         except Exception:
             log.exception("%s: failed to handle a message on %s", self.device_id, topic[:200])
             return []
+
+    def support_events(self) -> list[Outgoing]:
+        """The remote-support events waiting (durable, through the outbox like every report)."""
+        found = []
+        for fields in self.support.drain():
+            try:
+                found.append(self.outgoing(SessionEvent(**self.envelope(), **fields)))
+            except Exception:
+                log.exception("%s: cannot build a support event %r", self.device_id, fields)
+        return found
 
     def _on_desired(self, desired: DesiredState) -> list[Outgoing]:
         applied = self.enforcer.on_desired(desired)

@@ -119,6 +119,8 @@ class Link:
             self.client.loop_misc()
         for out in self.core.tick():
             self._send(out)
+        for out in self.core.support_events():
+            self._send(out)
         if self.state is LinkState.CONNECTED:
             if self._birth_status_due:
                 # After CONNACK processing, so that paho's own resends go out before it.
@@ -130,6 +132,12 @@ class Link:
         if self.state is LinkState.STOPPING:
             self._advance_stop(now)
         return self._next_poll(now)
+
+    def stop_support(self) -> None:
+        """End a remote-support session (`agent_stopped`) and send its events while we can."""
+        self.core.support.stop()
+        for out in self.core.support_events():
+            self._send(out)
 
     def request_stop(self, timeout_s: float = 2.0) -> None:
         """Start a clean shutdown: offline presence, wait for its PUBACK, then DISCONNECT."""

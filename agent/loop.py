@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import selectors
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 0.1  # how quickly a set stop event is noticed
 SHUTDOWN_TIMEOUT_S = 3.0
+_WAKER = -1  # selector key data of the self-pipe
 
 
 class LinkLoop:
@@ -36,6 +38,20 @@ class LinkLoop:
         self._selector = selectors.DefaultSelector()
         self._registered: dict[int, tuple[Any, int]] = {}  # link index -> (socket, events)
         self._wake = [-math.inf] * len(self.links)
+        # The support thread writes a byte here when it has events for the links to send.
+        self._waker_r, self._waker_w = socket.socketpair()
+        self._waker_r.setblocking(False)
+        self._waker_w.setblocking(False)
+        self._selector.register(self._waker_r, selectors.EVENT_READ, _WAKER)
+        for link in self.links:
+            link.core.support.set_waker(self.wake)
+
+    def wake(self) -> None:
+        """Make the loop turn now (from any thread)."""
+        try:
+            self._waker_w.send(b"\0")
+        except OSError:
+            pass  # full (a wake-up is pending anyway) or closed
 
     def run(
         self,
@@ -47,6 +63,8 @@ class LinkLoop:
         try:
             while not stop_event.is_set():
                 self.turn()
+            for link in self.links:
+                link.stop_support()
             for link in self.links:
                 link.request_stop(shutdown_timeout_s)
             deadline = self._monotonic() + shutdown_timeout_s + 1.0
@@ -64,12 +82,14 @@ class LinkLoop:
         self._sync_registrations()
         now = self._monotonic()
         timeout = min(min(self._wake, default=math.inf) - now, MAX_WAIT_S)
-        ready = self._selector.select(max(0.0, timeout)) if self._registered else []
-        if not self._registered and timeout > 0:
-            time.sleep(timeout)
+        ready = self._selector.select(max(0.0, timeout))
         touched: set[int] = set()
         for key, events in ready:
             index: int = key.data
+            if index == _WAKER:
+                self._drain_waker()
+                touched |= {i for i, link in enumerate(self.links) if link.core.support.pending()}
+                continue
             link = self.links[index]
             if link.socket() is not key.fileobj:
                 continue  # closed or replaced while handling another event
@@ -93,6 +113,17 @@ class LinkLoop:
                 log.exception("%s: close failed", link.device_id)
         self._selector.close()
         self._registered.clear()
+        for link in self.links:
+            link.core.support.set_waker(lambda: None)
+        self._waker_r.close()
+        self._waker_w.close()
+
+    def _drain_waker(self) -> None:
+        try:
+            while self._waker_r.recv(4096):
+                pass
+        except OSError:
+            pass  # BlockingIOError: drained
 
     def _guard(self, link: Link, events: int) -> None:
         try:

@@ -71,7 +71,11 @@ def run_agent(
         log.warning("the agent logs in as its device id; mqtt_username is ignored")
     if platform is None:
         platform = create_platform(
-            settings.agent_platform, device_id, state_dir=settings.agent_state_dir
+            settings.agent_platform,
+            device_id,
+            state_dir=settings.agent_state_dir,
+            consent=settings.sim_consent,
+            consent_delay_s=settings.sim_consent_delay_s,
         )
     link = build_link(settings, device_id, settings.agent_state_dir, platform)
     loop = LinkLoop([link])

@@ -61,6 +61,8 @@ def run_simulation(
                 clock=tablet_clock,
                 outages=outages,
                 state_path=root / device_id / "tablet.json",
+                consent=settings.sim_consent,
+                consent_delay_s=settings.sim_consent_delay_s,
             )
             rng = random.Random(f"{seed}:{device_id}:backoff")
             # NORMAL sync: a simulated fleet survives a crash of the simulator, not a power cut.

@@ -17,6 +17,8 @@ def create_platform(
     seed: int = 0,
     clock: Callable[[], float] | None = None,
     state_dir: str | Path | None = None,
+    consent: str = "accept",
+    consent_delay_s: float = 1.0,
 ) -> Platform:
     """The platform adapter named in settings (`linux` or `simulated`)."""
     if name == "linux":
@@ -30,6 +32,11 @@ def create_platform(
 
         state_path = Path(state_dir) / "tablet.json" if state_dir is not None else None
         return SimulatedTablet(
-            device_id, seed, clock=clock or time.monotonic, state_path=state_path
+            device_id,
+            seed,
+            clock=clock or time.monotonic,
+            state_path=state_path,
+            consent=consent,
+            consent_delay_s=consent_delay_s,
         )
     raise ValueError(f"unknown agent platform {name!r}")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from agent.policy import LockScreen, Policy
+
+log = logging.getLogger(__name__)
 
 NetworkType = Literal["wifi", "cellular", "ethernet", "none", "unknown"]
 
@@ -86,3 +90,97 @@ class Platform(Protocol):
     def network_up(self) -> bool:
         """Whether the device has a network at all (the simulator's outages say no)."""
         ...
+
+
+# --- remote support (docs/protocol.md §17)
+
+
+@dataclass(frozen=True)
+class ConsentAnswer:
+    """What the person holding the tablet answered to a remote-support request."""
+
+    accepted: bool
+    control: bool = False  # mode control: whether remote input was allowed too
+
+
+@dataclass
+class SupportMedia:
+    """The tracks a support session sends (aiortc MediaStreamTracks) and how to release them."""
+
+    video: Any
+    audio: Any
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+class SupportPlatform(Protocol):
+    """What a remote-support session needs from the device. Called in the support event loop.
+
+    `ask_consent` must only return what the person answered; it never answers by itself (the
+    agent enforces the timeout and treats no answer as a deny). A cancelled `ask_consent`
+    (timeout, or the professional gave up) must take its question off the screen.
+    """
+
+    async def ask_consent(
+        self, caller: str, purpose: str, mode: str, timeout_s: float
+    ) -> ConsentAnswer: ...
+
+    def show_indicator(self, caller: str, on_end: Callable[[], None]) -> None:
+        """Show "your screen is being shared with CALLER" with an end button calling `on_end`."""
+        ...
+
+    def hide_indicator(self) -> None: ...
+
+    def show_chat(self, text: str, reply: Callable[[str], None]) -> None:
+        """Show a chat line from the professional; `reply(text)` sends one back."""
+        ...
+
+    def show_pointer(self, x: float, y: float) -> None:
+        """Draw the professional's pointer at (x, y), fractions of the screen."""
+        ...
+
+    def tap(self, x: float, y: float) -> bool:
+        """Tap at (x, y) for the professional (control mode only); False if unsupported."""
+        ...
+
+    def support_media(self) -> SupportMedia:
+        """The screen and microphone tracks of a new session."""
+        ...
+
+
+class SupportDefaults:
+    """Safe defaults: a platform that cannot ask never gets consent (the request times out)."""
+
+    async def ask_consent(
+        self, caller: str, purpose: str, mode: str, timeout_s: float
+    ) -> ConsentAnswer:
+        """No way to ask the person: never answer, so the agent's timeout denies."""
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def show_indicator(self, caller: str, on_end: Callable[[], None]) -> None:
+        log.info("remote support: the screen is being shared with %s", caller)
+
+    def hide_indicator(self) -> None:
+        log.info("remote support: the screen is no longer shared")
+
+    def show_chat(self, text: str, reply: Callable[[str], None]) -> None:
+        log.info("remote support chat: %s", text)
+
+    def show_pointer(self, x: float, y: float) -> None:
+        return None
+
+    def tap(self, x: float, y: float) -> bool:
+        return False
+
+    def support_media(self) -> SupportMedia:
+        """A test pattern and silence."""
+        from agent.support.tracks import SilenceTrack, TestPatternTrack
+
+        return SupportMedia(TestPatternTrack(), SilenceTrack())
+
+
+def support_platform(platform: object) -> SupportPlatform:
+    """The platform itself if it can hold support sessions, else the safe defaults."""
+    if hasattr(platform, "ask_consent") and hasattr(platform, "support_media"):
+        return platform  # type: ignore[return-value]
+    return SupportDefaults()

@@ -6,6 +6,12 @@ It reports telemetry only; lock, kiosk, ring and the other commands need a devic
 cannot lock the machine when it has been offline too long. A machine without a battery (a
 desktop, a server, a container) reports battery_pct 100 and charging True: always on mains
 power.
+
+Remote support: the consent questions and the "screen is being shared" indicator are zenity
+dialogs when zenity and a display are available. Without them nobody can be asked, so every
+request times out — a deny, never an accept. The screen is captured from X (x11grab) and the
+microphone opened through PulseAudio or ALSA when possible; otherwise a test pattern and
+silence are sent. The professional's voice is not played yet, and remote taps are unsupported.
 """
 
 from __future__ import annotations
@@ -13,13 +19,21 @@ from __future__ import annotations
 import logging
 import platform as pyplatform
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, NetworkType
+from agent.platform.base import (
+    UNSUPPORTED,
+    CommandResult,
+    ConsentAnswer,
+    DeviceFacts,
+    NetworkType,
+    SupportDefaults,
+    SupportMedia,
+)
 from agent.policy import LockScreen, Policy
 
 log = logging.getLogger(__name__)
@@ -68,7 +82,7 @@ def os_version() -> str:
     return (name or f"{pyplatform.system()} {pyplatform.release()}")[:64]
 
 
-class LinuxPlatform:
+class LinuxPlatform(SupportDefaults):
     """Telemetry of this machine; no enforcement."""
 
     name = "linux"
@@ -76,6 +90,7 @@ class LinuxPlatform:
     def __init__(self, root: str = "/") -> None:
         self._root = root
         self._os_version = os_version()
+        self._indicator: Any = None
 
     def facts(self) -> DeviceFacts:
         """Read battery, storage, network and uptime now."""
@@ -128,3 +143,49 @@ class LinuxPlatform:
     def network_up(self) -> bool:
         # The broker connection itself tells whether the network works.
         return True
+
+    # --- remote support
+
+    async def ask_consent(
+        self, caller: str, purpose: str, mode: str, timeout_s: float
+    ) -> ConsentAnswer:
+        """Ask with zenity; without it never answer, so the agent's timeout denies."""
+        from agent.support import dialogs
+
+        if not dialogs.available():
+            log.warning("remote support requested but no dialog can be shown: it will time out")
+            return await super().ask_consent(caller, purpose, mode, timeout_s)
+        why = f"\n\n{purpose}" if purpose else ""
+        text = f"{caller} asks to see your screen and talk with you.{why}"
+        answer = await dialogs.ask("Remote support", text, "Allow", "Decline")
+        if answer is None:  # the dialog failed or was closed: no answer, so it times out
+            return await super().ask_consent(caller, purpose, mode, timeout_s)
+        if not answer or mode != "control":
+            return ConsentAnswer(accepted=answer)
+        control = await dialogs.ask(
+            "Remote support",
+            f"May {caller} also tap on your screen for you?",
+            "Allow tapping",
+            "Only watch",
+        )
+        return ConsentAnswer(accepted=True, control=bool(control))
+
+    def show_indicator(self, caller: str, on_end: Callable[[], None]) -> None:
+        from agent.support import dialogs
+
+        super().show_indicator(caller, on_end)
+        if dialogs.available():
+            self._indicator = dialogs.Indicator()
+            self._indicator.show(caller, on_end)
+
+    def hide_indicator(self) -> None:
+        super().hide_indicator()
+        if self._indicator is not None:
+            self._indicator.hide()
+            self._indicator = None
+
+    def support_media(self) -> SupportMedia:
+        """The X screen and the microphone when they can be opened."""
+        from agent.support.tracks import linux_media
+
+        return linux_media()

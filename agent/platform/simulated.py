@@ -10,10 +10,18 @@ only on how many whole steps have passed, so the same seed and clock give the sa
 It enforces every policy key of the contract: what it shows (the applied policy, its lock
 screen, its banner) can be read back by tests through `policy`, `lock_screen`, `lost` and
 `banner`.
+
+Remote support: the fake person holding the tablet answers a request with `consent`
+(`accept`, `decline` or `ignore`) after `consent_delay_s`. This stands in for a person pressing
+a button in a test or a demo; it is NOT an auto-accept of the product (the real platforms only
+ever return what the person chose). The tablet records what it showed (`consent_asked`,
+`indicator`, `chats`, `pointers`, `taps`), echoes every chat line back (`echo: …`) and
+`press_end()` presses the end button of the sharing indicator.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -21,7 +29,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, NetworkType
+from agent.platform.base import (
+    UNSUPPORTED,
+    CommandResult,
+    ConsentAnswer,
+    DeviceFacts,
+    NetworkType,
+    SupportDefaults,
+    SupportMedia,
+)
 from agent.policy import KioskProfile, LockScreen, Policy
 from agent.state import write_atomically
 
@@ -30,7 +46,7 @@ _OS_VERSIONS = ("Android 12", "Android 13", "Android 14")
 _STORAGE_SIZES_MB = (32768, 65536, 131072)
 
 
-class SimulatedTablet:
+class SimulatedTablet(SupportDefaults):
     """A fake tablet whose telemetry evolves with `clock` (seconds, monotonic)."""
 
     name = "simulated"
@@ -45,7 +61,19 @@ class SimulatedTablet:
         outage_every_s: tuple[float, float] = (600.0, 1800.0),
         outage_len_s: tuple[float, float] = (10.0, 60.0),
         state_path: str | Path | None = None,
+        consent: str = "accept",
+        consent_delay_s: float = 1.0,
     ) -> None:
+        if consent not in ("accept", "decline", "ignore"):
+            raise ValueError(f"consent must be accept, decline or ignore, not {consent!r}")
+        self.consent = consent
+        self.consent_delay_s = consent_delay_s
+        self.consent_asked: list[tuple[str, str, str]] = []  # (caller, purpose, mode)
+        self.indicator: str | None = None  # "shared with" whom, while shown
+        self.chats: list[str] = []
+        self.pointers: list[tuple[float, float]] = []
+        self.taps: list[tuple[float, float]] = []
+        self._end_button: Callable[[], None] | None = None
         self.device_id = device_id
         self._clock = clock
         self._t0 = clock()
@@ -163,6 +191,50 @@ class SimulatedTablet:
     def network_up(self) -> bool:
         """False during a simulated outage."""
         return self._network_up_at(self._clock() - self._t0)
+
+    # --- remote support
+
+    async def ask_consent(
+        self, caller: str, purpose: str, mode: str, timeout_s: float
+    ) -> ConsentAnswer:
+        """The fake person answers per `consent` after `consent_delay_s` (see the docstring)."""
+        self.consent_asked.append((caller, purpose, mode))
+        if self.consent == "ignore":
+            return await super().ask_consent(caller, purpose, mode, timeout_s)
+        await asyncio.sleep(self.consent_delay_s)
+        accepted = self.consent == "accept"
+        return ConsentAnswer(accepted=accepted, control=accepted and mode == "control")
+
+    def show_indicator(self, caller: str, on_end: Callable[[], None]) -> None:
+        self.indicator = caller
+        self._end_button = on_end
+
+    def hide_indicator(self) -> None:
+        self.indicator = None
+        self._end_button = None
+
+    def press_end(self) -> bool:
+        """Press the indicator's end button; False if none is shown."""
+        button = self._end_button
+        if button is None:
+            return False
+        button()
+        return True
+
+    def show_chat(self, text: str, reply: Callable[[str], None]) -> None:
+        self.chats.append(text)
+        reply(f"echo: {text}")
+
+    def show_pointer(self, x: float, y: float) -> None:
+        self.pointers.append((x, y))
+
+    def tap(self, x: float, y: float) -> bool:
+        self.taps.append((x, y))
+        return True
+
+    def support_media(self) -> SupportMedia:
+        """A test pattern as the screen, silence as the microphone."""
+        return super().support_media()
 
     # --- simulation
 

@@ -8,8 +8,10 @@ several processes can share a database without each exporting its own copy of th
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
@@ -96,8 +98,117 @@ class IngestMetrics:
             self.rejected.labels(reason)
         for reason in ("duplicate", "stale"):
             self.dropped.labels(reason)
-        for kind in ("presence", "status", "cmd_ack"):
+        for kind in ("presence", "status", "cmd_ack", "session_evt"):
             self.messages.labels(kind)
+        self.support = support_metrics(registry)
+
+
+SUPPORT_OUTCOMES = (
+    "declined",
+    "consent_timeout",
+    "hangup_counsellor",
+    "hangup_client",
+    "max_duration",
+    "idle",
+    "connection_failed",
+    "device_offline",
+    "heartbeat_lost",
+    "error",
+)
+
+
+class SupportObserver(Protocol):
+    """What the remote-support handlers report (SupportMetrics, or NullSupportMetrics)."""
+
+    def requested(self) -> None: ...
+    def ended(self, outcome: str, duration_s: float | None) -> None: ...
+    def consent_wait(self, seconds: float) -> None: ...
+    def setup(self, seconds: float) -> None: ...
+
+
+class NullSupportMetrics:
+    """Observes nothing (tools and unit tests); keeps what it was told for assertions."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def requested(self) -> None:
+        self.events.append(("requested", None))
+
+    def ended(self, outcome: str, duration_s: float | None) -> None:
+        self.events.append(("ended", outcome))
+
+    def consent_wait(self, seconds: float) -> None:
+        self.events.append(("consent_wait", seconds))
+
+    def setup(self, seconds: float) -> None:
+        self.events.append(("setup", seconds))
+
+
+class SupportMetrics:
+    """Remote-support counters and histograms; no per-device or per-person labels."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._requested = Counter(
+            "lainaamo_support_sessions_requested_total",
+            "Remote-support sessions requested (permission granted, consent asked).",
+            registry=registry,
+        )
+        self._ended = Counter(
+            "lainaamo_support_sessions_ended_total",
+            "Remote-support sessions that ended, by outcome (declined, consent_timeout or the "
+            "end reason).",
+            ["outcome"],
+            registry=registry,
+        )
+        self._consent = Histogram(
+            "lainaamo_support_consent_wait_seconds",
+            "Time from the request to the client's answer on the tablet.",
+            buckets=(1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 300),
+            registry=registry,
+        )
+        self._setup = Histogram(
+            "lainaamo_support_setup_seconds",
+            "Time from the client's consent to the connection (ICE connected).",
+            buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60),
+            registry=registry,
+        )
+        self._duration = Histogram(
+            "lainaamo_support_session_duration_seconds",
+            "Length of connected remote-support sessions, from connection to end.",
+            buckets=(30, 60, 120, 300, 600, 900, 1800, 2700, 3600, 7200, 14400),
+            registry=registry,
+        )
+        for outcome in SUPPORT_OUTCOMES:
+            self._ended.labels(outcome)
+
+    def requested(self) -> None:
+        self._requested.inc()
+
+    def ended(self, outcome: str, duration_s: float | None) -> None:
+        self._ended.labels(outcome).inc()
+        if duration_s is not None:
+            self._duration.observe(max(0.0, duration_s))
+
+    def consent_wait(self, seconds: float) -> None:
+        self._consent.observe(max(0.0, seconds))
+
+    def setup(self, seconds: float) -> None:
+        self._setup.observe(max(0.0, seconds))
+
+
+_support_lock = threading.Lock()
+_support_by_registry: dict[int, tuple[CollectorRegistry, SupportMetrics]] = {}
+
+
+def support_metrics(registry: CollectorRegistry) -> SupportMetrics:
+    """The one SupportMetrics of a registry (the API, ingest and background share it)."""
+    with _support_lock:
+        found = _support_by_registry.get(id(registry))
+        if found is None or found[0] is not registry:
+            found = (registry, SupportMetrics(registry))
+            _support_by_registry[id(registry)] = found
+        return found[1]
 
 
 def register_build_info(registry: CollectorRegistry) -> None:
@@ -110,6 +221,7 @@ DRIFT_HELP = "Devices that have not applied their newest desired state."
 LOANS_HELP = "Loans by state."
 COMMANDS_HELP = "Commands in the server-side outbox by state (finished ones included)."
 OVERDUE_HELP = "Loans on loan past their due date (paused loans are not on loan)."
+SUPPORT_ACTIVE_HELP = "Remote-support sessions connected now."
 
 
 class FleetCollector(Collector):
@@ -136,6 +248,7 @@ class FleetCollector(Collector):
         yield GaugeMetricFamily("lainaamo_loans", LOANS_HELP, labels=["state"])
         yield GaugeMetricFamily("lainaamo_loans_overdue", OVERDUE_HELP)
         yield GaugeMetricFamily("lainaamo_commands", COMMANDS_HELP, labels=["state"])
+        yield GaugeMetricFamily("lainaamo_support_sessions_active", SUPPORT_ACTIVE_HELP)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         by_state = GaugeMetricFamily(
@@ -189,6 +302,9 @@ class FleetCollector(Collector):
                         select(orm.CommandRow.state, func.count()).group_by(orm.CommandRow.state)
                     ).all()
                 )
+                n_support = session.scalar(
+                    select(func.count()).where(orm.SupportSession.state == "active")
+                )
         except Exception:  # a scrape must not fail because the database is away
             log.warning("fleet metrics unavailable: database query failed", exc_info=True)
             return
@@ -213,3 +329,6 @@ class FleetCollector(Collector):
         for command_state in CommandState:
             by_command_state.add_metric([command_state.value], commands.get(command_state.value, 0))
         yield by_command_state
+        support_active = GaugeMetricFamily("lainaamo_support_sessions_active", SUPPORT_ACTIVE_HELP)
+        support_active.add_metric([], n_support or 0)
+        yield support_active

@@ -469,6 +469,56 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class SupportSession(Base):
+    """A remote-support session (docs/protocol.md §17), bound to the professional who started it.
+
+    Its id is a strong random token (never a PIN); SDPs are kept only while they are useful.
+    """
+
+    __tablename__ = "support_sessions"
+    __table_args__ = (
+        Index("ix_support_sessions_device_state", "device_id", "state"),
+        Index("ix_support_sessions_org_created", "organisation_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    started_by_name: Mapped[str] = mapped_column(String(120))  # the caller the client sees
+    mode: Mapped[str] = mapped_column(String(10))
+    control_granted: Mapped[bool] = mapped_column(Boolean, default=False)
+    purpose: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    consent_deadline: Mapped[datetime] = mapped_column(UtcDateTime)
+    consent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    consent_result: Mapped[str | None] = mapped_column(String(12))
+    offer_sdp: Mapped[str | None] = mapped_column(Text)
+    offer_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    answer_sdp: Mapped[str | None] = mapped_column(Text)
+    connected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    connection_type: Mapped[str | None] = mapped_column(String(8))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    max_duration_s: Mapped[int] = mapped_column(Integer)
+
+
+class SessionSignalRow(Base):
+    """A signal waiting to be published to a device (QoS 1, never retained) by the background."""
+
+    __tablename__ = "support_signals"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("support_sessions.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+
+
 GENESIS_HASH = "0" * 64
 
 

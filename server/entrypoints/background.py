@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 
 from lainaamo.config import Settings
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_properties
-from lainaamo.protocol import Command, DesiredState, Topics, encode
-from server.service_layer import desired, device_commands, leases, loans
+from lainaamo.protocol import Command, DesiredState, SessionSignal, Topics, encode
+from server.adapters import support_signals
+from server.adapters.metrics import NullSupportMetrics, SupportObserver
+from server.service_layer import desired, device_commands, leases, loans, support_events
 from server.service_layer.ingest import prune_history
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 LEASE = "background"
 LEASE_TTL = timedelta(seconds=15)
 LEASE_RENEW_S = 3.0
+SIGNAL_STALE_S = 120  # a signal not sent by then is dropped, and expires at the broker
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
 
 
@@ -45,11 +48,13 @@ class Background:
         tick_s: float = 0.1,
         escalate_every_s: float = 60.0,
         prune_every_s: float = 600.0,
+        support_metrics: SupportObserver | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
         self._clock = clock
         self._tick_s = tick_s
+        self._support_metrics = support_metrics or NullSupportMetrics()
         # The lease is renewed every few seconds, not every tick: ticks only read, so they can be
         # frequent enough for commands to reach online tablets within a tenth of a second.
         self._every = {
@@ -58,6 +63,7 @@ class Background:
             "escalate": escalate_every_s,
             "prune": prune_every_s,
             "anonymise": 3600.0,
+            "support": 1.0,
         }
         self._last_run: dict[str, float] = {}
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
@@ -123,6 +129,9 @@ class Background:
                 session.commit()
             if count:
                 log.info("anonymised %d client reference(s) past the retention", count)
+        if self._due("support"):
+            self.support_timeouts(now)
+        self.dispatch_signals()
         self.publish_desired()
         self.dispatch_commands()
 
@@ -179,7 +188,11 @@ class Background:
         return done
 
     def _publish(
-        self, message: DesiredState | Command, *, retain: bool, expiry_s: int | None = None
+        self,
+        message: DesiredState | Command | SessionSignal,
+        *,
+        retain: bool,
+        expiry_s: int | None = None,
     ) -> bool:
         """Publish with QoS 1 and wait for the broker's PUBACK; False if it did not come."""
         info = self._client.publish(
@@ -223,6 +236,40 @@ class Background:
                 if not self._publish(message, retain=False, expiry_s=remaining):
                     break
                 device_commands.mark_sent(session, row.id, boot, now)
+                session.commit()
+                sent += 1
+        return sent
+
+    def support_timeouts(self, now: datetime) -> int:
+        """End remote-support sessions whose consent, setup or length ran out."""
+        with self._session_factory() as session:
+            changed = support_events.tick(session, now, self._support_metrics)
+            session.commit()
+        return changed
+
+    def dispatch_signals(self) -> int:
+        """Publish queued remote-support signals (QoS 1, never retained), oldest first."""
+        if not self._client.is_connected():
+            return 0
+        sent = 0
+        with self._session_factory() as session:
+            for row in support_signals.unsent(session):
+                now = self._clock()
+                if (now - row.created_at).total_seconds() > SIGNAL_STALE_S:
+                    row.sent_at = now  # too late to matter (the session has timed out)
+                    session.commit()
+                    continue
+                self._seq += 1
+                message = SessionSignal(
+                    device_id=row.device_id,
+                    ts=now,
+                    boot=self._boot,
+                    seq=self._seq,
+                    **row.payload,
+                )
+                if not self._publish(message, retain=False, expiry_s=SIGNAL_STALE_S):
+                    break
+                row.sent_at = now
                 session.commit()
                 sent += 1
         return sent

@@ -204,7 +204,12 @@ def run_demo(
         seed_loans(services, services.clock(), lent=min(18, devices_count), queued=2)
         ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
         ingest.start()
-        background = Background(settings, services.session_factory, services.clock)
+        background = Background(
+            settings,
+            services.session_factory,
+            services.clock,
+            support_metrics=services.ingest_metrics.support,
+        )
         background.start()
         http = HttpServer(services, "127.0.0.1", http_port, settings.http_threads)
         http.start()

@@ -25,13 +25,15 @@ from sqlalchemy.orm import Session
 from lainaamo.config import Settings
 from lainaamo.errors import ProtocolError
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client
-from lainaamo.protocol import Kind, Topics, parse
+from lainaamo.protocol import Kind, SessionEvent, Topics, parse
 from server.adapters.metrics import IngestMetrics
+from server.domain.events import DeviceWentOffline
+from server.service_layer import support_events
 from server.service_layer.ingest import BatchOutcome, Received, ingest_batch
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBED_KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK)
+SUBSCRIBED_KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT)
 # Errors that mean "the database is away", after which the same batch is tried again.
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
 
@@ -263,6 +265,17 @@ class IngestConsumer:
     def _commit_once(self, valid: list[Received]) -> BatchOutcome:
         with self._session_factory() as session:
             outcome = ingest_batch(session, valid)
+            # Remote support: the tablets' session events, and sessions of devices gone offline.
+            unknown = set(outcome.unknown_devices)
+            events = [
+                (r.message, r.received_at)
+                for r in valid
+                if isinstance(r.message, SessionEvent) and r.message.device_id not in unknown
+            ]
+            offline = [e.device_id for e in outcome.events if isinstance(e, DeviceWentOffline)]
+            if events or offline:
+                support_events.apply_batch(session, events, offline, self._metrics.support)
+                outcome.ingested["session_evt"] += len(events)
             session.commit()
         return outcome
 

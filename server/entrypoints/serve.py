@@ -51,7 +51,14 @@ def run_server(settings: Settings, with_ingest: bool = False) -> None:
         else None
     )
     background = (
-        Background(settings, services.session_factory, services.clock) if with_ingest else None
+        Background(
+            settings,
+            services.session_factory,
+            services.clock,
+            support_metrics=services.ingest_metrics.support,
+        )
+        if with_ingest
+        else None
     )
     http = HttpServer(services, settings.http_host, settings.http_port, settings.http_threads)
     if ingest and background:
@@ -78,7 +85,12 @@ def run_ingest(settings: Settings) -> None:
             settings.ingest_metrics_port, addr=settings.http_host, registry=services.registry
         )
     ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
-    background = Background(settings, services.session_factory, services.clock)
+    background = Background(
+        settings,
+        services.session_factory,
+        services.clock,
+        support_metrics=services.ingest_metrics.support,
+    )
     ingest.start()
     background.start()
     log.info("ingest consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)

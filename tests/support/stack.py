@@ -38,7 +38,7 @@ class Stack:
     client: FlaskClient
     registry: CollectorRegistry
     background: Background
-    start_agent: Callable[[str], threading.Event]
+    start_agent: Callable[..., threading.Event]
 
     def command(self, role: str, device: str, body: dict) -> tuple[int, dict]:
         response = self.client.post(
@@ -77,9 +77,11 @@ def running_stack(
     background.start()
     agents: list[tuple[threading.Event, threading.Thread]] = []
 
-    def start_agent(device: str) -> threading.Event:
+    def start_agent(device: str, **overrides: object) -> threading.Event:
         stop = threading.Event()
-        agent_settings = settings.replace(device_id=device, agent_state_dir=str(tmp_path / device))
+        agent_settings = settings.replace(
+            device_id=device, agent_state_dir=str(tmp_path / device), **overrides
+        )
         thread = threading.Thread(target=run_agent, args=(agent_settings, stop), daemon=True)
         thread.start()
         agents.append((stop, thread))

@@ -239,8 +239,12 @@ def test_shutdown_presence(core: AgentCore) -> None:
     assert (presence.state, presence.reason, out.retain) == ("offline", "shutdown", True)
 
 
-def test_subscriptions_are_own_desired_and_cmd(core: AgentCore) -> None:
-    assert core.subscriptions() == ["fleet/v1/tab-001/desired", "fleet/v1/tab-001/cmd"]
+def test_subscriptions_are_own_desired_cmd_and_session(core: AgentCore) -> None:
+    assert core.subscriptions() == [
+        "fleet/v1/tab-001/desired",
+        "fleet/v1/tab-001/cmd",
+        "fleet/v1/tab-001/session",
+    ]
 
 
 # --- status timing

@@ -12,6 +12,7 @@ from server.entrypoints.api import (
     loans,
     openapi,
     people,
+    support,
 )
 
 PUBLIC_ENDPOINTS = {"api.openapi_document", "api.create_token", enrollment.PUBLIC}
@@ -31,4 +32,5 @@ def create_blueprint() -> Blueprint:
     loans.register(bp)
     commands.register(bp)
     enrollment.register(bp)
+    support.register(bp)
     return bp

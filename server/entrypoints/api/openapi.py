@@ -12,7 +12,7 @@ from flask import Blueprint
 
 import lainaamo
 from server.domain.model import LifecycleState
-from server.entrypoints.api import openapi_enrollment, openapi_loans
+from server.entrypoints.api import openapi_enrollment, openapi_loans, openapi_support
 from server.entrypoints.api.openapi_parts import (
     ISO,
     NBOOL,
@@ -491,10 +491,16 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": paths | openapi_loans.paths() | openapi_enrollment.paths(),
+        "paths": paths
+        | openapi_loans.paths()
+        | openapi_enrollment.paths()
+        | openapi_support.paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS | openapi_loans.SCHEMAS | openapi_enrollment.SCHEMAS,
+            "schemas": SCHEMAS
+            | openapi_loans.SCHEMAS
+            | openapi_enrollment.SCHEMAS
+            | openapi_support.SCHEMAS,
             "responses": RESPONSES,
         },
     }

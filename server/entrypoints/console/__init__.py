@@ -21,6 +21,8 @@ from server.entrypoints.console import (
     i18n,
     loans,
     reports,
+    support,
+    support_api,
 )
 from server.entrypoints.console.i18n import lazy_gettext as _l
 
@@ -46,7 +48,7 @@ def create_blueprint() -> Blueprint:
     )
     bp.before_request(core.load_user)
     bp.after_request(core.add_headers)
-    for module in (account, fleet, device, loans, reports, admin):
+    for module in (account, fleet, device, loans, reports, admin, support, support_api):
         module.register(bp)
     return bp
 

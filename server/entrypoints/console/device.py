@@ -76,6 +76,7 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         names=NAMES,
         needs_confirmation=NEEDS_CONFIRMATION,
         may_wipe=principal().role is Role.IT_SUPPORT,
+        may_support=principal().role is Role.IT_SUPPORT,
         state_labels=state_labels(),
         awaiting_wipe=detail["lifecycle_state"] == LifecycleState.AWAITING_WIPE.value,
         errors=extra.pop("errors", {}),

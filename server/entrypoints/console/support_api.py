@@ -1,0 +1,112 @@
+"""The console's remote-support endpoints: the start form, and the JSON the session page polls.
+
+Session cookie and CSRF (form field or X-CSRF-Token header) are checked by the console's
+before_request. Refusals of the start form are flashed and sent back where the form was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, flash, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from lainaamo.errors import DomainError, InvalidInput
+from server.adapters.metrics import support_metrics
+from server.entrypoints.api.context import services
+from server.entrypoints.api.support import parse_candidate, parse_start
+from server.entrypoints.console.core import _local_path, principal
+from server.service_layer import support
+
+
+def _error(exc: DomainError) -> tuple[Response, int]:
+    details = exc.errors if isinstance(exc, InvalidInput) else []
+    body = {
+        "error": {"status": exc.status, "code": exc.code, "message": str(exc), "details": details}
+    }
+    return jsonify(body), exc.status
+
+
+def _json() -> dict[str, Any]:
+    body = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", [])
+    return body
+
+
+def _back_to(form: dict[str, Any]) -> str:
+    target = _local_path(request.form.get("next", ""))
+    if target:
+        return target
+    if form.get("loan_id"):
+        return f"/loans/{form['loan_id']}"
+    if form.get("device_id"):
+        return f"/devices/{form['device_id']}"
+    return "/"
+
+
+def register(bp: Blueprint) -> None:
+    @bp.post("/support")
+    def support_start() -> BaseResponse:
+        svc = services()
+        form = {k: request.form.get(k, "") for k in ("device_id", "loan_id", "mode", "purpose")}
+        try:
+            args = parse_start({k: v for k, v in form.items() if v != ""})
+            session_id = support.start(
+                svc.uow(),
+                principal(),
+                **args,
+                settings=svc.settings,
+                now=svc.clock(),
+                metrics=support_metrics(svc.registry),
+            )
+        except DomainError as exc:
+            flash(str(exc), "error")
+            return redirect(_back_to(form), 303)
+        return redirect(f"/support/{session_id}", 303)
+
+    @bp.get("/support/<session_id>/state")
+    def support_state(session_id: str) -> Any:
+        svc = services()
+        try:
+            return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
+        except DomainError as exc:
+            return _error(exc)
+
+    @bp.post("/support/<session_id>/offer")
+    def support_offer(session_id: str) -> Any:
+        svc = services()
+        try:
+            sdp = _json().get("sdp")
+            support.offer(
+                svc.uow(),
+                principal(),
+                session_id,
+                sdp,  # type: ignore[arg-type]
+                svc.clock(),
+                support_metrics(svc.registry),
+            )
+            return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
+        except DomainError as exc:
+            return _error(exc)
+
+    @bp.post("/support/<session_id>/candidate")
+    def support_candidate(session_id: str) -> Any:
+        svc = services()
+        try:
+            value, mid, index = parse_candidate(_json())
+            support.candidate(svc.uow(), principal(), session_id, value, mid, index, svc.clock())
+            return {"relayed": True}
+        except DomainError as exc:
+            return _error(exc)
+
+    @bp.post("/support/<session_id>/hangup")
+    def support_hangup(session_id: str) -> Any:
+        svc = services()
+        try:
+            support.hangup(
+                svc.uow(), principal(), session_id, svc.clock(), support_metrics(svc.registry)
+            )
+            return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
+        except DomainError as exc:
+            return _error(exc)
