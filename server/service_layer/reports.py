@@ -22,10 +22,15 @@ Definitions (the console's help text repeats them):
 * **Queue**: requests waiting now. **Average waiting time**: requested → handed over, of the
   loans handed over in the period.
 * **Handed over to clients**: loans released to the client in the period.
-* **Support sessions**: there is no record of remote-support sessions yet; None, not 0.
+* **Support sessions**: remote-support sessions started in the period that connected (the
+  client accepted and the screen was shared); their duration runs from connecting to the end
+  (a session still going counts up to now). Total and median are in minutes; both are
+  withheld whenever the count of sessions is.
 """
 
 from __future__ import annotations
+
+import statistics
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +70,8 @@ class Counts:
     queue: int = 0
     wait_days: float = 0.0  # total waiting of the loans handed over
     released: int = 0
+    support_sessions: int = 0
+    support_durations: tuple[float, ...] = ()  # seconds of each connected session
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(**{name: getattr(self, name) + getattr(other, name) for name in _NAMES})
@@ -137,7 +144,21 @@ def unit_counts(
         .where(L.organisation_id == organisation_id, L.state == LoanState.REQUESTED.value)
         .group_by(L.unit_id)
     ).all()
+    S = orm.SupportSession
+    sessions = session.execute(
+        select(S.unit_id, S.connected_at, S.ended_at).where(
+            S.organisation_id == organisation_id,
+            S.created_at >= start,
+            S.created_at < end,
+            S.connected_at.is_not(None),
+        )
+    ).all()
     out: dict[int | None, Counts] = {}
+    for unit_id, connected_at, ended_at in sessions:
+        seconds = max(0.0, ((ended_at or now) - connected_at).total_seconds())
+        out[unit_id] = out.get(unit_id, Counts()) + Counts(
+            support_sessions=1, support_durations=(seconds,)
+        )
     for unit_id, n in devices:
         out[unit_id] = Counts(devices=n, available_days=n * days)
     for unit_id, secs, active, started, ended, ended_s, late, wait_s, released in loans:
@@ -176,7 +197,16 @@ def monthly_started(
 
 # --- what may be shown ------------------------------------------------------------------------
 
-COUNT_COLUMNS = ("devices", "started", "ended", "active", "overdue", "queue", "released")
+COUNT_COLUMNS = (
+    "devices",
+    "started",
+    "ended",
+    "active",
+    "overdue",
+    "queue",
+    "released",
+    "support_sessions",
+)
 
 
 @dataclass(frozen=True)
@@ -194,7 +224,7 @@ class Row:
     queue: Shown
     avg_wait_days: Shown
     released: Shown
-    support_sessions: Shown = None  # no sessions are recorded yet
+    support_sessions: Shown = None
     support_total_minutes: Shown = None
     support_median_minutes: Shown = None
 
@@ -230,6 +260,15 @@ def _row(code: str, name: str, c: Counts, shown: Mapping[str, Shown]) -> Row:
         queue=shown["queue"],
         avg_wait_days=derived(_ratio(c.wait_days, c.started), shown["started"]),
         released=shown["released"],
+        support_sessions=shown["support_sessions"],
+        support_total_minutes=derived(
+            sum(c.support_durations) / 60 if c.support_durations else None,
+            shown["support_sessions"],
+        ),
+        support_median_minutes=derived(
+            statistics.median(c.support_durations) / 60 if c.support_durations else None,
+            shown["support_sessions"],
+        ),
     )
 
 

@@ -15,11 +15,12 @@ from support.fleet import Fleet
 from test_sign_in import sign_in
 
 from server.adapters import orm
+from server.adapters.metrics import NullSupportMetrics
 from server.domain.loan_commands import LoanStep, RequestLoan
 from server.domain.loans import LoanAction
 from server.domain.model import Role
 from server.entrypoints.app import create_app
-from server.service_layer import loans
+from server.service_layer import loans, support
 from server.service_layer.accounts import principal_of
 
 pytestmark = pytest.mark.browser
@@ -32,12 +33,14 @@ NOT_PAGES = {
     "console.devices_live",
     "console.devices_snapshot",
     "console.reports_csv",
+    "console.support_state",  # JSON the session page polls
 }
 ROLES = ("it_support", "counsellor", "admin")
 
 
-def prepare(fleet: Fleet) -> dict[str, object]:
-    """A loan on loan and a device awaiting wipe, so every page has something to show."""
+def prepare(fleet: Fleet, role: str) -> dict[str, object]:
+    """A loan on loan, a device awaiting wipe and (but for admins) a remote-support session of
+    the user's own, so that every page has something to show."""
     with fleet.services.session_factory() as session:
         counsellor = session.query(orm.User).filter_by(role="counsellor").first()
         admin = session.query(orm.User).filter_by(role="admin").one()
@@ -58,7 +61,27 @@ def prepare(fleet: Fleet) -> dict[str, object]:
     loans.act(uow(), who, step, now)
     loans.act(uow(), who, LoanStep(returned, LoanAction.RETURN), now + timedelta(days=1))
     waiting = loans.request_loan(uow(), who, RequestLoan(unit=unit.code, client_ref="ASK-3"), now)
+    session_id = None
+    if role != "admin":
+        with fleet.services.session_factory() as session:
+            status = session.get(orm.DeviceStatus, devices[0])
+            assert status is not None
+            status.online, status.last_seen_at = True, now
+            user = session.query(orm.User).filter_by(role=role).first()
+            caller = principal_of(user)
+            session.commit()
+        session_id = support.start(
+            uow(),
+            caller,
+            device_id=devices[0],
+            mode="view",
+            purpose="Help with the tablet",
+            settings=fleet.services.settings,
+            now=now,
+            metrics=NullSupportMetrics(),
+        )
     return {
+        "session_id": session_id,
         "device_id": devices[1],  # awaiting wipe: the manual-wipe page applies
         "loan_id": {"console.handover": waiting, "console.return_device": lent}.get,
         "default_loan": lent,
@@ -83,6 +106,8 @@ def urls(fleet: Fleet, role: str, samples: dict[str, object]) -> list[str]:
             if Role(role) not in allowed:
                 continue
             values: dict[str, object] = {}
+            if "session_id" in rule.arguments and samples["session_id"] is None:
+                continue  # administrators hold no remote-support sessions
             for name in rule.arguments:
                 if name == "loan_id":
                     picker = samples["loan_id"]
@@ -97,7 +122,7 @@ def urls(fleet: Fleet, role: str, samples: dict[str, object]) -> list[str]:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_passes_axe(page: Page, server: str, pg_fleet: Fleet, role: str) -> None:
-    samples = prepare(pg_fleet)
+    samples = prepare(pg_fleet, role)
     login = pg_fleet.logins[role]
     sign_in(page, server, login.username, login.password)
     problems = []

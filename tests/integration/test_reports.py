@@ -129,7 +129,7 @@ def test_known_figures(fleet: Fleet) -> None:
     b = next(r for r in report.rows if r.code == "mielenterveys")
     assert b.devices is SUPPRESSED and b.started is SUPPRESSED and b.utilisation is SUPPRESSED
     assert b.ended == 0 and b.avg_loan_days is None
-    assert b.support_sessions is None and b.support_median_minutes is None
+    assert b.support_sessions == 0 and b.support_median_minutes is None
     total = report.total
     assert total.devices == 16 and total.started == 11 and total.ended == 5
     assert total.utilisation == pytest.approx((195 + 27 + 24) / (16 * 31))
@@ -164,7 +164,7 @@ def test_page_and_csv_show_the_same_suppressed_figures(fleet: Fleet, client: Fla
     fleet.services.clock = lambda: NOW
     b = Browser(client, fleet.logins["admin"].username, fleet.logins["admin"].password)
     page = b.text("/reports?start=2026-01-01&end=2026-02-01")
-    assert "<svg" in page and "available when remote support is in use" in page
+    assert "<svg" in page and "Remote-support sessions per unit" in page
     assert "&lt; 5" in page
     shown = table_rows(page)
     exported = b.get("/reports.csv?start=2026-01-01&end=2026-02-01")
@@ -215,3 +215,49 @@ def test_only_administrators_see_reports(fleet: Fleet, client: FlaskClient, role
     b = Browser(client, fleet.logins[role].username, fleet.logins[role].password)
     assert b.get("/reports").status_code == 403
     assert b.get("/reports.csv").status_code == 403
+
+
+def test_support_sessions_count_total_and_median(fleet: Fleet) -> None:
+    """Connected sessions: six in A (10…60 min), two in B (withheld), five in C (1 min each)."""
+    with fleet.services.session_factory() as s:
+        units = {u.code: u for u in s.scalars(select(orm.Unit))}
+        user = s.scalar(select(orm.User).where(orm.User.role == "it_support"))
+        assert user is not None
+        plan = [("aikuissosiaalityo", m) for m in (10, 20, 30, 40, 50, 60)]
+        plan += [("mielenterveys", 5), ("mielenterveys", 7), ("paihde", None)]
+        plan += [("paihde", 1)] * 5
+        for n, (code, minutes) in enumerate(plan):
+            begun = datetime(2026, 1, 10, 9, tzinfo=UTC) + timedelta(hours=n)
+            s.add(
+                orm.SupportSession(
+                    id=f"session-{n:04d}-abcdefghijkl",
+                    organisation_id=units[code].organisation_id,
+                    device_id="tab-001",
+                    unit_id=units[code].id,
+                    started_by=user.id,
+                    started_by_name="IT",
+                    mode="view",
+                    max_duration_s=3600,
+                    state="ended" if minutes else "declined",
+                    created_at=begun,
+                    consent_deadline=begun + timedelta(minutes=1),
+                    connected_at=begun + timedelta(seconds=30) if minutes else None,
+                    ended_at=begun + timedelta(seconds=30, minutes=minutes or 0),
+                )
+            )
+        s.commit()
+        report = reports.programme_report(s, admin_principal(fleet), START, END, NOW)
+    a = next(r for r in report.rows if r.code == "aikuissosiaalityo")
+    assert a.support_sessions == 6
+    assert a.support_total_minutes == pytest.approx(210)
+    assert a.support_median_minutes == pytest.approx(35)
+    b = next(r for r in report.rows if r.code == "mielenterveys")
+    # Two sessions: withheld, and so are the minutes that would give them away.
+    assert b.support_sessions is SUPPRESSED and b.support_total_minutes is SUPPRESSED
+    assert b.support_median_minutes is SUPPRESSED
+    c = next(r for r in report.rows if r.code == "paihde")
+    # The declined request never connected: not a session held. C's five are withheld too,
+    # or the region total minus A would give B's two away.
+    assert c.support_sessions is SUPPRESSED
+    assert report.total.support_sessions == 13
+    assert report.total.support_total_minutes == pytest.approx(227)
