@@ -31,7 +31,6 @@ Definitions (the console's help text repeats them):
 from __future__ import annotations
 
 import statistics
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
