@@ -154,6 +154,7 @@ def unit_counts(
     ).all()
     out: dict[int | None, Counts] = {}
     for unit_id, connected_at, ended_at in sessions:
+        assert connected_at is not None  # selected so
         seconds = max(0.0, ((ended_at or now) - connected_at).total_seconds())
         out[unit_id] = out.get(unit_id, Counts()) + Counts(
             support_sessions=1, support_durations=(seconds,)
