@@ -4,7 +4,8 @@
 #     service does not need to run;
 #   - a PostgreSQL server that lets in the test URL: LAINAAMO_TEST_PG_URL, by default
 #     postgresql+psycopg://postgres@127.0.0.1:5432/postgres;
-#   - Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+#   - Debian's Chromium for the browser tests (Playwright drives it; no browser download);
+#   - coturn's turnserver, which the remote-support tests start on free loopback ports.
 # Silent when everything is there. As root it installs and starts what is missing and says
 # so; otherwise it prints the commands to run and fails. Safe to run any number of times.
 set -euo pipefail
@@ -216,9 +217,26 @@ ensure_chromium() {
     [ -x "$CHROMIUM" ] || die "$CHROMIUM is still missing after apt-get install chromium"
 }
 
+# --- coturn (TURN relay for remote support) -------------------------------------------------
+
+have_turnserver() { [ -x /usr/bin/turnserver ] || command -v turnserver >/dev/null 2>&1; }
+
+ensure_coturn() {
+    have_turnserver && return 0
+    if ! is_root; then
+        missing "coturn is not installed (remote-support TURN tests): sudo apt-get install coturn"
+        return 0
+    fi
+    apt_install coturn
+    have_turnserver || die "turnserver is still missing after apt-get install coturn"
+    # Debian starts a system coturn on 3478; the tests run their own on free ports.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now coturn >/dev/null 2>&1 || true; fi
+}
+
 ensure_mosquitto
 ensure_postgres
 ensure_chromium
+ensure_coturn
 
 if [ "${#MISSING[@]}" -gt 0 ]; then
     echo "ensure-services: the tests need real services that are not ready:" >&2

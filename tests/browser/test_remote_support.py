@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from a11y import check
 from playwright.sync_api import Page, expect
+from support.coturn import TurnServer
 from support.fleet import Fleet
 from support.mosquitto import Mosquitto
 from support.stack import online, running_stack, wait_until
@@ -122,3 +123,31 @@ def test_counsellor_sees_the_tablet_screen_with_consent(
         assert row.end_reason == "hangup_counsellor"
         assert row.connection_type in ("host", "srflx", "prflx", "relay")
         assert row.ended_at is not None and row.ended_at - row.created_at < timedelta(minutes=2)
+
+
+def test_remote_support_through_the_turn_relay(
+    page: Page, server: str, pg_fleet: Fleet, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A real coturn with the shared secret: the browser may use only the relay (?relay=1)."""
+    turn = TurnServer(tmp_path / "turn")
+    turn.start()
+    try:
+        loan_id, device = lend_one(pg_fleet)
+        pg_fleet.services.settings = pg_fleet.services.settings.replace(
+            turn_urls=turn.url, turn_secret=turn.secret, turn_credential_ttl_s=600
+        )
+        client = create_app(pg_fleet.services).test_client()
+        with running_stack(pg_fleet, client, mosquitto, tmp_path) as stack:
+            stack.start_agent(device, sim_consent="accept", sim_consent_delay_s=3.0)
+            wait_until(lambda: online(pg_fleet, device), 20, f"{device} online")
+            login = pg_fleet.logins["counsellor"]
+            sign_in(page, server, login.username, login.password)
+            start_from_loan_page(page, server, loan_id)
+            page.goto(page.url + "?relay=1")  # before the client answers
+            page.wait_for_function(DECODED, timeout=25_000)
+            expect(page.locator("#support-connection")).to_have_text("relay", timeout=10_000)
+            assert turn.relayed_allocations() >= 1
+            page.get_by_role("button", name="Hang up").click()
+            wait_until(lambda: last_session(pg_fleet).state == "ended", 10, "session ended")
+    finally:
+        turn.stop()

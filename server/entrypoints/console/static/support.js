@@ -104,8 +104,34 @@
     });
   }
 
+  // The connection type (host, srflx, relay) of the candidate pair in use, for the page and
+  // for IT support diagnosing a tablet behind a difficult network.
+  async function connectionType() {
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((report) => {
+      if (report.type === "transport" && report.selectedCandidatePairId) {
+        pair = stats.get(report.selectedCandidatePairId);
+      }
+    });
+    if (!pair) {
+      stats.forEach((report) => {
+        if (report.type === "candidate-pair" && report.state === "succeeded" && report.nominated) {
+          pair = report;
+        }
+      });
+    }
+    const local = pair && stats.get(pair.localCandidateId);
+    return local ? local.candidateType : "";
+  }
+
   async function start(state) {
-    pc = new RTCPeerConnection({ iceServers: state.ice_servers || [] });
+    // ?relay=1 forces the TURN relay: a way to check that TURN works for this tablet.
+    const relayOnly = new URLSearchParams(window.location.search).get("relay") === "1";
+    pc = new RTCPeerConnection({
+      iceServers: state.ice_servers || [],
+      iceTransportPolicy: relayOnly ? "relay" : "all",
+    });
     pc.addTransceiver("video", { direction: "recvonly" });
     try {
       microphone = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
@@ -132,8 +158,15 @@
         sdp_mline_index: c ? c.sdpMLineIndex : null,
       }).catch(() => {});
     });
-    pc.addEventListener("connectionstatechange", () => {
-      if (pc.connectionState === "connected") say(d.msgActive);
+    pc.addEventListener("connectionstatechange", async () => {
+      if (pc.connectionState === "connected") {
+        say(d.msgActive);
+        const type = await connectionType().catch(() => "");
+        if (type) {
+          root.dataset.connectionType = type;
+          $("support-connection").textContent = type;
+        }
+      }
       if (pc.connectionState === "failed") hangUp(true, "connection_failed");
     });
     await pc.setLocalDescription(await pc.createOffer());
