@@ -110,6 +110,9 @@ class SupportMedia:
     video: Any
     audio: Any
     close: Callable[[], Awaitable[None]] | None = None
+    # Makes the sink that plays the professional's voice (an aiortc MediaRecorder on a sound
+    # device); None: nowhere to play it, the voice is received and dropped.
+    speaker: Callable[[], Any] | None = None
 
 
 class SupportPlatform(Protocol):

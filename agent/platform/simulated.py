@@ -73,6 +73,7 @@ class SimulatedTablet(SupportDefaults):
         self.chats: list[str] = []
         self.pointers: list[tuple[float, float]] = []
         self.taps: list[tuple[float, float]] = []
+        self.voice_frames = 0  # audio frames of the professional's voice the tablet "played"
         self._end_button: Callable[[], None] | None = None
         self.device_id = device_id
         self._clock = clock
@@ -233,8 +234,10 @@ class SimulatedTablet(SupportDefaults):
         return True
 
     def support_media(self) -> SupportMedia:
-        """A test pattern as the screen, silence as the microphone."""
-        return super().support_media()
+        """A test pattern as the screen, silence as the microphone, an ear as the speaker."""
+        media = super().support_media()
+        media.speaker = lambda: _Ear(self)
+        return media
 
     # --- simulation
 
@@ -305,3 +308,36 @@ class SimulatedTablet(SupportDefaults):
     def _next_outage(self, after: float) -> tuple[float, float]:
         start = after + self._outage_rng.uniform(*self._outage_every_s)
         return start, start + self._outage_rng.uniform(*self._outage_len_s)
+
+
+class _Ear:
+    """The simulated tablet's speaker: counts the frames of the professional's voice it hears.
+
+    Quacks like aiortc's MediaRecorder (addTrack, start, stop), as a real speaker sink does.
+    """
+
+    def __init__(self, tablet: SimulatedTablet) -> None:
+        self._tablet = tablet
+        self._tracks: list[Any] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def addTrack(self, track: Any) -> None:  # noqa: N802 - aiortc's name
+        self._tracks.append(track)
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._listen(t)) for t in self._tracks]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _listen(self, track: Any) -> None:
+        from aiortc.mediastreams import MediaStreamError  # aiortc only once a session runs
+
+        try:
+            while True:
+                await track.recv()
+                self._tablet.voice_frames += 1
+        except MediaStreamError:
+            return

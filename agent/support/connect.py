@@ -44,8 +44,13 @@ async def answer_offer(manager: SupportManager, session: Session, sdp: str) -> N
 
     @pc.on("track")
     def on_track(track: Any) -> None:
-        # The professional's voice; a real tablet would play it (see the platform adapters).
+        # The professional's voice, played where the platform has a speaker.
         sink = MediaBlackhole()
+        if track.kind == "audio" and session.media is not None and session.media.speaker:
+            try:
+                sink = session.media.speaker()
+            except Exception as exc:  # no sound device after all: drop the voice, keep going
+                log.info("%s: support: cannot play the voice: %s", manager.label, exc)
         sink.addTrack(track)
         session.sinks.append(sink)
         manager.background(sink.start(), session)

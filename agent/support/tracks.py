@@ -15,7 +15,7 @@ import time
 
 import av
 from aiortc import AudioStreamTrack, MediaStreamTrack
-from aiortc.contrib.media import MediaPlayer
+from aiortc.contrib.media import MediaPlayer, MediaRecorder
 
 from agent.platform.base import SupportMedia
 
@@ -160,4 +160,17 @@ def linux_media(video_size: str = "1280x720") -> SupportMedia:
                 if track is not None:
                     track.stop()
 
-    return SupportMedia(video or TestPatternTrack(), audio or SilenceTrack(), close)
+    return SupportMedia(
+        video or TestPatternTrack(), audio or SilenceTrack(), close, speaker=_speaker
+    )
+
+
+def _speaker() -> MediaRecorder:
+    """The default sound output (PulseAudio, else ALSA) for the professional's voice."""
+    problems = []
+    for fmt in ("pulse", "alsa"):
+        try:
+            return MediaRecorder("default", format=fmt)
+        except Exception as exc:
+            problems.append(f"{fmt}: {exc}")
+    raise OSError("no sound output: " + "; ".join(problems))

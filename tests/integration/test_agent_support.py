@@ -242,6 +242,11 @@ def test_video_chat_pointer_and_hangup_by_the_peer(
             connected = await server.event(session_id, "connected")
             assert connected["connection_type"] == "host"
             assert agent.tablet.indicator == "Maija (Aikuissosiaalityö)"
+            # Two-way audio: the tablet plays the professional's voice (here: silence frames).
+            deadline = time.monotonic() + 5
+            while agent.tablet.voice_frames < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert agent.tablet.voice_frames >= 5
             await browser.message("ping")  # the agent's heartbeat: the channel is open
             browser.send({"t": "chat", "text": "Hei, näetkö?"})
             assert (await browser.message("chat"))["text"] == "echo: Hei, näetkö?"
