@@ -21,24 +21,44 @@ log = logging.getLogger(__name__)
 
 
 class HttpServer:
-    """The WSGI app served by waitress in a thread; stop() returns when it has stopped."""
+    """The WSGI app served by waitress in a thread; stop() returns when it has stopped.
+
+    Waitress's own `run()` loops until its sockets are closed under it, which races with the
+    loop's `select()` (EBADF). Here the loop runs in short rounds and stops on a flag first;
+    the sockets are closed only after the loop thread has ended.
+    """
+
+    LOOP_ROUND_S = 0.2
 
     def __init__(self, services: Services, host: str, port: int, threads: int = 8) -> None:
         self.app = create_app(services)
         self._server = create_server(self.app, host=host, port=port, threads=threads)
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
-        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._looping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
 
     def start(self) -> None:
+        self._looping.set()
         self._thread.start()
+
+    def _serve(self) -> None:
+        server = self._server
+        while self._looping.is_set():
+            server.asyncore.loop(
+                timeout=self.LOOP_ROUND_S,
+                map=server._map,  # type: ignore[union-attr]
+                use_poll=True,
+                count=1,
+            )
 
     def stop(self) -> None:
         stopping(self.app).set()  # long-lived responses (live updates) end now
-        # Let the worker threads finish what they serve while the server can still send it;
-        # closing first would leave them writing to a closed trigger.
+        # The worker threads finish what they serve while the loop still sends it.
         self._server.task_dispatcher.shutdown()
-        self._server.close()
+        self._looping.clear()
         self._thread.join(10)
+        # The listening socket, the trigger and every open connection (keep-alive browsers).
+        self._server.asyncore.close_all(self._server._map)  # type: ignore[union-attr]
 
 
 def run_server(settings: Settings, with_ingest: bool = False) -> None:

@@ -24,8 +24,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "sc
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    """Chromium for one test module.
+
+    Not for the whole session: Playwright's sync API keeps an asyncio loop running in the
+    main thread while it lives, and later tests that call asyncio.run() (aiortc) would fail.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"no Chromium at {CHROMIUM}: run `make services` (apt-get install chromium) "
