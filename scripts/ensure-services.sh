@@ -5,7 +5,8 @@
 #   - a PostgreSQL server that lets in the test URL: LAINAAMO_TEST_PG_URL, by default
 #     postgresql+psycopg://postgres@127.0.0.1:5432/postgres;
 #   - Debian's Chromium for the browser tests (Playwright drives it; no browser download);
-#   - coturn's turnserver, which the remote-support tests start on free loopback ports.
+#   - coturn's turnserver, which the remote-support tests start on free loopback ports;
+#   - Firefox ESR, in which remote support is tested too (over WebDriver BiDi).
 # Silent when everything is there. As root it installs and starts what is missing and says
 # so; otherwise it prints the commands to run and fails. Safe to run any number of times.
 set -euo pipefail
@@ -233,10 +234,22 @@ ensure_coturn() {
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now coturn >/dev/null 2>&1 || true; fi
 }
 
+# --- Firefox ESR (remote support in a second browser) -------------------------------------
+
+ensure_firefox() {
+    command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 && return 0
+    if ! is_root; then
+        missing "Firefox is not installed (remote-support browser test): sudo apt-get install firefox-esr"
+        return 0
+    fi
+    apt_install firefox-esr
+}
+
 ensure_mosquitto
 ensure_postgres
 ensure_chromium
 ensure_coturn
+ensure_firefox
 
 if [ "${#MISSING[@]}" -gt 0 ]; then
     echo "ensure-services: the tests need real services that are not ready:" >&2

@@ -33,6 +33,22 @@ DECODED = """() => {
   const v = document.getElementById('support-video');
   return v && v.videoWidth > 0 && v.getVideoPlaybackQuality().totalVideoFrames > 3;
 }"""
+# The decoded picture itself: the test pattern's colour bars, not a black or empty frame.
+PAINTED = """() => {
+  const v = document.getElementById('support-video');
+  if (!v || v.videoWidth === 0 || v.readyState < 2) return false;
+  const canvas = document.createElement('canvas');
+  canvas.width = v.videoWidth;
+  canvas.height = v.videoHeight;
+  const g = canvas.getContext('2d');
+  g.drawImage(v, 0, 0);
+  const data = g.getImageData(0, 0, canvas.width, Math.floor(canvas.height / 2)).data;
+  const colours = new Set();
+  for (let i = 0; i < data.length; i += 4 * 97) {
+    colours.add(`${data[i] >> 5},${data[i + 1] >> 5},${data[i + 2] >> 5}`);
+  }
+  return colours.size >= 4;
+}"""
 
 
 def lend_one(fleet: Fleet) -> tuple[int, str]:
@@ -103,6 +119,7 @@ def test_counsellor_sees_the_tablet_screen_with_consent(
             return
         page.wait_for_function(DECODED, timeout=20_000)
         decoded_at = time.time()
+        page.wait_for_function(PAINTED, timeout=5_000)
         accepted_at = last_session(pg_fleet).consent_at
         assert accepted_at is not None
         setup = decoded_at - accepted_at.timestamp()
