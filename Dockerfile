@@ -6,7 +6,8 @@ COPY lainaamo ./lainaamo
 COPY server ./server
 COPY agent ./agent
 COPY signaling ./signaling
-RUN pip install --no-cache-dir '.[server,agent]' && useradd --system lainaamo
+RUN pip install --no-cache-dir '.[server,agent]' && useradd --system lainaamo \
+    && mkdir -p /var/lib/lainaamo/broker-auth && chown lainaamo /var/lib/lainaamo/broker-auth
 USER lainaamo
 ENV LAINAAMO_HTTP_HOST=0.0.0.0
 EXPOSE 8000 9101

@@ -1,4 +1,4 @@
-"""Commands: run each cmd_id at most once, refuse expired ones, ack every step.
+"""Commands: run each cmd_id at most once, refuse expired and badly signed ones, ack every step.
 
 Acks go through the outbox like status reports. A command id seen before (the broker
 redelivers a QoS 1 message whose PUBACK was lost) gets its final ack again without running.
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from lainaamo.errors import ProtocolError
 from lainaamo.protocol import Command, CommandAck
+from lainaamo.signing import Rejected
 
 if TYPE_CHECKING:
     from agent.core import AgentCore, Outgoing
@@ -33,6 +34,13 @@ def run(core: AgentCore, cmd: Command) -> list[Outgoing]:
         # Received but never finished: the agent stopped while running it. Running it again
         # could do it twice (a wipe!), so it is reported as failed instead.
         return [ack(core, cmd.cmd_id, "failed", "interrupted")]
+    try:
+        core.verifier.check(cmd)
+    except Rejected as exc:
+        # Possibly forged (a broker ACL mistake, an attacker): never run. Not remembered, so
+        # a forgery cannot pre-empt the genuine command with the same id.
+        log.warning("%s: command %s (%s) rejected: %s", core.device_id, cmd.cmd_id, cmd.name, exc)
+        return [ack(core, cmd.cmd_id, "rejected", str(exc), record=False)]
     if cmd.expires_at <= core.clock.now():
         return [ack(core, cmd.cmd_id, "expired")]
     out = [ack(core, cmd.cmd_id, "received")]

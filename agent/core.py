@@ -35,6 +35,7 @@ from lainaamo.protocol import (
     encode,
     parse,
 )
+from lainaamo.signing import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,11 @@ class AgentCore:
         agent_version: str = __version__,
         change_min_interval_s: float = CHANGE_MIN_INTERVAL_S,
         check_interval_s: float = CHECK_INTERVAL_S,
+        command_public_key: str = "",
     ) -> None:
         self.device_id = device_id
+        # The server's keys: destructive commands run only when signed by one (protocol §10.1).
+        self.verifier = Verifier.from_setting(command_public_key)
         self.topics = topics
         self.platform = platform
         self.state = state

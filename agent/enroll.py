@@ -146,6 +146,9 @@ def with_enrollment(settings: Settings) -> Settings:
             changes[name] = type(defaults[name])(mqtt[key])
     if mqtt.get("password") and not settings.mqtt_password:
         changes["mqtt_password"] = str(mqtt["password"])
+    trusted = config.get("command_public_key")
+    if isinstance(trusted, str) and trusted and not settings.command_public_key:
+        changes["command_public_key"] = trusted
     return settings.replace(**changes) if changes else settings
 
 

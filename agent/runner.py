@@ -47,6 +47,7 @@ def build_link(
         boot=boot,
         status_interval_s=settings.status_interval_s,
         clock=clock or SystemClock(),
+        command_public_key=settings.command_public_key,
     )
     core.restore()
     outbox = Outbox(Path(state_dir) / "outbox.sqlite", settings.outbox_max, durable=durable)

@@ -200,6 +200,19 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from server.adapters.signing import generate_key_file
+
+    path = args.out or settings.command_signing_key_file
+    if not path:
+        raise LainaamoError("where to? --out FILE or LAINAAMO_COMMAND_SIGNING_KEY_FILE")
+    signer = generate_key_file(path)
+    print(f"private key written to {path} (readable by its owner only)")
+    print(f"key id: {signer.kid}")
+    print(f"public key (command_public_key of the agents): {signer.public_key_b64}")
+    return 0
+
+
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from lainaamo.progress import ProgressBar
     from server.bootstrap import bootstrap
@@ -335,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="cli", help="what the token is for")
     p.add_argument("--days", type=int, help="valid for this many days (default: until revoked)")
     p.set_defaults(handler=_token_create)
+
+    keys = sub.add_parser("keys", help="The server's command-signing key.")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    p = keys_sub.add_parser(
+        "generate",
+        help="Create the Ed25519 key that signs commands; prints its public key.",
+    )
+    p.add_argument("--out", help="private key file (default: command_signing_key_file)")
+    p.set_defaults(handler=_keys_generate)
 
     audit = sub.add_parser("audit", help="The append-only audit log.")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

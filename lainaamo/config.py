@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 from lainaamo.errors import ConfigError
 
@@ -80,6 +81,27 @@ class Settings:
         30, "MQTT keepalive; the broker declares a silent client dead after 1.5 times this.", "mqtt"
     )
     mqtt_tls: bool = _s(False, "Connect to the broker over TLS.", "mqtt")
+    broker_auth_dir: str = _s(
+        "",
+        "Directory where the server writes Mosquitto's `passwd` and `acl` files (per-device "
+        "credentials, topic ACL; the server's own `mqtt_username`/`mqtt_password` go in too) "
+        "and rewrites them within a second of a change. Empty: the server manages no broker "
+        "authentication.",
+        "mqtt",
+    )
+    device_mqtt_url: str = _s(
+        "",
+        "Where tablets reach the broker, given to them at enrollment, e.g. "
+        "`mqtts://mqtt.example.fi:8883` (`mqtts`: TLS). Empty: the server's own `mqtt_host`, "
+        "`mqtt_port` and `mqtt_tls`.",
+        "mqtt",
+    )
+    broker_pid_file: str = _s(
+        "",
+        "Mosquitto's `pid_file`: after rewriting the auth files the server sends that process "
+        "SIGHUP, which makes Mosquitto 2 reload them. Empty: no signal (reload it yourself).",
+        "mqtt",
+    )
     mqtt_ca_file: str = _s(
         "", "CA certificate file that signs the broker's certificate (TLS only).", "mqtt"
     )
@@ -145,6 +167,20 @@ class Settings:
         1.0, "Seconds a simulated client takes to answer a remote-support request.", "agent"
     )
     # --- general
+    # --- security
+    command_signing_key_file: str = _s(
+        "",
+        "Server: file holding the Ed25519 private key that signs commands (PEM, readable by the "
+        "server only; create it with `lainaamo keys generate`). Empty: commands go out "
+        "unsigned and destructive ones (wipe) are refused.",
+        "security",
+    )
+    command_public_key: str = _s(
+        "",
+        "Agent: the server's command-signing public key(s), base64, comma-separated during a "
+        "key rotation (filled from the enrollment). Empty: the agent refuses every wipe.",
+        "security",
+    )
     # --- remote support
     support_consent_timeout_s: int = _s(
         60,
@@ -190,6 +226,17 @@ class Settings:
         for name in ("ingest_batch_size", "status_interval_s", "mqtt_keepalive_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.device_mqtt_url:
+            url = urlsplit(self.device_mqtt_url)
+            try:
+                port_ok = url.port is None or 0 < url.port < 65536
+            except ValueError:
+                port_ok = False
+            if url.scheme not in ("mqtt", "mqtts") or not url.hostname or not port_ok:
+                raise ConfigError(
+                    "device_mqtt_url must be mqtt:// or mqtts://host[:port], "
+                    f"not {self.device_mqtt_url!r}"
+                )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -100,6 +100,8 @@ class Command(Envelope):
     name: str
     expires_at: datetime
     args: dict[str, Any] = field(default_factory=dict)
+    sig: str | None = None  # Ed25519 signature, base64url (lainaamo.signing, protocol.md §10.1)
+    kid: str | None = None  # which server key made `sig`
 
     kind = Kind.CMD
 

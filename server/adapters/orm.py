@@ -256,6 +256,23 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class DeviceCredential(Base):
+    """A device's broker password, as Mosquitto's `$7$` hash; the password itself is shown once.
+
+    At most one live (not revoked) credential per device: re-enrolling revokes the old one."""
+
+    __tablename__ = "device_credentials"
+    __table_args__ = (Index("ix_device_credentials_device_revoked", "device_id", "revoked_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    # re-enrolled, retired, lost, released or revoked (by hand)
+    revoked_reason: Mapped[str | None] = mapped_column(String(20))
+
+
 _audit_order = itertools.count()
 
 

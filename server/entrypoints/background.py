@@ -22,9 +22,16 @@ from sqlalchemy.orm import Session
 from lainaamo.config import Settings
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_properties
 from lainaamo.protocol import Command, DesiredState, SessionSignal, Topics, encode
-from server.adapters import support_signals
+from server.adapters import signing, support_signals
 from server.adapters.metrics import NullSupportMetrics, SupportObserver
-from server.service_layer import desired, device_commands, leases, loans, support_events
+from server.service_layer import (
+    broker_auth,
+    desired,
+    device_commands,
+    leases,
+    loans,
+    support_events,
+)
 from server.service_layer.ingest import prune_history
 
 log = logging.getLogger(__name__)
@@ -64,7 +71,10 @@ class Background:
             "prune": prune_every_s,
             "anonymise": 3600.0,
             "support": 1.0,
+            "broker_auth": 1.0,
         }
+        # Mosquitto's password and ACL files, when the server manages them (broker_auth_dir).
+        self._broker_auth = broker_auth.BrokerAuthSync.from_settings(settings)
         self._last_run: dict[str, float] = {}
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._topics = Topics(settings.topic_prefix)
@@ -81,6 +91,9 @@ class Background:
         self._client = new_client(settings, options)
         self._client.reconnect_delay_set(1, int(settings.reconnect_max_s))
         self._connect = connect_kwargs(settings, options)
+        self._signer = signing.load_signer(settings)
+        if self._signer is None:
+            log.warning("no command signing key (command_signing_key_file): wipes are refused")
         self.leader = False
 
     def start(self) -> None:
@@ -131,6 +144,8 @@ class Background:
                 log.info("anonymised %d client reference(s) past the retention", count)
         if self._due("support"):
             self.support_timeouts(now)
+        if self._broker_auth is not None and self._due("broker_auth"):
+            self.sync_broker_auth(now)
         self.dispatch_signals()
         self.publish_desired()
         self.dispatch_commands()
@@ -222,6 +237,16 @@ class Background:
                 remaining = int((row.expires_at - now).total_seconds())
                 if remaining <= 0:
                     continue
+                if self._signer is None and signing.needs_signature(row.name):
+                    log.warning("command %s (%s) %s", row.id, row.name, signing.NO_KEY)
+                    device_commands.refuse(session, row.id, signing.NO_KEY, now)
+                    session.commit()
+                    continue
+                kid, sig = (
+                    self._signer.sign(row.device_id, row.id, row.name, row.args, row.expires_at)
+                    if self._signer
+                    else (None, None)
+                )
                 self._seq += 1
                 message = Command(
                     device_id=row.device_id,
@@ -232,6 +257,8 @@ class Background:
                     name=row.name,
                     args=row.args,
                     expires_at=row.expires_at,
+                    sig=sig,
+                    kid=kid,
                 )
                 if not self._publish(message, retain=False, expiry_s=remaining):
                     break
@@ -239,6 +266,13 @@ class Background:
                 session.commit()
                 sent += 1
         return sent
+
+    def sync_broker_auth(self, now: datetime, *, force: bool = False) -> bool:
+        """Rewrite the broker's auth files (and reload it) if the live credentials changed."""
+        if self._broker_auth is None:
+            return False
+        with self._session_factory() as session:
+            return self._broker_auth.sync(session, now, force=force)
 
     def support_timeouts(self, now: datetime) -> int:
         """End remote-support sessions whose consent, setup or length ran out."""

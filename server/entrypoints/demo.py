@@ -17,6 +17,7 @@ from lainaamo.config import Settings
 from lainaamo.signals import wait_for
 from server.adapters import orm
 from server.adapters.db import upgrade
+from server.adapters.signing import generate_key_file
 from server.bootstrap import Services, bootstrap
 from server.domain.commands import AddUser, CreateDevice
 from server.domain.loan_commands import KitLine, LoanStep, RequestLoan
@@ -180,7 +181,11 @@ def run_demo(
     broker = demo_broker(workdir, prefer_mosquitto=prefer_mosquitto)
     broker.start()
     database = f"sqlite:///{(workdir / 'lainaamo.db').resolve()}"
+    # A fresh command-signing key per demo run; its simulated tablets trust its public key.
+    signer = generate_key_file(workdir / "command-signing.pem")
     settings = settings.replace(
+        command_signing_key_file=str(workdir / "command-signing.pem"),
+        command_public_key=signer.public_key_b64,
         database_url=database,
         mqtt_host="127.0.0.1",
         mqtt_port=broker.port,

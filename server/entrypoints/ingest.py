@@ -51,6 +51,24 @@ class Incoming:
     received_mono: float
 
 
+def refuse_unstorable_text(message: object) -> None:
+    """Valid JSON may still carry text no database stores: NUL (PostgreSQL refuses it) and
+    lone surrogates (not encodable as UTF-8). Refuse it as invalid here, rather than have it
+    fail the batch's commit and be set aside as an internal error."""
+
+    def bad(value: object) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
+        if isinstance(value, dict):
+            return any(bad(k) or bad(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(bad(v) for v in value)
+        return False
+
+    if any(bad(v) for v in vars(message).values()):
+        raise ProtocolError("invalid", "text with NUL or unpaired surrogate characters")
+
+
 class RejectionLog:
     """Logs a rejected message at most once per (source, reason) per interval."""
 
@@ -216,6 +234,7 @@ class IngestConsumer:
                 if kind not in SUBSCRIBED_KINDS:
                     raise ProtocolError("unknown_topic", f"devices do not publish {kind.value}")
                 message = parse(kind, device_id, incoming.payload)
+                refuse_unstorable_text(message)
                 valid.append((incoming, Received(message, incoming.received_at)))
             except ProtocolError as error:
                 rejected.append((incoming, error))

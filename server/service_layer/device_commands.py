@@ -232,6 +232,16 @@ def mark_sent(session: Session, cmd_id: str, boot: int, now: datetime) -> None:
     )
 
 
+def refuse(session: Session, cmd_id: str, why: str, now: datetime) -> None:
+    """The server will not send this command (e.g. a wipe it cannot sign): rejected, final."""
+    table = orm.CommandRow
+    session.execute(
+        update(table)
+        .where(table.id == cmd_id, table.state.in_([s.value for s in PENDING]))
+        .values(state=CommandState.REJECTED.value, finished_at=now, detail=why)
+    )
+
+
 def apply_ack(session: Session, ack: CommandAck, now: datetime) -> orm.CommandRow | None:
     """Move a command on by its device's acknowledgement; returns it if it just finished."""
     row = session.get(orm.CommandRow, ack.cmd_id, with_for_update={"of": orm.CommandRow})

@@ -7,6 +7,9 @@ the SHA-256 of a token is stored.
 A device id that already exists in the token's organisation is re-bound (a reinstalled
 agent keeps its device's history, loans and lifecycle state); one that exists in another
 organisation is refused, since device ids are also MQTT identities and globally unique.
+
+Every enrollment issues the device a new broker password (see `broker_auth`), returned once
+in the answer; re-enrolling revokes the previous one.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lainaamo.config import Settings
-from lainaamo.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from lainaamo.errors import ConfigError, Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from server.adapters import orm
 from server.adapters.orm import utcnow
+from server.adapters.signing import public_key_of
 from server.domain.model import LifecycleState, Principal, check_device_id, check_text
 from server.domain.privacy import refuse_identifiers
-from server.service_layer import audit
+from server.service_layer import audit, broker_auth
 from server.service_layer.accounts import hash_token
 from server.service_layer.desired import refresh_desired
 from server.service_layer.unit_of_work import UnitOfWork
@@ -182,25 +187,46 @@ def revoke(
         uow.commit()
 
 
+def device_broker(settings: Settings) -> tuple[str, int, bool]:
+    """Host, port and TLS of the broker as tablets reach it (`device_mqtt_url`)."""
+    if not settings.device_mqtt_url:
+        return settings.mqtt_host, settings.mqtt_port, settings.mqtt_tls
+    url = urlsplit(settings.device_mqtt_url)
+    if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
+        raise ConfigError(
+            "device_mqtt_url must be mqtt:// or mqtts://host[:port], "
+            f"not {settings.device_mqtt_url!r}"
+        )
+    tls = url.scheme == "mqtts"
+    return url.hostname, url.port or (8883 if tls else 1883), tls
+
+
 def agent_config(
-    device_id: str, organisation: str, unit: str | None, rebound: bool, settings: Settings
+    device_id: str,
+    organisation: str,
+    unit: str | None,
+    rebound: bool,
+    settings: Settings,
+    password: str | None = None,
 ) -> dict[str, Any]:
-    """What an enrolled agent needs to connect. The per-device MQTT password is issued from
-    the security release on; until then it is null and the broker's own setup applies."""
+    """What an enrolled agent needs to connect, with its own MQTT password (shown only here)."""
+    host, port, tls = device_broker(settings)
     return {
         "device_id": device_id,
         "organisation": organisation,
         "unit": unit,
         "rebound": rebound,
         "mqtt": {
-            "host": settings.mqtt_host,
-            "port": settings.mqtt_port,
+            "host": host,
+            "port": port,
             "protocol": settings.mqtt_protocol,
-            "tls": settings.mqtt_tls,
+            "tls": tls,
             "topic_prefix": settings.topic_prefix,
             "username": device_id,
-            "password": None,
+            "password": password,
         },
+        # The key the tablet trusts for signed destructive commands (docs/protocol.md §10.1).
+        "command_public_key": public_key_of(settings),
     }
 
 
@@ -219,6 +245,8 @@ def enroll(
     model = check_text("model", model or "", max_len=100, required=False)
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise EnrollmentRefused()
+    if settings.mqtt_username and device_id == settings.mqtt_username:
+        raise Conflict(f"device id {device_id} is taken; choose another one")
     table = orm.EnrollmentToken
     with uow:
         session = uow.session
@@ -240,6 +268,8 @@ def enroll(
         assert row is not None
         device, rebound = _bind_device(session, row, device_id, serial, model, now)
         refresh_desired(session, [device.id], now)
+        replaced = broker_auth.has_live_credential(session, device.id)
+        password = broker_auth.issue(session, device.id, row.organisation_id, now)
         audit.record(
             session,
             principal=None,
@@ -253,6 +283,7 @@ def enroll(
                 "unit": device.unit.code if device.unit else None,
                 "serial": device.serial,
                 "model": device.model,
+                "broker_credential": "replaced" if replaced else "issued",
             },
             system_part="enrollment",
         )
@@ -263,6 +294,7 @@ def enroll(
             device.unit.code if device.unit else None,
             rebound,
             settings,
+            password,
         )
         uow.commit()
     return config

@@ -24,7 +24,7 @@ from server.domain.loans import (
 )
 from server.domain.model import LifecycleState, Principal, Role
 from server.domain.policy import KioskProfile
-from server.service_layer import audit
+from server.service_layer import audit, broker_auth
 from server.service_layer.desired import refresh_desired
 from server.service_layer.desired import set_kiosk_profile as set_unit_profile
 from server.service_layer.device_commands import cancel_pending, new_command
@@ -172,6 +172,11 @@ def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) ->
         if device_state is not None and loan.device is not None:
             loan.device.lifecycle_state = device_state.value
             loan.device.updated_at = now
+            # Lost or released: the device's broker login goes (it keeps it while the wipe
+            # queued below is pending, see broker_auth).
+            broker_auth.follow_lifecycle(
+                session, loan.device, now, principal=principal, system_part="api"
+            )
         if target in (LoanState.RETURNED, LoanState.RELEASED_TO_CLIENT, LoanState.CANCELLED):
             loan.ended_at = now
             loan.hold = False

@@ -56,7 +56,9 @@ def test_token_enrolls_one_device_once(client: FlaskClient, fleet: Fleet) -> Non
     assert status == 201
     assert config["device_id"] == "tab-new" and config["unit"] == "paihde"
     assert config["rebound"] is False
-    assert config["mqtt"]["username"] == "tab-new" and config["mqtt"]["password"] is None
+    assert config["mqtt"]["username"] == "tab-new"
+    assert isinstance(config["mqtt"]["password"], str) and len(config["mqtt"]["password"]) >= 43
+    assert config["command_public_key"]  # the tablet trusts this key for signed wipes
     assert config["mqtt"]["topic_prefix"] == "fleet/v1"
     status, again = enroll(client, token=token, device_id="tab-other")
     assert status == 401 and again["error"]["code"] == "enrollment_refused"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from argon2 import PasswordHasher
 
 from lainaamo.config import Settings
 from server.adapters.db import current_revision, head_revision, upgrade
+from server.adapters.signing import generate_key_file
 from server.bootstrap import Services, bootstrap
 from server.entrypoints.demo import Login, seed
 from server.service_layer import accounts
@@ -28,9 +32,19 @@ class Fleet:
         return {"Authorization": f"Bearer {self.logins[role].token}"}
 
 
+@functools.cache
+def signing_key() -> tuple[str, str]:
+    """(private key file, public key) generated once per test process: no key in the repo."""
+    path = Path(tempfile.mkdtemp(prefix="lainaamo-keys-")) / "command-signing.pem"
+    return str(path), generate_key_file(path).public_key_b64
+
+
 def make_fleet(db_url: str, devices: int = 9, **settings: object) -> Fleet:
     if current_revision(db_url) != head_revision():
         upgrade(db_url)
+    key_file, public_key = signing_key()
+    settings.setdefault("command_signing_key_file", key_file)
+    settings.setdefault("command_public_key", public_key)
     services = bootstrap(Settings.load({}).replace(database_url=db_url, **settings))
     logins = seed(services.uow, devices)
     return Fleet(services, {login.role: login for login in logins})

@@ -8,7 +8,7 @@ from flask import Blueprint
 from sqlalchemy import select
 
 from lainaamo.errors import InvalidInput
-from server.adapters import orm
+from server.adapters import orm, signing
 from server.domain.device_commands import DEFAULT_TTL_S, IssueCommand
 from server.domain.model import Role
 from server.entrypoints.api import params
@@ -49,6 +49,7 @@ def register(bp: Blueprint) -> None:
             )
         cmd = IssueCommand(device_id, name, args, ttl, confirm)
         svc = services()
+        signing.check_can_sign(cmd.name, svc.settings)
         cmd_id = device_commands.issue(svc.uow(), current(), cmd, svc.clock())
         with svc.session_factory() as session:
             row = session.get(orm.CommandRow, cmd_id)

@@ -40,7 +40,15 @@ SCHEMAS: dict[str, Any] = {
             },
             "mqtt": {
                 "type": "object",
-                "required": ["host", "port", "protocol", "tls", "topic_prefix", "username"],
+                "required": [
+                    "host",
+                    "port",
+                    "protocol",
+                    "tls",
+                    "topic_prefix",
+                    "username",
+                    "password",
+                ],
                 "properties": {
                     "host": {"type": "string"},
                     "port": {"type": "integer"},
@@ -49,11 +57,16 @@ SCHEMAS: dict[str, Any] = {
                     "topic_prefix": {"type": "string"},
                     "username": {"type": "string"},
                     "password": {
-                        "type": ["string", "null"],
-                        "description": "The device's own MQTT password, issued from the "
-                        "security release on; null until then.",
+                        "type": "string",
+                        "description": "The device's own MQTT password, shown only in this "
+                        "answer (the server keeps a hash); enrolling again replaces it.",
                     },
                 },
+            },
+            "command_public_key": {
+                "type": ["string", "null"],
+                "description": "Ed25519 public key (base64) the agent trusts for signed "
+                "destructive commands; null when the server has no signing key.",
             },
         },
     },

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from server.adapters import orm
 from server.entrypoints.api import params
-from server.entrypoints.api.auth import Unauthorized, current
+from server.entrypoints.api.auth import current
 from server.entrypoints.api.context import services
-from server.service_layer import accounts
+from server.service_layer import accounts, api_auth
 
 LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
 
@@ -22,10 +22,16 @@ def register(bp: Blueprint) -> None:
     def create_token() -> tuple[dict[str, Any], int]:
         body = params.fields(params.json_object(), {"username", "password"}, {"name"})
         svc = services()
-        if not accounts.verify_password(svc.uow(), body["username"], body["password"]):
-            raise Unauthorized("wrong user name or password")
+        # Same lockout as the console's sign-in form (401 wrong password, 423 locked).
+        principal = api_auth.check_password(
+            svc.uow(), body["username"], body["password"], svc.clock()
+        )
         token, expires = accounts.create_token(
-            svc.uow(), body["username"], body.get("name") or "api", LOGIN_TOKEN_LIFETIME
+            svc.uow(),
+            principal.username,
+            body.get("name") or "api",
+            LOGIN_TOKEN_LIFETIME,
+            principal=principal,
         )
         return {"token": token, "expires_at": expires.isoformat() if expires else None}, 201
 

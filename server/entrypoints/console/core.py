@@ -21,6 +21,7 @@ from lainaamo.errors import DomainError, InvalidInput
 from server.domain.model import Principal, Role
 from server.entrypoints.api.context import services
 from server.entrypoints.console import i18n
+from server.entrypoints.security_headers import add_hsts
 from server.service_layer import console_auth
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -145,7 +146,7 @@ def add_headers(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "DENY")
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    return add_hsts(response)
 
 
 def cookie_secure() -> bool:

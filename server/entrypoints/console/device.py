@@ -10,6 +10,7 @@ from flask import Blueprint, flash, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
+from server.adapters import signing
 from server.domain.device_commands import NAMES, NEEDS_CONFIRMATION, IssueCommand
 from server.domain.model import LifecycleState, Role
 from server.entrypoints.api.context import services
@@ -119,6 +120,7 @@ def register(bp: Blueprint) -> None:
         svc = services()
         try:
             cmd = IssueCommand(device_id, name, args, confirm=confirm)
+            signing.check_can_sign(cmd.name, svc.settings)
             device_commands.issue(svc.uow(), principal(), cmd, svc.clock())
         except DomainError as exc:
             if exc.status == 404:
