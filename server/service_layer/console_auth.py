@@ -72,38 +72,53 @@ def check_new_password(password: str, username: str) -> str:
     return password
 
 
+def checked_user(
+    uow: UnitOfWork, username: str, password: str, now: datetime, part: str = "console"
+) -> User:
+    """The user whose password this is, inside the caller's open unit of work.
+
+    Shared by the console's sign-in and the API's password tokens, so both count against one
+    lockout. A failure is audited and committed before SignInFailed or AccountLocked is
+    raised (the same message whether or not the user exists); a success resets the counter
+    and is audited as `{part}:auth:sign_in`, committed by the caller with what it adds.
+    """
+    session = uow.session
+    user = session.scalar(select(User).where(User.username == username.strip()[:120]))
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        _audit(session, user, f"{part}:auth:sign_in_refused", "locked", part)
+        uow.commit()
+        raise AccountLocked(user.locked_until)
+    stored = user.password_hash if user is not None and user.active else None
+    try:
+        accounts.password_hasher().verify(stored or accounts.DUMMY_HASH, password)
+        ok = stored is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None:
+        if user is not None:
+            user.failed_logins += 1
+            reason = f"failure {user.failed_logins} of {MAX_FAILURES}"
+            if user.failed_logins >= MAX_FAILURES:
+                user.locked_until = now + LOCKOUT
+                user.failed_logins = 0
+                reason = f"locked for {int(LOCKOUT.total_seconds() // 60)} minutes"
+            _audit(session, user, f"{part}:auth:sign_in_failed", reason, part)
+            uow.commit()
+        raise SignInFailed("wrong user name or password")
+    user.failed_logins = 0
+    user.locked_until = None
+    _audit(session, user, f"{part}:auth:sign_in", None, part)
+    return user
+
+
 def sign_in(uow: UnitOfWork, username: str, password: str, now: datetime) -> tuple[str, str]:
     """Check the password and open a session: (cookie value, CSRF token).
 
     Raises SignInFailed (same message whether the user exists or not) or AccountLocked.
     """
-    username = username.strip()[:120]
     with uow:
         session = uow.session
-        user = session.scalar(select(User).where(User.username == username))
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            _audit(session, user, "console:auth:sign_in_refused", "locked")
-            uow.commit()
-            raise AccountLocked(user.locked_until)
-        stored = user.password_hash if user is not None and user.active else None
-        try:
-            accounts.password_hasher().verify(stored or accounts.DUMMY_HASH, password)
-            ok = stored is not None
-        except (VerificationError, InvalidHashError):
-            ok = False
-        if not ok or user is None:
-            if user is not None:
-                user.failed_logins += 1
-                reason = f"failure {user.failed_logins} of {MAX_FAILURES}"
-                if user.failed_logins >= MAX_FAILURES:
-                    user.locked_until = now + LOCKOUT
-                    user.failed_logins = 0
-                    reason = f"locked for {int(LOCKOUT.total_seconds() // 60)} minutes"
-                _audit(session, user, "console:auth:sign_in_failed", reason)
-                uow.commit()
-            raise SignInFailed("wrong user name or password")
-        user.failed_logins = 0
-        user.locked_until = None
+        user = checked_user(uow, username, password, now)
         cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         session.add(
             ConsoleSession(
@@ -121,7 +136,6 @@ def sign_in(uow: UnitOfWork, username: str, password: str, now: datetime) -> tup
                 ConsoleSession.user_id == user.id, ConsoleSession.expires_at < now
             )
         )
-        _audit(session, user, "console:auth:sign_in", None)
         uow.commit()
         return cookie, csrf
 
@@ -201,7 +215,9 @@ def set_language(uow: UnitOfWork, principal: Principal, language: str | None) ->
             uow.commit()
 
 
-def _audit(session: Session, user: User, action: str, reason: str | None) -> None:
+def _audit(
+    session: Session, user: User, action: str, reason: str | None, part: str = "console"
+) -> None:
     audit.record(
         session,
         principal=principal_of(user),
@@ -210,5 +226,5 @@ def _audit(session: Session, user: User, action: str, reason: str | None) -> Non
         subject_id=str(user.id),
         organisation_id=user.organisation_id,
         reason=reason,
-        system_part="console",
+        system_part=part,
     )
