@@ -6,7 +6,9 @@
 #     postgresql+psycopg://postgres@127.0.0.1:5432/postgres;
 #   - Debian's Chromium for the browser tests (Playwright drives it; no browser download);
 #   - coturn's turnserver, which the remote-support tests start on free loopback ports;
-#   - Firefox ESR, in which remote support is tested too (over WebDriver BiDi).
+#   - Firefox ESR, in which remote support is tested too (over WebDriver BiDi);
+#   - promtool (Debian's prometheus package), which checks monitoring/ and runs the alert
+#     rules' unit tests; the system Prometheus service is not needed and is switched off.
 # Silent when everything is there. As root it installs and starts what is missing and says
 # so; otherwise it prints the commands to run and fails. Safe to run any number of times.
 set -euo pipefail
@@ -245,11 +247,33 @@ ensure_firefox() {
     apt_install firefox-esr
 }
 
+# --- promtool (alert rules and their unit tests) ---------------------------------------------
+
+ensure_promtool() {
+    command -v promtool >/dev/null 2>&1 && return 0
+    if ! is_root; then
+        missing "promtool is not installed (monitoring tests): sudo apt-get install prometheus"
+        return 0
+    fi
+    apt_install prometheus
+    command -v promtool >/dev/null 2>&1 || die "promtool is still missing after apt-get install prometheus"
+    # Debian starts a system Prometheus on 9090 (and the recommended node exporter on 9100);
+    # the tests only need promtool.
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    fi
+    if command -v service >/dev/null 2>&1; then
+        service prometheus stop >/dev/null 2>&1 || true
+        service prometheus-node-exporter stop >/dev/null 2>&1 || true
+    fi
+}
+
 ensure_mosquitto
 ensure_postgres
 ensure_chromium
 ensure_coturn
 ensure_firefox
+ensure_promtool
 
 if [ "${#MISSING[@]}" -gt 0 ]; then
     echo "ensure-services: the tests need real services that are not ready:" >&2
