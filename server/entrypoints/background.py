@@ -14,15 +14,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from lainaamo.config import Settings
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_properties
 from lainaamo.protocol import Command, DesiredState, SessionSignal, Topics, encode
-from server.adapters import signing, support_signals
+from server.adapters import signing, support_signals, webhook_sender
 from server.adapters.metrics import NullSupportMetrics, SupportObserver
 from server.service_layer import (
     broker_auth,
@@ -31,8 +33,10 @@ from server.service_layer import (
     leases,
     loans,
     support_events,
+    webhooks,
 )
 from server.service_layer.ingest import prune_history
+from server.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class Background:
         escalate_every_s: float = 60.0,
         prune_every_s: float = 600.0,
         support_metrics: SupportObserver | None = None,
+        sender: webhook_sender.Sender | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
@@ -72,7 +77,12 @@ class Background:
             "anonymise": 3600.0,
             "support": 1.0,
             "broker_auth": 1.0,
+            "webhooks": 1.0,
         }
+        # Webhooks are posted in a thread of their own: a slow receiver never stalls the tick.
+        self._sender = sender or webhook_sender.post
+        self._webhooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
+        self._webhook_round: Future[int] | None = None
         # Mosquitto's password and ACL files, when the server manages them (broker_auth_dir).
         self._broker_auth = broker_auth.BrokerAuthSync.from_settings(settings)
         self._last_run: dict[str, float] = {}
@@ -104,6 +114,7 @@ class Background:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
+        self._webhooks.shutdown(wait=True, cancel_futures=True)
         if self.leader:
             try:
                 with self._session_factory() as session:
@@ -146,6 +157,8 @@ class Background:
             self.support_timeouts(now)
         if self._broker_auth is not None and self._due("broker_auth"):
             self.sync_broker_auth(now)
+        if self._due("webhooks") and (self._webhook_round is None or self._webhook_round.done()):
+            self._webhook_round = self._webhooks.submit(self.deliver_webhooks)
         self.dispatch_signals()
         self.publish_desired()
         self.dispatch_commands()
@@ -273,6 +286,18 @@ class Background:
             return False
         with self._session_factory() as session:
             return self._broker_auth.sync(session, now, force=force)
+
+    def deliver_webhooks(self) -> int:
+        """Queue deliveries for new events, then post a bounded batch of due ones."""
+        factory = cast("sessionmaker[Session]", self._session_factory)
+        try:
+            now = self._clock()
+            queued = webhooks.fan_out(UnitOfWork(factory), now)
+            posted = webhooks.deliver_due(lambda: UnitOfWork(factory), self._sender, now)
+        except TRANSIENT:
+            log.warning("webhooks paused: database unavailable", exc_info=True)
+            return 0
+        return queued + sum(posted.values())
 
     def support_timeouts(self, now: datetime) -> int:
         """End remote-support sessions whose consent, setup or length ran out."""

@@ -100,6 +100,12 @@ RULES: dict[tuple[str, str], Rule] = {
         ANYONE, "starter", {"candidate": "x"}
     ),
     ("POST", "/api/v1/support-sessions/<session_id>/hangup"): Rule(ANYONE, "starter", {}),
+    # Events are scoped inside the page (counsellors: their units); webhooks by organisation.
+    ("GET", "/api/v1/events"): Rule(ANYONE),
+    ("GET", "/api/v1/webhooks"): Rule(MANAGERS),
+    ("POST", "/api/v1/webhooks"): Rule(MANAGERS, body={"url": "https://hooks.example.org/x"}),
+    ("GET", "/api/v1/webhooks/<int:webhook_id>/deliveries"): Rule(MANAGERS, "org"),
+    ("DELETE", "/api/v1/webhooks/<int:webhook_id>"): Rule(MANAGERS, "org"),
 }
 # Bodies that pass the parsing every step does before it looks the loan up.
 STEP_BODIES: dict[str, object] = {
@@ -145,7 +151,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Fla
     fleet = make_fleet(f"sqlite:///{Path(tmp_path_factory.mktemp('authz')) / 'authz.db'}")
     client = create_app(fleet.services).test_client()
     try:
-        yield build_world(fleet, client), client
+        world = build_world(fleet, client)
+        hooks = {}
+        for scope, org in ((OWN, "esavo"), (OTHER_ORG_SCOPE, OTHER_ORG)):
+            response = client.post(
+                "/api/v1/webhooks",
+                json={"url": "https://hooks.example.org/matrix"},
+                headers=world.headers(A, org),
+            )
+            hooks[scope] = str(response.json["id"])
+        world.ids["webhook_id"] = hooks | {OTHER_UNIT_SCOPE: hooks[OWN]}
+        yield world, client
     finally:
         fleet.services.close()
 

@@ -9,6 +9,7 @@ from server.entrypoints.api import (
     commands,
     devices,
     enrollment,
+    events,
     loans,
     openapi,
     people,
@@ -33,4 +34,5 @@ def create_blueprint() -> Blueprint:
     commands.register(bp)
     enrollment.register(bp)
     support.register(bp)
+    events.register(bp)
     return bp

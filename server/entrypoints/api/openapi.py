@@ -12,7 +12,12 @@ from flask import Blueprint
 
 import lainaamo
 from server.domain.model import LifecycleState
-from server.entrypoints.api import openapi_enrollment, openapi_loans, openapi_support
+from server.entrypoints.api import (
+    openapi_enrollment,
+    openapi_events,
+    openapi_loans,
+    openapi_support,
+)
 from server.entrypoints.api.openapi_parts import (
     ISO,
     NBOOL,
@@ -494,13 +499,15 @@ def document() -> dict[str, Any]:
         "paths": paths
         | openapi_loans.paths()
         | openapi_enrollment.paths()
-        | openapi_support.paths(),
+        | openapi_support.paths()
+        | openapi_events.paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS
             | openapi_loans.SCHEMAS
             | openapi_enrollment.SCHEMAS
-            | openapi_support.SCHEMAS,
+            | openapi_support.SCHEMAS
+            | openapi_events.SCHEMAS,
             "responses": RESPONSES,
         },
     }

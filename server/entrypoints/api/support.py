@@ -29,8 +29,12 @@ def parse_start(body: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("invalid device_id", [{"field": "device_id", "message": "a string"}])
     if isinstance(loan_id, str) and loan_id.isdigit():
         loan_id = int(loan_id)
-    if loan_id is not None and (isinstance(loan_id, bool) or not isinstance(loan_id, int)):
-        raise InvalidInput("invalid loan_id", [{"field": "loan_id", "message": "an integer"}])
+    if loan_id is not None and (
+        isinstance(loan_id, bool) or not isinstance(loan_id, int) or not 0 < loan_id < 2**63
+    ):
+        raise InvalidInput(
+            "invalid loan_id", [{"field": "loan_id", "message": "a positive integer (a loan id)"}]
+        )
     mode, purpose = body.get("mode", "view"), body.get("purpose", "")
     if not isinstance(mode, str) or not isinstance(purpose, str):
         raise InvalidInput("invalid mode or purpose", [{"field": "mode", "message": "strings"}])
