@@ -170,16 +170,35 @@ def bulk_progress(session: Session, principal: Principal, bulk_id: str) -> dict[
 
 def expire(session: Session, now: datetime) -> int:
     """Commands not acknowledged in time expire (the device refuses them late anyway)."""
-    result = session.execute(
+    due = (orm.CommandRow.state.in_([s.value for s in PENDING]), orm.CommandRow.expires_at < now)
+    expiring = session.scalars(select(orm.CommandRow).where(*due)).all()
+    if not expiring:
+        return 0
+    session.execute(
         update(orm.CommandRow)
-        .where(
-            orm.CommandRow.state.in_([s.value for s in PENDING]), orm.CommandRow.expires_at < now
-        )
+        .where(orm.CommandRow.id.in_([row.id for row in expiring]), *due)
         .values(
             state=CommandState.EXPIRED.value, finished_at=now, detail="not acknowledged in time"
         )
+        .execution_options(synchronize_session="fetch")
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    for row in expiring:
+        record_finished(session, row, "background")
+    return len(expiring)
+
+
+def record_finished(session: Session, row: orm.CommandRow, part: str) -> None:
+    """Audit a command reaching its final state (the integration event `command.finished`)."""
+    audit.record(
+        session,
+        principal=None,
+        action=f"{part}:command_finished",
+        subject_type="device",
+        subject_id=row.device_id,
+        organisation_id=row.organisation_id,
+        after={"cmd_id": row.id, "name": row.name, "state": row.state},
+        system_part=part,
+    )
 
 
 def to_send(session: Session, limit: int = 500) -> list[tuple[orm.CommandRow, int]]:
@@ -256,6 +275,7 @@ def apply_ack(session: Session, ack: CommandAck, now: datetime) -> orm.CommandRo
         row.received_at = now
         return None
     row.finished_at = now
+    record_finished(session, row, "ingest")
     if row.name == "wipe" and target is CommandState.DONE:
         _wiped(session, row, now)
     return row

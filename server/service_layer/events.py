@@ -45,6 +45,7 @@ TYPES: dict[str, str] = {
     "session:consent": "session.consent",
     "session:connected": "session.connected",
     "session:end": "session.ended",
+    "command_finished": "command.finished",
 }
 COMMAND_PREFIX = "command:"  # command:<name> -> command.issued (bulk ones included)
 EVENT_TYPES: frozenset[str] = frozenset(TYPES.values()) | {
@@ -67,6 +68,7 @@ FIELDS = frozenset(
         "client_ref",
         "command_id",
         "command",
+        "command_state",
         "bulk_id",
         "session_id",
         "session_state",
@@ -175,6 +177,12 @@ def _payload(row: orm.AuditEvent, kind: str, look: _Lookups) -> tuple[dict[str, 
             body["lifecycle_state"] = after.get("lifecycle_state")
         if kind == "command.issued":
             body |= {"command_id": after.get("cmd_id"), "command": row.action.split(":")[-1]}
+        if kind == "command.finished":
+            body |= {
+                "command_id": after.get("cmd_id"),
+                "command": after.get("name"),
+                "command_state": after.get("state"),
+            }
     elif row.subject_type == "support_session":
         unit_id, _, _ = look.sessions.get(row.subject_id, (None, "", None))
         body |= {

@@ -33,7 +33,7 @@ DEVICES = ("tab-001", "tab-002", "tab-003")
 ODD_TEXT = ["\u202eevil\u202c", "\u200f\u05d0", "e\u0301", "\U0001f600", "\ufeff", "x"]
 HOSTILE_TEXT = ["a\u0000b", "\ud800", "x\udfffy"]
 _seq = itertools.count(1)
-_sent: dict[int, list[tuple[str, bytes]]] = {}  # valid messages sent so far, per fleet
+_sent: dict[str, list[tuple[str, bytes]]] = {}  # valid messages sent so far, per database
 
 
 def valid_payload(device: str, text: str) -> tuple[str, bytes, tuple[str, int, int]]:
@@ -131,7 +131,14 @@ def test_hostile_payloads_never_crash_or_lose_valid_reports(
     consumer = IngestConsumer(
         fleet.services.settings, fleet.services.session_factory, IngestMetrics(registry)
     )
-    history = _sent.setdefault(id(fleet), [])
+    # Keyed by the test's own database: id(fleet) can be reused by a later test's fleet once
+    # the earlier one is gone, whose history would then replay messages this database never had.
+    # Replays come from this example's own valid messages, else from messages that earlier
+    # examples saw land in this very database (keyed by its URL: hypothesis may run an
+    # example's body more than once, and id(fleet) may be reused by a later test's fleet).
+    history = _sent.setdefault(fleet.services.settings.database_url, [])
+    local: list[tuple[str, bytes]] = []
+    local_positions: list[tuple[str, int, int]] = []
     batch_items: list[tuple[str, bytes]] = []
     expected_valid: list[tuple[str, int, int]] = []
     expected_rejected: Counter[str] = Counter()
@@ -140,15 +147,17 @@ def test_hostile_payloads_never_crash_or_lose_valid_reports(
         if kind == "valid":
             topic, payload, position = valid_payload(what, text)
             expected_valid.append(position)
-            history.append((topic, payload))
+            local.append((topic, payload))
+            local_positions.append(position)
         elif kind == "bad":
             topic, payload, reason = tampered(what)
             expected_rejected[reason] += 1
         elif kind == "junk":
             topic, payload = f"{PREFIX}/tab-003/status", what
             expected_rejected["malformed"] += 1
-        elif history:
-            topic, payload = history[-1]  # delivered again: earlier, or in this very batch
+        elif local or history:
+            # Delivered again: in this very batch (maybe before its original), or earlier.
+            topic, payload = (local or history)[-1]
             replays += 1
         else:
             continue
@@ -163,6 +172,7 @@ def test_hostile_payloads_never_crash_or_lose_valid_reports(
     ]
     consumer._handle(batch)
     after = positions(fleet)
+    history.extend(m for m, position in zip(local, local_positions, strict=True) if after[position])
     landed = after - before
     assert sorted(landed) == sorted(expected_valid)
     assert all(after[p] == 1 for p in expected_valid)
