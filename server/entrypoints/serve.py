@@ -14,8 +14,8 @@ from server.adapters.db import require_current_schema
 from server.bootstrap import Services, bootstrap
 from server.entrypoints.app import create_app
 from server.entrypoints.background import Background
-from server.entrypoints.console.fleet_live import stopping
 from server.entrypoints.ingest import IngestConsumer
+from server.entrypoints.streaming import stopping
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -19,10 +19,10 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from lainaamo.errors import InvalidInput
 from server.bootstrap import Services
 from server.domain.model import Principal, Role
+from server.entrypoints import streaming
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.context import services
-from server.entrypoints.console.fleet_live import stopping
 from server.service_layer import events, webhooks
 
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
@@ -30,18 +30,11 @@ MANAGERS = (Role.ADMIN, Role.IT_SUPPORT)
 INTERVAL_KEY = "EVENTS_STREAM_INTERVAL_S"  # app.config: seconds between checks (default 1)
 DURATION_KEY = "EVENTS_STREAM_DURATION_S"  # app.config: seconds a stream lasts (default 60)
 SLOTS_KEY = "lainaamo.event_streams"
-_lock = threading.Lock()
 
 
 def slots(app: Flask) -> threading.BoundedSemaphore:
     """The process's event-stream slots: a quarter of the HTTP threads (at least one)."""
-    with _lock:
-        found = app.extensions.get(SLOTS_KEY)
-        if found is None:
-            threads: int = app.extensions["lainaamo"].settings.http_threads
-            found = threading.BoundedSemaphore(max(1, threads // 4))
-            app.extensions[SLOTS_KEY] = found
-        return found
+    return streaming.slots(app, SLOTS_KEY, 4)
 
 
 def _after(raw: str | None, field: str) -> int:
@@ -55,27 +48,6 @@ def _after(raw: str | None, field: str) -> int:
 def _page(svc: Services, who: Principal, after: int, limit: int) -> tuple[list[Any], int]:
     with svc.session_factory() as session:
         return events.page(session, who, after, limit)
-
-
-class _Body:
-    """The response body; closing it (or its end) frees the stream slot exactly once."""
-
-    def __init__(self, chunks: Iterator[str], release: Callable[[], None]) -> None:
-        self._chunks = chunks
-        self._release: Callable[[], None] | None = release
-
-    def __iter__(self) -> Iterator[str]:
-        return self._chunks
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
 
 
 def stream(
@@ -139,10 +111,10 @@ def register(bp: Blueprint) -> None:
             after,
             float(config.get(INTERVAL_KEY, 1.0)),
             float(config.get(DURATION_KEY, 60.0)),
-            stopping(current_app),
+            streaming.stopping(current_app),
         )
         return Response(
-            _Body(body, available.release),
+            streaming.SlotBody(body, available.release),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

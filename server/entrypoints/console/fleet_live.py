@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -22,33 +22,17 @@ from server.domain.model import Principal, Role
 from server.entrypoints.api.context import services
 from server.entrypoints.console.core import principal, roles
 from server.entrypoints.console.fleet_view import Cells, Formatter
+from server.entrypoints.streaming import SlotBody, slots, stopping
 from server.service_layer import fleet_console
 
 INTERVAL_KEY = "FLEET_LIVE_INTERVAL_S"  # app.config: seconds between checks (default 2)
 DURATION_KEY = "FLEET_LIVE_DURATION_S"  # app.config: seconds a stream lasts (default 60)
 STREAMS_KEY = "lainaamo.fleet_live_streams"
-STOPPING_KEY = "lainaamo.stopping"  # app.extensions: an Event set when the server stops
-_lock = threading.Lock()
 
 
 def streams(app: Flask) -> threading.BoundedSemaphore:
-    """The process's stream slots: half the HTTP threads (at least one)."""
-    with _lock:
-        found = app.extensions.get(STREAMS_KEY)
-        if found is None:
-            threads: int = app.extensions["lainaamo"].settings.http_threads
-            found = threading.BoundedSemaphore(max(1, threads // 2))
-            app.extensions[STREAMS_KEY] = found
-        return found
-
-
-def stopping(app: Flask) -> threading.Event:
-    """Set by the HTTP server when it stops, so that open streams end at once."""
-    with _lock:
-        found: threading.Event | None = app.extensions.get(STOPPING_KEY)
-        if found is None:
-            found = app.extensions[STOPPING_KEY] = threading.Event()
-        return found
+    """The process's live-update slots: half the HTTP threads (at least one)."""
+    return slots(app, STREAMS_KEY, 2)
 
 
 def _ids() -> list[str]:
@@ -70,27 +54,6 @@ def _snapshot(svc: Services, who: Principal, ids: list[str], fmt: Formatter) -> 
 
 def _event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-class _Stream:
-    """The response body; closing it (or its end) frees the stream slot exactly once."""
-
-    def __init__(self, events: Iterator[str], release: Callable[[], None]) -> None:
-        self._events = events
-        self._release: Callable[[], None] | None = release
-
-    def __iter__(self) -> Iterator[str]:
-        return self._events
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._events, "close", None)
-            if close is not None:
-                close()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
 
 
 def events(
@@ -133,8 +96,8 @@ def register(bp: Blueprint) -> None:
     @bp.get("/devices/live")
     @roles(Role.IT_SUPPORT, Role.ADMIN)
     def devices_live() -> Response:
-        slots = streams(current_app)
-        if not slots.acquire(blocking=False):
+        available = streams(current_app)
+        if not available.acquire(blocking=False):
             return Response(
                 "too many live streams; poll the snapshot\n",
                 status=503,
@@ -153,7 +116,7 @@ def register(bp: Blueprint) -> None:
             stopping(current_app),
         )
         return Response(
-            _Stream(stream, slots.release),
+            SlotBody(stream, available.release),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
