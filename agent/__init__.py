@@ -7,6 +7,8 @@ Layers, from the inside out:
 - `enforcer`  sans-I/O: keeps the platform in line with the policy; the offline self-lock
 - `state`     what survives a restart: boot counter, applied desired state, seen command ids,
               last server contact and the self-lock
+- `usage`     sans-I/O: the daily usage totals (screen-on and support seconds, launches per
+              category), counted on the device while the policy asks for them
 - `outbox`    on-disk queue of reports and acks, emptied only by the broker's PUBACK
 - `platform`  what the agent manages: a real Linux machine or a simulated tablet
 - `link`      one paho client driven from outside: connect, will, birth, subscribe, backoff

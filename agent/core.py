@@ -5,21 +5,24 @@ the subscriptions when it connects, tells it when the connection is up or gone
 (`on_connected`, `on_disconnected`), hands it every received message (`handle`) and calls
 `tick` when `next_deadline` comes; `handle` and `tick` return the messages to publish. Time
 comes from an injected clock, so the tests drive it by hand. The policy and the offline
-self-lock live in `agent.enforcer`.
+self-lock live in `agent.enforcer`, the daily usage totals in `agent.usage`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
 from agent import commands
 from agent.clock import Clock, SystemClock
 from agent.enforcer import Applied, Enforcer
-from agent.platform.base import DeviceFacts, Platform
+from agent.platform.base import NO_USAGE, DeviceFacts, Platform, UsageReading, read_usage
 from agent.state import AgentState
 from agent.support.host import SupportHost
+from agent.usage import UsageCounter, UsageDraft, category_of
 from lainaamo import __version__
 from lainaamo.errors import ProtocolError
 from lainaamo.protocol import (
@@ -32,6 +35,7 @@ from lainaamo.protocol import (
     SessionSignal,
     StatusReport,
     Topics,
+    UsageReport,
     encode,
     parse,
 )
@@ -41,12 +45,17 @@ log = logging.getLogger(__name__)
 
 CHANGE_MIN_INTERVAL_S = 2.0  # at most one "change" status per this many seconds
 CHECK_INTERVAL_S = 1.0  # how often the platform is read to notice significant changes
+USAGE_INTERVAL_S = 3600.0  # running usage totals at most this often (setting usage_interval_s)
 _INCOMING = (Kind.DESIRED, Kind.CMD, Kind.SESSION)
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message to publish; `durable` ones go through the outbox, the others straight to MQTT."""
+    """A message to publish; `durable` ones go through the outbox, the others straight to MQTT.
+
+    The link calls `on_queued` once a durable message is in the outbox (a usage report's day
+    may then be forgotten: the outbox keeps it from there).
+    """
 
     message: Message = field(repr=False)
     topic: str
@@ -54,6 +63,7 @@ class Outgoing:
     retain: bool = False
     durable: bool = True
     qos: int = 1
+    on_queued: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
 def _key(facts: DeviceFacts, locked: bool, kiosk: bool, desired_version: int) -> tuple[Any, ...]:
@@ -78,6 +88,8 @@ class AgentCore:
         change_min_interval_s: float = CHANGE_MIN_INTERVAL_S,
         check_interval_s: float = CHECK_INTERVAL_S,
         command_public_key: str = "",
+        usage_interval_s: float = USAGE_INTERVAL_S,
+        usage_tz: tzinfo | None = None,
     ) -> None:
         self.device_id = device_id
         # The server's keys: destructive commands run only when signed by one (protocol §10.1).
@@ -102,6 +114,9 @@ class AgentCore:
         self._foreign_seen = False
         self.enforcer = Enforcer(device_id, platform, state, self.clock)
         self.support = SupportHost(device_id, platform)
+        # Days end at local midnight: `usage_tz`, or the device's own time zone when None.
+        self.usage = UsageCounter(state, interval_s=usage_interval_s, tz=usage_tz)
+        self._usage_read_failed = False
 
     def restore(self) -> None:
         """Enforce the last applied policy (and an offline self-lock) again after a restart."""
@@ -124,10 +139,19 @@ class AgentCore:
             "seq": self.next_seq() if seq is None else seq,
         }
 
-    def outgoing(self, message: Message, *, retain: bool = False, durable: bool = True) -> Outgoing:
+    def outgoing(
+        self,
+        message: Message,
+        *,
+        retain: bool = False,
+        durable: bool = True,
+        on_queued: Callable[[], None] | None = None,
+    ) -> Outgoing:
         """Wrap a message built on `envelope()` for publishing on its topic."""
         topic = self.topics.topic(self.device_id, message.kind)
-        return Outgoing(message, topic, encode(message), retain=retain, durable=durable)
+        return Outgoing(
+            message, topic, encode(message), retain=retain, durable=durable, on_queued=on_queued
+        )
 
     # --- connection life cycle
 
@@ -184,6 +208,14 @@ class AgentCore:
         presence = Presence(**self.envelope(), state="offline", reason="shutdown")
         return self.outgoing(presence, retain=True, durable=False)
 
+    def close(self) -> None:
+        """The agent stops: save what is not saved yet (the usage totals counted since)."""
+        try:
+            self.usage.advance(self.clock.now())
+            self.usage.save()
+        except Exception:
+            log.exception("%s: cannot save the usage totals", self.device_id)
+
     # --- status
 
     def status(self, reason: str) -> list[Outgoing]:
@@ -230,8 +262,9 @@ class AgentCore:
             return None
 
     def tick(self) -> list[Outgoing]:
-        """Reports that are due now: a change report, else an interval report."""
+        """Reports that are due now: usage totals, and a change report, else an interval one."""
         now = self.clock.monotonic()
+        found: list[Outgoing] = []
         if now >= self._next_check:
             self._next_check = now + self._check_interval_s
             if self.enforcer.check_offline_lock():
@@ -239,11 +272,12 @@ class AgentCore:
             facts = self._facts()
             if facts is not None and self._differs(facts):
                 self._change_pending = True
+            found = self._usage_tick()
         if self._change_pending and now >= self._last_change_at + self._change_min_interval_s:
-            return self.status("change")
+            return found + self.status("change")
         if now >= self._next_interval:
-            return self.status("interval")
-        return []
+            return found + self.status("interval")
+        return found
 
     def next_deadline(self) -> float:
         """Monotonic time at which `tick` next has something to do."""
@@ -251,6 +285,57 @@ class AgentCore:
         if self._change_pending:
             deadline = min(deadline, self._last_change_at + self._change_min_interval_s)
         return deadline
+
+    # --- usage totals (docs/protocol.md §18)
+
+    def _usage_tick(self) -> list[Outgoing]:
+        """Count what the platform saw since the last check; the usage reports due now."""
+        try:
+            policy = self.enforcer.policy
+            if policy is None:
+                self.usage.pause()  # no policy yet: none has said yes, nor no
+                return []
+            if not policy.usage:
+                self.usage.disable()
+                return []
+            now = self.clock.now()
+            fresh = not self.usage.enabled
+            self.usage.enable(now)
+            reading = self._read_usage()
+            if not fresh:  # launches seen before counting started do not count
+                for launch in reading.launches:
+                    self.usage.launch(category_of(launch, policy.kiosk), now)
+            self.usage.screen(bool(reading.screen_on), now)
+            drafts = self.usage.due(now, self.clock.monotonic())
+            return [self._usage_report(draft) for draft in drafts]
+        except Exception:
+            log.exception("%s: counting usage failed", self.device_id)
+            return []
+
+    def _read_usage(self) -> UsageReading:
+        try:
+            reading = read_usage(self.platform)
+        except Exception:
+            # Said once: a platform that fails here fails every second.
+            if not self._usage_read_failed:
+                log.warning("%s: cannot read the usage", self.device_id, exc_info=True)
+            self._usage_read_failed = True
+            return NO_USAGE
+        self._usage_read_failed = False
+        return reading
+
+    def _usage_report(self, draft: UsageDraft) -> Outgoing:
+        totals = draft.totals
+        report = UsageReport(
+            **self.envelope(),
+            day=draft.day,
+            active_s=totals.active_s,
+            launches=dict(totals.launches),
+            support_s=totals.support_s,
+            final=draft.final,
+        )
+        log.debug("%s: usage %s%s", self.device_id, draft.day, " (final)" if draft.final else "")
+        return self.outgoing(report, on_queued=lambda: self.usage.queued(draft))
 
     def _differs(self, facts: DeviceFacts) -> bool:
         key = _key(facts, self.platform.locked, self.platform.kiosk, self.state.desired.version)
@@ -300,6 +385,8 @@ class AgentCore:
 
     def support_events(self) -> list[Outgoing]:
         """The remote-support events waiting (durable, through the outbox like every report)."""
+        for connected in self.support.connection_changes():
+            self.usage.support(connected, self.clock.now())
         found = []
         for fields in self.support.drain():
             try:

@@ -163,6 +163,7 @@ class Link:
         if sock is not None:
             sock.close()
         self.core.on_disconnected()
+        self.core.close()
         self.state = LinkState.STOPPED
         self.outbox.close()
 
@@ -229,6 +230,8 @@ class Link:
     def _send(self, out: Outgoing) -> None:
         if out.durable:
             self.outbox.add(out.topic, out.payload, out.qos, out.retain)
+            if out.on_queued is not None:
+                out.on_queued()
             self._flush_due = True
             if self.state is LinkState.CONNECTED:
                 self._flush()

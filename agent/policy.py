@@ -26,7 +26,9 @@ Mode = Literal["kiosk", "restricted", "locked", "lost", "unmanaged"]
 MODES: tuple[str, ...] = get_args(Mode)
 KIOSK_MODES = frozenset({"kiosk", "restricted"})
 LOCK_MODES = frozenset({"locked", "lost"})
-KNOWN_KEYS = frozenset({"mode", "kiosk", "message", "support_phone", "reminder", "offline_lock_at"})
+KNOWN_KEYS = frozenset(
+    {"mode", "kiosk", "message", "support_phone", "reminder", "offline_lock_at", "usage"}
+)
 
 _T = TypeVar("_T")
 
@@ -68,6 +70,7 @@ class Policy:
     support_phone: str | None = None
     reminder: bool = False
     offline_lock_at: datetime | None = None
+    usage: bool = False  # count and report daily usage totals (docs/protocol.md §18)
     keys: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
 
@@ -101,6 +104,7 @@ class Policy:
             support_phone=read("support_phone", _text, None),
             reminder=read("reminder", _flag, False),
             offline_lock_at=read("offline_lock_at", _moment, None),
+            usage=read("usage", _flag, False),
             keys=tuple(sorted(data)),
             ignored=tuple(sorted(ignored)),
         )

@@ -48,6 +48,7 @@ def build_link(
         status_interval_s=settings.status_interval_s,
         clock=clock or SystemClock(),
         command_public_key=settings.command_public_key,
+        usage_interval_s=settings.usage_interval_s,
     )
     core.restore()
     outbox = Outbox(Path(state_dir) / "outbox.sqlite", settings.outbox_max, durable=durable)

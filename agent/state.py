@@ -5,6 +5,8 @@
 - `commands.json`  the most recent command ids seen, with their final ack
 - `contact.json`   when the agent last had a server connection, and whether it has locked
                    the device itself for want of one (the offline self-lock)
+- `usage.json`     the usage totals of the days whose final report is not yet in the outbox
+                   (only totals per day; see agent/usage.py); absent when there are none
 
 Every file is replaced atomically (write a temporary file, fsync, rename), so a crash or
 power cut leaves either the old or the new content, never a torn file.
@@ -82,6 +84,7 @@ class AgentState:
         self._desired = self._load_desired()
         self._seen = self._load_seen()
         self._contact = self._load_contact()
+        self._usage = self._load_usage()
 
     # --- boot counter
 
@@ -186,3 +189,35 @@ class AgentState:
             # the safe side.
             log.warning("ignoring unreadable %s: %s", path, exc)
             return Contact()
+
+    # --- usage totals (agent/usage.py reads and checks the content)
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """The usage totals recorded last, as saved (empty when there are none)."""
+        return self._usage
+
+    def save_usage(self, data: dict[str, Any]) -> None:
+        """Record the usage totals (skipped if unchanged; the file is removed when empty)."""
+        if data == self._usage:
+            return
+        path = self.directory / "usage.json"
+        if data:
+            write_atomically(path, json.dumps(data, sort_keys=True).encode())
+        else:
+            path.unlink(missing_ok=True)
+        self._usage = json.loads(json.dumps(data))  # a copy the caller cannot change
+
+    def _load_usage(self) -> dict[str, Any]:
+        path = self.directory / "usage.json"
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            log.warning("ignoring unreadable %s: %s", path, exc)
+            return {}
+        if not isinstance(data, dict):
+            log.warning("ignoring unreadable %s: not an object", path)
+            return {}
+        return data

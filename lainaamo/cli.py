@@ -22,8 +22,11 @@ DESCRIPTION = """\
 Lainaamo: fleet server and agent for loan tablets in public social services.
 
 Quick start:  lainaamo demo            (broker, server and 30 simulated tablets)
-Production:   lainaamo db upgrade && lainaamo serve   (API and /metrics)
+Production:   lainaamo db upgrade                     (once per upgrade)
+              gunicorn --config deploy/gunicorn.conf.py  (console, API, /metrics)
               lainaamo ingest                         (MQTT ingest, one or more processes)
+              lainaamo scheduler                      (scheduled work; a spare stands by)
+Pilot:        lainaamo serve --with-ingest            (all of it in one process)
 Tablet:       lainaamo agent
 
 Settings come from LAINAAMO_* environment variables or a TOML file (--config);
@@ -42,6 +45,13 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from server.entrypoints.serve import run_ingest
 
     run_ingest(settings)
+    return 0
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from server.entrypoints.serve import run_scheduler
+
+    run_scheduler(settings)
     return 0
 
 
@@ -237,7 +247,8 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(markdown())
         return 0
     for name, value in vars(settings).items():
-        shown = "********" if "password" in name and value else value
+        hidden = ("password" in name or "secret" in name) and value
+        shown = "********" if hidden else value
         print(f"{name} = {shown!r}")
     return 0
 
@@ -262,9 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--with-ingest",
         action="store_true",
-        help="also run the MQTT ingest in this process (small installations)",
+        help="also run the MQTT ingest and the scheduler in this process (small installations)",
     )
-    add("ingest", _ingest, "Consume device messages from the broker into the database.")
+    add(
+        "ingest",
+        _ingest,
+        "Consume device messages from the broker into the database (/metrics and /healthz on "
+        "ingest_metrics_port).",
+    )
+    add(
+        "scheduler",
+        _scheduler,
+        "Run the scheduled work: publish desired states, commands and support signals, post "
+        "webhooks, expire and escalate, write the broker's auth files. Start two for a standby "
+        "(/metrics and /healthz on scheduler_metrics_port).",
+    )
     p = add(
         "agent", _agent, "Run the tablet agent (reports status, applies policies and commands)."
     )

@@ -38,7 +38,22 @@ class Settings:
     )
     http_host: str = _s("127.0.0.1", "Address the HTTP API listens on.", "server")
     http_port: int = _s(8000, "Port of the HTTP API and `/metrics`.", "server")
-    http_threads: int = _s(8, "Worker threads of the HTTP server (`lainaamo serve`).", "server")
+    http_threads: int = _s(
+        8,
+        "Worker threads of the HTTP server (`lainaamo serve`) and of each gunicorn worker.",
+        "server",
+    )
+    web_workers: int = _s(
+        4,
+        "Worker processes of the production web server (`gunicorn --config "
+        "deploy/gunicorn.conf.py`).",
+        "server",
+    )
+    scheduler_metrics_port: int = _s(
+        9102,
+        "Port of `/metrics` and `/healthz` of a separate `lainaamo scheduler` process (0: none).",
+        "server",
+    )
     public_url: str = _s(
         "",
         "The address users and tablets reach the server at, e.g. `https://lainaamo.example.fi` "
@@ -135,7 +150,9 @@ class Settings:
         "ingest",
     )
     ingest_metrics_port: int = _s(
-        9101, "Port of `/metrics` of a separate `lainaamo ingest` process (0: none).", "ingest"
+        9101,
+        "Port of `/metrics` and `/healthz` of a separate `lainaamo ingest` process (0: none).",
+        "ingest",
     )
     rejection_log_interval_s: int = _s(
         300,
@@ -151,6 +168,12 @@ class Settings:
     )
     agent_platform: str = _s("linux", "Platform adapter: `linux` or `simulated`.", "agent")
     status_interval_s: float = _s(60.0, "Seconds between periodic status reports.", "agent")
+    usage_interval_s: float = _s(
+        3600.0,
+        "Seconds between the running usage totals of the day the agent sends while they change "
+        "(only when its policy asks for usage totals; a final report follows each day).",
+        "agent",
+    )
     outbox_max: int = _s(
         10000, "Most unsent reports kept on disk; the oldest are dropped beyond this.", "agent"
     )
@@ -168,6 +191,13 @@ class Settings:
     )
     # --- general
     # --- security
+    secret_key: str = _s(
+        "",
+        "Signs the console's short-lived flash messages. Give every web process the same value "
+        "(e.g. `openssl rand -hex 32`); empty: a random key per process, and a message shown "
+        "after a redirect may be lost when another process serves the next page.",
+        "security",
+    )
     command_signing_key_file: str = _s(
         "",
         "Server: file holding the Ed25519 private key that signs commands (PEM, readable by the "
@@ -223,7 +253,12 @@ class Settings:
             raise ConfigError(
                 f"agent_platform must be 'linux' or 'simulated', not {self.agent_platform!r}"
             )
-        for name in ("ingest_batch_size", "status_interval_s", "mqtt_keepalive_s"):
+        for name in (
+            "ingest_batch_size",
+            "status_interval_s",
+            "usage_interval_s",
+            "mqtt_keepalive_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.device_mqtt_url:

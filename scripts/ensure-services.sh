@@ -268,12 +268,31 @@ ensure_promtool() {
     fi
 }
 
+# --- deployment checks: caddy (validates deploy/Caddyfile), mosquitto-clients (the broker's
+# compose health check) ---------------------------------------------------------------------
+
+ensure_deploy_tools() {
+    local need=()
+    command -v caddy >/dev/null 2>&1 || need+=(caddy)
+    command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
+    [ "${#need[@]}" -eq 0 ] && return 0
+    if ! is_root; then
+        missing "${need[*]} not installed (deployment tests): sudo apt-get install ${need[*]}"
+        return 0
+    fi
+    apt_install "${need[@]}"
+    # Debian's caddy package starts a web server on port 80; the tests only run `caddy validate`.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now caddy >/dev/null 2>&1 || true; fi
+    if command -v service >/dev/null 2>&1; then service caddy stop >/dev/null 2>&1 || true; fi
+}
+
 ensure_mosquitto
 ensure_postgres
 ensure_chromium
 ensure_coturn
 ensure_firefox
 ensure_promtool
+ensure_deploy_tools
 
 if [ "${#MISSING[@]}" -gt 0 ]; then
     echo "ensure-services: the tests need real services that are not ready:" >&2

@@ -7,12 +7,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from lainaamo.config import Settings
 from server.adapters.db import make_engine
-from server.adapters.metrics import FleetCollector, IngestMetrics, register_build_info
+from server.adapters.metrics import (
+    BuildInfoCollector,
+    FleetCollector,
+    HttpMetrics,
+    IngestMetrics,
+    SchedulerMetrics,
+)
+from server.adapters.usage_metrics import UsageCollector
 from server.service_layer.unit_of_work import UnitOfWork
 
 
@@ -29,7 +37,12 @@ class Services:
     session_factory: sessionmaker[Session]
     registry: CollectorRegistry
     clock: Callable[[], datetime] = utc_clock
+    # What a scrape computes from the database; not on `registry` (which holds this process's
+    # own metrics): app.scrape_registry() adds them to what `/metrics` exports.
+    scrape_collectors: list[Collector] = field(default_factory=list)
     _ingest_metrics: IngestMetrics | None = field(default=None, repr=False)
+    _http_metrics: HttpMetrics | None = field(default=None, repr=False)
+    _scheduler_metrics: SchedulerMetrics | None = field(default=None, repr=False)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
@@ -39,6 +52,18 @@ class Services:
         if self._ingest_metrics is None:
             self._ingest_metrics = IngestMetrics(self.registry)
         return self._ingest_metrics
+
+    @property
+    def http_metrics(self) -> HttpMetrics:
+        if self._http_metrics is None:
+            self._http_metrics = HttpMetrics(self.registry)
+        return self._http_metrics
+
+    @property
+    def scheduler_metrics(self) -> SchedulerMetrics:
+        if self._scheduler_metrics is None:
+            self._scheduler_metrics = SchedulerMetrics(self.registry)
+        return self._scheduler_metrics
 
     def close(self) -> None:
         self.engine.dispose()
@@ -51,11 +76,20 @@ def bootstrap(
     fleet_metrics: bool = True,
     clock: Callable[[], datetime] = utc_clock,
 ) -> Services:
-    """Build the services of one process. `fleet_metrics` exports database gauges from it."""
+    """Build the services of one process. `fleet_metrics`: it exports the database gauges."""
     engine = make_engine(settings.database_url)
     session_factory = sessionmaker(engine, expire_on_commit=False)
     registry = registry if registry is not None else CollectorRegistry()
-    register_build_info(registry)
+    registry.register(BuildInfoCollector())
+    collectors: list[Collector] = []
     if fleet_metrics:
-        registry.register(FleetCollector(session_factory, settings.low_battery_pct, clock))
-    return Services(settings, engine, session_factory, registry, clock)
+        collectors.append(
+            FleetCollector(
+                session_factory,
+                settings.low_battery_pct,
+                clock,
+                stale_factor=settings.offline_grace_factor,
+            )
+        )
+        collectors.append(UsageCollector(session_factory, clock))
+    return Services(settings, engine, session_factory, registry, clock, collectors)

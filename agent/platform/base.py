@@ -92,6 +92,55 @@ class Platform(Protocol):
         ...
 
 
+# --- usage totals (docs/protocol.md §18)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Something the person opened: a kiosk shortcut (by its `url`) or another app (its `app` id).
+
+    The agent turns it into a category at once and keeps nothing else: no url, app id or time
+    is ever stored or sent.
+    """
+
+    url: str | None = None
+    app: str | None = None
+
+
+@dataclass(frozen=True)
+class UsageReading:
+    """What the platform saw: whether the screen is on now, and the launches since last read."""
+
+    screen_on: bool | None = None  # None: this platform cannot tell (counted as off)
+    launches: tuple[Launch, ...] = ()
+
+
+NO_USAGE = UsageReading()
+
+
+class UsageSource(Protocol):
+    """A platform that can tell how it is used. Optional: a platform without it reports nothing."""
+
+    def usage(self) -> UsageReading:
+        """Read the screen state now and take the launches seen since the previous call.
+
+        The agent calls it about once a second while the policy asks for usage totals, and
+        never otherwise, so a platform keeps at most a bounded number of launches waiting.
+        """
+        ...
+
+
+def read_usage(platform: object) -> UsageReading:
+    """The platform's usage reading, or nothing when it cannot tell (not a UsageSource)."""
+    usage = getattr(platform, "usage", None)
+    if usage is None:
+        return NO_USAGE
+    reading = usage()
+    if not isinstance(reading, UsageReading):
+        raise TypeError(f"usage() returned {type(reading).__name__}, not a UsageReading")
+    return reading
+
+
 # --- remote support (docs/protocol.md §17)
 
 

@@ -2,10 +2,16 @@
 
 It reports telemetry only; lock, kiosk, ring and the other commands need a device owner
 (Android) and fail with 'unsupported'. Of a policy it can only honour `mode: unmanaged`
-(there is nothing to release); every other key is reported as not enforced, and the agent
-cannot lock the machine when it has been offline too long. A machine without a battery (a
-desktop, a server, a container) reports battery_pct 100 and charging True: always on mains
-power.
+(there is nothing to release) and `usage`; every other key is reported as not enforced, and
+the agent cannot lock the machine when it has been offline too long. A machine without a
+battery (a desktop, a server, a container) reports battery_pct 100 and charging True: always
+on mains power.
+
+Usage totals: the screen counts as on while a connected display is lit, as the kernel's DRM
+connectors tell (`/sys/class/drm/*/dpms`: a display blanked by the screensaver through DPMS is
+off, one merely showing a screensaver picture is on). A machine without DRM connectors (a
+server, a container) cannot tell, and counts no screen time. There is no kiosk launcher, so
+no launches are seen; remote-support time is counted by the agent itself.
 
 Remote support: the consent questions and the "screen is being shared" indicator are zenity
 dialogs when zenity and a display are available. Without them nobody can be asked, so every
@@ -33,6 +39,7 @@ from agent.platform.base import (
     NetworkType,
     SupportDefaults,
     SupportMedia,
+    UsageReading,
 )
 from agent.policy import LockScreen, Policy
 
@@ -73,6 +80,30 @@ def wifi_signal_pct(proc_net_wireless: str) -> int | None:
     return best
 
 
+def screen_on(drm: Path) -> bool | None:
+    """Whether a connected display is lit, from the DRM connectors under `drm` (None: no display).
+
+    A connector (`card0-eDP-1`, `card1-HDMI-A-1`, ...) counts when its `status` is `connected`;
+    it is lit when it is enabled and its `dpms` is `On`.
+    """
+    lit: bool | None = None
+    try:
+        connectors = [entry for entry in drm.iterdir() if "-" in entry.name]
+    except OSError:
+        return None
+    for connector in connectors:
+        try:
+            if (connector / "status").read_text().strip() != "connected":
+                continue
+            dpms = (connector / "dpms").read_text().strip()
+            enabled_path = connector / "enabled"
+            enabled = not enabled_path.exists() or enabled_path.read_text().strip() == "enabled"
+        except OSError:
+            continue
+        lit = bool(lit) or (enabled and dpms == "On")
+    return lit
+
+
 def os_version() -> str:
     """The distribution's pretty name, or the kernel name and release, cut to the schema's 64."""
     try:
@@ -87,8 +118,9 @@ class LinuxPlatform(SupportDefaults):
 
     name = "linux"
 
-    def __init__(self, root: str = "/") -> None:
+    def __init__(self, root: str = "/", drm: str | Path = "/sys/class/drm") -> None:
         self._root = root
+        self._drm = Path(drm)
         self._os_version = os_version()
         self._indicator: Any = None
 
@@ -129,8 +161,13 @@ class LinuxPlatform(SupportDefaults):
         return False
 
     def apply_policy(self, policy: Policy) -> list[str]:
-        """Nothing can be enforced here: every key but `mode: unmanaged` is unsupported."""
-        return [key for key in policy.keys if not (key == "mode" and policy.mode == "unmanaged")]
+        """Nothing can be enforced here: every key but `mode: unmanaged` and `usage` (counted
+        by the agent) is unsupported."""
+        return [
+            key
+            for key in policy.keys
+            if key != "usage" and not (key == "mode" and policy.mode == "unmanaged")
+        ]
 
     def lock(self, screen: LockScreen) -> bool:
         """A plain Linux machine has no lock screen the agent controls."""
@@ -143,6 +180,10 @@ class LinuxPlatform(SupportDefaults):
     def network_up(self) -> bool:
         # The broker connection itself tells whether the network works.
         return True
+
+    def usage(self) -> UsageReading:
+        """The display's state (see the module docstring); no launches."""
+        return UsageReading(screen_on=screen_on(self._drm))
 
     # --- remote support
 

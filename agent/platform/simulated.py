@@ -11,6 +11,12 @@ It enforces every policy key of the contract: what it shows (the applied policy,
 screen, its banner) can be read back by tests through `policy`, `lock_screen`, `lost` and
 `banner`.
 
+Usage (docs/protocol.md §18): the screen is on while the tablet is in use. When the policy
+asks for usage totals and a kiosk is shown (not locked), each time the tablet is picked up
+one of the kiosk's shortcuts (now and then one of its apps) is launched, and a few more
+follow while it is used (about one per 20 minutes). The launches come from their own
+generator, so they change nothing else about the tablet.
+
 Remote support: the fake person holding the tablet answers a request with `consent`
 (`accept`, `decline` or `ignore`) after `consent_delay_s`. This stands in for a person pressing
 a button in a test or a demo; it is NOT an auto-accept of the product (the real platforms only
@@ -34,14 +40,18 @@ from agent.platform.base import (
     CommandResult,
     ConsentAnswer,
     DeviceFacts,
+    Launch,
     NetworkType,
     SupportDefaults,
     SupportMedia,
+    UsageReading,
 )
 from agent.policy import KioskProfile, LockScreen, Policy
 from agent.state import write_atomically
 
 STEP_S = 10.0
+LAUNCH_EVERY_S = 1200.0  # while in use, about one more launch per this many seconds
+MAX_WAITING_LAUNCHES = 100  # launches kept until the agent reads them
 _OS_VERSIONS = ("Android 12", "Android 13", "Android 14")
 _STORAGE_SIZES_MB = (32768, 65536, 131072)
 
@@ -81,6 +91,9 @@ class SimulatedTablet(SupportDefaults):
         self._rng = random.Random(f"{seed}:{device_id}")
         # Outages draw from their own generator so switching them off changes nothing else.
         self._outage_rng = random.Random(f"{seed}:{device_id}:outages")
+        # So do launches (which depend on the policy, too).
+        self._usage_rng = random.Random(f"{seed}:{device_id}:usage")
+        self._launches: list[Launch] = []
         self._outages = outages
         self._outage_every_s = outage_every_s
         self._outage_len_s = outage_len_s
@@ -193,6 +206,12 @@ class SimulatedTablet(SupportDefaults):
         """False during a simulated outage."""
         return self._network_up_at(self._clock() - self._t0)
 
+    def usage(self) -> UsageReading:
+        """The screen is on while the tablet is in use; the launches since the last call."""
+        self._advance()
+        launches, self._launches = tuple(self._launches), []
+        return UsageReading(screen_on=self._in_use, launches=launches)
+
     # --- remote support
 
     async def ask_consent(
@@ -279,6 +298,10 @@ class SimulatedTablet(SupportDefaults):
         # Sessions last about half an hour, with about an hour between them.
         if rng.random() < STEP_S / (1800.0 if self._in_use else 3600.0):
             self._in_use = not self._in_use
+            if self._in_use:
+                self._launch()
+        elif self._in_use and self._usage_rng.random() < STEP_S / LAUNCH_EVERY_S:
+            self._launch()
         if self._charging:
             self._battery = min(100.0, self._battery + 0.3)
             if self._battery >= self._unplug_at and rng.random() < 0.1:
@@ -296,6 +319,21 @@ class SimulatedTablet(SupportDefaults):
         self._signal = min(100.0, max(20.0, self._signal + rng.uniform(-3.0, 3.0)))
         if self._cellular and rng.random() < 0.002:
             self._network = "cellular" if self._network == "wifi" else "wifi"
+
+    def _launch(self) -> None:
+        """The person opens a shortcut (or an app) of the kiosk, if the policy counts it."""
+        policy = self._policy
+        if policy is None or not policy.usage or not self.kiosk or self.locked:
+            return
+        rng, profile = self._usage_rng, policy.kiosk
+        if profile.apps and (not profile.shortcuts or rng.random() < 0.2):
+            launch = Launch(app=rng.choice(profile.apps))
+        elif profile.shortcuts:
+            launch = Launch(url=rng.choice(profile.shortcuts).url)
+        else:
+            return
+        if len(self._launches) < MAX_WAITING_LAUNCHES:
+            self._launches.append(launch)
 
     def _network_up_at(self, now: float) -> bool:
         if not self._outages:

@@ -39,6 +39,7 @@ async def answer_offer(manager: SupportManager, session: Session, sdp: str) -> N
             kind = connection_type(pc)
             log.info("%s: support: connected (%s)", manager.label, kind)
             manager.emit(session.session_id, "connected", connection_type=kind)
+            manager.on_connection(True)
         elif state == "failed":
             manager.spawn_end(session, "connection_failed", "ICE failed")
 

@@ -2,8 +2,9 @@
 
 It lives in the agent's selector thread. Signals go to the manager in the support loop with
 `call_soon_threadsafe`; the manager's events come back through a thread-safe queue, and
-`wake` (the loop's self-pipe) makes the selector drain them within milliseconds. The support
-loop and the manager start on the first signal only.
+`wake` (the loop's self-pipe) makes the selector drain them within milliseconds. So do the
+moments a session connects and a connected one ends, which the core counts as support time
+of the day (agent/usage.py). The support loop and the manager start on the first signal only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class SupportHost:
         self.device_id = device_id
         self._platform = platform
         self._events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._connections: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._wake: Callable[[], None] = lambda: None
         self._manager: Any = None
         self._runtime: Any = None
@@ -45,7 +47,10 @@ class SupportHost:
 
             self._runtime = get_runtime()
             self._manager = SupportManager(
-                support_platform(self._platform), self._emit, label=self.device_id
+                support_platform(self._platform),
+                self._emit,
+                label=self.device_id,
+                on_connection=self.connection_changed,
             )
         manager, runtime = self._manager, self._runtime
         runtime.call(lambda: manager.background(manager.on_signal(signal)))
@@ -54,8 +59,22 @@ class SupportHost:
         self._events.put(fields)
         self._wake()
 
+    def connection_changed(self, connected: bool) -> None:
+        """A session connected (True) or a connected session ended (False); from any thread."""
+        self._connections.put(connected)
+        self._wake()
+
+    def connection_changes(self) -> list[bool]:
+        """The connection changes waiting, oldest first."""
+        found: list[bool] = []
+        while True:
+            try:
+                found.append(self._connections.get_nowait())
+            except queue.Empty:
+                return found
+
     def pending(self) -> bool:
-        return not self._events.empty()
+        return not self._events.empty() or not self._connections.empty()
 
     def drain(self) -> list[dict[str, Any]]:
         """The events waiting, oldest first."""

@@ -8,7 +8,9 @@ tracks are sent and the browser's audio is consumed. The session ends on `hangup
 the data channel, the tablet's end button, `max_duration_s`, a lost heartbeat (no message on
 the data channel for `heartbeat_lost_s`), a failed connection or the agent stopping; every
 end closes the peer connection and hides the indicator. Events go out through `emit` (a dict
-of SessionEvent fields without the envelope), which must be safe to call from this loop.
+of SessionEvent fields without the envelope), which must be safe to call from this loop;
+`on_connection` hears when a session connects (True) and when a connected one ends (False),
+for the day's support seconds.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class SupportManager:
         heartbeat_s: float = 1.0,
         heartbeat_lost_s: float = 5.0,
         connect_timeout_s: float = 30.0,
+        on_connection: Callable[[bool], None] = lambda connected: None,
     ) -> None:
         self.platform = platform
         self._emit_fields = emit
@@ -86,6 +89,7 @@ class SupportManager:
         self.heartbeat_s = heartbeat_s
         self.heartbeat_lost_s = heartbeat_lost_s
         self.connect_timeout_s = connect_timeout_s
+        self.on_connection = on_connection
         self.session: Session | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -266,6 +270,8 @@ class SupportManager:
                 task.cancel()
         if session.indicator:
             self._guard(self.platform.hide_indicator)
+        if session.connected:
+            self.on_connection(False)
         from agent.support.connect import release
 
         await release(self, session)

@@ -152,8 +152,31 @@ class SessionEvent(Envelope):
     kind = Kind.SESSION_EVT
 
 
+USAGE_CATEGORIES = ("chat", "appointment", "digipath", "group", "other")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageReport(Envelope):
+    """Totals of one local day on the device (docs/protocol.md §18): never a timeline."""
+
+    day: str  # YYYY-MM-DD, the device's local calendar date
+    active_s: int
+    launches: dict[str, int]
+    support_s: int
+    final: bool
+
+    kind = Kind.USAGE
+
+
 Message = (
-    Presence | StatusReport | DesiredState | Command | CommandAck | SessionSignal | SessionEvent
+    Presence
+    | StatusReport
+    | DesiredState
+    | Command
+    | CommandAck
+    | SessionSignal
+    | SessionEvent
+    | UsageReport
 )
 
 _CLASSES: dict[Kind, type[Envelope]] = {
@@ -164,6 +187,7 @@ _CLASSES: dict[Kind, type[Envelope]] = {
     Kind.CMD_ACK: CommandAck,
     Kind.SESSION: SessionSignal,
     Kind.SESSION_EVT: SessionEvent,
+    Kind.USAGE: UsageReport,
 }
 _TIME_FIELDS = ("ts", "expires_at")
 

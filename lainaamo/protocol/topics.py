@@ -1,4 +1,4 @@
-"""Topic names: `{prefix}/{device_id}/{presence|status|desired|cmd|cmd/ack|session|session/evt}`."""
+"""Topic names: `{prefix}/{device_id}/{kind}`, one kind per message type (see `Kind`)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Kind(enum.StrEnum):
     CMD_ACK = "cmd/ack"
     SESSION = "session"  # remote-support signals, server → device
     SESSION_EVT = "session/evt"  # remote-support events, device → server
+    USAGE = "usage"  # daily usage totals, device → server
 
     @property
     def schema_name(self) -> str:

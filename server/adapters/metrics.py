@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 import lainaamo
@@ -25,6 +27,7 @@ from server.adapters import orm
 from server.domain.device_commands import CommandState
 from server.domain.loans import LoanState
 from server.domain.model import LifecycleState
+from server.service_layer.sql_portable import Epoch
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +99,9 @@ class IngestMetrics:
         )
         for reason in sorted(ProtocolError.REASONS):
             self.rejected.labels(reason)
-        for reason in ("duplicate", "stale"):
+        for reason in ("duplicate", "stale", "not_collected"):
             self.dropped.labels(reason)
-        for kind in ("presence", "status", "cmd_ack", "session_evt"):
+        for kind in ("presence", "status", "cmd_ack", "session_evt", "usage"):
             self.messages.labels(kind)
         self.support = support_metrics(registry)
 
@@ -211,124 +214,322 @@ def support_metrics(registry: CollectorRegistry) -> SupportMetrics:
         return found[1]
 
 
-def register_build_info(registry: CollectorRegistry) -> None:
-    Info("lainaamo_build", "Version of the Lainaamo server.", registry=registry).info(
-        {"version": lainaamo.__version__}
-    )
+class BuildInfoCollector(Collector):
+    """`lainaamo_build_info{version}`: a collector, so it also works in multiprocess mode."""
+
+    def collect(self) -> Iterator[InfoMetricFamily]:
+        yield InfoMetricFamily(
+            "lainaamo_build",
+            "Version of the Lainaamo server.",
+            value={"version": lainaamo.__version__},
+        )
 
 
-DRIFT_HELP = "Devices that have not applied their newest desired state."
-LOANS_HELP = "Loans by state."
-COMMANDS_HELP = "Commands in the server-side outbox by state (finished ones included)."
-OVERDUE_HELP = "Loans on loan past their due date (paused loans are not on loan)."
+class HttpMetrics:
+    """Request latency and responses of the web app, by route template (never a raw path)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.duration = Histogram(
+            "lainaamo_http_request_duration_seconds",
+            "Time to produce a response (until the first byte of a streamed one), by route "
+            "template and method.",
+            ["route", "method"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.responses = Counter(
+            "lainaamo_http_responses_total",
+            "Responses by route template, method and status class (2xx, 3xx, 4xx, 5xx).",
+            ["route", "method", "code"],
+            registry=registry,
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.duration.labels(route, method).observe(max(0.0, seconds))
+        self.responses.labels(route, method, f"{status // 100}xx").inc()
+
+
+class SchedulerMetrics:
+    """What the lease-guarded background work does (in the process that holds the lease)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.leader = Gauge(
+            "lainaamo_scheduler_leader",
+            "1 while this process holds the background lease and runs the scheduled work.",
+            registry=registry,
+        )
+        self.webhook_attempts = Counter(
+            "lainaamo_webhook_delivery_attempts_total",
+            "Webhook posts, by the delivery's resulting state (delivered, failed: to be retried, "
+            "gave_up: no retries left).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("delivered", "failed", "gave_up"):
+            self.webhook_attempts.labels(outcome)
+
+
+NO_UNIT = "none"  # the unit label of devices that belong to no unit
+FLEET_CACHE_S = 5.0  # scrapes within this time share one set of queries
+DRIFT_HELP = "Devices that have not applied their newest desired state, by unit."
+LOANS_HELP = "Loans by unit and state (the queue: state requested)."
+COMMANDS_HELP = (
+    "Commands in flight by state (queued, sent, received); finished ones are counted by "
+    "lainaamo_command_outcomes_total."
+)
+OVERDUE_HELP = "Loans on loan past their due date, by unit (paused loans are not on loan)."
+QUEUE_WAIT_HELP = "Age of the oldest loan request still waiting for a device, by unit."
 SUPPORT_ACTIVE_HELP = "Remote-support sessions connected now."
+WEBHOOKS_HELP = "Webhook deliveries by state (queued, failed and retrying, delivered, gave_up)."
+IN_FLIGHT = (CommandState.QUEUED, CommandState.SENT, CommandState.RECEIVED)
+WEBHOOK_STATES = ("queued", "failed", "delivered", "gave_up")
+
+
+def _gauge(name: str, help_: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help_, labels=labels)
+
+
+FAMILIES: tuple[tuple[str, str, list[str]], ...] = (
+    ("lainaamo_devices", "Devices by unit and lifecycle state.", ["unit", "state"]),
+    ("lainaamo_devices_online", "Devices whose presence is online, by unit.", ["unit"]),
+    (
+        "lainaamo_devices_stale",
+        "Devices online by presence but silent for longer than offline_grace_factor status "
+        "intervals, by unit.",
+        ["unit"],
+    ),
+    (
+        "lainaamo_devices_low_battery",
+        "Devices whose last reported battery is at or below low_battery_pct, by unit.",
+        ["unit"],
+    ),
+    ("lainaamo_devices_in_drift", DRIFT_HELP, ["unit"]),
+    ("lainaamo_loans", LOANS_HELP, ["unit", "state"]),
+    ("lainaamo_loans_overdue", OVERDUE_HELP, ["unit"]),
+    ("lainaamo_loan_queue_oldest_wait_seconds", QUEUE_WAIT_HELP, ["unit"]),
+    ("lainaamo_commands", COMMANDS_HELP, ["state"]),
+    ("lainaamo_support_sessions_active", SUPPORT_ACTIVE_HELP, []),
+    ("lainaamo_webhook_deliveries", WEBHOOKS_HELP, ["state"]),
+)
+# Counters from the database: monotonic, because support sessions are never deleted.
+COUNTER_FAMILIES: tuple[tuple[str, str, list[str]], ...] = (
+    (
+        "lainaamo_support_unit_sessions",
+        "Remote-support sessions that connected, by the unit of the loan they served.",
+        ["unit"],
+    ),
+    (
+        "lainaamo_support_unit_seconds",
+        "Connected time of ended remote-support sessions, by the unit of the loan they served.",
+        ["unit"],
+    ),
+)
 
 
 class FleetCollector(Collector):
-    """Gauges about the fleet, read from the database at scrape time."""
+    """Gauges about the fleet, read from the database at scrape time.
+
+    A handful of GROUP BY queries, each one pass over its table, so a scrape stays cheap at
+    100,000 devices; their result is reused for FLEET_CACHE_S so that several Prometheus
+    servers (or a dashboard refresh) scraping at once cost one round of queries. Exported by
+    the web processes only: the process that serves a scrape computes the figures once.
+    """
 
     def __init__(
         self,
         session_factory: Callable[[], Session],
         low_battery_pct: int,
         clock: Callable[[], datetime],
+        stale_factor: float = 3.0,
+        cache_s: float = FLEET_CACHE_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session_factory = session_factory
         self._low_battery_pct = low_battery_pct
         self._clock = clock
+        self._stale_factor = stale_factor
+        self._cache_s = cache_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
+    def describe(self) -> Iterator[Metric]:
         # Describing without querying keeps registration free of database I/O.
-        yield GaugeMetricFamily("lainaamo_devices", "Devices by lifecycle state.", labels=["state"])
-        yield GaugeMetricFamily("lainaamo_devices_online", "Devices whose presence is online.")
-        yield GaugeMetricFamily(
-            "lainaamo_devices_low_battery", "Devices whose last reported battery is low."
-        )
-        yield GaugeMetricFamily("lainaamo_devices_in_drift", DRIFT_HELP)
-        yield GaugeMetricFamily("lainaamo_loans", LOANS_HELP, labels=["state"])
-        yield GaugeMetricFamily("lainaamo_loans_overdue", OVERDUE_HELP)
-        yield GaugeMetricFamily("lainaamo_commands", COMMANDS_HELP, labels=["state"])
-        yield GaugeMetricFamily("lainaamo_support_sessions_active", SUPPORT_ACTIVE_HELP)
+        for name, help_, labels in FAMILIES:
+            yield _gauge(name, help_, labels)
+        for name, help_, labels in COUNTER_FAMILIES:
+            yield CounterMetricFamily(name, help_, labels=labels)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        by_state = GaugeMetricFamily(
-            "lainaamo_devices", "Devices by lifecycle state.", labels=["state"]
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            now = self._monotonic()
+            if self._cached is None or now - self._cached[0] >= self._cache_s:
+                try:
+                    self._cached = (now, self._families())
+                except Exception:  # a scrape must not fail because the database is away
+                    log.warning("fleet metrics unavailable: database query failed", exc_info=True)
+                    self._cached = None
+                    return
+            families = self._cached[1]
+        yield from families
+
+    def _families(self) -> list[Metric]:
+        out = {name: _gauge(name, help_, labels) for name, help_, labels in FAMILIES}
+        counters = {
+            name: CounterMetricFamily(name, help_, labels=labels)
+            for name, help_, labels in COUNTER_FAMILIES
+        }
+        now = self._clock()
+        with self._session_factory() as session:
+            codes = {uid: code for uid, code in session.execute(select(orm.Unit.id, orm.Unit.code))}
+
+            def unit(unit_id: int | None) -> str:
+                return codes.get(unit_id, NO_UNIT) if unit_id is not None else NO_UNIT
+
+            every_unit = set(codes.values())  # every unit is present, zero included
+            self._devices(session, out, unit, every_unit, now)
+            self._loans(session, out, unit, every_unit, now)
+            self._support(session, counters, unit, every_unit)
+            in_flight = dict(
+                session.execute(
+                    select(orm.CommandRow.state, func.count())
+                    .where(orm.CommandRow.state.in_([s.value for s in IN_FLIGHT]))
+                    .group_by(orm.CommandRow.state)
+                ).all()
+            )
+            n_support = session.scalar(
+                select(func.count()).where(orm.SupportSession.state == "active")
+            )
+            webhook_states = dict(
+                session.execute(
+                    select(orm.WebhookDelivery.state, func.count()).group_by(
+                        orm.WebhookDelivery.state
+                    )
+                ).all()
+            )
+        for state in IN_FLIGHT:
+            out["lainaamo_commands"].add_metric([state.value], in_flight.get(state.value, 0))
+        out["lainaamo_support_sessions_active"].add_metric([], n_support or 0)
+        for state_name in WEBHOOK_STATES:
+            out["lainaamo_webhook_deliveries"].add_metric(
+                [state_name], webhook_states.get(state_name, 0)
+            )
+        return [*out.values(), *counters.values()]
+
+    def _support(
+        self,
+        session: Session,
+        counters: dict[str, CounterMetricFamily],
+        unit: Callable[[int | None], str],
+        every_unit: set[str],
+    ) -> None:
+        """Connected sessions and their length per unit (one pass over the sessions)."""
+        S = orm.SupportSession
+        ended = and_(S.connected_at.is_not(None), S.ended_at.is_not(None))
+        rows = session.execute(
+            select(
+                S.unit_id,
+                func.count(S.connected_at),
+                func.sum(case((ended, Epoch(S.ended_at) - Epoch(S.connected_at)), else_=0.0)),
+            ).group_by(S.unit_id)
+        ).all()
+        sessions: dict[str, float] = dict.fromkeys(every_unit, 0.0)
+        seconds: dict[str, float] = dict.fromkeys(every_unit, 0.0)
+        for unit_id, n, total_s in rows:
+            label = unit(unit_id)
+            sessions[label] = sessions.get(label, 0.0) + n
+            seconds[label] = seconds.get(label, 0.0) + max(0.0, float(total_s or 0.0))
+        for label in sorted(sessions):
+            counters["lainaamo_support_unit_sessions"].add_metric([label], sessions[label])
+            counters["lainaamo_support_unit_seconds"].add_metric([label], seconds[label])
+
+    def _devices(
+        self,
+        session: Session,
+        out: dict[str, GaugeMetricFamily],
+        unit: Callable[[int | None], str],
+        every_unit: set[str],
+        now: datetime,
+    ) -> None:
+        """One pass over devices with their status and desired state, grouped by unit/state."""
+        st = orm.DeviceStatus
+        online = st.online.is_(True)
+        stale = and_(
+            online,
+            st.status_interval_s > 0,
+            Epoch(st.last_seen_at) < now.timestamp() - self._stale_factor * st.status_interval_s,
         )
-        online = GaugeMetricFamily("lainaamo_devices_online", "Devices whose presence is online.")
-        low = GaugeMetricFamily(
-            "lainaamo_devices_low_battery", "Devices whose last reported battery is low."
-        )
-        try:
-            with self._session_factory() as session:
-                counts = dict(
-                    session.execute(
-                        select(orm.Device.lifecycle_state, func.count()).group_by(
-                            orm.Device.lifecycle_state
-                        )
-                    ).all()
+        drift = func.coalesce(st.desired_version, 0) < orm.DesiredStateRow.version
+        rows = session.execute(
+            select(
+                orm.Device.unit_id,
+                orm.Device.lifecycle_state,
+                func.count(),
+                func.sum(case((online, 1), else_=0)),
+                func.sum(case((stale, 1), else_=0)),
+                func.sum(case((st.battery_pct <= self._low_battery_pct, 1), else_=0)),
+                func.sum(case((drift, 1), else_=0)),
+            )
+            .select_from(orm.Device)
+            .outerjoin(st, st.device_id == orm.Device.id)
+            .outerjoin(orm.DesiredStateRow, orm.DesiredStateRow.device_id == orm.Device.id)
+            .group_by(orm.Device.unit_id, orm.Device.lifecycle_state)
+        ).all()
+        by_state: dict[tuple[str, str], int] = {}
+        per_unit: dict[str, list[int]] = {}
+        for unit_id, state, n, n_online, n_stale, n_low, n_drift in rows:
+            label = unit(unit_id)
+            by_state[label, state] = by_state.get((label, state), 0) + n
+            sums = per_unit.setdefault(label, [0, 0, 0, 0])
+            for i, value in enumerate((n_online, n_stale, n_low, n_drift)):
+                sums[i] += int(value or 0)
+        for label in sorted(every_unit | {u for u, _ in by_state}):
+            for lifecycle in LifecycleState:
+                out["lainaamo_devices"].add_metric(
+                    [label, lifecycle.value], by_state.get((label, lifecycle.value), 0)
                 )
-                n_online = session.scalar(
-                    select(func.count()).where(orm.DeviceStatus.online.is_(True))
+            n_online, n_stale, n_low, n_drift = per_unit.get(label, [0, 0, 0, 0])
+            out["lainaamo_devices_online"].add_metric([label], n_online)
+            out["lainaamo_devices_stale"].add_metric([label], n_stale)
+            out["lainaamo_devices_low_battery"].add_metric([label], n_low)
+            out["lainaamo_devices_in_drift"].add_metric([label], n_drift)
+
+    def _loans(
+        self,
+        session: Session,
+        out: dict[str, GaugeMetricFamily],
+        unit: Callable[[int | None], str],
+        every_unit: set[str],
+        now: datetime,
+    ) -> None:
+        """One pass over loans: counts by unit and state, overdue, the oldest request."""
+        loan = orm.Loan
+        overdue = and_(loan.state == LoanState.ON_LOAN.value, loan.due_at < now)
+        waiting = loan.state == LoanState.REQUESTED.value
+        rows = session.execute(
+            select(
+                loan.unit_id,
+                loan.state,
+                func.count(),
+                func.sum(case((overdue, 1), else_=0)),
+                func.min(case((waiting, loan.requested_at), else_=None)),
+            ).group_by(loan.unit_id, loan.state)
+        ).all()
+        counts: dict[tuple[str, str], int] = {}
+        n_overdue: dict[str, int] = {}
+        oldest: dict[str, datetime] = {}
+        for unit_id, state, n, n_late, first in rows:
+            label = unit(unit_id)
+            counts[label, state] = counts.get((label, state), 0) + n
+            n_overdue[label] = n_overdue.get(label, 0) + int(n_late or 0)
+            if first is not None:
+                first = first if first.tzinfo else first.replace(tzinfo=UTC)
+                oldest[label] = min(first, oldest.get(label, first))
+        for label in sorted(every_unit | {u for u, _ in counts}):
+            for loan_state in LoanState:
+                out["lainaamo_loans"].add_metric(
+                    [label, loan_state.value], counts.get((label, loan_state.value), 0)
                 )
-                n_low = session.scalar(
-                    select(func.count()).where(
-                        orm.DeviceStatus.battery_pct <= self._low_battery_pct
-                    )
-                )
-                n_drift = session.scalar(
-                    select(func.count())
-                    .select_from(orm.DesiredStateRow)
-                    .join(
-                        orm.DeviceStatus,
-                        orm.DeviceStatus.device_id == orm.DesiredStateRow.device_id,
-                    )
-                    .where(
-                        func.coalesce(orm.DeviceStatus.desired_version, 0)
-                        < orm.DesiredStateRow.version
-                    )
-                )
-                loans = dict(
-                    session.execute(
-                        select(orm.Loan.state, func.count()).group_by(orm.Loan.state)
-                    ).all()
-                )
-                n_overdue = session.scalar(
-                    select(func.count()).where(
-                        orm.Loan.state == LoanState.ON_LOAN.value, orm.Loan.due_at < self._clock()
-                    )
-                )
-                commands = dict(
-                    session.execute(
-                        select(orm.CommandRow.state, func.count()).group_by(orm.CommandRow.state)
-                    ).all()
-                )
-                n_support = session.scalar(
-                    select(func.count()).where(orm.SupportSession.state == "active")
-                )
-        except Exception:  # a scrape must not fail because the database is away
-            log.warning("fleet metrics unavailable: database query failed", exc_info=True)
-            return
-        for state in LifecycleState:
-            by_state.add_metric([state.value], counts.get(state.value, 0))
-        online.add_metric([], n_online or 0)
-        low.add_metric([], n_low or 0)
-        drift = GaugeMetricFamily("lainaamo_devices_in_drift", DRIFT_HELP)
-        drift.add_metric([], n_drift or 0)
-        by_loan_state = GaugeMetricFamily("lainaamo_loans", LOANS_HELP, labels=["state"])
-        for loan_state in LoanState:
-            by_loan_state.add_metric([loan_state.value], loans.get(loan_state.value, 0))
-        overdue = GaugeMetricFamily("lainaamo_loans_overdue", OVERDUE_HELP)
-        overdue.add_metric([], n_overdue or 0)
-        yield by_state
-        yield online
-        yield low
-        yield drift
-        yield by_loan_state
-        yield overdue
-        by_command_state = GaugeMetricFamily("lainaamo_commands", COMMANDS_HELP, labels=["state"])
-        for command_state in CommandState:
-            by_command_state.add_metric([command_state.value], commands.get(command_state.value, 0))
-        yield by_command_state
-        support_active = GaugeMetricFamily("lainaamo_support_sessions_active", SUPPORT_ACTIVE_HELP)
-        support_active.add_metric([], n_support or 0)
-        yield support_active
+            out["lainaamo_loans_overdue"].add_metric([label], n_overdue.get(label, 0))
+            wait = (now - oldest[label]).total_seconds() if label in oldest else 0.0
+            out["lainaamo_loan_queue_oldest_wait_seconds"].add_metric([label], max(0.0, wait))

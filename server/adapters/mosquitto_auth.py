@@ -30,7 +30,7 @@ ACL_FILE = "acl"
 FILE_MODE = 0o640
 
 # Topics under `{prefix}/{device id}/` a device may publish to, and read.
-DEVICE_WRITES = ("presence", "status", "cmd/ack", "session/evt")
+DEVICE_WRITES = ("presence", "status", "cmd/ack", "session/evt", "usage")
 DEVICE_READS = ("desired", "cmd", "session")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     event,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -93,6 +95,8 @@ class Unit(Base):
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Whether its tablets on loan report daily usage totals (docs/protocol.md §18).
+    usage_collection: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Device(Base):
@@ -394,6 +398,9 @@ class Loan(Base):
     handed_over_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"))
     agreement_accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set when the scheduler notices the loan past its due date (audited: loan.overdue);
+    # cleared when the loan is no longer overdue (renewed, returned), so it can happen again.
+    overdue_noted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     renewals: Mapped[int] = mapped_column(Integer, default=0)
     paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -534,6 +541,50 @@ class SessionSignalRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+
+
+class UsageDeviceDay(Base):
+    """One device's usage totals of one local day within one loan (docs/protocol.md §18).
+
+    Only totals, never a timeline. Deleted when the loan's client is anonymised; the unit's
+    roll-up (UsageUnitDay) stays. A device lent twice on one day has a row for each loan."""
+
+    __tablename__ = "usage_device_days"
+    __table_args__ = (Index("ix_usage_device_days_loan_day", "loan_id", "day"),)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # the tablet's local date
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    active_s: Mapped[int] = mapped_column(Integer, default=0)
+    launches_chat: Mapped[int] = mapped_column(Integer, default=0)
+    launches_appointment: Mapped[int] = mapped_column(Integer, default=0)
+    launches_digipath: Mapped[int] = mapped_column(Integer, default=0)
+    launches_group: Mapped[int] = mapped_column(Integer, default=0)
+    launches_other: Mapped[int] = mapped_column(Integer, default=0)
+    support_s: Mapped[int] = mapped_column(Integer, default=0)
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+    boot: Mapped[int] = mapped_column(BigInteger)  # position of the report the row holds
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class UsageUnitDay(Base):
+    """A unit's usage per local day: the sums of its device-days, kept when they are deleted.
+
+    Never holds a device or a loan; never deleted, so the sums only grow (Prometheus counters
+    are made from them)."""
+
+    __tablename__ = "usage_unit_days"
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    device_days: Mapped[int] = mapped_column(Integer, default=0)
+    active_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    launches_chat: Mapped[int] = mapped_column(BigInteger, default=0)
+    launches_appointment: Mapped[int] = mapped_column(BigInteger, default=0)
+    launches_digipath: Mapped[int] = mapped_column(BigInteger, default=0)
+    launches_group: Mapped[int] = mapped_column(BigInteger, default=0)
+    launches_other: Mapped[int] = mapped_column(BigInteger, default=0)
+    support_s: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class WebhookSubscription(Base):

@@ -90,6 +90,7 @@ class DeviceSituation:
     support_phone: str | None = None
     override: dict[str, Any] | None = None  # explicit override by IT support
     hold: bool = False  # a counsellor's hold: no escalation, no offline lock
+    usage: bool = False  # the loan's unit collects usage totals (docs/protocol.md §18)
 
 
 def compute_policy(situation: DeviceSituation) -> dict[str, Any]:
@@ -121,7 +122,15 @@ def compute_policy(situation: DeviceSituation) -> dict[str, Any]:
         }
     if s.override:
         policy = {**policy, **s.override}
+    # Usage is collected only on a tablet on loan that runs its unit's kiosk, and only as its
+    # unit decides: an override can neither switch it on nor keep it on.
+    policy.pop("usage", None)
+    if s.usage and policy.get("mode") in ("kiosk", "restricted") and s.loan_state in _COLLECTING:
+        policy["usage"] = True
     return policy
+
+
+_COLLECTING = (LoanState.ON_LOAN, LoanState.PAUSED)
 
 
 def _offline_lock_at(s: DeviceSituation) -> str | None:

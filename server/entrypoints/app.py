@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
+import time
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import IntegerConverter
 
+from server.adapters.metrics import BuildInfoCollector
 from server.bootstrap import Services
 from server.entrypoints.api import create_blueprint
 from server.entrypoints.api.errors import register_error_handlers
@@ -17,6 +27,9 @@ from server.entrypoints.security_headers import add_common
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # enough for a CSV of 20,000 devices
 MAX_ID = 2**63 - 1  # the largest id a database column holds
+UNMATCHED = "unmatched"  # the route label of requests no route matched (404s, scanners)
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseInt(IntegerConverter):
@@ -32,8 +45,9 @@ def create_app(services: Services) -> Flask:
     """The WSGI app: the console, `/api/v1` (REST, OpenAPI), `/metrics` and `/healthz`."""
     app = Flask("lainaamo", static_folder=None)
     # Flash messages ride in Flask's signed cookie session; the sign-in itself is a database
-    # session (console_auth). The key is per process: a restart only drops pending flashes.
-    app.secret_key = secrets.token_bytes(32)
+    # session (console_auth). Without a configured key it is per process: a restart (or another
+    # web worker) only drops pending flashes.
+    app.secret_key = services.settings.secret_key or secrets.token_bytes(32)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["lainaamo"] = services
@@ -44,12 +58,76 @@ def create_app(services: Services) -> Flask:
     # After the console's own hook (blueprint hooks run first), so its stricter CSP wins.
     app.after_request(add_common)
 
+    instrument(app, services)
+
     @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(services.registry), mimetype=CONTENT_TYPE_LATEST)
+    @app.get("/metrics/<any(process, fleet):part>")
+    def metrics(part: str = "all") -> Response:
+        """All metrics; or `process` ones only (scrape every web process) or the `fleet`
+        gauges from the database only (scrape one, through the service's name)."""
+        registry = scrape_registry(services, part)
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> tuple[dict[str, str], int]:
+        """200 while the database answers; 503 (and why) when it does not."""
+        try:
+            with services.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            log.warning("health check: database unavailable (%s)", type(exc).__name__)
+            return {"status": "unavailable", "detail": "database unavailable"}, 503
+        return {"status": "ok"}, 200
 
     return app
+
+
+def instrument(app: Flask, services: Services) -> None:
+    """Time every request by its route template (`/api/v1/devices/<device_id>`), never its path."""
+    http = services.http_metrics
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.lainaamo_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.pop("lainaamo_started", None)
+        if started is not None:
+            rule = request.url_rule
+            route = rule.rule if rule is not None else UNMATCHED
+            http.observe(route, request.method, response.status_code, time.perf_counter() - started)
+        return response
+
+
+class _Everything(Collector):
+    """Exports what another registry holds (this process's own counters and histograms)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()
+
+
+def scrape_registry(services: Services, part: str = "all") -> CollectorRegistry:
+    """What `/metrics` (`part` all), `/metrics/process` or `/metrics/fleet` export.
+
+    Process metrics: this process's registry; under gunicorn (`PROMETHEUS_MULTIPROC_DIR` set
+    by deploy/gunicorn.conf.py) every worker writes its counters to that directory and the
+    worker that serves the scrape sums all workers' files. Fleet metrics: the gauges computed
+    from the database by the collectors of `services.scrape_collectors`, by the one process
+    that serves the scrape — never once per worker. With several web replicas, scrape
+    `/metrics/process` of each and `/metrics/fleet` of one (monitoring/prometheus.yml).
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    if part != "fleet":
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(BuildInfoCollector())
+        else:
+            registry.register(_Everything(services.registry))
+    if part != "process":
+        for collector in services.scrape_collectors:
+            registry.register(collector)
+    return registry

@@ -24,14 +24,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from lainaamo.config import Settings
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_properties
 from lainaamo.protocol import Command, DesiredState, SessionSignal, Topics, encode
-from server.adapters import signing, support_signals, webhook_sender
-from server.adapters.metrics import NullSupportMetrics, SupportObserver
+from server.adapters import orm, signing, support_signals, webhook_sender
+from server.adapters.metrics import NullSupportMetrics, SchedulerMetrics, SupportObserver
 from server.service_layer import (
     broker_auth,
     desired,
     device_commands,
     leases,
     loans,
+    overdue,
     support_events,
     webhooks,
 )
@@ -61,12 +62,14 @@ class Background:
         prune_every_s: float = 600.0,
         support_metrics: SupportObserver | None = None,
         sender: webhook_sender.Sender | None = None,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
         self._clock = clock
         self._tick_s = tick_s
         self._support_metrics = support_metrics or NullSupportMetrics()
+        self._metrics = metrics
         # The lease is renewed every few seconds, not every tick: ticks only read, so they can be
         # frequent enough for commands to reach online tablets within a tenth of a second.
         self._every = {
@@ -78,6 +81,7 @@ class Background:
             "support": 1.0,
             "broker_auth": 1.0,
             "webhooks": 1.0,
+            "catch_up": 60.0,
         }
         # Webhooks are posted in a thread of their own: a slow receiver never stalls the tick.
         self._sender = sender or webhook_sender.post
@@ -105,6 +109,27 @@ class Background:
         if self._signer is None:
             log.warning("no command signing key (command_signing_key_file): wipes are refused")
         self.leader = False
+        self._reconcile_after: str | None = None  # the fleet sweep's position (None: not running)
+        self._sweep_requested = False  # set by the MQTT thread on every (re)connect
+        self._client.on_connect = self._on_connect
+        self._last_tick = time.monotonic()  # end of the last tick that finished its work
+        self._db_ok = True
+
+    # A tick that has not finished for this long means the worker is stuck (or the database
+    # has been away that long): the process reports itself unhealthy.
+    STUCK_AFTER_S = 60.0
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy while ticks finish and the database answers; leader or standby alike."""
+        if not self._thread.is_alive():
+            return False, "the background thread has stopped"
+        if not self._db_ok:
+            return False, "database unavailable"
+        if time.monotonic() - self._last_tick > self.STUCK_AFTER_S:
+            return False, "no tick finished for over a minute"
+        role = "leader" if self.leader else "standby"
+        connected = "connected" if self._client.is_connected() else "not connected"
+        return True, f"{role}, {connected} to the broker"
 
     def start(self) -> None:
         self._client.connect_async(**self._connect)  # type: ignore[arg-type]
@@ -129,7 +154,11 @@ class Background:
             try:
                 self._tick()
             except TRANSIENT:
+                self._db_ok = False
                 log.warning("background work paused: database unavailable", exc_info=True)
+            else:
+                self._db_ok = True
+                self._last_tick = time.monotonic()
 
     def _tick(self) -> None:
         now = self._clock()
@@ -141,8 +170,27 @@ class Background:
                     "background work %s", "taken over by this process" if leader else "handed over"
                 )
                 self.leader = leader
+                # A new leader may run newer code than the last: recompute every desired state.
+                self._reconcile_after = "" if leader else None
+                if self._metrics is not None:
+                    self._metrics.leader.set(1 if leader else 0)
         if not self.leader:
             return
+        if self._sweep_requested:
+            self._sweep_requested = False
+            self._reconcile_after = ""
+        if self._reconcile_after is not None:
+            self.reconcile(now)
+        if self._due("catch_up"):
+            with self._session_factory() as session:
+                jumped = desired.catch_up_versions(session, now)
+                session.commit()
+            if jumped:
+                log.warning(
+                    "%d device(s) had applied newer desired states than the database knows "
+                    "(restored from a backup?): their versions jump ahead",
+                    len(jumped),
+                )
         if self._due("escalate"):
             self.escalate(now)
         if self._due("prune"):
@@ -171,7 +219,13 @@ class Background:
         return True
 
     def escalate(self, now: datetime) -> list[str]:
-        """Recompute desired states whose loans may have moved on with time (overdue)."""
+        """Note loans newly overdue (loan.overdue), and recompute the desired states of
+        devices whose loans may have moved on with time."""
+        with self._session_factory() as session:
+            noticed = overdue.note_overdue(session, now)
+            session.commit()
+        if noticed:
+            log.info("%d loan(s) newly overdue", noticed)
         with self._session_factory() as session:
             changed = desired.escalate_overdue(session, now)
             session.commit()
@@ -191,6 +245,49 @@ class Background:
         if removed:
             log.info("pruned %d old status reports", removed)
 
+    def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        # After a broker restart its retained desired states may be gone: send them all again.
+        if not getattr(reason, "is_failure", False):
+            self._sweep_requested = True
+
+    def reconcile(self, now: datetime) -> None:
+        """One batch of the fleet sweep: recompute desired states and publish them again.
+
+        Runs after taking the lease and after every connect to the broker, so new code's
+        policies reach every tablet and a broker that lost its retained messages gets them
+        back. Waits while the broker is away; a failed publish retries the same batch.
+        """
+        assert self._reconcile_after is not None
+        if not self._client.is_connected():
+            return
+        with self._session_factory() as session:
+            ids = desired.reconcile_batch(session, self._reconcile_after, now)
+            session.commit()
+            for device_id in ids:
+                row = session.get(orm.DesiredStateRow, device_id)
+                if row is None or row.version == 0:
+                    continue
+                if not self._publish(self._desired_message(row), retain=True):
+                    return  # the broker went away: this batch again on a later tick
+                row.published_version, row.published_at = row.version, self._clock()
+            session.commit()
+        if not ids:
+            log.info("desired states of the whole fleet recomputed and published")
+            self._reconcile_after = None
+        else:
+            self._reconcile_after = ids[-1]
+
+    def _desired_message(self, row: orm.DesiredStateRow) -> DesiredState:
+        self._seq += 1
+        return DesiredState(
+            device_id=row.device_id,
+            ts=self._clock(),
+            boot=self._boot,
+            seq=self._seq,
+            version=row.version,
+            policy=row.policy,
+        )
+
     def publish_desired(self) -> int:
         """Publish every unpublished desired state; returns how many the broker acknowledged."""
         if not self._client.is_connected():
@@ -198,16 +295,7 @@ class Background:
         done = 0
         with self._session_factory() as session:
             for row in desired.unpublished(session):
-                self._seq += 1
-                message = DesiredState(
-                    device_id=row.device_id,
-                    ts=self._clock(),
-                    boot=self._boot,
-                    seq=self._seq,
-                    version=row.version,
-                    policy=row.policy,
-                )
-                if not self._publish(message, retain=True):
+                if not self._publish(self._desired_message(row), retain=True):
                     break  # the broker is away; try again on the next tick
                 row.published_version = row.version
                 row.published_at = self._clock()
@@ -297,6 +385,10 @@ class Background:
         except TRANSIENT:
             log.warning("webhooks paused: database unavailable", exc_info=True)
             return 0
+        if self._metrics is not None:
+            for outcome, count in posted.items():
+                if outcome != "skipped":
+                    self._metrics.webhook_attempts.labels(outcome).inc(count)
         return queued + sum(posted.values())
 
     def support_timeouts(self, now: datetime) -> int:

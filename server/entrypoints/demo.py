@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from lainaamo.config import Settings
+from lainaamo.protocol import UsageReport
 from lainaamo.signals import wait_for
 from server.adapters import orm
 from server.adapters.db import upgrade
@@ -24,11 +27,12 @@ from server.domain.loan_commands import KitLine, LoanStep, RequestLoan
 from server.domain.loans import LoanAction
 from server.domain.model import Principal, Role
 from server.domain.policy import KioskProfile
+from server.domain.usage import LOCAL_TZ, local_day
 from server.entrypoints.background import Background
 from server.entrypoints.broker import demo_broker, wait_for_port
 from server.entrypoints.ingest import IngestConsumer
 from server.entrypoints.serve import HttpServer
-from server.service_layer import accounts, desired, devices, loans
+from server.service_layer import accounts, desired, devices, loans, usage
 from server.service_layer.accounts import principal_of
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -153,9 +157,68 @@ def seed_loans(services: Services, now: datetime, lent: int, queued: int) -> Non
 
 AGREEMENT = (
     "Lainaat tabletin palvelua varten. Laite on hyvinvointialueen omaisuutta ja palautetaan "
-    "laina-ajan päättyessä. Laitteelta kerätään vain tekniset tilatiedot (akku, tallennustila, "
-    "verkko), ei sisältöä eikä käyttöhistoriaa."
+    "laina-ajan päättyessä.\n"
+    "Laitteelta kerätään tekniset tilatiedot (akku, tallennustila, verkko) ja päivittäiset "
+    "käyttömäärät: kuinka kauan näyttö oli päällä, kuinka monta kertaa kunkin ryhmän "
+    "pikakuvakkeita (chat, vastaanotto, digipolut, ryhmät, muut sovellukset) avattiin ja "
+    "kuinka monta minuuttia etätukea annettiin. Laitteelta ei kerätä sisältöä, tietoa siitä, "
+    "mitä sovellusta käytettiin tai milloin, eikä käyttöhistoriaa. Käyttömäärät poistetaan, "
+    "kun lainan tiedot anonymisoidaan; vain yksiköittäiset summat säilyvät."
 )
+
+
+def seed_usage(services: Services, now: datetime, weeks: int = 8) -> int:
+    """Plausible daily usage totals of the loans on loan, up to yesterday, through the same
+    ingest code as the tablets' reports (so the unit roll-up is their sum). A few loans of one
+    unit have had no use for the last 16 days. Returns the number of device-days."""
+    rng = random.Random(7)
+    today = local_day(now)
+    with services.session_factory() as session:
+        lent = session.execute(
+            select(orm.Loan.device_id, orm.Loan.handed_over_at)
+            .where(orm.Loan.state == "on_loan")
+            .order_by(orm.Loan.id)
+        ).all()
+        reports: list[tuple[UsageReport, datetime]] = []
+        for number, (device_id, handed_over_at) in enumerate(lent, 1):
+            if device_id is None or handed_over_at is None:
+                continue
+            idle_from = today - timedelta(days=16) if number % 3 == 2 and number > 4 else today
+            day = max(local_day(handed_over_at), today - timedelta(weeks=weeks))
+            while day < today:
+                weekday = day.weekday() < 5
+                used = day < idle_from and rng.random() < (0.8 if weekday else 0.5)
+                launches = {
+                    "chat": rng.randint(0, 4),
+                    "appointment": rng.randint(0, 2) if weekday else 0,
+                    "digipath": rng.randint(0, 3),
+                    "group": 1 if day.weekday() == 2 and rng.random() < 0.7 else 0,
+                    "other": rng.randint(0, 3),
+                }
+                end_of_day = datetime.combine(day + timedelta(days=1), time(0), LOCAL_TZ)
+                reports.append(
+                    (
+                        UsageReport(
+                            device_id=device_id,
+                            ts=end_of_day,
+                            boot=1,
+                            seq=day.toordinal(),
+                            day=day.isoformat(),
+                            active_s=rng.randint(600, 3 * 3600) if used else 0,
+                            launches=launches if used else {},
+                            support_s=rng.choice((600, 900, 1500))
+                            if used and rng.random() < 0.06
+                            else 0,
+                            final=True,
+                        ),
+                        end_of_day + timedelta(minutes=5),
+                    )
+                )
+                day += timedelta(days=1)
+        ingested: Counter[str] = Counter()
+        usage.ingest_reports(session, reports, ingested, Counter())
+        session.commit()
+    return ingested["usage"]
 
 
 def run_demo(
@@ -196,6 +259,8 @@ def run_demo(
         ingest_shared_group="",
         http_port=http_port,
         status_interval_s=status_interval_s,
+        # Today's usage totals every minute rather than every hour, so the demo shows them.
+        usage_interval_s=60.0,
         agent_platform="simulated",
     )
     services = None
@@ -207,6 +272,7 @@ def run_demo(
         services = bootstrap(settings)
         logins = seed(services.uow, devices_count)
         seed_loans(services, services.clock(), lent=min(18, devices_count), queued=2)
+        seed_usage(services, services.clock())
         ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
         ingest.start()
         background = Background(

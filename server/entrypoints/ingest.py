@@ -25,15 +25,16 @@ from sqlalchemy.orm import Session
 from lainaamo.config import Settings
 from lainaamo.errors import ProtocolError
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client
-from lainaamo.protocol import Kind, SessionEvent, Topics, parse
+from lainaamo.protocol import Kind, SessionEvent, Topics, UsageReport, parse
 from server.adapters.metrics import IngestMetrics
 from server.domain.events import DeviceWentOffline
+from server.domain.usage import parse_day
 from server.service_layer import support_events
 from server.service_layer.ingest import BatchOutcome, Received, ingest_batch
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBED_KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT)
+SUBSCRIBED_KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT, Kind.USAGE)
 # Errors that mean "the database is away", after which the same batch is tried again.
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
 
@@ -67,6 +68,13 @@ def refuse_unstorable_text(message: object) -> None:
 
     if any(bad(v) for v in vars(message).values()):
         raise ProtocolError("invalid", "text with NUL or unpaired surrogate characters")
+
+
+def refuse_impossible_day(message: object) -> None:
+    """The schema checks the shape of a usage report's day (YYYY-MM-DD); the calendar is
+    checked here, so that 2026-02-30 is refused as invalid rather than stored."""
+    if isinstance(message, UsageReport) and parse_day(message.day) is None:
+        raise ProtocolError("invalid", f"day {message.day[:10]!r} is not a calendar date")
 
 
 class RejectionLog:
@@ -138,6 +146,14 @@ class IngestConsumer:
     def wait_connected(self, timeout: float) -> bool:
         """Wait until ingest is connected and its subscriptions are acknowledged."""
         return self._connected.wait(timeout)
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy while subscribed at the broker and the committing thread runs."""
+        if not self._worker.is_alive():
+            return False, "the committing thread has stopped"
+        if not self._connected.is_set():
+            return False, "not connected to the broker"
+        return True, "subscribed"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Commit and acknowledge what is queued, then disconnect."""
@@ -235,6 +251,7 @@ class IngestConsumer:
                     raise ProtocolError("unknown_topic", f"devices do not publish {kind.value}")
                 message = parse(kind, device_id, incoming.payload)
                 refuse_unstorable_text(message)
+                refuse_impossible_day(message)
                 valid.append((incoming, Received(message, incoming.received_at)))
             except ProtocolError as error:
                 rejected.append((incoming, error))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 
-from prometheus_client import start_http_server
 from waitress.server import create_server
 
 from lainaamo.config import Settings
@@ -15,6 +14,7 @@ from server.bootstrap import Services, bootstrap
 from server.entrypoints.app import create_app
 from server.entrypoints.background import Background
 from server.entrypoints.ingest import IngestConsumer
+from server.entrypoints.ops_http import HealthCheck, OpsServer
 from server.entrypoints.streaming import stopping
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ def run_server(settings: Settings, with_ingest: bool = False) -> None:
             services.session_factory,
             services.clock,
             support_metrics=services.ingest_metrics.support,
+            metrics=services.scheduler_metrics,
         )
         if with_ingest
         else None
@@ -96,26 +97,57 @@ def run_server(settings: Settings, with_ingest: bool = False) -> None:
 
 
 def run_ingest(settings: Settings) -> None:
-    """Run the MQTT ingest until SIGINT/SIGTERM; its metrics on `ingest_metrics_port`."""
+    """Run the MQTT ingest until SIGINT/SIGTERM; `/metrics` and `/healthz` on its own port.
+
+    Ingest only: several of them may share the subscription (ingest_shared_group), while the
+    scheduled work runs in `lainaamo scheduler`.
+    """
     require_current_schema(settings.database_url)
-    # Fleet gauges come from the API process; exporting them here too would double them.
+    # Fleet gauges come from the web processes; exporting them here too would double them.
     services = bootstrap(settings, fleet_metrics=False)
-    if settings.ingest_metrics_port:
-        start_http_server(
-            settings.ingest_metrics_port, addr=settings.http_host, registry=services.registry
-        )
     ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
+    ops = _ops_server(settings, settings.ingest_metrics_port, services, ingest.health)
+    ingest.start()
+    log.info("ingest consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
+    with stop_on_signals(None) as stop:
+        wait_for(stop)
+    ingest.stop()
+    if ops is not None:
+        ops.stop()
+    services.close()
+
+
+def run_scheduler(settings: Settings) -> None:
+    """Run the lease-guarded background work until SIGINT/SIGTERM (`/metrics`, `/healthz`).
+
+    Any number may run: one holds the lease and works, the others stand by to take over.
+    """
+    require_current_schema(settings.database_url)
+    services = bootstrap(settings, fleet_metrics=False)
     background = Background(
         settings,
         services.session_factory,
         services.clock,
         support_metrics=services.ingest_metrics.support,
+        metrics=services.scheduler_metrics,
     )
-    ingest.start()
+    ops = _ops_server(settings, settings.scheduler_metrics_port, services, background.health)
     background.start()
-    log.info("ingest consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
+    log.info("scheduler started (it works while it holds the background lease)")
     with stop_on_signals(None) as stop:
         wait_for(stop)
     background.stop()
-    ingest.stop()
+    if ops is not None:
+        ops.stop()
     services.close()
+
+
+def _ops_server(
+    settings: Settings, port: int, services: Services, check: HealthCheck
+) -> OpsServer | None:
+    if not port:
+        return None
+    ops = OpsServer(settings.http_host, port, services.registry, check)
+    ops.start()
+    log.info("metrics and health on http://%s:%d/metrics, /healthz", settings.http_host, ops.port)
+    return ops

@@ -36,6 +36,7 @@ def situation_of(
     rules = rules_for(session, unit_id, device.model) if unit_id is not None else None
     org = session.get(orm.Organisation, device.organisation_id)
     loan_state = LoanState(loan.state) if loan is not None else None
+    unit = session.get(orm.Unit, loan.unit_id) if loan is not None else None
     situation = DeviceSituation(
         lifecycle=LifecycleState(device.lifecycle_state),
         loan_state=loan_state,
@@ -44,6 +45,7 @@ def situation_of(
         support_phone=org.support_phone if org else None,
         override=override,
         hold=bool(loan and loan.hold),
+        usage=bool(unit and unit.usage_collection),
     )
     if loan is not None and loan_state is not None and rules is not None:
         level = escalation(loan_state, loan.due_at, now, rules, loan.hold)
@@ -72,6 +74,43 @@ def refresh_desired(session: Session, device_ids: Iterable[str], now: datetime) 
             changed.append(device_id)
     session.flush()
     return changed
+
+
+def reconcile_batch(session: Session, after: str, now: datetime, batch: int = 200) -> list[str]:
+    """Recompute the desired states of the next `batch` devices by id after `after`.
+
+    A new server version may compute policies differently (a new key, a changed rule): the
+    scheduler sweeps the whole fleet each time it takes the lease or (re)connects to the
+    broker, so no tablet keeps a policy the running code would not give it, and a broker that
+    lost its retained messages gets them all back. Returns the ids done (none at the end).
+    """
+    ids = list(
+        session.scalars(
+            select(orm.Device.id).where(orm.Device.id > after).order_by(orm.Device.id).limit(batch)
+        )
+    )
+    if ids:
+        refresh_desired(session, ids, now)
+    return ids
+
+
+def catch_up_versions(session: Session, now: datetime) -> list[str]:
+    """Let the server's versions jump past those the devices say they applied.
+
+    That happens after the database was restored from a backup: the tablets have applied
+    versions the restored database never issued, and would ignore the next ones as old. The
+    server's version becomes the reported one plus one, so they apply what it says now.
+    """
+    rows = session.execute(
+        select(orm.DesiredStateRow, orm.DeviceStatus.desired_version)
+        .join(orm.DeviceStatus, orm.DeviceStatus.device_id == orm.DesiredStateRow.device_id)
+        .where(orm.DeviceStatus.desired_version > orm.DesiredStateRow.version)
+    ).all()
+    for row, reported in rows:
+        row.version = (reported or 0) + 1
+        row.changed_at = now
+    session.flush()
+    return [row.device_id for row, _ in rows]
 
 
 def drift_json(
@@ -128,12 +167,17 @@ def set_kiosk_profile(
     row.apps, row.shortcuts = list(profile.apps), [dict(s) for s in profile.shortcuts]
     row.settings_locked, row.updated_at = profile.settings_locked, now
     session.flush()
+    return refresh_desired(session, unit_devices(session, unit_id), now)
+
+
+def unit_devices(session: Session, unit_id: int) -> list[str]:
+    """The devices whose desired state depends on a unit: lent by it, or assigned to it."""
     lent = select(orm.Loan.device_id).where(
         orm.Loan.unit_id == unit_id, orm.Loan.state.in_([s.value for s in HOLDS_DEVICE])
     )
     owned = select(orm.Device.id).where(orm.Device.unit_id == unit_id)
     devices = set(session.scalars(lent)) | set(session.scalars(owned))
-    return refresh_desired(session, [d for d in devices if d], now)
+    return sorted(d for d in devices if d)
 
 
 def escalate_overdue(session: Session, now: datetime) -> list[str]:

@@ -35,6 +35,7 @@ TYPES: dict[str, str] = {
     "loan:report_lost": "loan.reported_lost",
     "loan:release": "loan.released",
     "loan:hold": "loan.hold_changed",
+    "loan:overdue": "loan.overdue",
     "device:create": "device.created",
     "device:import": "device.created",
     "device:update": "device.updated",

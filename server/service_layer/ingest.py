@@ -11,10 +11,11 @@ from sqlalchemy import CursorResult, Insert, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from lainaamo.protocol import CommandAck, Message, Presence, StatusReport
+from lainaamo.protocol import CommandAck, Message, Presence, StatusReport, UsageReport
 from server.adapters import orm
 from server.domain.events import DeviceCameOnline, DeviceWentOffline, Event
 from server.domain.model import apply_presence, is_newer
+from server.service_layer import usage
 from server.service_layer.device_commands import apply_ack
 
 
@@ -31,7 +32,7 @@ class BatchOutcome:
     """What one committed batch did."""
 
     ingested: Counter[str] = field(default_factory=Counter)  # by kind
-    dropped: Counter[str] = field(default_factory=Counter)  # duplicate | stale
+    dropped: Counter[str] = field(default_factory=Counter)  # duplicate | stale | not_collected
     unknown_devices: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     # (command name, final state, seconds from issue to outcome) of commands that finished
@@ -72,7 +73,8 @@ def _insert(session: Session) -> Any:
 
 
 def ingest_batch(session: Session, items: list[Received]) -> BatchOutcome:
-    """Apply a batch to the session (the caller commits): history, latest status, presence."""
+    """Apply a batch to the session (the caller commits): history, latest status, presence,
+    command acknowledgements and usage totals."""
     outcome = BatchOutcome()
     ids = {item.message.device_id for item in items}
     rows = {
@@ -87,6 +89,7 @@ def ingest_batch(session: Session, items: list[Received]) -> BatchOutcome:
     outcome.unknown_devices = sorted(ids - rows.keys())
 
     reports: dict[tuple[str, int, int], Received] = {}
+    usage_reports: list[tuple[UsageReport, datetime]] = []
     for item in items:
         message = item.message
         row = rows.get(message.device_id)
@@ -107,6 +110,9 @@ def ingest_batch(session: Session, items: list[Received]) -> BatchOutcome:
             if finished is not None:
                 seconds = (item.received_at - finished.created_at).total_seconds()
                 outcome.commands_finished.append((finished.name, finished.state, seconds))
+        elif isinstance(message, UsageReport):
+            _seen(row, item.received_at)
+            usage_reports.append((message, item.received_at))
 
     if reports:
         inserted = _insert_history(session, list(reports.values()))
@@ -114,6 +120,8 @@ def ingest_batch(session: Session, items: list[Received]) -> BatchOutcome:
         outcome.dropped["duplicate"] += len(reports) - inserted
         for item in reports.values():
             _apply_latest(rows[item.message.device_id], item)
+    if usage_reports:
+        usage.ingest_reports(session, usage_reports, outcome.ingested, outcome.dropped)
     return outcome
 
 

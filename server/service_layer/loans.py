@@ -24,7 +24,7 @@ from server.domain.loans import (
 )
 from server.domain.model import LifecycleState, Principal, Role
 from server.domain.policy import KioskProfile
-from server.service_layer import audit, broker_auth
+from server.service_layer import audit, broker_auth, usage
 from server.service_layer.desired import refresh_desired
 from server.service_layer.desired import set_kiosk_profile as set_unit_profile
 from server.service_layer.device_commands import cancel_pending, new_command
@@ -491,7 +491,8 @@ def set_hold(
 def anonymise_ended(session: Session, now: datetime, retention_days: int) -> int:
     """Replace the client reference of clients whose loans all ended before the retention.
 
-    Loans, devices and dates stay, so statistics survive; the link to the client system goes.
+    Loans, devices and dates stay, so statistics survive; the link to the client system goes,
+    and so do the loans' usage device-days (the units' usage roll-up stays).
     """
     cutoff = now - timedelta(days=retention_days)
     recent_or_open = (
@@ -510,6 +511,8 @@ def anonymise_ended(session: Session, now: datetime, retention_days: int) -> int
         client.ref = f"anon-{client.id}"
         client.anonymised_at = now
     if clients:
+        ended = select(orm.Loan.id).where(orm.Loan.client_id.in_([c.id for c in clients]))
+        deleted = usage.delete_for_loans(session, session.scalars(ended))
         audit.record(
             session,
             principal=None,
@@ -517,7 +520,7 @@ def anonymise_ended(session: Session, now: datetime, retention_days: int) -> int
             subject_type="clients",
             subject_id=f"{len(clients)} clients",
             organisation_id=None,
-            after={"ended_before": cutoff.isoformat()},
+            after={"ended_before": cutoff.isoformat(), "usage_device_days_deleted": deleted},
             system_part="scheduler",
         )
     return len(clients)

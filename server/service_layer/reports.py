@@ -26,14 +26,23 @@ Definitions (the console's help text repeats them):
   client accepted and the screen was shared); their duration runs from connecting to the end
   (a session still going counts up to now). Total and median are in minutes; both are
   withheld whenever the count of sessions is.
+* **Usage** (docs/protocol.md §18), from the units' usage roll-up over the period's days (the
+  tablets' local days, Helsinki): screen-on hours, launches per shortcut category and
+  remote-support minutes the tablets reported. Withheld whenever the unit's count of loans on
+  loan in the period is (they are what the figures are about).
+* **Unused loans now**: loans on loan now (paused ones not) of units that collect usage, with
+  no use — no screen-on time, no launch — today or in the 13 days before. A loan handed over
+  more recently counts while it has had no use since its handover.
+* **Weekly trend**: screen-on hours in the region per week (Monday to Sunday) of the period;
+  a week with fewer than five device-days reported is withheld.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Float, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
@@ -42,7 +51,8 @@ from server.adapters import orm
 from server.domain.disclosure import THRESHOLD, Shown, derived, protect_column, suppress
 from server.domain.loans import LoanState
 from server.domain.model import LifecycleState, Principal
-from server.service_layer import audit
+from server.domain.usage import days_of
+from server.service_layer import audit, usage
 from server.service_layer.sql_portable import Epoch, Greatest, Least, Month
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -71,6 +81,16 @@ class Counts:
     released: int = 0
     support_sessions: int = 0
     support_durations: tuple[float, ...] = ()  # seconds of each connected session
+    # Usage totals reported by the tablets (the unit roll-up), and loans unused now.
+    usage_days: int = 0  # device-days reported
+    active_s: int = 0
+    launches_chat: int = 0
+    launches_appointment: int = 0
+    launches_digipath: int = 0
+    launches_group: int = 0
+    launches_other: int = 0
+    usage_support_s: int = 0
+    unused: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(**{name: getattr(self, name) + getattr(other, name) for name in _NAMES})
@@ -160,7 +180,7 @@ def unit_counts(
             support_sessions=1, support_durations=(seconds,)
         )
     for unit_id, n in devices:
-        out[unit_id] = Counts(devices=n, available_days=n * days)
+        out[unit_id] = out.get(unit_id, Counts()) + Counts(devices=n, available_days=n * days)
     for unit_id, secs, active, started, ended, ended_s, late, wait_s, released in loans:
         out[unit_id] = out.get(unit_id, Counts()) + Counts(
             loan_days=float(secs or 0) / DAY_S,
@@ -206,6 +226,7 @@ COUNT_COLUMNS = (
     "queue",
     "released",
     "support_sessions",
+    "unused",
 )
 
 
@@ -227,6 +248,14 @@ class Row:
     support_sessions: Shown = None
     support_total_minutes: Shown = None
     support_median_minutes: Shown = None
+    active_hours: Shown = None
+    launches_chat: Shown = None
+    launches_appointment: Shown = None
+    launches_digipath: Shown = None
+    launches_group: Shown = None
+    launches_other: Shown = None
+    usage_support_minutes: Shown = None
+    unused: Shown = None
 
 
 FIELDS = tuple(Row.__dataclass_fields__)
@@ -241,6 +270,8 @@ class Report:
     total: Row
     months: list[tuple[str, Shown]]
     raw: dict[str, Counts]  # by unit code, and "" for the region: never shown as such
+    weeks: list[tuple[date, Shown]] = field(default_factory=list)  # Monday, screen-on hours
+    collecting: dict[str, bool] = field(default_factory=dict)  # by unit code: collects usage
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -248,6 +279,8 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def _row(code: str, name: str, c: Counts, shown: Mapping[str, Shown]) -> Row:
+    # Usage figures are about the loans on loan in the period: withheld whenever that count is.
+    loans = shown["active"]
     return Row(
         code=code,
         name=name,
@@ -269,7 +302,58 @@ def _row(code: str, name: str, c: Counts, shown: Mapping[str, Shown]) -> Row:
             statistics.median(c.support_durations) / 60 if c.support_durations else None,
             shown["support_sessions"],
         ),
+        active_hours=derived(c.active_s / 3600, loans),
+        launches_chat=derived(c.launches_chat, loans),
+        launches_appointment=derived(c.launches_appointment, loans),
+        launches_digipath=derived(c.launches_digipath, loans),
+        launches_group=derived(c.launches_group, loans),
+        launches_other=derived(c.launches_other, loans),
+        usage_support_minutes=derived(c.usage_support_s / 60, loans),
+        unused=shown["unused"],
     )
+
+
+def usage_counts(
+    session: Session, organisation_id: int, start: datetime, end: datetime, now: datetime
+) -> dict[int, Counts]:
+    """Usage sums per unit id over the period's local days, and the loans unused now."""
+    unit_ids = session.scalars(
+        select(orm.Unit.id).where(orm.Unit.organisation_id == organisation_id)
+    ).all()
+    first, last = days_of(start, end)
+    out: dict[int, Counts] = {}
+    for unit_id, sums in usage.unit_sums(session, unit_ids, first, last).items():
+        out[unit_id] = Counts(
+            usage_days=sums["device_days"],
+            active_s=sums["active_s"],
+            usage_support_s=sums["support_s"],
+            launches_chat=sums["launches_chat"],
+            launches_appointment=sums["launches_appointment"],
+            launches_digipath=sums["launches_digipath"],
+            launches_group=sums["launches_group"],
+            launches_other=sums["launches_other"],
+        )
+    for unit_id, n in usage.unused_loans(session, now, organisation_id).items():
+        out[unit_id] = out.get(unit_id, Counts()) + Counts(unused=n)
+    return out
+
+
+def weekly_active_hours(
+    session: Session, organisation_id: int, start: datetime, end: datetime, region_shown: Shown
+) -> list[tuple[date, Shown]]:
+    """Screen-on hours in the region per week (from Monday), of the weeks the period touches;
+    a week with fewer than five device-days reported is withheld."""
+    first, last = days_of(start, end)
+    weeks: dict[date, tuple[int, int]] = {}
+    monday = first - timedelta(days=first.weekday())
+    while monday <= last:
+        weeks[monday] = (0, 0)
+        monday += timedelta(days=7)
+    for day, device_days, active_s in usage.region_days(session, organisation_id, first, last):
+        week = day - timedelta(days=day.weekday())
+        n, s = weeks[week]
+        weeks[week] = (n + device_days, s + active_s)
+    return [(week, derived(s / 3600, suppress(n), region_shown)) for week, (n, s) in weeks.items()]
 
 
 def programme_report(
@@ -278,6 +362,8 @@ def programme_report(
     """The report of the principal's organisation for [start, end), suppressed for showing."""
     org = principal.organisation_id
     counts = unit_counts(session, org, start, end, now)
+    for unit_id, used in usage_counts(session, org, start, end, now).items():
+        counts[unit_id] = counts.get(unit_id, Counts()) + used
     units = session.scalars(
         select(orm.Unit).where(orm.Unit.organisation_id == org).order_by(orm.Unit.name)
     ).all()
@@ -306,6 +392,8 @@ def programme_report(
         total=_row("", "", region, total_shown),
         months=months,
         raw=raw,
+        weeks=weekly_active_hours(session, org, start, end, total_shown["active"]),
+        collecting={u.code: u.usage_collection for u in units},
     )
 
 

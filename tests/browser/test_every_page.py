@@ -6,6 +6,7 @@ The pages come from the app's URL map, so a new page without a check here fails 
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -14,13 +15,15 @@ from playwright.sync_api import Page
 from support.fleet import Fleet
 from test_sign_in import sign_in
 
+from lainaamo.protocol import UsageReport
 from server.adapters import orm
 from server.adapters.metrics import NullSupportMetrics
 from server.domain.loan_commands import LoanStep, RequestLoan
 from server.domain.loans import LoanAction
 from server.domain.model import Role
+from server.domain.usage import local_day
 from server.entrypoints.app import create_app
-from server.service_layer import loans, support
+from server.service_layer import loans, support, usage
 from server.service_layer.accounts import principal_of
 
 pytestmark = pytest.mark.browser
@@ -61,6 +64,20 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
     loans.act(uow(), who, step, now)
     loans.act(uow(), who, LoanStep(returned, LoanAction.RETURN), now + timedelta(days=1))
     waiting = loans.request_loan(uow(), who, RequestLoan(unit=unit.code, client_ref="ASK-3"), now)
+    with fleet.services.session_factory() as session:  # a day's use: the report's usage tables
+        day = UsageReport(
+            device_id=devices[0],
+            ts=now,
+            boot=1,
+            seq=1,
+            day=local_day(now).isoformat(),
+            active_s=3600,
+            launches={"chat": 2, "other": 1},
+            support_s=600,
+            final=False,
+        )
+        usage.ingest_reports(session, [(day, now)], Counter(), Counter())
+        session.commit()
     session_id = None
     if role != "admin":
         with fleet.services.session_factory() as session:

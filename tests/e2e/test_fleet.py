@@ -97,7 +97,9 @@ def test_fleet_survives_a_killed_agent_and_a_broker_restart(
         )
 
     def ingest_subscribed() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ingest_metrics_port}/", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{ingest_metrics_port}/metrics", timeout=5
+        ) as r:
             return "lainaamo_ingest_broker_connected 1.0" in r.read().decode()
 
     # Ingest's persistent session must exist before devices publish: a broker keeps messages

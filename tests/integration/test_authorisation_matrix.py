@@ -90,6 +90,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/agreements"): Rule(frozenset({A}), body={}),
     ("PUT", "/api/v1/units/<unit_code>/kiosk-profile"): Rule(MANAGERS, "org", {}),
     ("PUT", "/api/v1/units/<unit_code>/loan-rules"): Rule(frozenset({A}), "org", {}),
+    ("PUT", "/api/v1/units/<unit_code>/usage-collection"): Rule(
+        frozenset({A}), "org", {"enabled": True}
+    ),
     # Admins may not watch clients' screens: the handler refuses them (403).
     ("POST", "/api/v1/support-sessions"): Rule(frozenset({IT, C}), body={"device_id": "tab-001"}),
     ("GET", "/api/v1/support-sessions/<session_id>"): Rule(ANYONE, "starter"),

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jsonschema
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import select
 from support.fleet import Fleet
 from support.mosquitto import Mosquitto
 
@@ -182,3 +183,89 @@ def test_nothing_is_marked_published_while_the_broker_is_away(
         observer.close()
     finally:
         worker.stop()
+
+
+def test_a_new_leader_recomputes_every_desired_state(fleet: Fleet, mosquitto: Mosquitto) -> None:
+    """A policy computed by older code (here: one tablet's desired state edited behind the
+    server's back, as an upgrade that adds a policy key leaves it) is recomputed, and published,
+    when a scheduler takes the lease — in batches, over the whole fleet."""
+    from server.adapters import orm
+
+    with fleet.services.session_factory() as session:
+        from server.service_layer.desired import refresh_desired
+
+        ids = list(session.scalars(select(orm.Device.id)))
+        refresh_desired(session, ids, T0)
+        row = session.get(orm.DesiredStateRow, "tab-009")
+        assert row is not None
+        row.policy = {"mode": "kiosk", "from": "old code"}
+        row.version += 1
+        old_version = row.version
+        session.commit()
+    settings = fleet.services.settings.replace(mqtt_host=mosquitto.host, mqtt_port=mosquitto.port)
+    retained = Retained(mosquitto)
+    worker = Background(settings, fleet.services.session_factory, lambda: T0, tick_s=0.05)
+    worker.start()
+    try:
+        wait_until(lambda: worker.leader and worker._reconcile_after is None)
+        with fleet.services.session_factory() as session:
+            row = session.get(orm.DesiredStateRow, "tab-009")
+            assert row is not None and row.version == old_version + 1
+            assert row.policy["mode"] == "locked" and "from" not in row.policy
+            untouched = session.get(orm.DesiredStateRow, "tab-001")
+            assert untouched is not None and untouched.version == 1
+        wait_until(lambda: "tab-009" in retained.latest)
+        assert retained.latest["tab-009"].version == old_version + 1
+    finally:
+        worker.stop()
+        retained.close()
+
+
+def test_a_broker_that_lost_its_retained_states_gets_them_back(
+    fleet: Fleet, tmp_path: object
+) -> None:
+    """A broker restarted without its store (no persistence, or a lost volume) holds no
+    retained desired states: tablets that reconnect would get none. The scheduler sends them
+    all again whenever it (re)connects."""
+    from pathlib import Path
+
+    broker = Mosquitto(Path(str(tmp_path)) / "bare", persistence=False)
+    broker.start()
+    settings = fleet.services.settings.replace(
+        mqtt_host=broker.host, mqtt_port=broker.port, reconnect_max_s=1.0
+    )
+    worker = Background(settings, fleet.services.session_factory, lambda: T0, tick_s=0.05)
+    worker.start()
+    try:
+        wait_until(lambda: worker.leader and worker._reconcile_after is None)
+        broker.stop()
+        broker.start()  # empty: no sessions, no retained messages
+        retained = Retained(broker)
+        try:
+            wait_until(lambda: len(retained.latest) == 9, timeout=20)
+            assert {d.version for d in retained.latest.values()} == {1}
+        finally:
+            retained.close()
+    finally:
+        worker.stop()
+        broker.stop()
+
+
+def test_versions_jump_past_what_tablets_applied_after_a_restore(fleet: Fleet) -> None:
+    from server.adapters import orm
+    from server.service_layer.desired import catch_up_versions, refresh_desired
+
+    with fleet.services.session_factory() as session:
+        refresh_desired(session, ["tab-001", "tab-002"], T0)
+        # tab-001 applied version 7 before the database was restored to a day-old backup.
+        session.merge(orm.DeviceStatus(device_id="tab-001", desired_version=7))
+        session.merge(orm.DeviceStatus(device_id="tab-002", desired_version=1))
+        session.commit()
+        assert catch_up_versions(session, T0) == ["tab-001"]
+        session.commit()
+        ahead = session.get(orm.DesiredStateRow, "tab-001")
+        same = session.get(orm.DesiredStateRow, "tab-002")
+        assert ahead is not None and same is not None
+        assert (ahead.version, same.version) == (8, 1)
+        assert ahead.published_version < ahead.version, "the scheduler publishes it next"
+        assert catch_up_versions(session, T0) == []

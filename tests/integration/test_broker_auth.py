@@ -199,7 +199,7 @@ def test_a_device_cannot_publish_to_another_device_or_as_the_server(secured: Sec
     assert observer.subscribe(f"{P}/#") == 1
     a = secured.probe("tab-001", secured.passwords["tab-001"])
     forbidden = [
-        f"{P}/tab-002/{leaf}" for leaf in ("presence", "status", "cmd/ack", "session/evt")
+        f"{P}/tab-002/{leaf}" for leaf in ("presence", "status", "cmd/ack", "session/evt", "usage")
     ] + [
         f"{P}/tab-002/desired",  # the server's topics, of B and of A itself
         f"{P}/tab-002/cmd",
@@ -213,8 +213,10 @@ def test_a_device_cannot_publish_to_another_device_or_as_the_server(secured: Sec
     # Mosquitto refuses with "not authorized" in the PUBACK (or drops silently): never delivers.
     assert set(codes.values()) <= {NOT_AUTHORIZED, 16}, codes
     assert a.publish(f"{P}/tab-001/status", b"mine") == 0
-    wait_until(lambda: (f"{P}/tab-001/status", b"mine") in observer.received)
-    assert observer.received == [(f"{P}/tab-001/status", b"mine")]
+    assert a.publish(f"{P}/tab-001/usage", b"my day") == 0  # usage totals (protocol.md §18)
+    mine = [(f"{P}/tab-001/status", b"mine"), (f"{P}/tab-001/usage", b"my day")]
+    wait_until(lambda: all(m in observer.received for m in mine))
+    assert observer.received == mine
 
 
 def test_a_device_cannot_read_the_fleet_or_another_devices_commands(secured: Secured) -> None:

@@ -13,6 +13,7 @@ import pytest
 COMMANDS = [
     ["serve"],
     ["ingest"],
+    ["scheduler"],
     ["agent"],
     ["simulate"],
     ["demo"],
@@ -82,3 +83,17 @@ def test_setting_up_an_organisation_from_the_shell_and_verifying_the_audit_log(
     connection.close()
     broken = lainaamo("audit", "verify", env=env)
     assert broken.returncode == 1 and "seq 2" in broken.stdout
+
+
+def test_config_shows_settings_but_never_secrets() -> None:
+    secrets = {
+        "LAINAAMO_MQTT_PASSWORD": "mqtt-pw-0xA1",
+        "LAINAAMO_TURN_SECRET": "turn-secret-0xB2",
+        "LAINAAMO_SECRET_KEY": "flash-key-0xC3",
+    }
+    done = lainaamo("config", env={**secrets, "LAINAAMO_HTTP_PORT": "8123"})
+    assert done.returncode == 0, done.stderr
+    assert "http_port = 8123" in done.stdout
+    for name, value in secrets.items():
+        assert value not in done.stdout
+        assert f"{name.removeprefix('LAINAAMO_').lower()} = '********'" in done.stdout

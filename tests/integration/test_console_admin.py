@@ -190,7 +190,7 @@ def test_kiosk_profile_and_rules_are_saved_and_seen_by_the_api(
     assert order.status_code == 422
     assert b.post("/admin/units/paihde/name", {"name": "Päihdepalvelut Mikkeli"}).status_code == 302
     units = client.get("/api/v1/units", headers=fleet.headers("admin")).get_json()["items"]
-    assert {"code": "paihde", "name": "Päihdepalvelut Mikkeli"} in units
+    assert {"code": "paihde", "name": "Päihdepalvelut Mikkeli", "usage_collection": True} in units
     assert b.post("/admin/units/paihde/name", {"name": ""}).status_code == 422
     assert b.get("/admin/units/nope").status_code == 404
     assert {"api:kiosk_profile:set", "api:loan_rules:set", "console:unit:rename"} <= set(

@@ -157,3 +157,47 @@ def test_streams_are_capped_per_process(client: FlaskClient, fleet: Fleet) -> No
         for _ in range(taken):
             slots.release()
     assert taken >= 1
+
+
+def test_a_loan_past_its_due_date_is_one_overdue_event_until_renewed(
+    client: FlaskClient, fleet: Fleet
+) -> None:
+    from datetime import timedelta
+
+    from server.service_layer.overdue import note_overdue
+
+    fleet.services.clock = lambda: T0
+    post(client, fleet, "admin", "/agreements", {"version": "2026-1", "text": "Ehdot"})
+    loan = post(
+        client, fleet, "counsellor", "/loans", {"unit": "aikuissosiaalityo", "client_ref": "ASK-9"}
+    )["loan_id"]
+    post(client, fleet, "it_support", f"/loans/{loan}/assign", {"device_id": "tab-001"})
+    body = {"agreement_version": "2026-1", "agreement_accepted": True, "kit": []}
+    post(client, fleet, "counsellor", f"/loans/{loan}/handover", body)
+    due = datetime.fromisoformat(
+        client.get(f"/api/v1/loans/{loan}", headers=fleet.headers("counsellor")).json["due_at"]
+    )
+    start = page(client, fleet, "admin")["next_after"]
+
+    def tick(at: datetime) -> int:
+        with fleet.services.session_factory() as session:
+            noticed = note_overdue(session, at)
+            session.commit()
+        return noticed
+
+    assert tick(due - timedelta(minutes=1)) == 0
+    assert tick(due + timedelta(minutes=1)) == 1
+    assert tick(due + timedelta(minutes=2)) == 0, "noticed once, not every minute"
+    overdue = [e for e in page(client, fleet, "admin", start)["items"]]
+    assert [e["type"] for e in overdue] == ["loan.overdue"]
+    assert overdue[0]["loan_id"] == loan and overdue[0]["device_id"] == "tab-001"
+    assert overdue[0]["client_ref"] == "ASK-9" and overdue[0]["actor_role"] is None
+    assert overdue[0]["unit"] == "aikuissosiaalityo"
+    # Renewed, then late again: a second event.
+    fleet.services.clock = lambda: due + timedelta(minutes=3)
+    post(client, fleet, "counsellor", f"/loans/{loan}/renew")
+    assert tick(due + timedelta(minutes=4)) == 0
+    renewed = client.get(f"/api/v1/loans/{loan}", headers=fleet.headers("counsellor")).json
+    assert tick(datetime.fromisoformat(renewed["due_at"]) + timedelta(minutes=1)) == 1
+    types = [e["type"] for e in page(client, fleet, "admin", start)["items"]]
+    assert types == ["loan.overdue", "loan.renewed", "loan.overdue"]

@@ -3,6 +3,8 @@
 Malformed JSON, wrong types, oversized payloads, unicode oddities (lone surrogates, NUL, RTL
 marks), foreign topics, replays and shuffled order: ingest never crashes (nothing is logged
 at ERROR), every valid report lands exactly once, and every rejection is counted by reason.
+Usage totals (the tablets are on loan) ride along: each valid one is counted once, and a day
+that is no calendar date is refused as invalid.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select
+from sqlalchemy import func, select
 from support.fleet import Fleet
-from support.messages import status_report
+from support.messages import status_report, usage_report
 
 from lainaamo.config import Settings
 from lainaamo.protocol import encode
 from server.adapters import orm
 from server.adapters.metrics import IngestMetrics
+from server.entrypoints.demo import seed_loans
 from server.entrypoints.ingest import Incoming, IngestConsumer
 
 PREFIX = Settings.load({}).topic_prefix  # what the fleet fixture's ingest subscribes to
@@ -41,6 +44,13 @@ def valid_payload(device: str, text: str) -> tuple[str, bytes, tuple[str, int, i
     seq = next(_seq)
     message = status_report(device, 1, seq, ts=T0 + timedelta(seconds=seq), os_version=text)
     return f"{PREFIX}/{device}/status", encode(message), (device, 1, seq)
+
+
+def valid_usage(device: str) -> tuple[str, bytes]:
+    """Fresh usage totals of yesterday (a new position: newer than any sent before)."""
+    seq = next(_seq)
+    message = usage_report(device, 1, seq, "2026-11-21", ts=T0, active_s=seq % 90_000)
+    return f"{PREFIX}/{device}/usage", encode(message)
 
 
 def tampered(change: str) -> tuple[str, bytes, str]:
@@ -74,6 +84,12 @@ def tampered(change: str) -> tuple[str, bytes, str]:
     if change == "unknown_device":
         data["device_id"] = "tab-999"
         return f"{PREFIX}/tab-999/status", json.dumps(data).encode(), "unknown_device"
+    if change in ("impossible_day", "status_as_usage"):
+        usage_topic, usage_payload = valid_usage("tab-002")
+        if change == "status_as_usage":
+            return usage_topic, payload, "invalid"
+        day: dict[str, Any] = {**json.loads(usage_payload), "day": "2026-02-30"}
+        return usage_topic, json.dumps(day).encode(), "invalid"
     assert change.startswith("text:")
     data["os_version"] = HOSTILE_TEXT[int(change[5:])]
     return topic, json.dumps(data).encode(), "invalid"
@@ -91,23 +107,34 @@ CHANGES = [
     "mismatched",
     "unknown_topic",
     "unknown_device",
+    "impossible_day",
+    "status_as_usage",
     *(f"text:{i}" for i in range(len(HOSTILE_TEXT))),
 ]
 item = st.one_of(
     st.tuples(st.just("valid"), st.sampled_from(DEVICES), st.sampled_from(ODD_TEXT)),
+    st.tuples(st.just("usage"), st.sampled_from(DEVICES), st.just("")),
     st.tuples(st.just("bad"), st.sampled_from(CHANGES), st.just("")),
     st.tuples(st.just("replay"), st.just(""), st.just("")),
     st.tuples(st.just("junk"), st.binary(max_size=200), st.just("")),
 )
 
 
-def counts(registry: CollectorRegistry, name: str) -> Counter[str]:
+def counts(registry: CollectorRegistry, name: str, label: str = "reason") -> Counter[str]:
     found: Counter[str] = Counter()
     for metric in registry.collect():
         for sample in metric.samples:
             if sample.name == name:
-                found[sample.labels["reason"]] = int(sample.value)
+                found[sample.labels[label]] = int(sample.value)
     return found
+
+
+def lend_the_tablets(fleet: Fleet) -> None:
+    """tab-001…003 on loan in units that collect usage (once per database)."""
+    with fleet.services.session_factory() as session:
+        if session.scalar(select(func.count()).select_from(orm.Loan)):
+            return
+    seed_loans(fleet.services, T0, lent=len(DEVICES), queued=0)
 
 
 def positions(fleet: Fleet) -> Counter[tuple[str, int, int]]:
@@ -127,6 +154,7 @@ def positions(fleet: Fleet) -> Counter[tuple[str, int, int]]:
 def test_hostile_payloads_never_crash_or_lose_valid_reports(
     fleet: Fleet, plan: list[tuple[str, Any, str]], order: Any
 ) -> None:
+    lend_the_tablets(fleet)
     registry = CollectorRegistry()
     consumer = IngestConsumer(
         fleet.services.settings, fleet.services.session_factory, IngestMetrics(registry)
@@ -142,6 +170,7 @@ def test_hostile_payloads_never_crash_or_lose_valid_reports(
     batch_items: list[tuple[str, bytes]] = []
     expected_valid: list[tuple[str, int, int]] = []
     expected_rejected: Counter[str] = Counter()
+    expected_usage = 0
     replays = 0
     for kind, what, text in plan:
         if kind == "valid":
@@ -149,6 +178,11 @@ def test_hostile_payloads_never_crash_or_lose_valid_reports(
             expected_valid.append(position)
             local.append((topic, payload))
             local_positions.append(position)
+        elif kind == "usage":
+            topic, payload = valid_usage(what)
+            expected_usage += 1
+            local.append((topic, payload))
+            local_positions.append(("", 0, 0))  # not a status report: never in the history
         elif kind == "bad":
             topic, payload, reason = tampered(what)
             expected_rejected[reason] += 1
@@ -180,3 +214,6 @@ def test_hostile_payloads_never_crash_or_lose_valid_reports(
     assert +rejected == +expected_rejected
     dropped = counts(registry, "lainaamo_ingest_dropped_messages_total")
     assert dropped["duplicate"] == replays
+    assert dropped["stale"] == dropped["not_collected"] == 0
+    ingested = counts(registry, "lainaamo_ingest_messages_total", "kind")
+    assert ingested["usage"] == expected_usage

@@ -6,6 +6,7 @@ from support.fleet import Fleet
 from support.metrics_catalogue import ALLOWED_LABELS, FORBIDDEN_LABELS, documented
 
 from server.adapters.metrics import support_metrics
+from server.entrypoints.app import scrape_registry
 
 
 def exported(fleet: Fleet) -> dict[str, tuple[str, frozenset[str]]]:
@@ -17,8 +18,11 @@ def exported(fleet: Fleet) -> dict[str, tuple[str, frozenset[str]]]:
     # Labelled metrics without a child have no samples to read labels from: one command each.
     ingest.command_outcomes.labels("lock", "done")
     ingest.command_latency.labels("lock")
+    # The web's HTTP metrics and the scheduler's (one process of each kind in production).
+    services.http_metrics.observe("/api/v1/devices", "GET", 200, 0.01)
+    assert services.scheduler_metrics.leader is not None
     families: dict[str, tuple[str, frozenset[str]]] = {}
-    for family in services.registry.collect():
+    for family in scrape_registry(services).collect():
         # `_created` samples carry no labels of their own; `le` is the histogram bucket.
         labels = frozenset(label for sample in family.samples for label in sample.labels)
         assert family.samples, f"{family.name} has no samples: its labels cannot be checked"
@@ -47,12 +51,12 @@ def test_labels_are_bounded(fleet: Fleet) -> None:
         assert labels <= ALLOWED_LABELS, f"{name} has labels {sorted(labels - ALLOWED_LABELS)}"
 
 
-def test_fleet_gauges_count_the_seeded_fleet(fleet: Fleet) -> None:
-    devices = {
-        sample.labels["state"]: sample.value
-        for family in fleet.services.registry.collect()
-        if family.name == "lainaamo_devices"
-        for sample in family.samples
-    }
-    # tab-001…tab-009 of the seed, whatever their states.
-    assert sum(devices.values()) == 9
+def test_fleet_gauges_count_the_seeded_fleet_per_unit(fleet: Fleet) -> None:
+    devices: dict[str, float] = {}
+    for family in scrape_registry(fleet.services, "fleet").collect():
+        if family.name == "lainaamo_devices":
+            for sample in family.samples:
+                unit = sample.labels["unit"]
+                devices[unit] = devices.get(unit, 0) + sample.value
+    # tab-001…tab-009 of the seed, three in each of its three units, whatever their states.
+    assert devices == {"aikuissosiaalityo": 3, "mielenterveys": 3, "paihde": 3}

@@ -9,7 +9,20 @@ from pathlib import Path
 CATALOGUE = Path(__file__).parents[2] / "docs" / "metrics.md"
 # Bounded labels only; `le` is the histogram bucket bound.
 ALLOWED_LABELS = frozenset(
-    {"state", "kind", "reason", "name", "outcome", "version", "unit", "category", "le"}
+    {
+        "state",
+        "kind",
+        "reason",
+        "name",
+        "outcome",
+        "version",
+        "unit",
+        "category",
+        "route",
+        "method",
+        "code",
+        "le",
+    }
 )
 FORBIDDEN_LABELS = frozenset({"device", "device_id", "client", "client_ref", "user", "username"})
 TYPES = frozenset({"counter", "gauge", "histogram", "info"})

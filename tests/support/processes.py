@@ -10,13 +10,17 @@ import time
 from pathlib import Path
 
 LAINAAMO = [sys.executable, "-m", "lainaamo.cli"]
+GUNICORN = [sys.executable, "-m", "gunicorn"]
 
 
 class Process:
-    """One `lainaamo …` process; stderr and stdout go to `log`."""
+    """One `lainaamo …` (or other `program`) process; stderr and stdout go to `log`."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: Path, program: list[str] = LAINAAMO
+    ) -> None:
         self.args = args
+        self.program = program
         self.env = {**os.environ, **env}
         self.log = log
         self._popen: subprocess.Popen[bytes] | None = None
@@ -25,7 +29,7 @@ class Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self._popen = subprocess.Popen(
-                LAINAAMO + self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT
+                self.program + self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         return self
 

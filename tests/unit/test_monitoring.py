@@ -81,15 +81,40 @@ def test_alert_rules_and_config_are_valid() -> None:
     assert "1 rule files found" in out
 
 
-def test_prometheus_scrapes_the_web_server_and_the_ingest() -> None:
+def test_prometheus_scrapes_the_web_server_the_ingest_and_the_scheduler() -> None:
     config = load_yaml(MONITORING / "prometheus.yml")
     assert config["rule_files"] == ["alerts.yml"]
     targets = {
-        job["job_name"]: [t for s in job["static_configs"] for t in s["targets"]]
+        job["job_name"]: [
+            (name, sd["type"], sd["port"])
+            for sd in job.get("dns_sd_configs", [])
+            for name in sd["names"]
+        ]
+        + [target for s in job.get("static_configs", []) for target in s["targets"]]
         for job in config["scrape_configs"]
     }
-    # Ports: http_port and ingest_metrics_port of lainaamo/config.py.
-    assert targets == {"lainaamo-api": ["api:8000"], "lainaamo-ingest": ["ingest:9101"]}
+    # Ports: http_port, ingest_metrics_port and scheduler_metrics_port of lainaamo/config.py;
+    # names: the compose services (tests/unit/test_compose.py checks them against the file).
+    assert targets == {
+        "lainaamo-api": [("web", "A", 8000)],
+        "lainaamo-fleet": ["web:8000"],
+        "lainaamo-ingest": [("ingest", "A", 9101)],
+        "lainaamo-scheduler": [("scheduler", "A", 9102)],
+    }
+
+
+def test_the_figures_from_the_database_are_scraped_once() -> None:
+    # Every web container computes them from the same database: lainaamo-api scrapes each
+    # container's own metrics, lainaamo-fleet the database figures from one (app.py serves
+    # them apart; tests/e2e/test_production_shape.py checks the split on a running server).
+    jobs = {
+        job["job_name"]: job for job in load_yaml(MONITORING / "prometheus.yml")["scrape_configs"]
+    }
+    assert jobs["lainaamo-api"]["metrics_path"] == "/metrics/process"
+    assert jobs["lainaamo-fleet"]["metrics_path"] == "/metrics/fleet"
+    assert "dns_sd_configs" not in jobs["lainaamo-fleet"], "one target, not one per container"
+    for name in ("lainaamo-ingest", "lainaamo-scheduler"):
+        assert jobs[name]["metrics_path"] == "/metrics"
 
 
 def test_rule_unit_tests_pass() -> None:
@@ -117,6 +142,7 @@ def test_alerts_cover_the_issue_and_say_what_to_do() -> None:
     for needed in (
         "LainaamoServerDown",
         "LainaamoIngestDown",
+        "LainaamoSchedulerNotLeading",
         "LainaamoBrokerDisconnected",
         "LainaamoIngestBacklogGrowing",
         "LainaamoIngestLagHigh",
@@ -184,20 +210,39 @@ def test_dashboard_structure(title: str) -> None:
         assert grid["x"] + grid["w"] <= 24, panel["title"]
 
 
-def test_loan_programme_shows_loans_queue_support_and_waits_for_usage() -> None:
+def test_loan_programme_shows_use_loans_queue_and_support_per_unit() -> None:
     dashboard = json.loads(DASHBOARDS["Loan programme"].read_text(encoding="utf-8"))
     exprs = " ".join(expr for where, expr in dashboard_exprs() if where.startswith("Loan"))
     for metric in (
         "lainaamo_devices{",
         "lainaamo_loans{",
         "lainaamo_loans_overdue",
-        'lainaamo_commands{state="queued"}',
-        "lainaamo_support_sessions_requested_total",
+        "lainaamo_loans_unused",
+        "lainaamo_loan_queue_oldest_wait_seconds",
+        "lainaamo_usage_active_seconds_total",
+        "lainaamo_usage_launches_total",
+        "lainaamo_support_unit_sessions_total",
         "lainaamo_support_sessions_ended_total",
     ):
         assert metric in exprs
-    usage = [p for p in panels(dashboard) if "usage" in p["title"].lower()]
-    assert usage and all(not p.get("targets") for p in usage), "usage panels must not query yet"
+    (variable,) = dashboard["templating"]["list"]
+    assert variable["name"] == "unit"
+    per_unit = [p for p in panels(dashboard) if "by unit" in p["title"]]
+    assert per_unit and all("by (unit)" in t["expr"] for p in per_unit for t in p["targets"])
+
+
+def test_dashboards_are_what_the_builder_writes() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build", GRAFANA / "build_dashboards.py")
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    for name, dashboard in builder.DASHBOARDS.items():
+        on_disk = (GRAFANA / "dashboards" / name).read_text(encoding="utf-8")
+        assert on_disk == builder.render(dashboard), (
+            f"{name} differs: run python monitoring/grafana/build_dashboards.py"
+        )
 
 
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:

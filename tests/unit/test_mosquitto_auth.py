@@ -56,6 +56,7 @@ def test_acl_gives_devices_only_their_own_topics() -> None:
         "pattern write fleet/v1/%u/status",
         "pattern write fleet/v1/%u/cmd/ack",
         "pattern write fleet/v1/%u/session/evt",
+        "pattern write fleet/v1/%u/usage",
         "pattern read fleet/v1/%u/desired",
         "pattern read fleet/v1/%u/cmd",
         "pattern read fleet/v1/%u/session",

@@ -68,7 +68,15 @@ SCHEMAS: dict[str, Any] = {
     "Unit": {
         "type": "object",
         "required": ["code", "name"],
-        "properties": {"code": {"type": "string"}, "name": {"type": "string"}},
+        "properties": {
+            "code": {"type": "string"},
+            "name": {"type": "string"},
+            "usage_collection": {
+                "type": "boolean",
+                "description": "Whether the unit's tablets on loan report daily usage totals "
+                "(in GET /units only).",
+            },
+        },
     },
     "Presence": {
         "type": "object",

@@ -1,4 +1,4 @@
-"""Tokens, the caller's own profile and the units they can see."""
+"""Tokens, the caller's own profile, the units they can see and a unit's usage collection."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Any
 from flask import Blueprint
 from sqlalchemy import select
 
+from lainaamo.errors import InvalidInput
 from server.adapters import orm
+from server.domain.model import Role
 from server.entrypoints.api import params
-from server.entrypoints.api.auth import current
+from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.context import services
-from server.service_layer import accounts, api_auth
+from server.service_layer import accounts, api_auth, unit_admin
 
 LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
 
@@ -59,4 +61,25 @@ def register(bp: Blueprint) -> None:
             if not principal.org_wide:
                 query = query.where(orm.Unit.id.in_(principal.unit_ids))
             units = session.scalars(query.order_by(orm.Unit.code)).all()
-            return {"items": [{"code": u.code, "name": u.name} for u in units]}
+            return {
+                "items": [
+                    {"code": u.code, "name": u.name, "usage_collection": u.usage_collection}
+                    for u in units
+                ]
+            }
+
+    @bp.put("/units/<unit_code>/usage-collection")
+    @roles(Role.ADMIN)
+    def set_usage_collection(unit_code: str) -> dict[str, Any]:
+        body = params.json_object()
+        enabled = body.get("enabled")
+        if set(body) != {"enabled"} or not isinstance(enabled, bool):
+            raise InvalidInput(
+                "send {enabled: true | false}",
+                [{"field": "enabled", "message": "required, a boolean; no other fields"}],
+            )
+        svc = services()
+        changed = unit_admin.set_usage_collection(
+            svc.uow(), current(), unit_code, enabled, svc.clock(), "api"
+        )
+        return {"unit": unit_code, "usage_collection": enabled, "devices_updated": changed}

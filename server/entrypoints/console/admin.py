@@ -1,7 +1,8 @@
 """Administrators' users, units and policies.
 
-Users: `service_layer.people`; kiosk profile, loan rules and agreements: the same handlers as
-the REST API (`loans.set_kiosk_profile`, `loans.set_rules`, `loans.add_agreement`).
+Users: `service_layer.people`; kiosk profile, loan rules, agreements and usage collection: the
+same handlers as the REST API (`loans.set_kiosk_profile`, `loans.set_rules`,
+`loans.add_agreement`, `unit_admin.set_usage_collection`).
 """
 
 from __future__ import annotations
@@ -158,6 +159,11 @@ def register(bp: Blueprint) -> None:
             elif part == "rules":
                 model, rules = parse_rules(form)
                 loans.set_rules(svc.uow(), who, code, model, rules)
+            elif part == "usage":
+                enabled = form.get("usage_collection") == "on"
+                unit_admin.set_usage_collection(
+                    svc.uow(), who, code, enabled, svc.clock(), "console"
+                )
             else:
                 abort(404)
         except DomainError as exc:

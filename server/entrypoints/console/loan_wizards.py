@@ -14,6 +14,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from lainaamo.errors import DomainError, InvalidInput, NotFound
+from server.adapters import orm
 from server.domain.loan_commands import CONDITIONS, KIT_KINDS, KitLine
 from server.domain.loans import LoanAction, LoanState
 from server.entrypoints.api.context import services
@@ -56,6 +57,7 @@ def _page(
             )
             session.commit()
         agreement = loan_console.current_agreement(session, loan.organisation_id)
+        unit = session.get(orm.Unit, loan.unit_id)
         form = request.form
         return core.render(
             "loans/handover.html",
@@ -65,6 +67,7 @@ def _page(
             errors=errors or {},
             devices=loan_console.free_devices(session, loan) if stage == "device" else [],
             agreement=agreement,
+            collects=bool(unit and unit.usage_collection),
             version=form.get("agreement_version") or (agreement.version if agreement else ""),
             kit=ctx.pop("kit", _kit_from(form)),
             kit_order=KIT_ORDER,

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, request
 from lainaamo.errors import InvalidInput
 from server.domain.disclosure import Shown, Suppressed
 from server.domain.model import Role
+from server.domain.usage import CATEGORIES
 from server.entrypoints.api.context import services
 from server.entrypoints.console import charts
 from server.entrypoints.console.core import form_error, principal, render, roles
@@ -132,7 +133,42 @@ def _charts(report: Report) -> dict[str, Any]:
             [charts.Series(_("Started"), [(i, num(v)) for i, (_m, v) in enumerate(report.months)])],
             x_labels=[(i, m) for i, (m, _v) in enumerate(report.months)],
         )
-    return {"utilisation_chart": utilisation, "flow_chart": flow, "trend_chart": trend}
+    usage = None
+    if len(report.weeks) > 1:
+        usage = charts.line_chart(
+            _("Screen-on hours per week in the region"),
+            _("Hours the tablets on loan were in use in each week; withheld weeks left out."),
+            [
+                charts.Series(
+                    _("Screen-on (h)"), [(i, num(v)) for i, (_w, v) in enumerate(report.weeks)]
+                )
+            ],
+            x_labels=_week_labels(report),
+        )
+    return {
+        "utilisation_chart": utilisation,
+        "flow_chart": flow,
+        "trend_chart": trend,
+        "usage_chart": usage,
+    }
+
+
+def _week_labels(report: Report) -> list[tuple[float, str]]:
+    """At most about eight dates under the weekly chart (d.m.)."""
+    step = max(1, (len(report.weeks) + 7) // 8)
+    return [(i, f"{w.day}.{w.month}.") for i, (w, _v) in enumerate(report.weeks) if i % step == 0]
+
+
+def usage_categories() -> list[tuple[str, str]]:
+    """(category, translated column title) of the launch categories, in protocol order."""
+    titles = {
+        "chat": _("Chat"),
+        "appointment": _("Appointments"),
+        "digipath": _("Digital paths"),
+        "group": _("Groups"),
+        "other": _("Other apps"),
+    }
+    return [(category, titles[category]) for category in CATEGORIES]
 
 
 def _report(start: date, end: date) -> Report:
@@ -171,6 +207,7 @@ def register(bp: Blueprint) -> None:
             end=end.isoformat(),
             last_day=end - timedelta(days=1),
             fmt=_display,
+            usage_categories=usage_categories(),
             **_charts(report),
         )
 
