@@ -37,7 +37,7 @@ def build_link(
     """Open the state and outbox of one device and wire its core to a new link."""
     if not DEVICE_ID_RE.match(device_id):
         raise ConfigError(f"device id {device_id!r} is not valid (3-64 of A-Z a-z 0-9 _ . -)")
-    state = AgentState(state_dir)
+    state = AgentState(state_dir, durable=durable)
     boot = state.next_boot()
     core = AgentCore(
         device_id=device_id,

@@ -60,14 +60,19 @@ class Contact:
     self_locked: bool = False
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old or the new content, never half."""
+def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replace `path` with `data` so that readers see the old or the new content, never half.
+
+    `durable` also survives a power cut (fsync before the rename); without it, only a crash of
+    the process — enough for simulated tablets, thousands of which share one disk.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -77,8 +82,11 @@ def write_atomically(path: Path, data: bytes) -> None:
 class AgentState:
     """The persistent state of one agent, kept in `directory`."""
 
-    def __init__(self, directory: str | Path, seen_max: int = SEEN_COMMANDS_MAX) -> None:
+    def __init__(
+        self, directory: str | Path, seen_max: int = SEEN_COMMANDS_MAX, durable: bool = True
+    ) -> None:
         self.directory = Path(directory)
+        self._durable = durable
         self.directory.mkdir(parents=True, exist_ok=True)
         self._seen_max = seen_max
         self._desired = self._load_desired()
@@ -100,7 +108,7 @@ class AgentState:
             # Restarting from 0 would make every later message look old to the server.
             raise ConfigError(f"boot counter file {path} is corrupt; fix or remove it") from None
         boot = current + 1
-        write_atomically(path, f"{boot}\n".encode())
+        write_atomically(path, f"{boot}\n".encode(), durable=self._durable)
         return boot
 
     # --- desired state
@@ -112,7 +120,7 @@ class AgentState:
     def save_desired(self, version: int, policy: dict[str, Any]) -> None:
         """Record that desired state `version` has been applied."""
         data = json.dumps({"version": version, "policy": policy}, sort_keys=True).encode()
-        write_atomically(self.directory / "desired.json", data)
+        write_atomically(self.directory / "desired.json", data, durable=self._durable)
         self._desired = AppliedDesired(version, dict(policy))
 
     def forget_desired(self) -> None:
@@ -145,7 +153,9 @@ class AgentState:
         while len(self._seen) > self._seen_max:
             self._seen.popitem(last=False)
         rows = [[s.cmd_id, s.status, s.detail] for s in self._seen.values()]
-        write_atomically(self.directory / "commands.json", json.dumps(rows).encode())
+        write_atomically(
+            self.directory / "commands.json", json.dumps(rows).encode(), durable=self._durable
+        )
 
     def _load_seen(self) -> OrderedDict[str, SeenCommand]:
         path = self.directory / "commands.json"
@@ -171,7 +181,7 @@ class AgentState:
             return
         last_at = None if contact.last_at is None else contact.last_at.isoformat()
         data = json.dumps({"last_at": last_at, "self_locked": contact.self_locked}).encode()
-        write_atomically(self.directory / "contact.json", data)
+        write_atomically(self.directory / "contact.json", data, durable=self._durable)
         self._contact = contact
 
     def _load_contact(self) -> Contact:
@@ -203,7 +213,7 @@ class AgentState:
             return
         path = self.directory / "usage.json"
         if data:
-            write_atomically(path, json.dumps(data, sort_keys=True).encode())
+            write_atomically(path, json.dumps(data, sort_keys=True).encode(), durable=self._durable)
         else:
             path.unlink(missing_ok=True)
         self._usage = json.loads(json.dumps(data))  # a copy the caller cannot change

@@ -55,6 +55,12 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.cli import run
+
+    return run(args)
+
+
 def _agent(args: argparse.Namespace, settings: Settings) -> int:
     from agent.enroll import with_enrollment
     from agent.runner import run_agent
@@ -94,6 +100,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         id_prefix=args.prefix,
         seed=args.seed,
         state_root=Path(args.state_dir),
+        outages=not args.no_outages,
     )
     return 0
 
@@ -312,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated behaviour")
     p.add_argument("--interval", type=float, help="status interval in seconds")
     p.add_argument("--state-dir", default="var/simulator", help="where the agents keep their state")
+    p.add_argument(
+        "--no-outages",
+        action="store_true",
+        help="no simulated network outages (by default a few tablets drop off now and then)",
+    )
     p = add(
         "demo", _demo, "Run broker, server and a simulated 30-tablet pilot fleet; Ctrl-C stops."
     )
@@ -389,6 +401,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(exit 1). Keep the printed head hash somewhere else to detect a rewritten chain.",
     ).set_defaults(handler=_audit_verify)
 
+    p = add(
+        "bench",
+        _bench,
+        "Benchmarks: each prints its figures beside a baseline measured in the same run "
+        "(docs/benchmarks.md). Needs a development install (Mosquitto, PostgreSQL).",
+    )
+    bench_sub = p.add_subparsers(dest="bench_name", metavar="BENCHMARK", required=True)
+    from bench.cli import add_parsers  # light: benchmarks import the server only when run
+
+    add_parsers(bench_sub)
     p = add("config", _config, "Print the settings in effect.")
     p.add_argument("--markdown", action="store_true", help="print the settings reference instead")
     return parser

@@ -137,7 +137,11 @@ class Settings:
         500, "Most messages committed in one database transaction.", "ingest"
     )
     ingest_batch_ms: int = _s(
-        50, "How long ingest waits to fill a batch before committing what it has.", "ingest"
+        0,
+        "How long ingest waits for more messages to fill a batch. 0: it commits what has arrived "
+        "as soon as nothing more is waiting (group commit: under load the batches grow by "
+        "themselves while the previous one commits, and a lone message is not kept waiting).",
+        "ingest",
     )
     ingest_receive_maximum: int = _s(
         1000,

@@ -270,7 +270,7 @@ class SimulatedTablet(SupportDefaults):
                 data |= {"message": screen.message, "support_phone": screen.support_phone}
                 data["lost"] = screen.lost
             self._state_path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(self._state_path, json.dumps(data).encode())
+            write_atomically(self._state_path, json.dumps(data).encode(), durable=False)
 
     def _load(self) -> None:
         if self._state_path is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
@@ -235,8 +235,43 @@ def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
                 data[name] = _parse_ts(data[name])
     except ValueError as exc:
         raise ProtocolError("invalid", f"bad timestamp: {exc}") from None
-    message: Message = _CLASSES[kind](**data)  # type: ignore[assignment]
+    message: Message = _build(_CLASSES[kind], data)  # type: ignore[assignment]
     return message
+
+
+def _shape(cls: type[Envelope]) -> tuple[frozenset[str], dict[str, Any], dict[str, Any]]:
+    """A message class's required fields, plain defaults and default factories."""
+    required: set[str] = set()
+    defaults: dict[str, Any] = {}
+    factories: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            factories[f.name] = f.default_factory
+        else:
+            required.add(f.name)
+    return frozenset(required), defaults, factories
+
+
+def _build(cls: type[Envelope], data: dict[str, Any]) -> Envelope:
+    """`cls(**data)` for data its schema has checked, at a fraction of the cost.
+
+    A frozen dataclass's __init__ sets every field through object.__setattr__ (5 µs for a
+    status report, a sizeable part of the ingest's time per message). The schema allows no
+    other keys, so filling a new instance's __dict__ with the defaults and the payload makes
+    the same object: equal, hashable and still frozen. Anything unusual takes __init__.
+    """
+    required, defaults, factories = _SHAPES[cls]
+    if factories or not required <= data.keys() or not data.keys() <= required | defaults.keys():
+        return cls(**data)
+    message = object.__new__(cls)
+    message.__dict__.update(defaults)
+    message.__dict__.update(data)
+    return message
+
+
+_SHAPES = {cls: _shape(cls) for cls in _CLASSES.values()}
 
 
 def encode(message: Message) -> bytes:

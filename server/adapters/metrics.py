@@ -269,6 +269,72 @@ class SchedulerMetrics:
             self.webhook_attempts.labels(outcome)
 
 
+def _start_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="scrape-refresh", daemon=True).start()
+
+
+class ScrapeCache:
+    """Figures from the database for scrapes: at most one computation per `fresh_s`, and no
+    scrape waits for one once there is a result.
+
+    The first scrape computes them. Later scrapes get the last result at once; one that finds
+    it older than `fresh_s` starts a recomputation in the background (`spawn`), whose result
+    the next scrape gets. So a scrape costs microseconds whatever the fleet's size, the figures
+    are at most one scrape interval (plus the computation) old, and however many Prometheus
+    servers scrape, the database sees one round of queries per `fresh_s` per process. When a
+    computation fails (the database is away) the figures are left out until one succeeds:
+    stale numbers must not pass for current ones.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        compute: Callable[[], list[Metric]],
+        fresh_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        spawn: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
+        self._name = name
+        self._compute = compute
+        self._fresh_s = fresh_s
+        self._monotonic = monotonic
+        self._spawn = spawn or _start_thread
+        self._lock = threading.Lock()  # guards the fields below
+        self._first = threading.Lock()  # one synchronous first computation at a time
+        self._result: list[Metric] | None = None
+        self._computed_at = float("-inf")
+        self._refreshing = False
+
+    def get(self) -> list[Metric]:
+        with self._lock:
+            result, age = self._result, self._monotonic() - self._computed_at
+            stale = age >= self._fresh_s and not self._refreshing
+            if result is not None and stale:
+                self._refreshing = True
+        if result is None:
+            with self._first:  # nothing to show yet: compute now, once for concurrent scrapes
+                with self._lock:
+                    result = self._result
+                if result is None:
+                    self._refresh()
+                    with self._lock:
+                        result = self._result
+            return result or []
+        if stale:
+            self._spawn(self._refresh)
+        return result
+
+    def _refresh(self) -> None:
+        try:
+            result: list[Metric] | None = self._compute()
+        except Exception:  # a scrape must not fail because the database is away
+            log.warning("%s metrics unavailable: database query failed", self._name, exc_info=True)
+            result = None
+        with self._lock:
+            self._result, self._computed_at = result, self._monotonic()
+            self._refreshing = False
+
+
 NO_UNIT = "none"  # the unit label of devices that belong to no unit
 FLEET_CACHE_S = 5.0  # scrapes within this time share one set of queries
 DRIFT_HELP = "Devices that have not applied their newest desired state, by unit."
@@ -327,12 +393,11 @@ COUNTER_FAMILIES: tuple[tuple[str, str, list[str]], ...] = (
 
 
 class FleetCollector(Collector):
-    """Gauges about the fleet, read from the database at scrape time.
+    """Gauges about the fleet, read from the database for scrapes.
 
-    A handful of GROUP BY queries, each one pass over its table, so a scrape stays cheap at
-    100,000 devices; their result is reused for FLEET_CACHE_S so that several Prometheus
-    servers (or a dashboard refresh) scraping at once cost one round of queries. Exported by
-    the web processes only: the process that serves a scrape computes the figures once.
+    A handful of GROUP BY queries, each one pass over its table, computed at most once per
+    FLEET_CACHE_S and never while a scrape waits (ScrapeCache). Exported by the web processes
+    only: the process that serves a scrape computes the figures once.
     """
 
     def __init__(
@@ -343,15 +408,13 @@ class FleetCollector(Collector):
         stale_factor: float = 3.0,
         cache_s: float = FLEET_CACHE_S,
         monotonic: Callable[[], float] = time.monotonic,
+        spawn: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._low_battery_pct = low_battery_pct
         self._clock = clock
         self._stale_factor = stale_factor
-        self._cache_s = cache_s
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[Metric]] | None = None
+        self._cache = ScrapeCache("fleet", self._families, cache_s, monotonic, spawn)
 
     def describe(self) -> Iterator[Metric]:
         # Describing without querying keeps registration free of database I/O.
@@ -361,17 +424,7 @@ class FleetCollector(Collector):
             yield CounterMetricFamily(name, help_, labels=labels)
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            now = self._monotonic()
-            if self._cached is None or now - self._cached[0] >= self._cache_s:
-                try:
-                    self._cached = (now, self._families())
-                except Exception:  # a scrape must not fail because the database is away
-                    log.warning("fleet metrics unavailable: database query failed", exc_info=True)
-                    self._cached = None
-                    return
-            families = self._cached[1]
-        yield from families
+        yield from self._cache.get()
 
     def _families(self) -> list[Metric]:
         out = {name: _gauge(name, help_, labels) for name, help_, labels in FAMILIES}

@@ -71,8 +71,12 @@ def render_password_file(entries: Iterable[tuple[str, str]]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+SERVER_SYS_READS = ("$SYS/broker/publish/messages/dropped", "$SYS/broker/store/messages/count")
+
+
 def render_acl(prefix: str, server_username: str) -> str:
-    """The ACL: the server reads and writes `{prefix}/#`, a device only its own topics.
+    """The ACL: the server reads and writes `{prefix}/#` (and reads two of the broker's `$SYS`
+    counts), a device only its own topics.
 
     Mosquitto applies `pattern` lines to every authenticated user, with `%u` replaced by the
     user name; a device's user name is its device id, which cannot contain `/`, `+` or `#`
@@ -84,7 +88,9 @@ def render_acl(prefix: str, server_username: str) -> str:
         "",
     ]
     if server_username:
-        lines += [f"user {_check_username(server_username)}", f"topic readwrite {prefix}/#", ""]
+        lines += [f"user {_check_username(server_username)}", f"topic readwrite {prefix}/#"]
+        # The ingest's broker watch (server/entrypoints/broker_watch.py) reads these counts.
+        lines += [f"topic read {topic}" for topic in SERVER_SYS_READS] + [""]
     lines.append("# Every device, by its user name (= device id):")
     lines += [f"pattern write {prefix}/%u/{leaf}" for leaf in DEVICE_WRITES]
     lines += [f"pattern read {prefix}/%u/{leaf}" for leaf in DEVICE_READS]

@@ -443,6 +443,8 @@ class DesiredStateRow(Base):
     """The versioned desired state of a device and how far it has been published."""
 
     __tablename__ = "device_desired"
+    # The fleet gauges compare versions of every device: an index-only scan, not the policies.
+    __table_args__ = (Index("ix_device_desired_device_version", "device_id", "version"),)
     device_id: Mapped[str] = mapped_column(
         ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
     )

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lainaamo.protocol import SessionSignal
-from server.adapters import orm
+from server.adapters import orm, wakeup
 
 _ENVELOPE = ("device_id", "ts", "boot", "seq", "v")
 
@@ -40,6 +40,7 @@ class DbSignalSender:
                 created_at=self._now,
             )
         )
+        wakeup.announce(self._session)  # relayed at once, not at the scheduler's next poll
 
 
 def unsent(session: Session, limit: int = 200) -> list[orm.SessionSignalRow]:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.adapters import orm
+from server.adapters.metrics import FLEET_CACHE_S, ScrapeCache
 from server.domain.usage import CATEGORIES, LAUNCH_COLUMNS
 from server.service_layer.usage import unused_loans
 
@@ -41,10 +42,14 @@ class UsageCollector(Collector):
     """Usage counters and the unused-loans gauge, from a few grouped queries per scrape."""
 
     def __init__(
-        self, session_factory: Callable[[], Session], clock: Callable[[], datetime]
+        self,
+        session_factory: Callable[[], Session],
+        clock: Callable[[], datetime],
+        cache_s: float = FLEET_CACHE_S,
     ) -> None:
         self._session_factory = session_factory
         self._clock = clock
+        self._cache = ScrapeCache("usage", self._families, cache_s)
 
     def describe(self) -> Iterator[Metric]:
         # Describing without querying keeps registration free of database I/O.
@@ -54,25 +59,24 @@ class UsageCollector(Collector):
         yield GaugeMetricFamily(*UNUSED, labels=["unit"])
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._cache.get()
+
+    def _families(self) -> list[Metric]:
         U = orm.UsageUnitDay
-        try:
-            with self._session_factory() as session:
-                units = dict(session.execute(select(orm.Unit.id, orm.Unit.code)).all())
-                sums = {
-                    row[0]: row[1:]
-                    for row in session.execute(
-                        select(
-                            U.unit_id,
-                            func.sum(U.active_s),
-                            func.sum(U.support_s),
-                            *(func.sum(getattr(U, c)) for c in LAUNCH_COLUMNS),
-                        ).group_by(U.unit_id)
-                    ).all()
-                }
-                unused = unused_loans(session, self._clock())
-        except Exception:  # a scrape must not fail because the database is away
-            log.warning("usage metrics unavailable: database query failed", exc_info=True)
-            return
+        with self._session_factory() as session:
+            units = dict(session.execute(select(orm.Unit.id, orm.Unit.code)).all())
+            sums = {
+                row[0]: row[1:]
+                for row in session.execute(
+                    select(
+                        U.unit_id,
+                        func.sum(U.active_s),
+                        func.sum(U.support_s),
+                        *(func.sum(getattr(U, c)) for c in LAUNCH_COLUMNS),
+                    ).group_by(U.unit_id)
+                ).all()
+            }
+            unused = unused_loans(session, self._clock())
         active = CounterMetricFamily(*ACTIVE, labels=["unit"])
         support = CounterMetricFamily(*SUPPORT, labels=["unit"])
         launches = CounterMetricFamily(*LAUNCHES, labels=["unit", "category"])
@@ -94,7 +98,4 @@ class UsageCollector(Collector):
             for category, value in zip(CATEGORIES, figures[2:], strict=True):
                 launches.add_metric([code, category], value)
             idle.add_metric([code], idle_by_code[code])
-        yield active
-        yield support
-        yield launches
-        yield idle
+        return [active, support, launches, idle]

@@ -1,9 +1,13 @@
 """Background work that must run exactly once across all server processes.
 
 Whoever holds the `background` lease publishes desired states (retained, QoS 1; marked
-published only after the broker's PUBACK), re-evaluates overdue escalation as time passes
-and prunes the status history. Other processes stand by and take over within one lease
-period if the holder dies.
+published only after the broker's PUBACK), sends queued commands, re-evaluates overdue
+escalation as time passes and prunes the status history. Other processes stand by and take over
+within one lease period if the holder dies.
+
+Rounds run every `tick_s` and, on PostgreSQL, also as soon as another process commits a command
+(adapters/wakeup.py: LISTEN/NOTIFY), so a command reaches an online tablet in milliseconds
+rather than half a poll interval later; polling stays the fallback.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import cast
 
+import paho.mqtt.client as paho
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from lainaamo.config import Settings
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_properties
 from lainaamo.protocol import Command, DesiredState, SessionSignal, Topics, encode
-from server.adapters import orm, signing, support_signals, webhook_sender
+from server.adapters import orm, signing, support_signals, wakeup, webhook_sender
 from server.adapters.metrics import NullSupportMetrics, SchedulerMetrics, SupportObserver
 from server.service_layer import (
     broker_auth,
@@ -45,6 +50,8 @@ LEASE = "background"
 LEASE_TTL = timedelta(seconds=15)
 LEASE_RENEW_S = 3.0
 SIGNAL_STALE_S = 120  # a signal not sent by then is dropped, and expires at the broker
+PUBACK_WAIT_S = 5.0
+COMMAND_BATCH = 500  # commands read, published and marked sent per round
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
 
 
@@ -63,6 +70,7 @@ class Background:
         support_metrics: SupportObserver | None = None,
         sender: webhook_sender.Sender | None = None,
         metrics: SchedulerMetrics | None = None,
+        waiter: wakeup.Waiter | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
@@ -93,6 +101,8 @@ class Background:
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._topics = Topics(settings.topic_prefix)
         self._stop = threading.Event()
+        # Woken by notifications of committed commands (PostgreSQL), else every tick_s.
+        self._waiter = waiter if waiter is not None else wakeup.for_database(settings.database_url)
         self._thread = threading.Thread(target=self._run, name="background", daemon=True)
         # Server messages carry the publishing process's start as `boot` (see protocol.md).
         self._boot = int(time.time())
@@ -134,11 +144,14 @@ class Background:
     def start(self) -> None:
         self._client.connect_async(**self._connect)  # type: ignore[arg-type]
         self._client.loop_start()
+        self._waiter.start()
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._waiter.wake()
         self._thread.join(10)
+        self._waiter.close()
         self._webhooks.shutdown(wait=True, cancel_futures=True)
         if self.leader:
             try:
@@ -150,7 +163,10 @@ class Background:
         self._client.loop_stop()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._tick_s):
+        while True:
+            self._waiter.wait(self._tick_s)
+            if self._stop.is_set():
+                return
             try:
                 self._tick()
             except TRANSIENT:
@@ -176,6 +192,11 @@ class Background:
                     self._metrics.leader.set(1 if leader else 0)
         if not self.leader:
             return
+        # What someone waits for first (a counsellor's remote support, IT support's lock),
+        # then the rest of the round's work.
+        self.dispatch_signals()
+        self.publish_desired()
+        self.dispatch_commands()
         if self._sweep_requested:
             self._sweep_requested = False
             self._reconcile_after = ""
@@ -207,9 +228,6 @@ class Background:
             self.sync_broker_auth(now)
         if self._due("webhooks") and (self._webhook_round is None or self._webhook_round.done()):
             self._webhook_round = self._webhooks.submit(self.deliver_webhooks)
-        self.dispatch_signals()
-        self.publish_desired()
-        self.dispatch_commands()
 
     def _due(self, job: str) -> bool:
         now = time.monotonic()
@@ -311,37 +329,48 @@ class Background:
         expiry_s: int | None = None,
     ) -> bool:
         """Publish with QoS 1 and wait for the broker's PUBACK; False if it did not come."""
-        info = self._client.publish(
+        info = self._publish_nowait(message, retain=retain, expiry_s=expiry_s)
+        return _acked(info, time.monotonic() + PUBACK_WAIT_S)
+
+    def _publish_nowait(
+        self,
+        message: DesiredState | Command | SessionSignal,
+        *,
+        retain: bool,
+        expiry_s: int | None = None,
+    ) -> paho.MQTTMessageInfo:
+        """Hand a QoS 1 message to paho; its PUBACK is waited for with `_acked`."""
+        return self._client.publish(
             self._topics.topic(message.device_id, message.kind),
             encode(message),
             qos=1,
             retain=retain,
             properties=publish_properties(self._settings, expiry_s=expiry_s),
         )
-        try:
-            info.wait_for_publish(5)
-        except (RuntimeError, ValueError):  # paho: not connected, or the queue is full
-            return False
-        return info.is_published()
 
     def dispatch_commands(self) -> int:
-        """Expire stale commands and send due ones (QoS 1, never retained)."""
+        """Expire stale commands and send due ones (QoS 1, never retained).
+
+        A round publishes its whole batch before waiting for the PUBACKs (the broker acknowledges
+        them as fast as they come, instead of one round trip each), then marks sent, in one
+        transaction, those the broker acknowledged: never a command it has not accepted.
+        """
         with self._session_factory() as session:
             if self._due("expire"):
                 device_commands.expire(session, self._clock())
                 session.commit()
             if not self._client.is_connected():
                 return 0
-            sent = 0
-            for row, boot in device_commands.to_send(session):
-                now = self._clock()
+            due = device_commands.to_send(session, COMMAND_BATCH)
+            published: list[tuple[str, int, paho.MQTTMessageInfo]] = []
+            now = self._clock()
+            for row, boot in due:
                 remaining = int((row.expires_at - now).total_seconds())
                 if remaining <= 0:
                     continue
                 if self._signer is None and signing.needs_signature(row.name):
                     log.warning("command %s (%s) %s", row.id, row.name, signing.NO_KEY)
                     device_commands.refuse(session, row.id, signing.NO_KEY, now)
-                    session.commit()
                     continue
                 kid, sig = (
                     self._signer.sign(row.device_id, row.id, row.name, row.args, row.expires_at)
@@ -361,12 +390,18 @@ class Background:
                     sig=sig,
                     kid=kid,
                 )
-                if not self._publish(message, retain=False, expiry_s=remaining):
+                try:
+                    info = self._publish_nowait(message, retain=False, expiry_s=remaining)
+                except (RuntimeError, ValueError):  # paho: the queue is full
                     break
-                device_commands.mark_sent(session, row.id, boot, now)
-                session.commit()
-                sent += 1
-        return sent
+                published.append((row.id, boot, info))
+            deadline = time.monotonic() + PUBACK_WAIT_S  # for the batch, not for each
+            acked = [(c, boot) for c, boot, info in published if _acked(info, deadline)]
+            device_commands.mark_sent_many(session, acked, now)
+            session.commit()
+        if len(due) == COMMAND_BATCH and len(acked) == len(published):
+            self._waiter.wake()  # more are due: the next round at once, not after a tick
+        return len(acked)
 
     def sync_broker_auth(self, now: datetime, *, force: bool = False) -> bool:
         """Rewrite the broker's auth files (and reload it) if the live credentials changed."""
@@ -424,3 +459,13 @@ class Background:
                 session.commit()
                 sent += 1
         return sent
+
+
+def _acked(info: paho.MQTTMessageInfo, deadline: float) -> bool:
+    """Wait until `deadline` (monotonic) for a QoS 1 message's PUBACK; False if it did not
+    come (or paho refused the message)."""
+    try:
+        info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+    except (RuntimeError, ValueError):  # paho: not connected, or the queue is full
+        return False
+    return info.is_published()

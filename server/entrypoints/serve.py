@@ -13,6 +13,7 @@ from server.adapters.db import require_current_schema
 from server.bootstrap import Services, bootstrap
 from server.entrypoints.app import create_app
 from server.entrypoints.background import Background
+from server.entrypoints.broker_watch import BrokerWatch
 from server.entrypoints.ingest import IngestConsumer
 from server.entrypoints.ops_http import HealthCheck, OpsServer
 from server.entrypoints.streaming import stopping
@@ -106,11 +107,15 @@ def run_ingest(settings: Settings) -> None:
     # Fleet gauges come from the web processes; exporting them here too would double them.
     services = bootstrap(settings, fleet_metrics=False)
     ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
+    # The broker's drop counter and stored messages (a full queue must not lose reports silently).
+    watch = BrokerWatch(settings, services.registry)
     ops = _ops_server(settings, settings.ingest_metrics_port, services, ingest.health)
     ingest.start()
+    watch.start()
     log.info("ingest consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
     with stop_on_signals(None) as stop:
         wait_for(stop)
+    watch.stop()
     ingest.stop()
     if ops is not None:
         ops.stop()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.adapters import orm
+from server.adapters import orm, wakeup
 from server.domain.loans import HOLDS_DEVICE, LoanState, escalation
 from server.domain.model import LifecycleState
 from server.domain.policy import DeviceSituation, KioskProfile, canonical, compute_policy
@@ -72,6 +72,8 @@ def refresh_desired(session: Session, device_ids: Iterable[str], now: datetime) 
             row.policy = policy
             row.changed_at = now
             changed.append(device_id)
+    if changed:
+        wakeup.announce(session)  # the scheduler publishes them at once, not at its next poll
     session.flush()
     return changed
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from lainaamo.errors import InvalidInput, NotFound
 from lainaamo.protocol import CommandAck
-from server.adapters import orm
+from server.adapters import orm, wakeup
 from server.domain.device_commands import (
     FINAL,
     PENDING,
@@ -65,6 +66,7 @@ def issue(uow: UnitOfWork, principal: Principal, cmd: IssueCommand, now: datetim
             after={"cmd_id": row.id, "expires_at": row.expires_at.isoformat()},
             system_part="api",
         )
+        wakeup.announce(uow.session)  # the scheduler sends it now, not at its next poll
         uow.commit()
         return row.id
 
@@ -116,6 +118,7 @@ def issue_bulk(
             },
             system_part="api",
         )
+        wakeup.announce(uow.session)
         uow.commit()
     return bulk_id, len(devices)
 
@@ -251,6 +254,43 @@ def mark_sent(session: Session, cmd_id: str, boot: int, now: datetime) -> None:
     )
 
 
+def mark_sent_many(session: Session, sent: Iterable[tuple[str, int]], now: datetime) -> None:
+    """Record the sends of many commands, `(cmd_id, boot)` each, and commit.
+
+    The ingest locks the commands whose acks it applies, and acks come back while a batch is
+    being marked: to never wait for it while holding locks of our own (a deadlock), rows it
+    holds are skipped at first and marked afterwards, one per transaction.
+    """
+    boots = dict(sent)
+    if not boots:
+        return
+    table = orm.CommandRow
+    free = set(
+        session.scalars(
+            select(table.id).where(table.id.in_(list(boots))).with_for_update(skip_locked=True)
+        )
+    )
+    by_boot: defaultdict[int, list[str]] = defaultdict(list)
+    for cmd_id in free:
+        by_boot[boots[cmd_id]].append(cmd_id)
+    for boot, ids in by_boot.items():
+        session.execute(
+            update(table)
+            .where(table.id.in_(ids))
+            .values(sent_at=now, sent_boot=boot, sends=table.sends + 1)
+        )
+    if free:
+        session.execute(
+            update(table)
+            .where(table.id.in_(sorted(free)), table.state == CommandState.QUEUED.value)
+            .values(state=CommandState.SENT.value)
+        )
+    session.commit()
+    for cmd_id in boots.keys() - free:
+        mark_sent(session, cmd_id, boots[cmd_id], now)
+        session.commit()
+
+
 def refuse(session: Session, cmd_id: str, why: str, now: datetime) -> None:
     """The server will not send this command (e.g. a wipe it cannot sign): rejected, final."""
     table = orm.CommandRow
@@ -261,9 +301,34 @@ def refuse(session: Session, cmd_id: str, why: str, now: datetime) -> None:
     )
 
 
-def apply_ack(session: Session, ack: CommandAck, now: datetime) -> orm.CommandRow | None:
-    """Move a command on by its device's acknowledgement; returns it if it just finished."""
-    row = session.get(orm.CommandRow, ack.cmd_id, with_for_update={"of": orm.CommandRow})
+def lock_for_acks(session: Session, acks: Iterable[CommandAck]) -> dict[str, orm.CommandRow]:
+    """The commands a batch of acknowledgements is about, locked in one query (in id order,
+    so that concurrent ingests never deadlock on them)."""
+    ids = sorted({ack.cmd_id for ack in acks})
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(orm.CommandRow)
+        .where(orm.CommandRow.id.in_(ids))
+        .order_by(orm.CommandRow.id)
+        .with_for_update(of=orm.CommandRow)
+    )
+    return {row.id: row for row in rows}
+
+
+def apply_ack(
+    session: Session,
+    ack: CommandAck,
+    now: datetime,
+    locked: Mapping[str, orm.CommandRow] | None = None,
+) -> orm.CommandRow | None:
+    """Move a command on by its device's acknowledgement; returns it if it just finished.
+
+    `locked`: the batch's commands from lock_for_acks (else the command is looked up here)."""
+    if locked is not None:
+        row = locked.get(ack.cmd_id)
+    else:
+        row = session.get(orm.CommandRow, ack.cmd_id, with_for_update={"of": orm.CommandRow})
     if row is None or row.device_id != ack.device_id:
         return None  # not ours, or another device's: never trusted because it came on the broker
     target = after_ack(CommandState(row.state), ack.status)

@@ -112,13 +112,15 @@ def list_page(
     limit: int = PAGE_SIZE,
 ) -> tuple[list[orm.Device], str | None, int]:
     """One page ordered by id, the next page's cursor (as in the API) and the total count."""
-    query = filtered(principal, flt, low_battery_pct)
+    # The page's ids first, then those devices with their unit, status and desired state: one
+    # statement with the eager joins would walk the joined tables from their first row.
+    ids = filtered(principal, flt, low_battery_pct).with_only_columns(orm.Device.id)
     total = count(session, principal, flt, low_battery_pct)
     if cursor is not None:
-        query = query.where(orm.Device.id > views.decode_cursor(cursor))
-    found = list(session.scalars(query.order_by(orm.Device.id).limit(limit + 1)).unique())
-    next_cursor = views.encode_cursor(found[limit - 1].id) if len(found) > limit else None
-    return found[:limit], next_cursor, total
+        after = views.decode_cursor(cursor)
+        ids = ids.where(orm.Device.id > after, orm.DeviceStatus.device_id > after)
+    found, next_cursor = views.page_of(session, ids, limit)
+    return found, next_cursor, total
 
 
 def state_counts(session: Session, principal: Principal) -> dict[str, int]:

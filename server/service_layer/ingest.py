@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Insert, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    ARRAY,
+    CursorResult,
+    String,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from lainaamo.protocol import CommandAck, Message, Presence, StatusReport, UsageReport
@@ -16,7 +29,7 @@ from server.adapters import orm
 from server.domain.events import DeviceCameOnline, DeviceWentOffline, Event
 from server.domain.model import apply_presence, is_newer
 from server.service_layer import usage
-from server.service_layer.device_commands import apply_ack
+from server.service_layer.device_commands import apply_ack, lock_for_acks
 
 
 @dataclass(frozen=True)
@@ -67,33 +80,37 @@ _HISTORY_FIELDS = (
 )
 
 
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 def ingest_batch(session: Session, items: list[Received]) -> BatchOutcome:
     """Apply a batch to the session (the caller commits): history, latest status, presence,
     command acknowledgements and usage totals."""
     outcome = BatchOutcome()
     ids = {item.message.device_id for item in items}
-    rows = {
+    postgres = session.get_bind().dialect.name == "postgresql"
+    # Lock the batch's status rows, in one order so that concurrent ingests never deadlock.
+    # Plain tuples, not ORM objects: most batches are all status reports, written below with
+    # one statement each; loading and flushing hundreds of ORM rows per batch was a third of
+    # the ingest's time (docs/benchmarks.md).
+    locked = {
         row.device_id: row
-        for row in session.scalars(
-            select(orm.DeviceStatus)
-            .where(orm.DeviceStatus.device_id.in_(ids))
-            .order_by(orm.DeviceStatus.device_id)  # one lock order for concurrent ingests
+        for row in session.execute(
+            select(
+                orm.DeviceStatus.device_id,
+                orm.DeviceStatus.status_boot,
+                orm.DeviceStatus.status_seq,
+                orm.DeviceStatus.last_seen_at,
+            )
+            .where(_among(orm.DeviceStatus.device_id, ids, postgres))
+            .order_by(orm.DeviceStatus.device_id)
             .with_for_update()
         )
     }
-    outcome.unknown_devices = sorted(ids - rows.keys())
+    outcome.unknown_devices = sorted(ids - locked.keys())
 
     reports: dict[tuple[str, int, int], Received] = {}
-    usage_reports: list[tuple[UsageReport, datetime]] = []
+    others: list[Received] = []
     for item in items:
         message = item.message
-        row = rows.get(message.device_id)
-        if row is None:
+        if message.device_id not in locked:
             continue
         if isinstance(message, StatusReport):
             key = (message.device_id, message.boot, message.seq)
@@ -101,28 +118,64 @@ def ingest_batch(session: Session, items: list[Received]) -> BatchOutcome:
                 outcome.dropped["duplicate"] += 1
             else:
                 reports[key] = item
-        elif isinstance(message, Presence):
-            _apply_presence(row, item, outcome)
-        elif isinstance(message, CommandAck):
-            outcome.ingested["cmd_ack"] += 1
-            _seen(row, item.received_at)
-            finished = apply_ack(session, message, item.received_at)
-            if finished is not None:
-                seconds = (item.received_at - finished.created_at).total_seconds()
-                outcome.commands_finished.append((finished.name, finished.state, seconds))
-        elif isinstance(message, UsageReport):
-            _seen(row, item.received_at)
-            usage_reports.append((message, item.received_at))
+        elif isinstance(message, Presence | CommandAck | UsageReport):
+            others.append(item)
 
     if reports:
-        inserted = _insert_history(session, list(reports.values()))
+        inserted = _insert_history(session, list(reports.values()), postgres)
         outcome.ingested["status"] += inserted
         outcome.dropped["duplicate"] += len(reports) - inserted
-        for item in reports.values():
-            _apply_latest(rows[item.message.device_id], item)
+        _update_latest(session, list(reports.values()), locked, postgres)
+    if others:
+        # After the status update, so that these rows are loaded with its effect (they are
+        # locked already) and last_seen_at stays the latest of both.
+        _apply_others(session, others, outcome)
+    return outcome
+
+
+def _among(column: Any, values: set[str], postgres: bool) -> Any:
+    """`column IN values`; on PostgreSQL `= ANY(array)`: one parameter, so the statement's text
+    is the same for every batch size and psycopg and the server parse and plan it once."""
+    if postgres:
+        return column == any_(bindparam("ids", sorted(values), type_=ARRAY(String)))
+    return column.in_(values)
+
+
+def _apply_others(session: Session, items: list[Received], outcome: BatchOutcome) -> None:
+    """Presence, command acknowledgements and usage reports, on ORM rows (few per batch)."""
+    ids = {item.message.device_id for item in items}
+    rows = {
+        row.device_id: row
+        for row in session.scalars(
+            select(orm.DeviceStatus)
+            .where(orm.DeviceStatus.device_id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    }
+    usage_reports: list[tuple[UsageReport, datetime]] = []
+    commands = lock_for_acks(
+        session, (i.message for i in items if isinstance(i.message, CommandAck))
+    )
+    # One flush for the whole batch (its audit events are chained in one go), not one per
+    # acknowledgement.
+    with session.no_autoflush:
+        for item in items:
+            message = item.message
+            row = rows[message.device_id]
+            if isinstance(message, Presence):
+                _apply_presence(row, item, outcome)
+            elif isinstance(message, CommandAck):
+                outcome.ingested["cmd_ack"] += 1
+                _seen(row, item.received_at)
+                finished = apply_ack(session, message, item.received_at, commands)
+                if finished is not None:
+                    seconds = (item.received_at - finished.created_at).total_seconds()
+                    outcome.commands_finished.append((finished.name, finished.state, seconds))
+            elif isinstance(message, UsageReport):
+                _seen(row, item.received_at)
+                usage_reports.append((message, item.received_at))
     if usage_reports:
         usage.ingest_reports(session, usage_reports, outcome.ingested, outcome.dropped)
-    return outcome
 
 
 def _seen(row: orm.DeviceStatus, received_at: datetime) -> None:
@@ -155,44 +208,154 @@ def _apply_presence(row: orm.DeviceStatus, item: Received, outcome: BatchOutcome
         outcome.events.append(event(message.device_id))
 
 
-def _insert_history(session: Session, items: list[Received]) -> int:
+def _insert_history(session: Session, items: list[Received], postgres: bool) -> int:
     """Insert reports not stored yet; returns how many were new."""
-    values = []
-    for item in items:
-        m = item.message
-        assert isinstance(m, StatusReport)
-        row: dict[str, Any] = {name: getattr(m, name) for name in _HISTORY_FIELDS}
-        row.update(
-            device_id=m.device_id,
-            boot=m.boot,
-            seq=m.seq,
-            reported_at=m.ts,
-            received_at=item.received_at,
-        )
-        values.append(row)
-    statement: Insert = (
-        _insert(session)(orm.StatusReport)
+    if postgres:
+        # The message's own fields (vars(): a copy in C), renamed to columns by the statement.
+        rows = [{**vars(item.message), "received_at": item.received_at} for item in items]
+        result = session.execute(_PG_INSERT_HISTORY, _recordset(rows))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+    statement = (
+        sqlite.insert(orm.StatusReport)
         .on_conflict_do_nothing(index_elements=["device_id", "boot", "seq"])
         .returning(orm.StatusReport.id)
     )
-    return len(session.execute(statement, values).all())
+    return len(session.execute(statement, [_history_row(item) for item in items]).all())
 
 
-def _apply_latest(row: orm.DeviceStatus, item: Received) -> None:
+def _history_row(item: Received) -> dict[str, Any]:
     m = item.message
     assert isinstance(m, StatusReport)
-    _seen(row, item.received_at)
-    current = (
-        (row.status_boot, row.status_seq)
-        if row.status_boot is not None and row.status_seq is not None
-        else None
+    row: dict[str, Any] = {name: getattr(m, name) for name in _HISTORY_FIELDS}
+    row.update(
+        device_id=m.device_id,
+        boot=m.boot,
+        seq=m.seq,
+        reported_at=m.ts,
+        received_at=item.received_at,
     )
-    if not is_newer(m.position, current):
-        return  # an older report (e.g. from the outbox after a restart) only joins the history
-    row.status_boot, row.status_seq = m.position
-    row.reported_at = m.ts
-    for name in _LATEST_FIELDS:
-        setattr(row, name, getattr(m, name))
+    return row
+
+
+def _update_latest(
+    session: Session, items: list[Received], locked: dict[str, Any], postgres: bool
+) -> None:
+    """Move each device's latest status to its newest report, if newer than the stored one
+    (an older report, e.g. from the outbox after a restart, only joins the history), and
+    last_seen_at to the latest reception."""
+    newest: dict[str, StatusReport] = {}
+    seen: dict[str, datetime] = {}
+    for item in items:
+        m = item.message
+        assert isinstance(m, StatusReport)
+        best = newest.get(m.device_id)
+        if best is None or m.position > best.position:
+            newest[m.device_id] = m
+        if m.device_id not in seen or item.received_at > seen[m.device_id]:
+            seen[m.device_id] = item.received_at
+    latest: list[tuple[StatusReport, datetime]] = []
+    only_seen: list[tuple[str, datetime]] = []
+    for device_id, m in newest.items():
+        current = locked[device_id]
+        last_seen = seen[device_id]
+        if current.last_seen_at is not None and current.last_seen_at > last_seen:
+            last_seen = current.last_seen_at
+        stored = (
+            (current.status_boot, current.status_seq)
+            if current.status_boot is not None and current.status_seq is not None
+            else None
+        )
+        if is_newer(m.position, stored):
+            latest.append((m, last_seen))
+        elif last_seen != current.last_seen_at:
+            only_seen.append((device_id, last_seen))
+    if postgres:
+        if latest:
+            rows = [{**vars(m), "last_seen_at": last_seen} for m, last_seen in latest]
+            session.execute(_PG_UPDATE_LATEST, _recordset(rows))
+        if only_seen:
+            seen_rows = [{"device_id": d, "last_seen_at": last_seen} for d, last_seen in only_seen]
+            session.execute(_PG_UPDATE_SEEN, _recordset(seen_rows))
+        return
+    status = cast(Table, orm.DeviceStatus.__table__)
+    if latest:
+        session.execute(
+            update(status)
+            .where(status.c.device_id == bindparam("b_device_id"))
+            .values(
+                {name: bindparam(f"b_{name}") for name in _LATEST_FIELDS}
+                | {
+                    "status_boot": bindparam("b_boot"),
+                    "status_seq": bindparam("b_seq"),
+                    "reported_at": bindparam("b_ts"),
+                    "last_seen_at": bindparam("b_last_seen_at"),
+                }
+            ),
+            [
+                {f"b_{k}": v for k, v in vars(m).items()} | {"b_last_seen_at": last_seen}
+                for m, last_seen in latest
+            ],
+        )
+    if only_seen:
+        session.execute(
+            update(status)
+            .where(status.c.device_id == bindparam("b_device_id"))
+            .values(last_seen_at=bindparam("b_last_seen_at")),
+            [{"b_device_id": d, "b_last_seen_at": last_seen} for d, last_seen in only_seen],
+        )
+
+
+def _recordset(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Rows as one JSON text, for the `json_to_recordset()` statements below."""
+    return {"rows": json.dumps(rows, default=datetime.isoformat)}
+
+
+# PostgreSQL: a batch is written with one statement per table whose only parameter is the
+# batch's rows as one JSON text, turned back into typed rows by json_to_recordset() on the
+# server (keys it is not asked for are ignored). Against a multi-row VALUES list (SQLAlchemy's
+# insertmanyvalues) or executemany, the statement's text never changes, so psycopg converts it
+# once and the server prepares it once (re-parsing a query of thousands of placeholders per
+# batch was the largest item of the ingest's profile), and json.dumps writes the rows in C,
+# where array parameters (unnest()) cost a microsecond of Python per value in psycopg.
+_PG_INSERT_HISTORY = text(
+    """
+    INSERT INTO status_reports (device_id, boot, seq, reported_at, received_at, reason,
+        battery_pct, charging, storage_free_mb, network, signal_pct, uptime_s, locked, kiosk,
+        desired_version)
+    SELECT device_id, boot, seq, ts, received_at, reason,
+        battery_pct, charging, storage_free_mb, network, signal_pct, uptime_s, locked, kiosk,
+        desired_version
+    FROM json_to_recordset(CAST(:rows AS json)) AS v(device_id text, boot bigint, seq bigint,
+        ts timestamptz, received_at timestamptz, reason text, battery_pct integer,
+        charging boolean, storage_free_mb bigint, network text, signal_pct integer,
+        uptime_s bigint, locked boolean, kiosk boolean, desired_version bigint)
+    ON CONFLICT (device_id, boot, seq) DO NOTHING
+    """
+)
+_PG_UPDATE_LATEST = text(
+    """
+    UPDATE device_status AS s SET status_boot = v.boot, status_seq = v.seq,
+        reported_at = v.ts, last_seen_at = v.last_seen_at, battery_pct = v.battery_pct,
+        charging = v.charging, storage_free_mb = v.storage_free_mb,
+        storage_total_mb = v.storage_total_mb, os_version = v.os_version,
+        agent_version = v.agent_version, network = v.network, signal_pct = v.signal_pct,
+        uptime_s = v.uptime_s, locked = v.locked, kiosk = v.kiosk,
+        desired_version = v.desired_version
+    FROM json_to_recordset(CAST(:rows AS json)) AS v(device_id text, boot bigint, seq bigint,
+        ts timestamptz, last_seen_at timestamptz, battery_pct integer, charging boolean,
+        storage_free_mb bigint, storage_total_mb bigint, os_version text, agent_version text,
+        network text, signal_pct integer, uptime_s bigint, locked boolean, kiosk boolean,
+        desired_version bigint)
+    WHERE s.device_id = v.device_id
+    """
+)
+_PG_UPDATE_SEEN = text(
+    """
+    UPDATE device_status AS s SET last_seen_at = v.last_seen_at
+    FROM json_to_recordset(CAST(:rows AS json)) AS v(device_id text, last_seen_at timestamptz)
+    WHERE s.device_id = v.device_id
+    """
+)
 
 
 def prune_history(session: Session, now: datetime, max_age_days: int, per_device: int) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
-from server.adapters import orm
+from server.adapters import orm, wakeup
 from server.domain.device_commands import MAX_TTL_S, IssueCommand
 from server.domain.loan_commands import LoanStep, RequestLoan
 from server.domain.loans import (
@@ -190,6 +190,7 @@ def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) ->
             # The previous client's data must go: the wipe waits for the tablet to be online.
             wipe = IssueCommand(loan.device_id, "wipe", ttl_s=MAX_TTL_S, confirm=loan.device_id)
             session.add(new_command(principal, wipe, now, None))
+            wakeup.announce(session)
         audit.record(
             session,
             principal=principal,

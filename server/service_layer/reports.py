@@ -164,21 +164,27 @@ def unit_counts(
         .group_by(L.unit_id)
     ).all()
     S = orm.SupportSession
+    # Each session's length in seconds (the median needs them all): floats from the database,
+    # gathered per unit and put into one Counts each (adding them one by one was quadratic).
     sessions = session.execute(
-        select(S.unit_id, S.connected_at, S.ended_at).where(
+        select(
+            S.unit_id,
+            func.coalesce(Epoch(S.ended_at), literal(now.timestamp(), Float))
+            - Epoch(S.connected_at),
+        ).where(
             S.organisation_id == organisation_id,
             S.created_at >= start,
             S.created_at < end,
             S.connected_at.is_not(None),
         )
     ).all()
-    out: dict[int | None, Counts] = {}
-    for unit_id, connected_at, ended_at in sessions:
-        assert connected_at is not None  # selected so
-        seconds = max(0.0, ((ended_at or now) - connected_at).total_seconds())
-        out[unit_id] = out.get(unit_id, Counts()) + Counts(
-            support_sessions=1, support_durations=(seconds,)
-        )
+    durations: dict[int | None, list[float]] = {}
+    for unit_id, seconds in sessions:
+        durations.setdefault(unit_id, []).append(max(0.0, float(seconds)))
+    out: dict[int | None, Counts] = {
+        unit_id: Counts(support_sessions=len(found), support_durations=tuple(found))
+        for unit_id, found in durations.items()
+    }
     for unit_id, n in devices:
         out[unit_id] = out.get(unit_id, Counts()) + Counts(devices=n, available_days=n * days)
     for unit_id, secs, active, started, ended, ended_s, late, wait_s, released in loans:

@@ -35,7 +35,9 @@ class Month(FunctionElement[str]):
 
 @compiles(Epoch)
 def _epoch_pg(element: Epoch, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+    # date_part() is double precision; EXTRACT() is numeric since PostgreSQL 14, and numeric
+    # arithmetic made a year's report (250,000 loans) spend 90 % of its time in sums.
+    return f"date_part('epoch', {compiler.process(element.clauses, **kw)})"
 
 
 @compiles(Epoch, "sqlite")

@@ -3,6 +3,7 @@ support per unit; on PostgreSQL and SQLite; one round of queries per cache perio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -108,27 +109,71 @@ def test_gauges_per_unit_follow_the_database(client: FlaskClient, fleet: Fleet) 
         assert got["lainaamo_loans_overdue", (("unit", other),)] == 0
 
 
-def test_scrapes_close_together_share_one_round_of_queries(fleet: Fleet) -> None:
+def test_scrapes_share_one_round_of_queries_and_never_wait_for_one(fleet: Fleet) -> None:
     clock = [100.0]
+    refreshes: list[Callable[[], None]] = []
     collector = FleetCollector(
-        fleet.services.session_factory, 20, lambda: T0, cache_s=5, monotonic=lambda: clock[0]
+        fleet.services.session_factory,
+        20,
+        lambda: T0,
+        cache_s=5,
+        monotonic=lambda: clock[0],
+        spawn=refreshes.append,  # run by hand below, as the background thread would
     )
     statements: list[str] = []
 
     def count(*args: Any) -> None:
         statements.append(str(args[2]))
 
+    def online() -> float:
+        return sum(
+            s.value
+            for m in collector.collect()
+            if m.name == "lainaamo_devices_online"
+            for s in m.samples
+        )
+
     engine = fleet.services.engine
     event.listen(engine, "before_cursor_execute", count)
     try:
-        first = [m.samples for m in collector.collect()]
+        assert online() == 0  # the first scrape computes, there being nothing to show yet
         rounds = len(statements)
         assert rounds <= 8, "a handful of GROUP BY queries, not one per device or unit"
+        with fleet.services.session_factory() as session:
+            session.merge(orm.DeviceStatus(device_id="tab-001", online=True))
+            session.commit()
+        statements.clear()
         clock[0] += 4
-        assert [m.samples for m in collector.collect()] == first
-        assert len(statements) == rounds, "within the cache period: no queries"
+        assert online() == 0 and not refreshes, "within the period: the same figures"
         clock[0] += 2
-        list(collector.collect())
-        assert len(statements) == 2 * rounds
+        assert online() == 0, "an old result is served at once..."
+        assert len(refreshes) == 1 and not statements, "...while a refresh is started"
+        assert online() == 0 and len(refreshes) == 1, "one refresh at a time"
+        refreshes.pop()()
+        assert len(statements) == rounds
+        assert online() == 1, "the next scrape has the new figures"
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_failed_refresh_leaves_the_figures_out_rather_than_stale(fleet: Fleet) -> None:
+    clock = [100.0]
+    refreshes: list[Callable[[], None]] = []
+    broken = [False]
+    real_factory = fleet.services.session_factory
+
+    def factory() -> Any:
+        if broken[0]:
+            raise OSError("database away")
+        return real_factory()
+
+    collector = FleetCollector(
+        factory, 20, lambda: T0, cache_s=5, monotonic=lambda: clock[0], spawn=refreshes.append
+    )
+    assert list(collector.collect())
+    broken[0], clock[0] = True, clock[0] + 10
+    assert list(collector.collect()), "the last figures while the refresh runs"
+    refreshes.pop()()  # it fails (logged as a warning)
+    assert list(collector.collect()) == [], "then none: a scrape must not show old figures"
+    broken[0] = False
+    assert list(collector.collect()), "and they are back once the database answers"

@@ -117,3 +117,22 @@ def test_history_is_pruned_by_age_and_by_count(fleet: Fleet) -> None:
     assert history_positions(fleet, "tab-006") == [(1, s) for s in range(11, 21)]
     with fleet.services.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(orm.StatusReport)) == 10
+
+
+def test_an_older_report_still_counts_as_seen(fleet: Fleet) -> None:
+    run(fleet, [report("tab-007", 2, 5, battery_pct=80)])
+    late = report("tab-007", 1, 900, battery_pct=10)
+    late = Received(late.message, T0 + timedelta(hours=1))
+    run(fleet, [late])
+    row = status_row(fleet, "tab-007")
+    assert (row.status_seq, row.battery_pct) == (5, 80)
+    assert row.last_seen_at == T0 + timedelta(hours=1)
+
+
+def test_status_and_presence_of_one_device_in_one_batch_both_apply(fleet: Fleet) -> None:
+    status = report("tab-008", 1, 2, battery_pct=42)  # received after the birth
+    outcome = run(fleet, [status, presence("tab-008", 1, 1, "online", "birth")])
+    assert outcome.events == [DeviceCameOnline("tab-008")]
+    row = status_row(fleet, "tab-008")
+    assert row.online and (row.status_seq, row.battery_pct) == (2, 42)
+    assert row.last_seen_at == status.received_at  # the later of the two, not the last written

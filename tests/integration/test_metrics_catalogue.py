@@ -7,6 +7,7 @@ from support.metrics_catalogue import ALLOWED_LABELS, FORBIDDEN_LABELS, document
 
 from server.adapters.metrics import support_metrics
 from server.entrypoints.app import scrape_registry
+from server.entrypoints.broker_watch import TOPICS, BrokerWatch
 
 
 def exported(fleet: Fleet) -> dict[str, tuple[str, frozenset[str]]]:
@@ -21,6 +22,10 @@ def exported(fleet: Fleet) -> dict[str, tuple[str, frozenset[str]]]:
     # The web's HTTP metrics and the scheduler's (one process of each kind in production).
     services.http_metrics.observe("/api/v1/devices", "GET", 200, 0.01)
     assert services.scheduler_metrics.leader is not None
+    # The ingest's broker watch (as `lainaamo ingest` wires it), once the broker has spoken.
+    watch = BrokerWatch(services.settings, services.registry)
+    for topic in TOPICS:
+        assert watch.figures.update(topic, b"0")
     families: dict[str, tuple[str, frozenset[str]]] = {}
     for family in scrape_registry(services).collect():
         # `_created` samples carry no labels of their own; `le` is the histogram bucket.

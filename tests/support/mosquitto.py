@@ -99,6 +99,7 @@ class Mosquitto:
             # throttle messages for a slow subscriber and make the tests flaky, not stricter.
             "max_inflight_messages 1000",
             "max_queued_messages 100000",
+            "set_tcp_nodelay true",  # as deploy/mosquitto.conf: no Nagle delay on small packets
             f"log_dest file {self.log_path}",
             "log_timestamp_format %H:%M:%S",
         ]

@@ -52,6 +52,8 @@ def test_acl_gives_devices_only_their_own_topics() -> None:
     assert lines == [
         "user lainaamo-server",
         "topic readwrite fleet/v1/#",
+        "topic read $SYS/broker/publish/messages/dropped",
+        "topic read $SYS/broker/store/messages/count",
         "pattern write fleet/v1/%u/presence",
         "pattern write fleet/v1/%u/status",
         "pattern write fleet/v1/%u/cmd/ack",

@@ -249,7 +249,11 @@ def document() -> dict[str, Any]:
         "properties": {
             "items": {"type": "array", "items": ref("Device")},
             "next_cursor": NSTR,
-            "total": {"type": "integer"},
+            "total": {
+                "type": "integer",
+                "description": "Devices matching the filters. Exact, except on large fleets: "
+                "a count that is slow to make is reused for up to 10 s for the same filters.",
+            },
             "limit": {"type": "integer"},
         },
     }

@@ -1,0 +1,216 @@
+"""Command latency: REST command → the tablet's acknowledgement committed, with a connected fleet.
+
+With the fleet of `lainaamo bench fleet` connected (private Mosquitto, `lainaamo ingest`,
+`lainaamo scheduler` and `lainaamo serve` as processes, simulated tablets in their own
+processes), issues `lock` commands over the REST API one at a time to random online tablets and
+times each from the POST until the database holds its outcome (polled every 2 ms); the
+database's own timestamps split that into issuing, sending (the scheduler), the tablet and the
+ingest's commit. Then one bulk lock of a unit of `--bulk` tablets, timed until every command
+is done. Baseline, same run and broker: a QoS 1 round trip (publish to a device-like topic, a
+bare paho client echoes it back at QoS 1), the floor under any command's latency.
+
+    lainaamo bench commands --devices 10000 --commands 300 --bulk 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import socket
+import statistics
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.report import Report
+
+DESCRIPTION = (
+    "REST command → agent ack committed, p50/p99 with 10,000 tablets connected; "
+    "bulk lock of 1,000 acknowledged"
+)
+FINAL = ("done", "failed", "expired", "rejected", "cancelled")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--devices", type=int, default=10_000, help="tablets (default 10,000)")
+    parser.add_argument("--processes", type=int, default=3, help="simulator processes (3)")
+    parser.add_argument("--commands", type=int, default=300, help="single commands (300)")
+    parser.add_argument("--bulk", type=int, default=1000, help="tablets in the bulk lock (1,000)")
+    parser.add_argument(
+        "--broker-nagle",
+        action="store_true",
+        help="leave Mosquitto's set_tcp_nodelay off (its default) to see what it costs",
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def mqtt_round_trips(port: int, count: int) -> list[float]:
+    """Seconds per QoS 1 publish → bare echo client → QoS 1 publish back."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    back = threading.Event()
+    echo = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-echo")
+
+    def echo_back(client: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        client.publish(message.topic.replace("/cmd", "/ack"), message.payload, 1)
+
+    echo.on_message = echo_back
+    echo.on_socket_open = _no_delay
+    echo.connect("127.0.0.1", port)
+    echo.subscribe("bench/rt/+/cmd", qos=1)
+    echo.loop_start()
+    server = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-rt")
+    server.on_message = lambda _c, _u, _m: back.set()
+    server.on_socket_open = _no_delay
+    server.connect("127.0.0.1", port)
+    server.subscribe("bench/rt/+/ack", qos=1)
+    server.loop_start()
+    time.sleep(0.5)  # both subscriptions in place
+    times = []
+    try:
+        for i in range(count):
+            back.clear()
+            start = time.perf_counter()
+            server.publish(f"bench/rt/dev-{i % 97}/cmd", b'{"name":"lock"}', qos=1)
+            if not back.wait(5):
+                raise SystemExit("the MQTT round trip did not come back")
+            times.append(time.perf_counter() - start)
+    finally:
+        for client in (server, echo):
+            client.disconnect()
+            client.loop_stop()
+    return times
+
+
+def _no_delay(_c: object, _u: object, sock: Any) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Api:
+    """The REST API over one keep-alive connection."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.conn.request("POST", "/api/v1" + path, json.dumps(body), self.headers)
+        response = self.conn.getresponse()
+        data = json.loads(response.read())
+        if response.status != 202:
+            raise SystemExit(f"POST {path}: {response.status} {data}")
+        return dict(data)
+
+
+def run(args: argparse.Namespace, report: Report) -> None:
+    from bench.fleet import group_ids, libpq, running_fleet, wait_all_online
+
+    devices, processes, commands, bulk = args.devices, args.processes, args.commands, args.bulk
+    if args.smoke:
+        devices, processes, commands, bulk = 50, 2, 5, 20
+    bulk = min(bulk, devices)
+    groups = group_ids(devices, processes, 0)
+    everyone = [d for ids in groups.values() for d in ids]
+    in_bulk = everyone[:: max(1, len(everyone) // bulk)][:bulk]
+    for name, value in (("devices", devices), ("commands", commands), ("bulk", bulk)):
+        report.param(name, value)
+    report.param("broker set_tcp_nodelay", not args.broker_nagle)
+    with running_fleet(
+        args.database,
+        groups,
+        keepalive=30,
+        web=True,
+        bulk=in_bulk,
+        broker_nodelay=not args.broker_nagle,
+    ) as rig:
+        import psutil
+        import psycopg
+
+        if wait_all_online(rig, timeout=max(120.0, devices / 20)) is None:
+            raise SystemExit(f"only {rig.online_count()} of {devices} devices came online")
+        time.sleep(2.0 if args.smoke else 10.0)  # desired states sent, first reports in
+        trips = mqtt_round_trips(rig.broker_port, max(commands, 50))
+        report.baseline("MQTT QoS 1 round trip via the broker, p50", 1000 * _pct(trips, 0.5), "ms")
+        report.baseline("MQTT QoS 1 round trip via the broker, p99", 1000 * _pct(trips, 0.99), "ms")
+
+        scheduler = psutil.Process(rig.server["scheduler"].pid)
+        before, idle_s = scheduler.cpu_times(), 2.0 if args.smoke else 10.0
+        time.sleep(idle_s)
+        after = scheduler.cpu_times()
+        busy = (after.user + after.system - before.user - before.system) / idle_s
+        report.figure("scheduler CPU with no commands (fleet connected)", 100 * busy, "%")
+
+        api = Api(rig.http_port, rig.tokens["it_support"])
+        db = psycopg.connect(libpq(rig.database_url), autocommit=True)
+        rng = random.Random(8)
+        latencies: list[float] = []
+        parts: dict[str, list[float]] = {"issue": [], "send": [], "tablet+ingest": [], "seen": []}
+        for _ in range(commands):
+            device = rng.choice(everyone)
+            time.sleep(rng.uniform(0.0, 0.1))  # never in step with anybody's polling
+            start, wall = time.perf_counter(), time.time()
+            cmd_id = api.post(f"/devices/{device}/commands", {"name": "lock"})["cmd_id"]
+            while True:
+                row = db.execute(
+                    "SELECT state, created_at, sent_at, finished_at FROM commands WHERE id = %s",
+                    (cmd_id,),
+                ).fetchone()
+                assert row is not None
+                if row[0] in FINAL:
+                    break
+                if time.perf_counter() - start > 30:
+                    raise SystemExit(f"command {cmd_id} to {device} still {row[0]} after 30 s")
+                time.sleep(0.002)
+            end = time.perf_counter()
+            latencies.append(end - start)
+            created, sent, finished = (_ts(v) for v in row[1:])
+            seen = wall + (end - start)
+            parts["issue"].append(created - wall)
+            parts["send"].append(sent - created)
+            parts["tablet+ingest"].append(finished - sent)
+            parts["seen"].append(seen - finished)
+        p99 = 1000 * _pct(latencies, 0.99)
+        report.figure("command → ack committed, p50", 1000 * statistics.median(latencies), "ms")
+        for name, values in parts.items():
+            report.figure(f"  of which {name}, p50", 1000 * statistics.median(values), "ms")
+            report.figure(f"  of which {name}, p99", 1000 * _pct(values, 0.99), "ms")
+        report.target("command → ack committed, p99", p99, "ms", below=100.0)
+
+        start = time.perf_counter()
+        bulk_id = api.post("/commands/bulk", {"name": "lock", "filter": {"unit": "bulk"}})[
+            "bulk_id"
+        ]
+        sent_all = None
+        while True:
+            done, unsent = db.execute(
+                "SELECT count(*) FILTER (WHERE state = ANY(%s)),"
+                " count(*) FILTER (WHERE state = 'queued') FROM commands WHERE bulk_id = %s",
+                (list(FINAL), bulk_id),
+            ).fetchone() or (0, 0)
+            if sent_all is None and unsent == 0:
+                sent_all = time.perf_counter() - start
+            if done >= bulk:
+                break
+            if time.perf_counter() - start > 120:
+                raise SystemExit(f"bulk: {done}/{bulk} done after 2 minutes")
+            time.sleep(0.02)
+        total = time.perf_counter() - start
+        db.close()
+        if sent_all is not None:
+            report.figure(f"bulk lock of {bulk:,}: all sent", sent_all, "s")
+        report.target(f"bulk lock of {bulk:,}: all acknowledged", total, "s", below=5.0)
+        report.note("command times: from the POST to the outcome committed (DB polled every 2 ms)")
+
+
+def _ts(value: datetime | None) -> float:
+    if value is None:
+        return float("nan")
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
