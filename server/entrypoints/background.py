@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 LEASE = "background"
 LEASE_TTL = timedelta(seconds=15)
 LEASE_RENEW_S = 3.0
+SWEEP_SLICE_S = 0.05  # of each round for the fleet sweep (desired states recomputed, republished)
+SWEEP_BATCH = 10  # devices per step of the sweep
 SIGNAL_STALE_S = 120  # a signal not sent by then is dropped, and expires at the broker
 PUBACK_WAIT_S = 5.0
 COMMAND_BATCH = 500  # commands read, published and marked sent per round
@@ -269,24 +271,31 @@ class Background:
             self._sweep_requested = True
 
     def reconcile(self, now: datetime) -> None:
-        """One batch of the fleet sweep: recompute desired states and publish them again.
+        """The fleet sweep's share of one round: recompute desired states, publish them again.
 
         Runs after taking the lease and after every connect to the broker, so new code's
         policies reach every tablet and a broker that lost its retained messages gets them
-        back. Waits while the broker is away; a failed publish retries the same batch.
+        back. Each round gives it about SWEEP_SLICE_S, in small batches, so that commands and
+        support signals never wait long behind it (they go first in every round). Waits while
+        the broker is away; a failed publish retries the same batch.
         """
+        deadline = time.monotonic() + SWEEP_SLICE_S
+        while self._reconcile_after is not None and time.monotonic() < deadline:
+            if not self._client.is_connected() or not self._reconcile_step(now):
+                return
+
+    def _reconcile_step(self, now: datetime) -> bool:
+        """One small batch of the sweep; False if the broker did not take it (try again)."""
         assert self._reconcile_after is not None
-        if not self._client.is_connected():
-            return
         with self._session_factory() as session:
-            ids = desired.reconcile_batch(session, self._reconcile_after, now)
+            ids = desired.reconcile_batch(session, self._reconcile_after, now, SWEEP_BATCH)
             session.commit()
             for device_id in ids:
                 row = session.get(orm.DesiredStateRow, device_id)
                 if row is None or row.version == 0:
                     continue
                 if not self._publish(self._desired_message(row), retain=True):
-                    return  # the broker went away: this batch again on a later tick
+                    return False  # the broker went away: this batch again on a later round
                 row.published_version, row.published_at = row.version, self._clock()
             session.commit()
         if not ids:
@@ -294,6 +303,7 @@ class Background:
             self._reconcile_after = None
         else:
             self._reconcile_after = ids[-1]
+        return True
 
     def _desired_message(self, row: orm.DesiredStateRow) -> DesiredState:
         self._seq += 1
