@@ -194,6 +194,13 @@ class IngestConsumer:
             self._settings.mqtt_port,
             flags.session_present,
         )
+        if self._generation > 1 and not flags.session_present:
+            # The broker forgot us (restarted without its store, or the session expired): what
+            # devices published before this subscription found no subscriber and is gone.
+            log.warning(
+                "the broker did not keep ingest's session: reports published while ingest was "
+                "away may be lost (is the broker's persistence on, and its store kept?)"
+            )
 
     def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
         failed = [r for r in reasons if r.is_failure]
