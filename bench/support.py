@@ -228,12 +228,7 @@ class Stack:
         self._stoppers.append(ingest.stop)
         if not ingest.wait_connected(20):
             raise RuntimeError("ingest did not connect to the broker")
-        background = Background(
-            settings,
-            services.session_factory,
-            services.clock,
-            support_metrics=services.ingest_metrics.support,
-        )
+        background = Background.of(services, settings)
         background.start()
         self._stoppers.append(background.stop)
         http = HttpServer(services, "127.0.0.1", 0, settings.http_threads)

@@ -31,6 +31,7 @@ from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_pr
 from lainaamo.protocol import Command, DesiredState, SessionSignal, Topics, encode
 from server.adapters import orm, signing, support_signals, wakeup, webhook_sender
 from server.adapters.metrics import NullSupportMetrics, SchedulerMetrics, SupportObserver
+from server.bootstrap import Services
 from server.service_layer import (
     broker_auth,
     desired,
@@ -126,6 +127,17 @@ class Background:
         self._client.on_connect = self._on_connect
         self._last_tick = time.monotonic()  # end of the last tick that finished its work
         self._db_ok = True
+
+    @classmethod
+    def of(cls, services: Services, settings: Settings | None = None) -> Background:
+        """The scheduler of one process's services, with its metrics (the usual wiring)."""
+        return cls(
+            settings or services.settings,
+            services.session_factory,
+            services.clock,
+            support_metrics=services.ingest_metrics.support,
+            metrics=services.scheduler_metrics,
+        )
 
     # A tick that has not finished for this long means the worker is stuck (or the database
     # has been away that long): the process reports itself unhealthy.

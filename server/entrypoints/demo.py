@@ -275,12 +275,7 @@ def run_demo(
         seed_usage(services, services.clock())
         ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
         ingest.start()
-        background = Background(
-            settings,
-            services.session_factory,
-            services.clock,
-            support_metrics=services.ingest_metrics.support,
-        )
+        background = Background.of(services, settings)
         background.start()
         http = HttpServer(services, "127.0.0.1", http_port, settings.http_threads)
         http.start()

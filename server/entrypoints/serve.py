@@ -71,17 +71,7 @@ def run_server(settings: Settings, with_ingest: bool = False) -> None:
         if with_ingest
         else None
     )
-    background = (
-        Background(
-            settings,
-            services.session_factory,
-            services.clock,
-            support_metrics=services.ingest_metrics.support,
-            metrics=services.scheduler_metrics,
-        )
-        if with_ingest
-        else None
-    )
+    background = Background.of(services, settings) if with_ingest else None
     http = HttpServer(services, settings.http_host, settings.http_port, settings.http_threads)
     if ingest and background:
         ingest.start()
@@ -129,13 +119,7 @@ def run_scheduler(settings: Settings) -> None:
     """
     require_current_schema(settings.database_url)
     services = bootstrap(settings, fleet_metrics=False)
-    background = Background(
-        settings,
-        services.session_factory,
-        services.clock,
-        support_metrics=services.ingest_metrics.support,
-        metrics=services.scheduler_metrics,
-    )
+    background = Background.of(services, settings)
     ops = _ops_server(settings, settings.scheduler_metrics_port, services, background.health)
     background.start()
     log.info("scheduler started (it works while it holds the background lease)")
