@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from bench.report import Report
+from lainaamo import heap
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -424,6 +425,7 @@ def _measure(
     settings = services.settings
     http = HttpServer(services, "127.0.0.1", 0, settings.http_threads)
     http.start()
+    heap.settle()  # as `lainaamo serve` does once started (the build's garbage goes first)
     it, counsellor = Client(http.port, logins.it[2]), Client(http.port, logins.counsellor[2])
     admin = Client(http.port)
     try:

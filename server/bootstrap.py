@@ -21,6 +21,7 @@ from server.adapters.metrics import (
     SchedulerMetrics,
 )
 from server.adapters.usage_metrics import UsageCollector
+from server.service_layer.device_totals import DeviceTotals
 from server.service_layer.unit_of_work import UnitOfWork
 
 
@@ -41,6 +42,7 @@ class Services:
     # own metrics): app.scrape_registry() adds them to what `/metrics` exports.
     scrape_collectors: list[Collector] = field(default_factory=list)
     _ingest_metrics: IngestMetrics | None = field(default=None, repr=False)
+    _device_totals: DeviceTotals | None = field(default=None, repr=False)
     _http_metrics: HttpMetrics | None = field(default=None, repr=False)
     _scheduler_metrics: SchedulerMetrics | None = field(default=None, repr=False)
 
@@ -52,6 +54,13 @@ class Services:
         if self._ingest_metrics is None:
             self._ingest_metrics = IngestMetrics(self.registry)
         return self._ingest_metrics
+
+    @property
+    def device_totals(self) -> DeviceTotals:
+        """The device list's totals (a background tally on a large fleet)."""
+        if self._device_totals is None:
+            self._device_totals = DeviceTotals(self.session_factory)
+        return self._device_totals
 
     @property
     def http_metrics(self) -> HttpMetrics:

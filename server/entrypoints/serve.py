@@ -7,6 +7,7 @@ import threading
 
 from waitress.server import create_server
 
+from lainaamo import heap
 from lainaamo.config import Settings
 from lainaamo.signals import stop_on_signals, wait_for
 from server.adapters.db import require_current_schema
@@ -77,6 +78,7 @@ def run_server(settings: Settings, with_ingest: bool = False) -> None:
         ingest.start()
         background.start()
     http.start()
+    heap.settle()
     log.info("serving http://%s:%d/api/v1 and /metrics", settings.http_host, http.port)
     with stop_on_signals(None) as stop:
         wait_for(stop)
@@ -102,6 +104,7 @@ def run_ingest(settings: Settings) -> None:
     ops = _ops_server(settings, settings.ingest_metrics_port, services, ingest.health)
     ingest.start()
     watch.start()
+    heap.settle()
     log.info("ingest consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
     with stop_on_signals(None) as stop:
         wait_for(stop)
@@ -122,6 +125,7 @@ def run_scheduler(settings: Settings) -> None:
     background = Background.of(services, settings)
     ops = _ops_server(settings, settings.scheduler_metrics_port, services, background.health)
     background.start()
+    heap.settle()
     log.info("scheduler started (it works while it holds the background lease)")
     with stop_on_signals(None) as stop:
         wait_for(stop)

@@ -89,15 +89,9 @@ def issue_bulk(
         )
     bulk_id = uuid.uuid4().hex
     with uow:
-        devices, _, total = views.list_devices(
-            uow.session,
-            principal,
-            filters,
-            limit=MAX_BULK,
-            cursor=None,
-            low_battery_pct=low_battery_pct,
-        )
-        if total > MAX_BULK:
+        ids = views.matching_ids(principal, filters, low_battery_pct)
+        devices, more = views.page_of(uow.session, ids, MAX_BULK)
+        if more is not None:
             raise InvalidInput(
                 f"at most {MAX_BULK} devices per bulk command; narrow the filter", []
             )

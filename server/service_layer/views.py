@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
-import time
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -18,6 +15,9 @@ from lainaamo.errors import InvalidInput, NotFound
 from server.adapters import orm
 from server.domain.model import LifecycleState, Principal, is_stale
 from server.service_layer.desired import drift_json
+
+if TYPE_CHECKING:
+    from server.service_layer.device_totals import DeviceTotals
 
 MAX_PAGE = 500
 
@@ -165,47 +165,6 @@ def load_devices(session: Session, ids: list[str]) -> list[orm.Device]:
     return list(session.scalars(query).unique())
 
 
-class CountMemo:
-    """Totals of the device list that were slow to count, kept for a few seconds.
-
-    An exact count over a region's 100,000 devices takes tens of milliseconds when a filter
-    reads the status, and someone paging through a list asks for the same count on every
-    page. A count that took longer than `slow_s` is reused for `keep_s` for the same scope and
-    filters (the fleet's online figures move all the time anyway); a quick one — every small
-    fleet's — is always exact.
-    """
-
-    def __init__(
-        self,
-        slow_s: float = 0.01,
-        keep_s: float = 10.0,
-        monotonic: Callable[[], float] = time.monotonic,
-        most: int = 1000,
-    ) -> None:
-        self._slow_s, self._keep_s, self._monotonic, self._most = slow_s, keep_s, monotonic, most
-        self._lock = threading.Lock()
-        self._kept: dict[Hashable, tuple[float, int]] = {}
-
-    def count(self, key: Hashable, count: Callable[[], int]) -> int:
-        now = self._monotonic()
-        with self._lock:
-            found = self._kept.get(key)
-        if found is not None and found[0] > now:
-            return found[1]
-        started = self._monotonic()
-        total = count()
-        finished = self._monotonic()
-        if finished - started >= self._slow_s:
-            with self._lock:
-                if len(self._kept) >= self._most:
-                    self._kept.clear()
-                self._kept[key] = (finished + self._keep_s, total)
-        return total
-
-
-COUNTS = CountMemo()
-
-
 def list_devices(
     session: Session,
     principal: Principal,
@@ -214,14 +173,15 @@ def list_devices(
     limit: int,
     cursor: str | None,
     low_battery_pct: int,
+    totals: DeviceTotals | None = None,
 ) -> tuple[list[orm.Device], str | None, int]:
-    """One page of devices ordered by id, the cursor of the next page, and the total count."""
+    """One page of devices ordered by id, the cursor of the next page, and the total count
+    (exact, or from `totals` on a large fleet)."""
     after = decode_cursor(cursor) if cursor is not None else None
-    scope = (principal.organisation_id, principal.org_wide or frozenset(principal.unit_ids))
-    total = COUNTS.count(
-        (scope, filters, low_battery_pct),
-        lambda: count_ids(session, matching_ids(principal, filters, low_battery_pct)),
-    )
+    if totals is not None:
+        total = totals.total(session, principal, filters, low_battery_pct)
+    else:
+        total = count_ids(session, matching_ids(principal, filters, low_battery_pct))
     devices, next_cursor = page_of(
         session, matching_ids(principal, filters, low_battery_pct, after), limit
     )

@@ -68,6 +68,7 @@ def register(bp: Blueprint) -> None:
                 limit=limit,
                 cursor=q.get("cursor"),
                 low_battery_pct=settings.low_battery_pct,
+                totals=svc.device_totals,
             )
             now = svc.clock()
             items = [

@@ -251,8 +251,10 @@ def document() -> dict[str, Any]:
             "next_cursor": NSTR,
             "total": {
                 "type": "integer",
-                "description": "Devices matching the filters. Exact, except on large fleets: "
-                "a count that is slow to make is reused for up to 10 s for the same filters.",
+                "description": "Devices matching the filters. Exact on fleets under 5,000 "
+                "devices; on larger ones it comes from a tally of the organisation's devices "
+                "(by unit, state, online and low battery), remade in the background whenever "
+                "it is over 10 s old; one over a minute old is not used.",
             },
             "limit": {"type": "integer"},
         },
