@@ -40,6 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--commands", type=int, default=300, help="single commands (300)")
     parser.add_argument("--bulk", type=int, default=1000, help="tablets in the bulk lock (1,000)")
     parser.add_argument(
+        "--probes",
+        type=int,
+        default=200,
+        help="tablets, in a simulator process of their own, that receive the single commands (200)",
+    )
+    parser.add_argument(
+        "--background-nice",
+        type=int,
+        default=10,
+        help="niceness of the other tablets' simulators (10): they stand in for tablets on "
+        "other machines and take only the CPU the server leaves; 0 for equal shares",
+    )
+    parser.add_argument(
         "--broker-nagle",
         action="store_true",
         help="leave Mosquitto's set_tcp_nodelay off (its default) to see what it costs",
@@ -114,13 +127,23 @@ def run(args: argparse.Namespace, report: Report) -> None:
     from bench.fleet import group_ids, libpq, running_fleet, wait_all_online
 
     devices, processes, commands, bulk = args.devices, args.processes, args.commands, args.bulk
+    probes = args.probes
     if args.smoke:
-        devices, processes, commands, bulk = 50, 2, 5, 20
+        devices, processes, commands, bulk, probes = 50, 2, 5, 20, 10
     bulk = min(bulk, devices)
-    groups = group_ids(devices, processes, 0)
+    probes = max(1, min(probes, devices))
+    # The single commands go to the probe tablets ("v", a process of their own at normal
+    # priority); the rest of the fleet is connected, keeps alive and reports all the while.
+    groups = group_ids(devices, processes, probes)
     everyone = [d for ids in groups.values() for d in ids]
     in_bulk = everyone[:: max(1, len(everyone) // bulk)][:bulk]
-    for name, value in (("devices", devices), ("commands", commands), ("bulk", bulk)):
+    for name, value in (
+        ("devices", devices),
+        ("commands", commands),
+        ("bulk", bulk),
+        ("probe tablets", probes),
+        ("background simulators' niceness", args.background_nice),
+    ):
         report.param(name, value)
     report.param("broker set_tcp_nodelay", not args.broker_nagle)
     with running_fleet(
@@ -130,6 +153,7 @@ def run(args: argparse.Namespace, report: Report) -> None:
         web=True,
         bulk=in_bulk,
         broker_nodelay=not args.broker_nagle,
+        background_nice=args.background_nice,
     ) as rig:
         import psutil
         import psycopg
@@ -154,7 +178,7 @@ def run(args: argparse.Namespace, report: Report) -> None:
         latencies: list[float] = []
         parts: dict[str, list[float]] = {"issue": [], "send": [], "tablet+ingest": [], "seen": []}
         for _ in range(commands):
-            device = rng.choice(everyone)
+            device = rng.choice(groups["v"])
             time.sleep(rng.uniform(0.0, 0.1))  # never in step with anybody's polling
             start, wall = time.perf_counter(), time.time()
             cmd_id = api.post(f"/devices/{device}/commands", {"name": "lock"})["cmd_id"]

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from lainaamo.config import Settings
 from lainaamo.errors import ProtocolError
-from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client
+from lainaamo.mqtt import IntakeClient, SessionOptions, connect_kwargs, new_client
 from lainaamo.protocol import Kind, SessionEvent, Topics, UsageReport, parse
 from server.adapters.metrics import IngestMetrics
 from server.domain.events import DeviceWentOffline
@@ -137,7 +137,7 @@ class IngestConsumer:
             session_expiry_s=settings.ingest_session_expiry_s,
             receive_maximum=settings.ingest_receive_maximum,
         )
-        self._client = new_client(settings, self._options)
+        self._client: IntakeClient = new_client(settings, self._options, IntakeClient)  # type: ignore[assignment]
         self._client.manual_ack_set(True)
         self._client.reconnect_delay_set(
             min_delay=int(max(1, settings.reconnect_min_s)), max_delay=int(settings.reconnect_max_s)
@@ -291,10 +291,12 @@ class IngestConsumer:
         )
         self._account(batch, rejected, outcome)
         generation = self._generation
-        for incoming in batch:
-            if incoming.qos > 0 and incoming.generation == generation:
-                # A message from an older connection will be redelivered on this one.
-                self._client.ack(incoming.mid, incoming.qos)
+        # A message from an older connection will be redelivered on this one: not acknowledged.
+        self._client.ack_many(
+            incoming.mid
+            for incoming in batch
+            if incoming.qos == 1 and incoming.generation == generation
+        )
 
     def _commit(self, valid: list[Received]) -> BatchOutcome | None:
         delay = 0.5

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
     ARRAY,
     CursorResult,
@@ -306,8 +306,12 @@ def _update_latest(
 
 
 def _recordset(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Rows as one JSON text, for the `json_to_recordset()` statements below."""
-    return {"rows": json.dumps(rows, default=datetime.isoformat)}
+    """Rows as one JSON text, for the `json_to_recordset()` statements below.
+
+    orjson writes datetimes itself (RFC 3339 with the offset) and is several times faster than
+    json.dumps with a `default` for them, which took a fifth of the committing thread's time.
+    """
+    return {"rows": orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()}
 
 
 # PostgreSQL: a batch is written with one statement per table whose only parameter is the
@@ -315,7 +319,7 @@ def _recordset(rows: list[dict[str, Any]]) -> dict[str, str]:
 # server (keys it is not asked for are ignored). Against a multi-row VALUES list (SQLAlchemy's
 # insertmanyvalues) or executemany, the statement's text never changes, so psycopg converts it
 # once and the server prepares it once (re-parsing a query of thousands of placeholders per
-# batch was the largest item of the ingest's profile), and json.dumps writes the rows in C,
+# batch was the largest item of the ingest's profile), and orjson writes the rows in C,
 # where array parameters (unnest()) cost a microsecond of Python per value in psycopg.
 _PG_INSERT_HISTORY = text(
     """
