@@ -130,13 +130,14 @@ def run(args: argparse.Namespace, report: Report) -> None:
     probes = args.probes
     if args.smoke:
         devices, processes, commands, bulk, probes = 50, 2, 5, 20, 10
-    bulk = min(bulk, devices)
-    probes = max(1, min(probes, devices))
-    # The single commands go to the probe tablets ("v", a process of their own at normal
-    # priority); the rest of the fleet is connected, keeps alive and reports all the while.
-    groups = group_ids(devices, processes, probes)
-    everyone = [d for ids in groups.values() for d in ids]
-    in_bulk = everyone[:: max(1, len(everyone) // bulk)][:bulk]
+    bulk = min(bulk, devices // 2)
+    probes = max(1, min(probes, devices - bulk))
+    # The measured tablets run at normal priority in processes of their own: the single
+    # commands go to the probes ("v"), the bulk lock to "b". The rest of the fleet stays
+    # connected, keeps alive and reports all the while, from niced processes.
+    groups = group_ids(devices - bulk, processes, probes)
+    groups["b"] = [f"b-{i:05d}" for i in range(1, bulk + 1)]
+    in_bulk = groups["b"]
     for name, value in (
         ("devices", devices),
         ("commands", commands),
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace, report: Report) -> None:
         bulk=in_bulk,
         broker_nodelay=not args.broker_nagle,
         background_nice=args.background_nice,
+        foreground=("v", "b"),
     ) as rig:
         import psutil
         import psycopg
@@ -172,6 +174,7 @@ def run(args: argparse.Namespace, report: Report) -> None:
         busy = (after.user + after.system - before.user - before.system) / idle_s
         report.figure("scheduler CPU with no commands (fleet connected)", 100 * busy, "%")
 
+        swept_before = _swept(rig)
         api = Api(rig.http_port, rig.tokens["it_support"])
         db = psycopg.connect(libpq(rig.database_url), autocommit=True)
         rng = random.Random(8)
@@ -232,6 +235,21 @@ def run(args: argparse.Namespace, report: Report) -> None:
             report.figure(f"bulk lock of {bulk:,}: all sent", sent_all, "s")
         report.target(f"bulk lock of {bulk:,}: all acknowledged", total, "s", below=5.0)
         report.note("command times: from the POST to the outcome committed (DB polled every 2 ms)")
+        report.note(
+            "the scheduler's fleet sweep after start (every desired state recomputed and "
+            + (
+                "published) had ended before the single commands"
+                if swept_before
+                else "published) was still running when the single commands began"
+                + ("; it ended during the run" if _swept(rig) else " and after they ended")
+            )
+        )
+
+
+def _swept(rig: Any) -> bool:
+    """Whether the scheduler has logged the end of its fleet sweep."""
+    log = rig.workdir / "logs" / "scheduler.log"
+    return log.exists() and "desired states of the whole fleet" in log.read_text(errors="replace")
 
 
 def _ts(value: datetime | None) -> float:

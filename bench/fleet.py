@@ -187,12 +187,14 @@ def running_fleet(
     bulk: list[str] | None = None,
     broker_nodelay: bool = True,
     background_nice: int = 0,
+    foreground: tuple[str, ...] = ("v",),
 ) -> Iterator[Rig]:
     """Broker, database, server processes and one simulator process per group; all stopped
     and removed at the end. Returns once the simulators have been started (not connected).
 
-    `background_nice`: the niceness of the simulators of every group but the sample ("v"), so
-    that the tablets that stand in for a fleet elsewhere take only the CPU the server leaves."""
+    `background_nice`: the niceness of the simulators of every group but the `foreground` ones
+    (those measured), so that the tablets that stand in for a fleet elsewhere take only the
+    CPU the server leaves."""
     from bench.env import BenchBroker, raise_own_file_limit, throwaway_database
     from server.entrypoints.broker import free_port
 
@@ -238,7 +240,7 @@ def running_fleet(
                 str(workdir / "agents"),
                 *ids,
             ]
-            nice = background_nice if name != "v" else 0
+            nice = 0 if name in foreground else background_nice
             rig.simulators[name] = _spawn(argv, sim_env, logs, f"sim-{name}", stdin=True, nice=nice)
             stack.callback(_stop, rig.simulators[name])
         try:

@@ -51,6 +51,10 @@ class Waiter(Protocol):
         """Make the current or next `wait` return now (from any thread)."""
         ...
 
+    def woken(self) -> bool:
+        """Whether the next `wait` would return at once: work was committed meanwhile."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -70,6 +74,9 @@ class PollOnly:
 
     def wake(self) -> None:
         self._event.set()
+
+    def woken(self) -> bool:
+        return self._event.is_set()
 
     def close(self) -> None:
         self._event.set()

@@ -288,25 +288,41 @@ class Background:
         Runs after taking the lease and after every connect to the broker, so new code's
         policies reach every tablet and a broker that lost its retained messages gets them
         back. Each round gives it about SWEEP_SLICE_S, in small batches, so that commands and
-        support signals never wait long behind it (they go first in every round). Waits while
+        support signals never wait long behind it: they go first in every round, and a slice
+        ends after the batch during which one was committed (the waiter was woken). Waits while
         the broker is away; a failed publish retries the same batch.
         """
         deadline = time.monotonic() + SWEEP_SLICE_S
-        while self._reconcile_after is not None and time.monotonic() < deadline:
+        while (
+            self._reconcile_after is not None
+            and time.monotonic() < deadline
+            and not self._waiter.woken()
+        ):
             if not self._client.is_connected() or not self._reconcile_step(now):
                 return
 
     def _reconcile_step(self, now: datetime) -> bool:
-        """One small batch of the sweep; False if the broker did not take it (try again)."""
+        """One small batch of the sweep; False if the broker did not take it (try again).
+
+        The batch gives way after the device at hand once a command or signal is committed
+        (the waiter was woken), and its desired states go to the broker together, their
+        PUBACKs waited for with one deadline.
+        """
         assert self._reconcile_after is not None
         with self._session_factory() as session:
-            ids = desired.reconcile_batch(session, self._reconcile_after, now, SWEEP_BATCH)
+            ids = desired.reconcile_batch(
+                session, self._reconcile_after, now, SWEEP_BATCH, give_way=self._waiter.woken
+            )
             session.commit()
-            for device_id in ids:
-                row = session.get(orm.DesiredStateRow, device_id)
-                if row is None or row.version == 0:
-                    continue
-                if not self._publish(self._desired_message(row), retain=True):
+            rows = [session.get(orm.DesiredStateRow, device_id) for device_id in ids]
+            sent = [
+                (row, self._publish_nowait(self._desired_message(row), retain=True))
+                for row in rows
+                if row is not None and row.version > 0
+            ]
+            deadline = time.monotonic() + PUBACK_WAIT_S
+            for row, info in sent:
+                if not _acked(info, deadline):
                     return False  # the broker went away: this batch again on a later round
                 row.published_version, row.published_at = row.version, self._clock()
             session.commit()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -78,22 +78,34 @@ def refresh_desired(session: Session, device_ids: Iterable[str], now: datetime) 
     return changed
 
 
-def reconcile_batch(session: Session, after: str, now: datetime, batch: int = 200) -> list[str]:
+def reconcile_batch(
+    session: Session,
+    after: str,
+    now: datetime,
+    batch: int = 200,
+    give_way: Callable[[], bool] = lambda: False,
+) -> list[str]:
     """Recompute the desired states of the next `batch` devices by id after `after`.
 
     A new server version may compute policies differently (a new key, a changed rule): the
     scheduler sweeps the whole fleet each time it takes the lease or (re)connects to the
     broker, so no tablet keeps a policy the running code would not give it, and a broker that
-    lost its retained messages gets them all back. Returns the ids done (none at the end).
+    lost its retained messages gets them all back. Device by device: once `give_way()` says
+    other work is waiting, it stops after the device at hand. Returns the ids done, in order
+    (none at the end of the fleet).
     """
     ids = list(
         session.scalars(
             select(orm.Device.id).where(orm.Device.id > after).order_by(orm.Device.id).limit(batch)
         )
     )
-    if ids:
-        refresh_desired(session, ids, now)
-    return ids
+    done: list[str] = []
+    for device_id in ids:
+        if done and give_way():
+            break
+        refresh_desired(session, [device_id], now)
+        done.append(device_id)
+    return done
 
 
 def catch_up_versions(session: Session, now: datetime) -> list[str]:

@@ -269,3 +269,43 @@ def test_versions_jump_past_what_tablets_applied_after_a_restore(fleet: Fleet) -
         assert (ahead.version, same.version) == (8, 1)
         assert ahead.published_version < ahead.version, "the scheduler publishes it next"
         assert catch_up_versions(session, T0) == []
+
+
+def test_a_sweep_slice_gives_way_once_work_is_committed(fleet: Fleet) -> None:
+    """The fleet sweep runs in slices between rounds; a command or signal committed during a
+    slice (the waiter is woken) ends it after the current batch, so it waits one batch, not a
+    whole slice."""
+    from server.adapters.wakeup import PollOnly
+
+    waiter = PollOnly()
+    worker = Background(
+        fleet.services.settings, fleet.services.session_factory, lambda: T0, waiter=waiter
+    )
+    steps: list[str] = []
+
+    def step(_now: datetime) -> bool:
+        steps.append(worker._reconcile_after or "")
+        worker._reconcile_after = f"tab-{len(steps):03d}"
+        if len(steps) == 3:
+            waiter.wake()  # a command was committed during the third batch
+        return True
+
+    worker._reconcile_step = step  # type: ignore[method-assign]
+    worker._client.is_connected = lambda: True  # type: ignore[method-assign]
+    worker._reconcile_after = ""
+    worker.reconcile(T0)
+    assert steps == ["", "tab-001", "tab-002"]
+    worker.reconcile(T0)  # the round that serves the command comes first
+    assert len(steps) == 3
+    assert waiter.wait(0)  # that round's wait returns at once (and clears the wake-up)
+    worker.reconcile(T0)
+    assert len(steps) > 3  # the sweep goes on
+
+
+def test_a_sweep_batch_stops_after_the_device_at_hand_when_work_waits(fleet: Fleet) -> None:
+    from server.service_layer.desired import reconcile_batch
+
+    with fleet.services.session_factory() as session:
+        assert reconcile_batch(session, "", T0, 5) == [f"tab-00{i}" for i in range(1, 6)]
+        assert reconcile_batch(session, "tab-005", T0, 5, give_way=lambda: True) == ["tab-006"]
+        assert reconcile_batch(session, "tab-009", T0, 5) == []
