@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import random
 import socket
 import statistics
@@ -174,42 +175,26 @@ def run(args: argparse.Namespace, report: Report) -> None:
         busy = (after.user + after.system - before.user - before.system) / idle_s
         report.figure("scheduler CPU with no commands (fleet connected)", 100 * busy, "%")
 
-        swept_before = _swept(rig)
         api = Api(rig.http_port, rig.tokens["it_support"])
         db = psycopg.connect(libpq(rig.database_url), autocommit=True)
         rng = random.Random(8)
-        latencies: list[float] = []
-        parts: dict[str, list[float]] = {"issue": [], "send": [], "tablet+ingest": [], "seen": []}
-        for _ in range(commands):
-            device = rng.choice(groups["v"])
-            time.sleep(rng.uniform(0.0, 0.1))  # never in step with anybody's polling
-            start, wall = time.perf_counter(), time.time()
-            cmd_id = api.post(f"/devices/{device}/commands", {"name": "lock"})["cmd_id"]
-            while True:
-                row = db.execute(
-                    "SELECT state, created_at, sent_at, finished_at FROM commands WHERE id = %s",
-                    (cmd_id,),
-                ).fetchone()
-                assert row is not None
-                if row[0] in FINAL:
-                    break
-                if time.perf_counter() - start > 30:
-                    raise SystemExit(f"command {cmd_id} to {device} still {row[0]} after 30 s")
-                time.sleep(0.002)
-            end = time.perf_counter()
-            latencies.append(end - start)
-            created, sent, finished = (_ts(v) for v in row[1:])
-            seen = wall + (end - start)
-            parts["issue"].append(created - wall)
-            parts["send"].append(sent - created)
-            parts["tablet+ingest"].append(finished - sent)
-            parts["seen"].append(seen - finished)
-        p99 = 1000 * _pct(latencies, 0.99)
-        report.figure("command → ack committed, p50", 1000 * statistics.median(latencies), "ms")
-        for name, values in parts.items():
-            report.figure(f"  of which {name}, p50", 1000 * statistics.median(values), "ms")
-            report.figure(f"  of which {name}, p99", 1000 * _pct(values, 0.99), "ms")
-        report.target("command → ack committed, p99", p99, "ms", below=100.0)
+        started = time.perf_counter()
+        if not _swept(rig):
+            # The sweep the scheduler runs after start (every desired state recomputed and
+            # published) takes minutes at this size: commands meanwhile are shown, not judged.
+            during = _single_commands(api, db, rng, groups["v"], max(1, commands // 3))
+            _report_commands(report, "during the start-up sweep", during, judge=False)
+            while not _swept(rig):
+                if time.perf_counter() - started > 900:
+                    raise SystemExit("the scheduler's fleet sweep did not end in 15 minutes")
+                time.sleep(1.0)
+            report.figure(
+                "start-up sweep ended, after the first command by",
+                time.perf_counter() - started,
+                "s",
+            )
+        steady = _single_commands(api, db, rng, groups["v"], commands)
+        _report_commands(report, "", steady, judge=True)
 
         start = time.perf_counter()
         bulk_id = api.post("/commands/bulk", {"name": "lock", "filter": {"unit": "bulk"}})[
@@ -235,15 +220,60 @@ def run(args: argparse.Namespace, report: Report) -> None:
             report.figure(f"bulk lock of {bulk:,}: all sent", sent_all, "s")
         report.target(f"bulk lock of {bulk:,}: all acknowledged", total, "s", below=5.0)
         report.note("command times: from the POST to the outcome committed (DB polled every 2 ms)")
-        report.note(
-            "the scheduler's fleet sweep after start (every desired state recomputed and "
-            + (
-                "published) had ended before the single commands"
-                if swept_before
-                else "published) was still running when the single commands began"
-                + ("; it ended during the run" if _swept(rig) else " and after they ended")
-            )
-        )
+
+
+Timed = tuple[float, dict[str, float]]  # a command's latency and its parts (s)
+
+
+def _single_commands(
+    api: Api, db: Any, rng: random.Random, devices: list[str], count: int
+) -> list[Timed]:
+    """`count` lock commands one at a time, each timed until its outcome is committed."""
+    timed: list[Timed] = []
+    for _ in range(count):
+        device = rng.choice(devices)
+        time.sleep(rng.uniform(0.0, 0.1))  # never in step with anybody's polling
+        start, wall = time.perf_counter(), time.time()
+        cmd_id = api.post(f"/devices/{device}/commands", {"name": "lock"})["cmd_id"]
+        while True:
+            row = db.execute(
+                "SELECT state, created_at, sent_at, finished_at FROM commands WHERE id = %s",
+                (cmd_id,),
+            ).fetchone()
+            assert row is not None
+            if row[0] in FINAL:
+                break
+            if time.perf_counter() - start > 30:
+                raise SystemExit(f"command {cmd_id} to {device} still {row[0]} after 30 s")
+            time.sleep(0.002)
+        end = time.perf_counter()
+        created, sent, finished = (_ts(v) for v in row[1:])
+        parts = {
+            "issue": created - wall,
+            "send": sent - created,
+            "tablet+ingest": finished - sent,
+            "seen": wall + (end - start) - finished,
+        }
+        timed.append((end - start, parts))
+    return timed
+
+
+def _report_commands(report: Report, when: str, timed: list[Timed], *, judge: bool) -> None:
+    label = f"command → ack committed{', ' + when if when else ''}"
+    latencies = [t for t, _ in timed]
+    report.figure(f"{label}, p50", 1000 * statistics.median(latencies), "ms")
+    for name in ("issue", "send", "tablet+ingest", "seen"):
+        # A part is missing (NaN) when the ack was committed before the scheduler marked the
+        # command sent: the split is then unknown, the whole latency is not.
+        values = [p[name] for _, p in timed if not math.isnan(p[name])]
+        if values:
+            report.figure(f"  of which {name}, p50", 1000 * statistics.median(values), "ms")
+            report.figure(f"  of which {name}, p99", 1000 * _pct(values, 0.99), "ms")
+    p99 = 1000 * _pct(latencies, 0.99)
+    if judge:
+        report.target(f"{label}, p99", p99, "ms", below=100.0)
+    else:
+        report.figure(f"{label}, p99", p99, "ms")
 
 
 def _swept(rig: Any) -> bool:

@@ -221,8 +221,10 @@ def running_fleet(
             env["LAINAAMO_HTTP_PORT"] = str(rig.http_port)
             env["LAINAAMO_HTTP_THREADS"] = "8"
         for name, argv in commands.items():
+            # The scheduler's INFO lines are few and tell when its fleet sweep ends.
+            own = {**env, "LAINAAMO_LOG_LEVEL": "INFO"} if name == "scheduler" else env
             rig.server[name] = _spawn(
-                [sys.executable, "-m", "lainaamo.cli", *argv], env, logs, name
+                [sys.executable, "-m", "lainaamo.cli", *argv], own, logs, name
             )
             stack.callback(_stop, rig.server[name])
         rig.watch = PresenceWatch(broker.port)

@@ -52,6 +52,7 @@ LEASE_TTL = timedelta(seconds=15)
 LEASE_RENEW_S = 3.0
 SWEEP_SLICE_S = 0.05  # of each round for the fleet sweep (desired states recomputed, republished)
 SWEEP_BATCH = 10  # devices per step of the sweep
+SWEEP_PAUSE_S = 0.01  # between rounds while a sweep is under way (else the tick)
 SIGNAL_STALE_S = 120  # a signal not sent by then is dropped, and expires at the broker
 PUBACK_WAIT_S = 5.0
 COMMAND_BATCH = 500  # commands read, published and marked sent per round
@@ -178,7 +179,11 @@ class Background:
 
     def _run(self) -> None:
         while True:
-            self._waiter.wait(self._tick_s)
+            # A sweep under way takes every round it can get: it gives way to commands and
+            # signals within a round, and the sooner it ends the sooner tablets have new code's
+            # policies (or a broker that lost its store has them back).
+            sweeping = self._reconcile_after is not None or self._sweep_requested
+            self._waiter.wait(SWEEP_PAUSE_S if sweeping else self._tick_s)
             if self._stop.is_set():
                 return
             try:
