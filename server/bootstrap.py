@@ -19,8 +19,10 @@ from server.adapters.metrics import (
     HttpMetrics,
     IngestMetrics,
     SchedulerMetrics,
+    SupportMetrics,
 )
 from server.adapters.usage_metrics import UsageCollector
+from server.service_layer import usage
 from server.service_layer.device_totals import DeviceTotals
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -42,6 +44,7 @@ class Services:
     # own metrics): app.scrape_registry() adds them to what `/metrics` exports.
     scrape_collectors: list[Collector] = field(default_factory=list)
     _ingest_metrics: IngestMetrics | None = field(default=None, repr=False)
+    _support_metrics: SupportMetrics | None = field(default=None, repr=False)
     _device_totals: DeviceTotals | None = field(default=None, repr=False)
     _http_metrics: HttpMetrics | None = field(default=None, repr=False)
     _scheduler_metrics: SchedulerMetrics | None = field(default=None, repr=False)
@@ -52,8 +55,15 @@ class Services:
     @property
     def ingest_metrics(self) -> IngestMetrics:
         if self._ingest_metrics is None:
-            self._ingest_metrics = IngestMetrics(self.registry)
+            self._ingest_metrics = IngestMetrics(self.registry, self.support_metrics)
         return self._ingest_metrics
+
+    @property
+    def support_metrics(self) -> SupportMetrics:
+        """Remote-support figures: one set per process, shared by the API and the ingest."""
+        if self._support_metrics is None:
+            self._support_metrics = SupportMetrics(self.registry)
+        return self._support_metrics
 
     @property
     def device_totals(self) -> DeviceTotals:
@@ -100,5 +110,5 @@ def bootstrap(
                 stale_factor=settings.offline_grace_factor,
             )
         )
-        collectors.append(UsageCollector(session_factory, clock))
+        collectors.append(UsageCollector(session_factory, clock, usage.unused_loans))
     return Services(settings, engine, session_factory, registry, clock, collectors)

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 import lainaamo
 from lainaamo.errors import ProtocolError
 from server.adapters import orm
+from server.adapters.sql_portable import Epoch
 from server.domain.device_commands import CommandState
 from server.domain.loans import LoanState
 from server.domain.model import LifecycleState
-from server.service_layer.sql_portable import Epoch
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class IngestMetrics:
     """Counters and histograms of the MQTT ingest."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, support: SupportMetrics | None = None) -> None:
         self.messages = Counter(
             "lainaamo_ingest_messages_total",
             "MQTT messages whose effect ingest committed, by kind.",
@@ -103,7 +103,8 @@ class IngestMetrics:
             self.dropped.labels(reason)
         for kind in ("presence", "status", "cmd_ack", "session_evt", "usage"):
             self.messages.labels(kind)
-        self.support = support_metrics(registry)
+        # Remote-support figures are shared with the API (one set per registry: Services).
+        self.support = support if support is not None else SupportMetrics(registry)
 
 
 SUPPORT_OUTCOMES = (
@@ -198,20 +199,6 @@ class SupportMetrics:
 
     def setup(self, seconds: float) -> None:
         self._setup.observe(max(0.0, seconds))
-
-
-_support_lock = threading.Lock()
-_support_by_registry: dict[int, tuple[CollectorRegistry, SupportMetrics]] = {}
-
-
-def support_metrics(registry: CollectorRegistry) -> SupportMetrics:
-    """The one SupportMetrics of a registry (the API, ingest and background share it)."""
-    with _support_lock:
-        found = _support_by_registry.get(id(registry))
-        if found is None or found[0] is not registry:
-            found = (registry, SupportMetrics(registry))
-            _support_by_registry[id(registry)] = found
-        return found[1]
 
 
 class BuildInfoCollector(Collector):

@@ -8,6 +8,7 @@ only: never a device, a loan or a client.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -19,7 +20,6 @@ from sqlalchemy.orm import Session
 from server.adapters import orm
 from server.adapters.metrics import FLEET_CACHE_S, ScrapeCache
 from server.domain.usage import CATEGORIES, LAUNCH_COLUMNS
-from server.service_layer.usage import unused_loans
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ UNUSED = (
 )
 
 
+# Loans on loan with no use in the last 14 days per unit id, at a time: the service layer's
+# query (`usage.unused_loans`), handed in by bootstrap so that this adapter does not reach up.
+UnusedLoans = Callable[[Session, datetime], Counter[int]]
+
+
 class UsageCollector(Collector):
     """Usage counters and the unused-loans gauge, from a few grouped queries per scrape."""
 
@@ -45,10 +50,12 @@ class UsageCollector(Collector):
         self,
         session_factory: Callable[[], Session],
         clock: Callable[[], datetime],
+        unused_loans: UnusedLoans,
         cache_s: float = FLEET_CACHE_S,
     ) -> None:
         self._session_factory = session_factory
         self._clock = clock
+        self._unused_loans = unused_loans
         self._cache = ScrapeCache("usage", self._families, cache_s)
 
     def describe(self) -> Iterator[Metric]:
@@ -76,7 +83,7 @@ class UsageCollector(Collector):
                     ).group_by(U.unit_id)
                 ).all()
             }
-            unused = unused_loans(session, self._clock())
+            unused = self._unused_loans(session, self._clock())
         active = CounterMetricFamily(*ACTIVE, labels=["unit"])
         support = CounterMetricFamily(*SUPPORT, labels=["unit"])
         launches = CounterMetricFamily(*LAUNCHES, labels=["unit", "category"])

@@ -48,12 +48,12 @@ from sqlalchemy import Float, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from server.adapters import orm
+from server.adapters.sql_portable import Epoch, Greatest, Least, Month
 from server.domain.disclosure import THRESHOLD, Shown, derived, protect_column, suppress
 from server.domain.loans import LoanState
 from server.domain.model import LifecycleState, Principal
 from server.domain.usage import days_of
 from server.service_layer import audit, usage
-from server.service_layer.sql_portable import Epoch, Greatest, Least, Month
 from server.service_layer.unit_of_work import UnitOfWork
 
 DAY_S = 86400.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 from support.fleet import Fleet
 from support.metrics_catalogue import ALLOWED_LABELS, FORBIDDEN_LABELS, documented
 
-from server.adapters.metrics import support_metrics
 from server.entrypoints.app import scrape_registry
 from server.entrypoints.broker_watch import TOPICS, BrokerWatch
 
@@ -15,7 +14,7 @@ def exported(fleet: Fleet) -> dict[str, tuple[str, frozenset[str]]]:
     services = fleet.services
     # The ingest and remote-support metrics are created on first use; force them.
     ingest = services.ingest_metrics
-    assert ingest.support is support_metrics(services.registry)
+    assert ingest.support is services.support_metrics  # one set, shared with the API
     # Labelled metrics without a child have no samples to read labels from: one command each.
     ingest.command_outcomes.labels("lock", "done")
     ingest.command_latency.labels("lock")

@@ -18,7 +18,7 @@ from test_reports import END, NOW, START, admin_principal, build
 from server.adapters import orm
 from server.adapters.usage_metrics import UsageCollector
 from server.domain.disclosure import SUPPRESSED
-from server.service_layer import reports
+from server.service_layer import reports, usage
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +176,7 @@ def test_metrics_from_the_roll_up_labelled_by_unit_and_category(
 ) -> None:
     build(fleet)
     add_usage(fleet)
-    collector = UsageCollector(fleet.services.session_factory, lambda: NOW)
+    collector = UsageCollector(fleet.services.session_factory, lambda: NOW, usage.unused_loans)
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in collector.collect()

@@ -7,7 +7,6 @@ from typing import Any
 from flask import Blueprint
 
 from lainaamo.errors import InvalidInput
-from server.adapters.metrics import support_metrics
 from server.domain.model import Role
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
@@ -59,7 +58,7 @@ def register(bp: Blueprint) -> None:
             **args,
             settings=svc.settings,
             now=svc.clock(),
-            metrics=support_metrics(svc.registry),
+            metrics=svc.support_metrics,
         )
         state = support.get_state(svc.uow(), current(), session_id, svc.settings, svc.clock())
         return state, 201
@@ -81,7 +80,7 @@ def register(bp: Blueprint) -> None:
             session_id,
             body.get("sdp"),  # type: ignore[arg-type]
             svc.clock(),
-            support_metrics(svc.registry),
+            svc.support_metrics,
         )
         return {"state": "connecting"}, 202
 
@@ -97,5 +96,5 @@ def register(bp: Blueprint) -> None:
     @roles(*STARTERS)
     def post_support_hangup(session_id: str) -> dict[str, Any]:
         svc = services()
-        support.hangup(svc.uow(), current(), session_id, svc.clock(), support_metrics(svc.registry))
+        support.hangup(svc.uow(), current(), session_id, svc.clock(), svc.support_metrics)
         return support.get_state(svc.uow(), current(), session_id, svc.settings, svc.clock())

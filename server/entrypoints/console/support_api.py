@@ -12,7 +12,6 @@ from flask import Blueprint, Response, flash, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
-from server.adapters.metrics import support_metrics
 from server.entrypoints.api.context import services
 from server.entrypoints.api.support import parse_candidate, parse_start
 from server.entrypoints.console.core import _local_path, principal
@@ -58,7 +57,7 @@ def register(bp: Blueprint) -> None:
                 **args,
                 settings=svc.settings,
                 now=svc.clock(),
-                metrics=support_metrics(svc.registry),
+                metrics=svc.support_metrics,
             )
         except DomainError as exc:
             flash(str(exc), "error")
@@ -84,7 +83,7 @@ def register(bp: Blueprint) -> None:
                 session_id,
                 sdp,  # type: ignore[arg-type]
                 svc.clock(),
-                support_metrics(svc.registry),
+                svc.support_metrics,
             )
             return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
         except DomainError as exc:
@@ -104,9 +103,7 @@ def register(bp: Blueprint) -> None:
     def support_hangup(session_id: str) -> Any:
         svc = services()
         try:
-            support.hangup(
-                svc.uow(), principal(), session_id, svc.clock(), support_metrics(svc.registry)
-            )
+            support.hangup(svc.uow(), principal(), session_id, svc.clock(), svc.support_metrics)
             return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
         except DomainError as exc:
             return _error(exc)
