@@ -69,28 +69,21 @@ def tally(session: Session, organisation_id: int, low_battery_pct: int, now: flo
     """Count an organisation's devices by unit, state, online and low battery (one query)."""
     status = orm.DeviceStatus
     low = func.coalesce(status.battery_pct <= low_battery_pct, False)
+    keys = (
+        orm.Device.unit_id,
+        orm.Unit.code,
+        orm.Device.lifecycle_state,
+        status.online,
+        low,
+        status.device_id.is_not(None),
+    )
     query = (
-        select(
-            orm.Device.unit_id,
-            orm.Unit.code,
-            orm.Device.lifecycle_state,
-            status.online,
-            low,
-            status.device_id.is_not(None),
-            func.count(),
-        )
+        select(*keys, func.count())
         .select_from(orm.Device)
         .outerjoin(orm.Unit, orm.Unit.id == orm.Device.unit_id)
         .outerjoin(status, status.device_id == orm.Device.id)
         .where(orm.Device.organisation_id == organisation_id)
-        .group_by(
-            orm.Device.unit_id,
-            orm.Unit.code,
-            orm.Device.lifecycle_state,
-            status.online,
-            low,
-            status.device_id.is_not(None),
-        )
+        .group_by(*keys)
     )
     rows: list[tuple[Key, int]] = []
     for unit_id, code, state, online, is_low, has_status, n in session.execute(query):
