@@ -155,6 +155,13 @@ def no_delay(_client: object, _userdata: object, sock: object) -> None:
         pass  # not a TCP socket (e.g. a WebSocket wrapper): nothing to tune
 
 
+def new_intake_client(settings: Settings, options: SessionOptions) -> IntakeClient:
+    """`new_client` for the server's ingest: an `IntakeClient`."""
+    client = new_client(settings, options, IntakeClient)
+    assert isinstance(client, IntakeClient)
+    return client
+
+
 def connect_kwargs(settings: Settings, options: SessionOptions) -> dict[str, object]:
     """Keyword arguments for `client.connect()` / `connect_async()`."""
     kwargs: dict[str, object] = {

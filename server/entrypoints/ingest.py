@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from lainaamo.config import Settings
 from lainaamo.errors import ProtocolError
-from lainaamo.mqtt import IntakeClient, SessionOptions, connect_kwargs, new_client
+from lainaamo.mqtt import SessionOptions, connect_kwargs, new_intake_client
 from lainaamo.protocol import Kind, SessionEvent, Topics, UsageReport, parse
 from server.adapters.metrics import IngestMetrics
 from server.domain.events import DeviceWentOffline
@@ -137,7 +137,7 @@ class IngestConsumer:
             session_expiry_s=settings.ingest_session_expiry_s,
             receive_maximum=settings.ingest_receive_maximum,
         )
-        self._client: IntakeClient = new_client(settings, self._options, IntakeClient)  # type: ignore[assignment]
+        self._client = new_intake_client(settings, self._options)
         self._client.manual_ack_set(True)
         self._client.reconnect_delay_set(
             min_delay=int(max(1, settings.reconnect_min_s)), max_delay=int(settings.reconnect_max_s)
