@@ -443,8 +443,18 @@ class DesiredStateRow(Base):
     """The versioned desired state of a device and how far it has been published."""
 
     __tablename__ = "device_desired"
-    # The fleet gauges compare versions of every device: an index-only scan, not the policies.
-    __table_args__ = (Index("ix_device_desired_device_version", "device_id", "version"),)
+    __table_args__ = (
+        # The fleet gauges compare versions of every device: an index-only scan, not the policies.
+        Index("ix_device_desired_device_version", "device_id", "version"),
+        # The scheduler asks for unpublished states several times a second: a partial index
+        # holds just those, so the question costs nothing however large the fleet.
+        Index(
+            "ix_device_desired_unpublished",
+            "changed_at",
+            postgresql_where=text("published_version < version"),
+            sqlite_where=text("published_version < version"),
+        ),
+    )
     device_id: Mapped[str] = mapped_column(
         ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
     )
