@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import BENCHMARKS
+from bench.env import mosquitto_version
 from bench.report import Report
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the chosen benchmark; exit status 1 when a target was missed (never in smoke)."""
     module = importlib.import_module(args.bench_module)
     report = Report(args.bench_name, smoke=args.smoke)
+    # Broker timings (wills, keepalive checks) differ between Mosquitto releases.
+    report.param("mosquitto", mosquitto_version())
     module.run(args, report)
     report.print(sys.stdout)
     if args.json:

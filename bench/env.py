@@ -6,6 +6,7 @@ benchmark module may import it at its top.
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from server.entrypoints.broker import PrivateMosquitto, find_mosquitto, free_port
+
+
+def mosquitto_version() -> str:
+    """The private brokers' Mosquitto, as it names itself ("mosquitto version 2.0.11")."""
+    binary = find_mosquitto()
+    if binary is None:
+        return "none"
+    try:
+        # `-h` prints the version first and exits with status 3.
+        out = subprocess.run([binary, "-h"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return binary
+    first = out.splitlines()[0] if out else ""
+    return first.removeprefix("mosquitto version ").strip() or binary
 
 
 @contextmanager

@@ -55,7 +55,15 @@ def _die_with_parent() -> None:
         pass
 
 
+MOSQUITTO_ENV = "LAINAAMO_MOSQUITTO"  # a Mosquitto binary other than the system's
+
+
 def find_mosquitto() -> str | None:
+    """The Mosquitto binary for private brokers (demo, tests, benchmarks): $LAINAAMO_MOSQUITTO
+    if set, else the system's."""
+    chosen = os.environ.get(MOSQUITTO_ENV)
+    if chosen:
+        return chosen if Path(chosen).is_file() else None
     return shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )

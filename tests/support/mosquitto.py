@@ -8,7 +8,6 @@ without disturbing anything else.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,12 +15,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from server.entrypoints import broker
+
 from .ports import LOCALHOST, free_port, port_is_open
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
-# Debian installs the broker in /usr/sbin, which is not on an ordinary user's PATH.
-SBIN_MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 class MosquittoError(RuntimeError):
@@ -29,14 +28,14 @@ class MosquittoError(RuntimeError):
 
 
 def find_mosquitto() -> str:
-    """Path of the mosquitto binary: on PATH, else Debian's /usr/sbin/mosquitto."""
-    found = shutil.which("mosquitto")
-    if found:
+    """Path of the mosquitto binary: $LAINAAMO_MOSQUITTO, else on PATH or Debian's
+    /usr/sbin/mosquitto (as the demo and the benchmarks find it)."""
+    found = broker.find_mosquitto()
+    if found is not None:
         return found
-    if os.access(SBIN_MOSQUITTO, os.X_OK):
-        return SBIN_MOSQUITTO
     raise MosquittoError(
-        "mosquitto is not installed (looked on PATH and at /usr/sbin/mosquitto); "
+        "mosquitto is not installed (looked at $LAINAAMO_MOSQUITTO, on PATH and at "
+        "/usr/sbin/mosquitto); "
         "run scripts/ensure-services.sh or `sudo apt-get install mosquitto`"
     )
 
