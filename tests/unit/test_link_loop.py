@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -92,14 +94,19 @@ def clock() -> list[float]:
     return [1000.0]
 
 
-def make_loop(links: list[FakeLink], clock: list[float]) -> LinkLoop:
-    return LinkLoop(links, monotonic=lambda: clock[0])  # type: ignore[arg-type]
+@contextmanager
+def looping(links: list[FakeLink], clock: list[float]) -> Iterator[LinkLoop]:
+    """A loop over the links on the test's clock; closed (sockets too) at the end."""
+    loop = LinkLoop(links, monotonic=lambda: clock[0])  # type: ignore[arg-type]
+    try:
+        yield loop
+    finally:
+        loop.close()
 
 
 def test_first_turn_polls_every_link_then_only_the_due_ones(clock: list[float]) -> None:
     links = [FakeLink(f"t{i}", clock, every=30.0 + i) for i in range(200)]
-    loop = make_loop(links, clock)
-    try:
+    with looping(links, clock) as loop:
         loop.turn()
         assert [link.polls for link in links] == [1] * 200
         clock[0] += 10.0  # nobody due yet
@@ -109,14 +116,11 @@ def test_first_turn_polls_every_link_then_only_the_due_ones(clock: list[float]) 
         loop.turn()
         assert [link.device_id for link in links if link.polls == 2] == ["t0", "t1", "t2"]
         assert sum(link.polls for link in links) == 203
-    finally:
-        loop.close()
 
 
 def test_a_readable_socket_is_read_and_its_link_polled(clock: list[float]) -> None:
     links = [FakeLink(f"t{i}", clock) for i in range(50)]
-    loop = make_loop(links, clock)
-    try:
+    with looping(links, clock) as loop:
         loop.turn()
         assert links[17].peer is not None
         links[17].peer.send(b"hello")
@@ -124,8 +128,6 @@ def test_a_readable_socket_is_read_and_its_link_polled(clock: list[float]) -> No
         assert links[17].reads == [b"hello"]
         assert links[17].polls == 2
         assert all(link.reads == [] and link.polls == 1 for link in links if link is not links[17])
-    finally:
-        loop.close()
 
 
 def test_queued_bytes_are_written_when_the_socket_takes_them(clock: list[float]) -> None:
@@ -135,8 +137,7 @@ def test_queued_bytes_are_written_when_the_socket_takes_them(clock: list[float])
         this.outgoing = b"ack"  # like paho queueing a PUBACK it could not send at once
 
     link.on_read = reply
-    loop = make_loop([link], clock)
-    try:
+    with looping([link], clock) as loop:
         loop.turn()
         assert link.peer is not None
         link.peer.send(b"publish")
@@ -146,8 +147,6 @@ def test_queued_bytes_are_written_when_the_socket_takes_them(clock: list[float])
         assert link.peer.recv(10) == b"ack"
         loop.turn()  # nothing queued: no longer registered for writing
         assert link.writes == 1
-    finally:
-        loop.close()
 
 
 def test_reconnected_links_are_watched_on_their_new_sockets(clock: list[float]) -> None:
@@ -176,8 +175,7 @@ def test_reconnected_links_are_watched_on_their_new_sockets(clock: list[float]) 
         return clock[0] + 30.0
 
     a.on_read, b.poll, a.poll = lose, poll_b, poll_a  # type: ignore[method-assign]
-    loop = make_loop([b, a], clock)
-    try:
+    with looping([b, a], clock) as loop:
         loop.turn()
         assert a.sock is not None and a.peer is not None
         old_a = a.sock.fileno()
@@ -191,34 +189,26 @@ def test_reconnected_links_are_watched_on_their_new_sockets(clock: list[float]) 
         loop.turn()
         assert a.reads == [b"bye", b"again"]
         assert b.reads == [b"hi"]
-    finally:
-        loop.close()
 
 
 def test_the_waker_polls_the_links_with_support_events(clock: list[float]) -> None:
     links = [FakeLink(f"t{i}", clock) for i in range(10)]
-    loop = make_loop(links, clock)
-    try:
+    with looping(links, clock) as loop:
         loop.turn()
         links[4].core.support.has_events = True
         links[4].core.support.waker()
         loop.turn()
         assert [link.polls for link in links] == [1, 1, 1, 1, 2, 1, 1, 1, 1, 1]
-    finally:
-        loop.close()
 
 
 def test_a_stopped_link_is_not_polled_again(clock: list[float]) -> None:
     links = [FakeLink("t0", clock), FakeLink("t1", clock)]
     links[0].every = math.inf  # what a stopped link answers
-    loop = make_loop(links, clock)
-    try:
+    with looping(links, clock) as loop:
         loop.turn()
         clock[0] += 1000.0
         loop.turn()
         assert [link.polls for link in links] == [1, 2]
-    finally:
-        loop.close()
 
 
 def test_a_turn_looks_only_at_the_links_that_worked(clock: list[float]) -> None:
@@ -234,8 +224,7 @@ def test_a_turn_looks_only_at_the_links_that_worked(clock: list[float]) -> None:
             return original()
 
         link.socket = counted  # type: ignore[method-assign]
-    loop = make_loop(links, clock)
-    try:
+    with looping(links, clock) as loop:
         loop.turn()
         loop.turn()  # the first turn's polls registered
         asked.clear()
@@ -244,5 +233,3 @@ def test_a_turn_looks_only_at_the_links_that_worked(clock: list[float]) -> None:
         loop.turn()
         loop.turn()
         assert set(asked) == {"t500"}
-    finally:
-        loop.close()
