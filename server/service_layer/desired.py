@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.adapters import orm, wakeup
-from server.domain.loans import HOLDS_DEVICE, LoanState, escalation
+from server.domain.loans import HOLDS_DEVICE, LoanRules, LoanState, escalation
 from server.domain.model import LifecycleState
 from server.domain.policy import DeviceSituation, KioskProfile, canonical, compute_policy
 from server.service_layer.rules import rules_for
@@ -23,17 +23,63 @@ def _profile(session: Session, unit_id: int | None) -> KioskProfile:
     return KioskProfile(tuple(row.apps), tuple(row.shortcuts), row.settings_locked)
 
 
+class Reads:
+    """What the desired states of some devices depend on, read together.
+
+    Their device rows, desired-state rows and current loans in one query each, and each unit's
+    rules (per model) and kiosk profile once: the fleet sweep recomputes thousands of devices,
+    and one query per device and fact was most of its time.
+    """
+
+    def __init__(self, session: Session, device_ids: Iterable[str]) -> None:
+        ids = sorted(set(device_ids))
+        self.session = session
+        self.devices = {
+            d.id: d for d in session.scalars(select(orm.Device).where(orm.Device.id.in_(ids)))
+        }
+        self.desired = {
+            r.device_id: r
+            for r in session.scalars(
+                select(orm.DesiredStateRow).where(orm.DesiredStateRow.device_id.in_(ids))
+            )
+        }
+        # At most one loan holds a device (uq_loans_device_active).
+        self.loans = {
+            loan.device_id: loan
+            for loan in session.scalars(
+                select(orm.Loan).where(
+                    orm.Loan.device_id.in_(ids),
+                    orm.Loan.state.in_([s.value for s in HOLDS_DEVICE]),
+                )
+            )
+        }
+        self._rules: dict[tuple[int, str], LoanRules] = {}
+        self._profiles: dict[int | None, KioskProfile] = {}
+
+    def rules(self, unit_id: int, model: str) -> LoanRules:
+        if (unit_id, model) not in self._rules:
+            self._rules[unit_id, model] = rules_for(self.session, unit_id, model)
+        return self._rules[unit_id, model]
+
+    def profile(self, unit_id: int | None) -> KioskProfile:
+        if unit_id not in self._profiles:
+            self._profiles[unit_id] = _profile(self.session, unit_id)
+        return self._profiles[unit_id]
+
+
 def situation_of(
-    session: Session, device: orm.Device, override: dict[str, Any] | None, now: datetime
+    session: Session,
+    device: orm.Device,
+    override: dict[str, Any] | None,
+    now: datetime,
+    reads: Reads | None = None,
 ) -> DeviceSituation:
-    """Gather what the desired state of one device depends on."""
-    loan = session.scalar(
-        select(orm.Loan).where(
-            orm.Loan.device_id == device.id, orm.Loan.state.in_([s.value for s in HOLDS_DEVICE])
-        )
-    )
+    """Gather what the desired state of one device depends on (from `reads` when given, which
+    must cover the device)."""
+    reads = reads or Reads(session, [device.id])
+    loan = reads.loans.get(device.id)
     unit_id = loan.unit_id if loan is not None else device.unit_id
-    rules = rules_for(session, unit_id, device.model) if unit_id is not None else None
+    rules = reads.rules(unit_id, device.model) if unit_id is not None else None
     org = session.get(orm.Organisation, device.organisation_id)
     loan_state = LoanState(loan.state) if loan is not None else None
     unit = session.get(orm.Unit, loan.unit_id) if loan is not None else None
@@ -41,7 +87,7 @@ def situation_of(
         lifecycle=LifecycleState(device.lifecycle_state),
         loan_state=loan_state,
         due_at=loan.due_at if loan is not None else None,
-        profile=_profile(session, unit_id),
+        profile=reads.profile(unit_id),
         support_phone=org.support_phone if org else None,
         override=override,
         hold=bool(loan and loan.hold),
@@ -53,20 +99,27 @@ def situation_of(
     return situation
 
 
-def refresh_desired(session: Session, device_ids: Iterable[str], now: datetime) -> list[str]:
-    """Recompute desired states; a changed policy gets the next version. Returns those changed."""
+def refresh_desired(
+    session: Session, device_ids: Iterable[str], now: datetime, reads: Reads | None = None
+) -> list[str]:
+    """Recompute desired states; a changed policy gets the next version. Returns those changed.
+
+    `reads`: what the devices depend on, read beforehand (else read here, for all of them)."""
+    ids = sorted(set(device_ids))
+    reads = reads or Reads(session, ids)
     changed = []
-    for device_id in sorted(set(device_ids)):
-        device = session.get(orm.Device, device_id)
+    for device_id in ids:
+        device = reads.devices.get(device_id)
         if device is None:
             continue
-        row = session.get(orm.DesiredStateRow, device_id)
+        row = reads.desired.get(device_id)
         if row is None:
             row = orm.DesiredStateRow(
                 device_id=device_id, version=0, policy={}, changed_at=now, published_version=0
             )
             session.add(row)
-        policy = compute_policy(situation_of(session, device, row.override, now))
+            reads.desired[device_id] = row
+        policy = compute_policy(situation_of(session, device, row.override, now, reads))
         if row.version == 0 or canonical(policy) != canonical(row.policy):
             row.version = (row.version or 0) + 1
             row.policy = policy
@@ -90,20 +143,21 @@ def reconcile_batch(
     A new server version may compute policies differently (a new key, a changed rule): the
     scheduler sweeps the whole fleet each time it takes the lease or (re)connects to the
     broker, so no tablet keeps a policy the running code would not give it, and a broker that
-    lost its retained messages gets them all back. Device by device: once `give_way()` says
-    other work is waiting, it stops after the device at hand. Returns the ids done, in order
-    (none at the end of the fleet).
+    lost its retained messages gets them all back. What the batch depends on is read together
+    (`Reads`); then device by device: once `give_way()` says other work is waiting, it stops
+    after the device at hand. Returns the ids done, in order (none at the end of the fleet).
     """
     ids = list(
         session.scalars(
             select(orm.Device.id).where(orm.Device.id > after).order_by(orm.Device.id).limit(batch)
         )
     )
+    reads = Reads(session, ids)
     done: list[str] = []
     for device_id in ids:
         if done and give_way():
             break
-        refresh_desired(session, [device_id], now)
+        refresh_desired(session, [device_id], now, reads)
         done.append(device_id)
     return done
 

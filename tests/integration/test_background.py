@@ -309,3 +309,33 @@ def test_a_sweep_batch_stops_after_the_device_at_hand_when_work_waits(fleet: Fle
         assert reconcile_batch(session, "", T0, 5) == [f"tab-00{i}" for i in range(1, 6)]
         assert reconcile_batch(session, "tab-005", T0, 5, give_way=lambda: True) == ["tab-006"]
         assert reconcile_batch(session, "tab-009", T0, 5) == []
+
+
+def test_a_sweep_batch_reads_what_its_devices_depend_on_together(fleet: Fleet) -> None:
+    """The sweep's reads do not grow with its batch: devices, desired states and loans in one
+    query each, rules and kiosk profile once per unit (it used to be five queries a device)."""
+    from sqlalchemy import event
+
+    from server.service_layer.desired import reconcile_batch
+
+    def statements(batch: int) -> int:
+        with fleet.services.session_factory() as session:
+            engine = session.get_bind()
+            count = 0
+
+            def counted(*_args: object) -> None:
+                nonlocal count
+                count += 1
+
+            event.listen(engine, "before_cursor_execute", counted)
+            try:
+                assert len(reconcile_batch(session, "", T0, batch)) == batch
+            finally:
+                event.remove(engine, "before_cursor_execute", counted)
+            session.commit()
+        return count
+
+    statements(9)  # the first sweep writes every desired state; the next ones only read
+    one, nine = statements(1), statements(9)
+    print(f"statements: one device {one}, nine devices in three units {nine}")
+    assert nine < 3 * one
