@@ -19,6 +19,7 @@ import http.client
 import json
 import math
 import random
+import re
 import socket
 import statistics
 import threading
@@ -33,6 +34,7 @@ DESCRIPTION = (
     "bulk lock of 1,000 acknowledged"
 )
 FINAL = ("done", "failed", "expired", "rejected", "cancelled")
+SWEPT = re.compile(r"whole fleet recomputed and published \((\d+) devices in ([\d.]+) s\)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -186,6 +188,9 @@ def run(args: argparse.Namespace, report: Report) -> None:
                 time.perf_counter() - started,
                 "s",
             )
+        took = _sweep_took(rig)
+        if took is not None:
+            report.figure(f"start-up sweep of {took[0]:,} devices took", took[1], "s")
         # What the scheduler costs between commands, with the fleet connected and swept.
         scheduler = psutil.Process(rig.server["scheduler"].pid)
         before, idle_s = scheduler.cpu_times(), 2.0 if args.smoke else 10.0
@@ -280,6 +285,13 @@ def _swept(rig: Any) -> bool:
     """Whether the scheduler has logged the end of its fleet sweep."""
     log = rig.workdir / "logs" / "scheduler.log"
     return log.exists() and "desired states of the whole fleet" in log.read_text(errors="replace")
+
+
+def _sweep_took(rig: Any) -> tuple[int, float] | None:
+    """Devices and seconds of the scheduler's last fleet sweep, as its log says."""
+    log = rig.workdir / "logs" / "scheduler.log"
+    found = SWEPT.findall(log.read_text(errors="replace")) if log.exists() else []
+    return (int(found[-1][0]), float(found[-1][1])) if found else None
 
 
 def _ts(value: datetime | None) -> float:

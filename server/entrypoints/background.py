@@ -51,7 +51,7 @@ LEASE = "background"
 LEASE_TTL = timedelta(seconds=15)
 LEASE_RENEW_S = 3.0
 SWEEP_SLICE_S = 0.05  # of each round for the fleet sweep (desired states recomputed, republished)
-SWEEP_BATCH = 10  # devices per step of the sweep
+SWEEP_BATCH = 50  # devices per step of the sweep (what they depend on is read together)
 SWEEP_PAUSE_S = 0.01  # between rounds while a sweep is under way (else the tick)
 SIGNAL_STALE_S = 120  # a signal not sent by then is dropped, and expires at the broker
 PUBACK_WAIT_S = 5.0
@@ -124,6 +124,8 @@ class Background:
             log.warning("no command signing key (command_signing_key_file): wipes are refused")
         self.leader = False
         self._reconcile_after: str | None = None  # the fleet sweep's position (None: not running)
+        self._sweep_began = 0.0  # monotonic start of the sweep under way, and devices done
+        self._swept = 0
         self._sweep_requested = False  # set by the MQTT thread on every (re)connect
         self._client.on_connect = self._on_connect
         self._last_tick = time.monotonic()  # end of the last tick that finished its work
@@ -206,7 +208,10 @@ class Background:
                 )
                 self.leader = leader
                 # A new leader may run newer code than the last: recompute every desired state.
-                self._reconcile_after = "" if leader else None
+                if leader:
+                    self._begin_sweep()
+                else:
+                    self._end_sweep()
                 if self._metrics is not None:
                     self._metrics.leader.set(1 if leader else 0)
         if not self.leader:
@@ -218,7 +223,7 @@ class Background:
         self.dispatch_commands()
         if self._sweep_requested:
             self._sweep_requested = False
-            self._reconcile_after = ""
+            self._begin_sweep()
         if self._reconcile_after is not None:
             self.reconcile(now)
         if self._due("catch_up"):
@@ -306,6 +311,14 @@ class Background:
             if not self._client.is_connected() or not self._reconcile_step(now):
                 return
 
+    def _begin_sweep(self) -> None:
+        """Start the fleet sweep from the first device (again, if one was under way)."""
+        self._reconcile_after = ""
+        self._sweep_began, self._swept = time.monotonic(), 0
+
+    def _end_sweep(self) -> None:
+        self._reconcile_after = None
+
     def _reconcile_step(self, now: datetime) -> bool:
         """One small batch of the sweep; False if the broker did not take it (try again).
 
@@ -332,10 +345,15 @@ class Background:
                 row.published_version, row.published_at = row.version, self._clock()
             session.commit()
         if not ids:
-            log.info("desired states of the whole fleet recomputed and published")
-            self._reconcile_after = None
+            log.info(
+                "desired states of the whole fleet recomputed and published (%d devices in %.1f s)",
+                self._swept,
+                time.monotonic() - self._sweep_began,
+            )
+            self._end_sweep()
         else:
             self._reconcile_after = ids[-1]
+            self._swept += len(ids)
         return True
 
     def _desired_message(self, row: orm.DesiredStateRow) -> DesiredState:
