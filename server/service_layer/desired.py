@@ -34,6 +34,7 @@ class Reads:
     def __init__(self, session: Session, device_ids: Iterable[str]) -> None:
         ids = sorted(set(device_ids))
         self.session = session
+        self.ids = frozenset(ids)
         self.devices = {
             d.id: d for d in session.scalars(select(orm.Device).where(orm.Device.id.in_(ids)))
         }
@@ -56,6 +57,9 @@ class Reads:
         self._rules: dict[tuple[int, str], LoanRules] = {}
         self._profiles: dict[int | None, KioskProfile] = {}
 
+    def covers(self, device_ids: Iterable[str]) -> bool:
+        return self.ids.issuperset(device_ids)
+
     def rules(self, unit_id: int, model: str) -> LoanRules:
         if (unit_id, model) not in self._rules:
             self._rules[unit_id, model] = rules_for(self.session, unit_id, model)
@@ -74,9 +78,9 @@ def situation_of(
     now: datetime,
     reads: Reads | None = None,
 ) -> DeviceSituation:
-    """Gather what the desired state of one device depends on (from `reads` when given, which
-    must cover the device)."""
-    reads = reads or Reads(session, [device.id])
+    """Gather what the desired state of one device depends on (from `reads` if they cover it)."""
+    if reads is None or not reads.covers([device.id]):
+        reads = Reads(session, [device.id])
     loan = reads.loans.get(device.id)
     unit_id = loan.unit_id if loan is not None else device.unit_id
     rules = reads.rules(unit_id, device.model) if unit_id is not None else None
@@ -104,9 +108,11 @@ def refresh_desired(
 ) -> list[str]:
     """Recompute desired states; a changed policy gets the next version. Returns those changed.
 
-    `reads`: what the devices depend on, read beforehand (else read here, for all of them)."""
+    `reads`: what the devices depend on, read beforehand (else, or if they do not cover every
+    device, read here for all of them)."""
     ids = sorted(set(device_ids))
-    reads = reads or Reads(session, ids)
+    if reads is None or not reads.covers(ids):
+        reads = Reads(session, ids)
     changed = []
     for device_id in ids:
         device = reads.devices.get(device_id)

@@ -339,3 +339,23 @@ def test_a_sweep_batch_reads_what_its_devices_depend_on_together(fleet: Fleet) -
     one, nine = statements(1), statements(9)
     print(f"statements: one device {one}, nine devices in three units {nine}")
     assert nine < 3 * one
+
+
+def test_reads_made_for_other_devices_are_not_used(fleet: Fleet) -> None:
+    from sqlalchemy import delete
+
+    from server.adapters import orm
+    from server.service_layer.desired import Reads, refresh_desired
+
+    with fleet.services.session_factory() as session:
+        session.execute(
+            delete(orm.DesiredStateRow).where(
+                orm.DesiredStateRow.device_id.in_(["tab-002", "tab-003"])
+            )
+        )
+        elsewhere = Reads(session, ["tab-001"])
+        # Both get a desired state again, not skipped for want of a device row in the reads.
+        assert refresh_desired(session, ["tab-002", "tab-003"], T0, elsewhere) == [
+            "tab-002",
+            "tab-003",
+        ]
