@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
@@ -43,46 +44,34 @@ class Services:
     # What a scrape computes from the database; not on `registry` (which holds this process's
     # own metrics): app.scrape_registry() adds them to what `/metrics` exports.
     scrape_collectors: list[Collector] = field(default_factory=list)
-    _ingest_metrics: IngestMetrics | None = field(default=None, repr=False)
-    _support_metrics: SupportMetrics | None = field(default=None, repr=False)
-    _device_totals: DeviceTotals | None = field(default=None, repr=False)
-    _http_metrics: HttpMetrics | None = field(default=None, repr=False)
-    _scheduler_metrics: SchedulerMetrics | None = field(default=None, repr=False)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
 
-    @property
-    def ingest_metrics(self) -> IngestMetrics:
-        if self._ingest_metrics is None:
-            self._ingest_metrics = IngestMetrics(self.registry, self.support_metrics)
-        return self._ingest_metrics
+    # Built on first use, once per process (a second set of metrics on the same registry would
+    # be refused as duplicates): only what the process's entrypoints touch exists.
 
-    @property
+    @cached_property
+    def ingest_metrics(self) -> IngestMetrics:
+        return IngestMetrics(self.registry, self.support_metrics)
+
+    @cached_property
     def support_metrics(self) -> SupportMetrics:
         """Remote-support figures: one set per process, shared by the API and the ingest."""
-        if self._support_metrics is None:
-            self._support_metrics = SupportMetrics(self.registry)
-        return self._support_metrics
+        return SupportMetrics(self.registry)
 
-    @property
+    @cached_property
     def device_totals(self) -> DeviceTotals:
         """The device list's totals (a background tally on a large fleet)."""
-        if self._device_totals is None:
-            self._device_totals = DeviceTotals(self.session_factory)
-        return self._device_totals
+        return DeviceTotals(self.session_factory)
 
-    @property
+    @cached_property
     def http_metrics(self) -> HttpMetrics:
-        if self._http_metrics is None:
-            self._http_metrics = HttpMetrics(self.registry)
-        return self._http_metrics
+        return HttpMetrics(self.registry)
 
-    @property
+    @cached_property
     def scheduler_metrics(self) -> SchedulerMetrics:
-        if self._scheduler_metrics is None:
-            self._scheduler_metrics = SchedulerMetrics(self.registry)
-        return self._scheduler_metrics
+        return SchedulerMetrics(self.registry)
 
     def close(self) -> None:
         self.engine.dispose()
