@@ -41,6 +41,23 @@ STORED_TOPIC = "$SYS/broker/store/messages/count"
 TOPICS = (DROPPED_TOPIC, STORED_TOPIC)
 
 
+# The `$SYS` figures exported as metrics (the metric family, its name and help).
+EXPORTED: tuple[tuple[str, type[CounterMetricFamily | GaugeMetricFamily], str, str], ...] = (
+    (
+        DROPPED_TOPIC,
+        CounterMetricFamily,
+        "lainaamo_broker_dropped_messages",
+        "Messages the MQTT broker dropped since it started (a client's queue was full).",
+    ),
+    (
+        STORED_TOPIC,
+        GaugeMetricFamily,
+        "lainaamo_broker_stored_messages",
+        "Messages the MQTT broker holds: retained, queued and in flight.",
+    ),
+)
+
+
 class BrokerFigures(Collector):
     """The last figures the broker published; exports only the ones known."""
 
@@ -74,20 +91,9 @@ class BrokerFigures(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             values = dict(self._values)
-        if DROPPED_TOPIC in values:
-            dropped = CounterMetricFamily(
-                "lainaamo_broker_dropped_messages",
-                "Messages the MQTT broker dropped since it started (a client's queue was full).",
-            )
-            dropped.add_metric([], values[DROPPED_TOPIC])
-            yield dropped
-        if STORED_TOPIC in values:
-            stored = GaugeMetricFamily(
-                "lainaamo_broker_stored_messages",
-                "Messages the MQTT broker holds: retained, queued and in flight.",
-            )
-            stored.add_metric([], values[STORED_TOPIC])
-            yield stored
+        for topic, family, name, doc in EXPORTED:
+            if topic in values:
+                yield family(name, doc, value=values[topic])
 
 
 class BrokerWatch:
