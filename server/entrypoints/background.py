@@ -126,6 +126,10 @@ class Background:
         self._reconcile_after: str | None = None  # the fleet sweep's position (None: not running)
         self._sweep_began = 0.0  # monotonic start of the sweep under way, and devices done
         self._swept = 0
+        # Whether the sweep under way recomputes (else it only publishes again), and whether
+        # this leader has recomputed the whole fleet since it took the lease.
+        self._sweep_recomputes = True
+        self._recomputed = False
         self._sweep_requested = False  # set by the MQTT thread on every (re)connect
         self._client.on_connect = self._on_connect
         self._last_tick = time.monotonic()  # end of the last tick that finished its work
@@ -209,7 +213,8 @@ class Background:
                 self.leader = leader
                 # A new leader may run newer code than the last: recompute every desired state.
                 if leader:
-                    self._begin_sweep()
+                    self._recomputed = False
+                    self._begin_sweep(recompute=True)
                 else:
                     self._end_sweep()
                 if self._metrics is not None:
@@ -223,7 +228,9 @@ class Background:
         self.dispatch_commands()
         if self._sweep_requested:
             self._sweep_requested = False
-            self._begin_sweep()
+            # A reconnect needs the states published again; recomputed only if this leader has
+            # not yet finished doing so (a recomputing sweep cut short starts over as one).
+            self._begin_sweep(recompute=not self._recomputed)
         if self._reconcile_after is not None:
             self.reconcile(now)
         if self._due("catch_up"):
@@ -297,10 +304,11 @@ class Background:
 
         Runs after taking the lease and after every connect to the broker, so new code's
         policies reach every tablet and a broker that lost its retained messages gets them
-        back. Each round gives it about SWEEP_SLICE_S, in small batches, so that commands and
-        support signals never wait long behind it: they go first in every round, and a slice
-        ends after the batch during which one was committed (the waiter was woken). Waits while
-        the broker is away; a failed publish retries the same batch.
+        back (once this leader has recomputed the fleet, a reconnect only publishes again).
+        Each round gives it about SWEEP_SLICE_S, in small batches, so that commands and support
+        signals never wait long behind it: they go first in every round, and a slice ends after
+        the batch during which one was committed (the waiter was woken). Waits while the broker
+        is away; a failed publish retries the same batch.
         """
         deadline = time.monotonic() + SWEEP_SLICE_S
         while (
@@ -311,10 +319,11 @@ class Background:
             if not self._client.is_connected() or not self._reconcile_step(now):
                 return
 
-    def _begin_sweep(self) -> None:
+    def _begin_sweep(self, *, recompute: bool) -> None:
         """Start the fleet sweep from the first device (again, if one was under way)."""
         self._reconcile_after = ""
         self._sweep_began, self._swept = time.monotonic(), 0
+        self._sweep_recomputes = recompute
 
     def _end_sweep(self) -> None:
         self._reconcile_after = None
@@ -328,15 +337,20 @@ class Background:
         """
         assert self._reconcile_after is not None
         with self._session_factory() as session:
-            ids = desired.reconcile_batch(
-                session, self._reconcile_after, now, SWEEP_BATCH, give_way=self._waiter.woken
-            )
-            session.commit()
-            rows = [session.get(orm.DesiredStateRow, device_id) for device_id in ids]
+            if self._sweep_recomputes:
+                ids = desired.reconcile_batch(
+                    session, self._reconcile_after, now, SWEEP_BATCH, give_way=self._waiter.woken
+                )
+                session.commit()
+                found = (session.get(orm.DesiredStateRow, device_id) for device_id in ids)
+                rows = [row for row in found if row is not None]
+            else:
+                rows = desired.states_after(session, self._reconcile_after, SWEEP_BATCH)
+                ids = [row.device_id for row in rows]
             sent = [
                 (row, self._publish_nowait(self._desired_message(row), retain=True))
                 for row in rows
-                if row is not None and row.version > 0
+                if row.version > 0
             ]
             deadline = time.monotonic() + PUBACK_WAIT_S
             for row, info in sent:
@@ -346,10 +360,12 @@ class Background:
             session.commit()
         if not ids:
             log.info(
-                "desired states of the whole fleet recomputed and published (%d devices in %.1f s)",
+                "desired states of the whole fleet %s (%d devices in %.1f s)",
+                "recomputed and published" if self._sweep_recomputes else "published again",
                 self._swept,
                 time.monotonic() - self._sweep_began,
             )
+            self._recomputed = self._recomputed or self._sweep_recomputes
             self._end_sweep()
         else:
             self._reconcile_after = ids[-1]

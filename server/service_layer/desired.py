@@ -168,6 +168,18 @@ def reconcile_batch(
     return done
 
 
+def states_after(session: Session, after: str, limit: int) -> list[orm.DesiredStateRow]:
+    """The next `limit` desired states by device id after `after` (to publish them again)."""
+    return list(
+        session.scalars(
+            select(orm.DesiredStateRow)
+            .where(orm.DesiredStateRow.device_id > after)
+            .order_by(orm.DesiredStateRow.device_id)
+            .limit(limit)
+        )
+    )
+
+
 def catch_up_versions(session: Session, now: datetime) -> list[str]:
     """Let the server's versions jump past those the devices say they applied.
 

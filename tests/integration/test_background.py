@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import jsonschema
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 from support.fleet import Fleet
@@ -222,12 +223,16 @@ def test_a_new_leader_recomputes_every_desired_state(fleet: Fleet, mosquitto: Mo
 
 
 def test_a_broker_that_lost_its_retained_states_gets_them_back(
-    fleet: Fleet, tmp_path: object
+    fleet: Fleet, tmp_path: object, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A broker restarted without its store (no persistence, or a lost volume) holds no
     retained desired states: tablets that reconnect would get none. The scheduler sends them
-    all again whenever it (re)connects."""
+    all again whenever it (re)connects; having recomputed them once as leader, it only
+    publishes them again."""
+    import logging
     from pathlib import Path
+
+    caplog.set_level(logging.INFO, logger="server.entrypoints.background")
 
     broker = Mosquitto(Path(str(tmp_path)) / "bare", persistence=False)
     broker.start()
@@ -244,6 +249,8 @@ def test_a_broker_that_lost_its_retained_states_gets_them_back(
         try:
             wait_until(lambda: len(retained.latest) == 9, timeout=20)
             assert {d.version for d in retained.latest.values()} == {1}
+            wait_until(lambda: "published again (9 devices" in caplog.text)
+            assert caplog.text.count("recomputed and published (9 devices") == 1
         finally:
             retained.close()
     finally:
