@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -57,6 +58,16 @@ SIGNAL_STALE_S = 120  # a signal not sent by then is dropped, and expires at the
 PUBACK_WAIT_S = 5.0
 COMMAND_BATCH = 500  # commands read, published and marked sent per round
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+
+
+@dataclass
+class Sweep:
+    """A pass over the whole fleet's desired states, device by device in id order."""
+
+    recompute: bool  # recompute each state (else only publish it again)
+    after: str = ""  # the last device done
+    done: int = 0
+    began: float = field(default_factory=time.monotonic)
 
 
 class Background:
@@ -123,13 +134,8 @@ class Background:
         if self._signer is None:
             log.warning("no command signing key (command_signing_key_file): wipes are refused")
         self.leader = False
-        self._reconcile_after: str | None = None  # the fleet sweep's position (None: not running)
-        self._sweep_began = 0.0  # monotonic start of the sweep under way, and devices done
-        self._swept = 0
-        # Whether the sweep under way recomputes (else it only publishes again), and whether
-        # this leader has recomputed the whole fleet since it took the lease.
-        self._sweep_recomputes = True
-        self._recomputed = False
+        self._sweep: Sweep | None = None  # the fleet sweep under way
+        self._recomputed = False  # whether this leader has recomputed the whole fleet
         self._sweep_requested = False  # set by the MQTT thread on every (re)connect
         self._client.on_connect = self._on_connect
         self._last_tick = time.monotonic()  # end of the last tick that finished its work
@@ -188,7 +194,7 @@ class Background:
             # A sweep under way takes every round it can get: it gives way to commands and
             # signals within a round, and the sooner it ends the sooner tablets have new code's
             # policies (or a broker that lost its store has them back).
-            sweeping = self._reconcile_after is not None or self._sweep_requested
+            sweeping = self._sweep is not None or self._sweep_requested
             self._waiter.wait(SWEEP_PAUSE_S if sweeping else self._tick_s)
             if self._stop.is_set():
                 return
@@ -212,11 +218,8 @@ class Background:
                 )
                 self.leader = leader
                 # A new leader may run newer code than the last: recompute every desired state.
-                if leader:
-                    self._recomputed = False
-                    self._begin_sweep(recompute=True)
-                else:
-                    self._end_sweep()
+                self._recomputed = False
+                self._sweep = Sweep(recompute=True) if leader else None
                 if self._metrics is not None:
                     self._metrics.leader.set(1 if leader else 0)
         if not self.leader:
@@ -230,8 +233,8 @@ class Background:
             self._sweep_requested = False
             # A reconnect needs the states published again; recomputed only if this leader has
             # not yet finished doing so (a recomputing sweep cut short starts over as one).
-            self._begin_sweep(recompute=not self._recomputed)
-        if self._reconcile_after is not None:
+            self._sweep = Sweep(recompute=not self._recomputed)
+        if self._sweep is not None:
             self.reconcile(now)
         if self._due("catch_up"):
             with self._session_factory() as session:
@@ -311,22 +314,9 @@ class Background:
         is away; a failed publish retries the same batch.
         """
         deadline = time.monotonic() + SWEEP_SLICE_S
-        while (
-            self._reconcile_after is not None
-            and time.monotonic() < deadline
-            and not self._waiter.woken()
-        ):
+        while self._sweep is not None and time.monotonic() < deadline and not self._waiter.woken():
             if not self._client.is_connected() or not self._reconcile_step(now):
                 return
-
-    def _begin_sweep(self, *, recompute: bool) -> None:
-        """Start the fleet sweep from the first device (again, if one was under way)."""
-        self._reconcile_after = ""
-        self._sweep_began, self._swept = time.monotonic(), 0
-        self._sweep_recomputes = recompute
-
-    def _end_sweep(self) -> None:
-        self._reconcile_after = None
 
     def _reconcile_step(self, now: datetime) -> bool:
         """One small batch of the sweep; False if the broker did not take it (try again).
@@ -335,17 +325,18 @@ class Background:
         (the waiter was woken), and its desired states go to the broker together, their
         PUBACKs waited for with one deadline.
         """
-        assert self._reconcile_after is not None
+        sweep = self._sweep
+        assert sweep is not None
         with self._session_factory() as session:
-            if self._sweep_recomputes:
+            if sweep.recompute:
                 ids = desired.reconcile_batch(
-                    session, self._reconcile_after, now, SWEEP_BATCH, give_way=self._waiter.woken
+                    session, sweep.after, now, SWEEP_BATCH, give_way=self._waiter.woken
                 )
                 session.commit()
                 found = (session.get(orm.DesiredStateRow, device_id) for device_id in ids)
                 rows = [row for row in found if row is not None]
             else:
-                rows = desired.states_after(session, self._reconcile_after, SWEEP_BATCH)
+                rows = desired.states_after(session, sweep.after, SWEEP_BATCH)
                 ids = [row.device_id for row in rows]
             sent = [
                 (row, self._publish_nowait(self._desired_message(row), retain=True))
@@ -361,15 +352,15 @@ class Background:
         if not ids:
             log.info(
                 "desired states of the whole fleet %s (%d devices in %.1f s)",
-                "recomputed and published" if self._sweep_recomputes else "published again",
-                self._swept,
-                time.monotonic() - self._sweep_began,
+                "recomputed and published" if sweep.recompute else "published again",
+                sweep.done,
+                time.monotonic() - sweep.began,
             )
-            self._recomputed = self._recomputed or self._sweep_recomputes
-            self._end_sweep()
+            self._recomputed = self._recomputed or sweep.recompute
+            self._sweep = None
         else:
-            self._reconcile_after = ids[-1]
-            self._swept += len(ids)
+            sweep.after = ids[-1]
+            sweep.done += len(ids)
         return True
 
     def _desired_message(self, row: orm.DesiredStateRow) -> DesiredState:

@@ -18,7 +18,7 @@ from lainaamo.protocol import DesiredState, Kind, Topics, parse
 from lainaamo.protocol.messages import load_schema
 from server.domain.loan_commands import LoanStep, RequestLoan
 from server.domain.loans import LoanAction
-from server.entrypoints.background import Background
+from server.entrypoints.background import Background, Sweep
 from server.service_layer import loans
 from server.service_layer.accounts import principal_of
 
@@ -208,7 +208,7 @@ def test_a_new_leader_recomputes_every_desired_state(fleet: Fleet, mosquitto: Mo
     worker = Background(settings, fleet.services.session_factory, lambda: T0, tick_s=0.05)
     worker.start()
     try:
-        wait_until(lambda: worker.leader and worker._reconcile_after is None)
+        wait_until(lambda: worker.leader and worker._sweep is None)
         with fleet.services.session_factory() as session:
             row = session.get(orm.DesiredStateRow, "tab-009")
             assert row is not None and row.version == old_version + 1
@@ -242,7 +242,7 @@ def test_a_broker_that_lost_its_retained_states_gets_them_back(
     worker = Background(settings, fleet.services.session_factory, lambda: T0, tick_s=0.05)
     worker.start()
     try:
-        wait_until(lambda: worker.leader and worker._reconcile_after is None)
+        wait_until(lambda: worker.leader and worker._sweep is None)
         broker.stop()
         broker.start()  # empty: no sessions, no retained messages
         retained = Retained(broker)
@@ -291,15 +291,16 @@ def test_a_sweep_slice_gives_way_once_work_is_committed(fleet: Fleet) -> None:
     steps: list[str] = []
 
     def step(_now: datetime) -> bool:
-        steps.append(worker._reconcile_after or "")
-        worker._reconcile_after = f"tab-{len(steps):03d}"
+        assert worker._sweep is not None
+        steps.append(worker._sweep.after)
+        worker._sweep.after = f"tab-{len(steps):03d}"
         if len(steps) == 3:
             waiter.wake()  # a command was committed during the third batch
         return True
 
     worker._reconcile_step = step  # type: ignore[method-assign]
     worker._client.is_connected = lambda: True  # type: ignore[method-assign]
-    worker._reconcile_after = ""
+    worker._sweep = Sweep(recompute=True)
     worker.reconcile(T0)
     assert steps == ["", "tab-001", "tab-002"]
     worker.reconcile(T0)  # the round that serves the command comes first
