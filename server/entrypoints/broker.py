@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,11 +29,33 @@ class Broker(Protocol):
     def stop(self) -> None: ...
 
 
+def _ephemeral_start() -> int:
+    """The first port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now (demo, benchmarks, tests).
+
+    Chosen below the kernel's ephemeral range: a port picked by binding to port 0 comes from
+    that range, and an outgoing connection (a database or broker client of any process) could
+    take it before the server that is to listen on it binds it ("Address already in use").
+    Below the range only another explicit bind can, and a random pick makes that unlikely.
+    """
+    top = _ephemeral_start()
+    for _ in range(100):
+        port = random.randint(max(1024, top - 12000), top - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port found below the ephemeral range")
 
 
 def wait_for_port(port: int, timeout: float) -> bool:

@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 
+from server.entrypoints.broker import free_port
+
+__all__ = ["LOCALHOST", "free_port", "port_is_open", "wait_for_port"]
+
 LOCALHOST = "127.0.0.1"
-
-
-def _ephemeral_start() -> int:
-    """The first port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
-            return int(ports.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
-
-    Chosen below the kernel's ephemeral range: a port picked by binding to port 0 comes from
-    that range, and an outgoing connection (a database or broker client of any process) could
-    take it before the server under test binds it ("Address already in use" in a fault test).
-    Below the range only another explicit bind can, and a random pick makes that unlikely.
-    """
-    top = _ephemeral_start()
-    for _ in range(100):
-        port = random.randint(max(1024, top - 12000), top - 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((LOCALHOST, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free TCP port found below the ephemeral range")
 
 
 def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
