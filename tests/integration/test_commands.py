@@ -31,6 +31,16 @@ def test_a_command_reaches_the_tablet_and_its_outcome_comes_back(stack: Stack) -
     status, body = stack.command("counsellor", "tab-001", {"name": "ring"})
     assert status == 202 and body["state"] in ("queued", "sent")  # the worker may be quick
     wait_until(lambda: stack.state(body["cmd_id"]) == "done", what="ring done")
+    # The ingest counts an outcome once its batch is committed: just after the row says done.
+    wait_until(
+        lambda: (
+            stack.registry.get_sample_value(
+                "lainaamo_command_outcomes_total", {"name": "ring", "outcome": "done"}
+            )
+            is not None
+        ),
+        what="the outcome counted",
+    )
     assert (
         stack.registry.get_sample_value(
             "lainaamo_command_outcomes_total", {"name": "ring", "outcome": "done"}
