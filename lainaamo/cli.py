@@ -37,15 +37,13 @@ Settings come from LAINAAMO_* environment variables or a TOML file (--config);
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from server.entrypoints.serve import run_server
 
-    run_server(settings, with_ingest=args.with_ingest)
-    return 0
+    return run_server(settings, with_ingest=args.with_ingest)
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from server.entrypoints.serve import run_ingest
 
-    run_ingest(settings)
-    return 0
+    return run_ingest(settings)
 
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:

@@ -55,12 +55,14 @@ def stop_on_signals(stop_event: threading.Event | None) -> Iterator[threading.Ev
         os.close(read_fd)
 
 
-def wait_for(event: threading.Event) -> None:
+def wait_for(event: threading.Event, *others: threading.Event) -> None:
     """Block the main thread until `event` is set, waking now and then.
 
     A signal may be delivered to any thread; CPython then runs the Python handler only when the
     main thread next runs bytecode. A main thread blocked in a plain `event.wait()` never does,
-    so Ctrl-C would go unnoticed.
+    so Ctrl-C would go unnoticed. Also returns when any of `others` is set (a part of the
+    process that failed for good, say).
     """
     while not event.wait(0.2):
-        pass
+        if any(other.is_set() for other in others):
+            return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import resources
@@ -208,6 +209,21 @@ def _validator(kind: Kind) -> Any:
     return fastjsonschema.compile(load_schema(kind))
 
 
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction or exponent. JSON Schema counts 1.0 as an integer, so
+    integral values become ints here: every consumer (PostgreSQL's integer columns among them)
+    then gets the int the schema promised. Values no float can hold are refused."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return int(value) if value.is_integer() else value
+
+
+def _not_json(text: str) -> Any:
+    """NaN and Infinity, which Python's json reads but JSON does not have."""
+    raise ValueError(f"{text} is not JSON")
+
+
 def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
     """Validate one payload received on `kind`'s topic of `topic_device_id`."""
     limit = (
@@ -216,9 +232,12 @@ def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
     if len(payload) > limit:
         raise ProtocolError("oversized", f"{len(payload)} bytes > {limit}")
     try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ProtocolError("malformed", f"not JSON: {exc}") from None
+        data = json.loads(payload, parse_float=_number, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8 and bad JSON, and also what json.loads raises itself for
+        # JSON it reads but Python refuses to hold: an integer literal of more than 4,300
+        # digits (sys.set_int_max_str_digits) is a 5 KB payload that must not stop a consumer.
+        raise ProtocolError("malformed", f"not JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise ProtocolError("malformed", "payload is not a JSON object")
     try:
@@ -233,7 +252,8 @@ def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
         for name in _TIME_FIELDS:
             if name in data:
                 data[name] = _parse_ts(data[name])
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
+        # OverflowError: year 1 or 9999 with an offset that moves it out of the calendar in UTC.
         raise ProtocolError("invalid", f"bad timestamp: {exc}") from None
     message: Message = _build(_CLASSES[kind], data)  # type: ignore[assignment]
     return message

@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -41,8 +41,13 @@ class DatabaseInt(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
-def create_app(services: Services) -> Flask:
-    """The WSGI app: the console, `/api/v1` (REST, OpenAPI), `/metrics` and `/healthz`."""
+def create_app(
+    services: Services, health_checks: dict[str, Callable[[], tuple[bool, str]]] | None = None
+) -> Flask:
+    """The WSGI app: the console, `/api/v1` (REST, OpenAPI), `/metrics` and `/healthz`.
+
+    `health_checks`: the parts that run in the same process (the ingest and the scheduler of
+    `lainaamo serve --with-ingest` and the demo), which `/healthz` asks too."""
     app = Flask("lainaamo", static_folder=None)
     # Flash messages ride in Flask's signed cookie session; the sign-in itself is a database
     # session (console_auth). Without a configured key it is per process: a restart (or another
@@ -68,15 +73,25 @@ def create_app(services: Services) -> Flask:
         registry = scrape_registry(services, part)
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
+    checks = dict(health_checks or {})
+
     @app.get("/healthz")
     def healthz() -> tuple[dict[str, str], int]:
-        """200 while the database answers; 503 (and why) when it does not."""
+        """200 while the database answers and the in-process parts work; 503 (and why) when
+        not."""
         try:
             with services.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             log.warning("health check: database unavailable (%s)", type(exc).__name__)
             return {"status": "unavailable", "detail": "database unavailable"}, 503
+        for name, check in checks.items():
+            try:
+                ok, detail = check()
+            except Exception as exc:  # a broken check is unhealthy, not a 500
+                ok, detail = False, f"health check failed: {type(exc).__name__}"
+            if not ok:
+                return {"status": "unavailable", "detail": f"{name}: {detail}"}, 503
         return {"status": "ok"}, 200
 
     return app

@@ -273,11 +273,20 @@ def run_demo(
         logins = seed(services.uow, devices_count)
         seed_loans(services, services.clock(), lent=min(18, devices_count), queued=2)
         seed_usage(services, services.clock())
-        ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
+        # A demo whose ingest failed for good says so on /healthz and stops, as serve does.
+        ingest = IngestConsumer(
+            settings, services.session_factory, services.ingest_metrics, on_fatal=stop.set
+        )
         ingest.start()
         background = Background.of(services, settings)
         background.start()
-        http = HttpServer(services, "127.0.0.1", http_port, settings.http_threads)
+        http = HttpServer(
+            services,
+            "127.0.0.1",
+            http_port,
+            settings.http_threads,
+            {"ingest": ingest.health, "scheduler": background.health},
+        )
         http.start()
         simulator = threading.Thread(
             target=run_simulation,

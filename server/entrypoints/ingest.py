@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lainaamo.config import Settings
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 SUBSCRIBED_KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT, Kind.USAGE)
 # Errors that mean "the database is away", after which the same batch is tried again.
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+# After this many transient failures of one batch, ingest asks the database whether it answers
+# at all: if it does, the failure is the batch's own and the batch is split up.
+TRANSIENT_ATTEMPTS = 3
 
 
 class Incoming(NamedTuple):
@@ -107,6 +111,12 @@ class RejectionLog:
         return True
 
 
+def _source(topic: str) -> str:
+    """The device a topic names (or the topic), for logging rejections once per device."""
+    source = topic.split("/")[-2] if "/" in topic else topic
+    return source[:64]
+
+
 class IngestConsumer:
     """Consumes device messages from the broker and commits them to the database."""
 
@@ -116,8 +126,10 @@ class IngestConsumer:
         session_factory: Callable[[], Session],
         metrics: IngestMetrics,
         on_outcome: Callable[[BatchOutcome], None] | None = None,
+        on_fatal: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._on_fatal = on_fatal
         self._session_factory = session_factory
         self._metrics = metrics
         self._on_outcome = on_outcome
@@ -234,12 +246,22 @@ class IngestConsumer:
     # --- worker thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch:
-                self._handle(batch)
-            elif self._stop.is_set():
-                return
+        try:
+            while True:
+                batch = self._next_batch()
+                if batch:
+                    self._handle(batch)
+                elif self._stop.is_set():
+                    return
+        except BaseException:
+            # Nothing a message holds gets here (_handle sets such messages aside); this is a
+            # bug in ingest itself. Without the worker nothing is committed any more, so the
+            # process must not carry on looking alive: on_fatal ends it with a non-zero status
+            # (systemd or Compose restarts it), and health() says so meanwhile.
+            log.critical("the ingest's committing thread failed; ingest stops", exc_info=True)
+            self._metrics.connected.set(0)
+            if self._on_fatal is not None:
+                self._on_fatal()
 
     def _next_batch(self) -> list[Incoming]:
         try:
@@ -267,16 +289,18 @@ class IngestConsumer:
         rejected: list[tuple[Incoming, ProtocolError]] = []
         for incoming in batch:
             try:
-                device_id, kind = self._topics.parse(incoming.topic)
-                if kind not in SUBSCRIBED_KINDS:
-                    raise ProtocolError("unknown_topic", f"devices do not publish {kind.value}")
-                message = parse(kind, device_id, incoming.payload)
-                if not plain_text(incoming.payload):
-                    refuse_unstorable_text(message)
-                refuse_impossible_day(message)
-                valid.append((incoming, Received(message, incoming.received_at)))
+                valid.append((incoming, self._validate(incoming)))
             except ProtocolError as error:
                 rejected.append((incoming, error))
+            except Exception as exc:
+                # A message that breaks the parser itself: set aside like any invalid one (a
+                # bug to fix, so logged with its traceback, once per device per interval).
+                broken = ProtocolError("internal_error", f"{type(exc).__name__} while parsing")
+                if self._rejections.should_log(_source(incoming.topic), "internal_error"):
+                    log.exception(
+                        "could not parse a message on %s; set aside", incoming.topic[:120]
+                    )
+                rejected.append((incoming, broken))
         outcome = self._commit([received for _, received in valid])
         if outcome is None:
             return  # stopping while the database is away: nothing acknowledged, broker keeps it
@@ -289,7 +313,18 @@ class IngestConsumer:
             for incoming, received in valid
             if received.message.device_id in unknown
         )
-        self._account(batch, rejected, outcome)
+        set_aside = {id(received) for received in outcome.set_aside}
+        rejected.extend(
+            (incoming, ProtocolError("internal_error", "could not be committed"))
+            for incoming, received in valid
+            if id(received) in set_aside
+        )
+        try:
+            self._account(batch, rejected, outcome)
+        except Exception:
+            # Counting must never keep a committed batch from being acknowledged (unacknowledged
+            # messages fill the broker's in-flight window until nothing arrives any more).
+            log.exception("could not account for a committed batch of %d", len(batch))
         generation = self._generation
         # A message from an older connection will be redelivered on this one: not acknowledged.
         self._client.ack_many(
@@ -298,13 +333,40 @@ class IngestConsumer:
             if incoming.qos == 1 and incoming.generation == generation
         )
 
+    def _validate(self, incoming: Incoming) -> Received:
+        """The message a raw one holds, or ProtocolError saying why it is refused."""
+        device_id, kind = self._topics.parse(incoming.topic)
+        if kind not in SUBSCRIBED_KINDS:
+            raise ProtocolError("unknown_topic", f"devices do not publish {kind.value}")
+        message = parse(kind, device_id, incoming.payload)
+        if not plain_text(incoming.payload):
+            refuse_unstorable_text(message)
+        refuse_impossible_day(message)
+        return Received(message, incoming.received_at)
+
     def _commit(self, valid: list[Received]) -> BatchOutcome | None:
+        """Commit a batch, waiting out a database that is away; None if stopped meanwhile.
+
+        Never raises: what fails for a reason of its own is split up until the one message
+        that fails alone is found and set aside (acknowledged, counted, not stored)."""
         delay = 0.5
+        attempts = 0
         while True:
             try:
                 return self._commit_once(valid)
             except TRANSIENT:
+                attempts += 1
                 self._metrics.commit_errors.inc()
+                if attempts >= TRANSIENT_ATTEMPTS and self._database_answers():
+                    # The database answers, yet this batch keeps failing as if it did not (a
+                    # statement the server cancels every time, say): the batch's own failure.
+                    log.error(
+                        "batch of %d failed %d times while the database answers",
+                        len(valid),
+                        attempts,
+                        exc_info=True,
+                    )
+                    return self._split(valid)
                 log.warning(
                     "database unavailable; retrying batch of %d in %.1fs",
                     len(valid),
@@ -315,12 +377,28 @@ class IngestConsumer:
                     return None
                 delay = min(delay * 2, 10.0)
             except Exception:
-                if len(valid) == 1:
-                    raise
-                # A bug or a constraint hit by one message must not stop the others: commit
-                # them one by one and set aside only the message that fails on its own.
-                log.exception("batch of %d failed; committing one by one", len(valid))
-                return self._commit_singly(valid)
+                if len(valid) > 1:
+                    log.exception("batch of %d failed; committing one by one", len(valid))
+                return self._split(valid)
+
+    def _split(self, valid: list[Received]) -> BatchOutcome | None:
+        """A batch that fails by itself: one message is set aside (acknowledged and counted,
+        whatever batch it came in, so it can neither stop ingest nor come back); a longer
+        batch is committed one by one, so that only the messages that fail alone are."""
+        if len(valid) > 1:
+            return self._commit_singly(valid)
+        device_id = valid[0].message.device_id if valid else "?"
+        if self._rejections.should_log(device_id[:64], "internal_error"):
+            log.exception("could not ingest a message from %s; set aside", device_id)
+        return BatchOutcome(set_aside=list(valid))
+
+    def _database_answers(self) -> bool:
+        try:
+            with self._session_factory() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
 
     def _commit_once(self, valid: list[Received]) -> BatchOutcome:
         with self._session_factory() as session:
@@ -342,16 +420,10 @@ class IngestConsumer:
     def _commit_singly(self, valid: list[Received]) -> BatchOutcome | None:
         total = BatchOutcome()
         for received in valid:
-            try:
-                outcome = self._commit([received])
-            except Exception:
-                log.exception(
-                    "could not ingest a message from %s; set aside", received.message.device_id
-                )
-                self._metrics.rejected.labels("internal_error").inc()
-                continue
+            outcome = self._commit([received])
             if outcome is None:
                 return None
+            total.set_aside.extend(outcome.set_aside)
             total.ingested.update(outcome.ingested)
             total.dropped.update(outcome.dropped)
             total.unknown_devices.extend(outcome.unknown_devices)
@@ -381,8 +453,9 @@ class IngestConsumer:
             metrics.dropped.labels(reason).inc(count)
         for incoming, error in rejected:
             metrics.rejected.labels(error.reason).inc()
-            source = incoming.topic.split("/")[-2] if "/" in incoming.topic else incoming.topic
-            if self._rejections.should_log(source[:64], error.reason):
+            if error.reason == "internal_error":
+                continue  # logged with its traceback where it was set aside
+            if self._rejections.should_log(_source(incoming.topic), error.reason):
                 log.warning("rejected message on %s: %s", incoming.topic[:120], error)
         if self._on_outcome is not None:
             self._on_outcome(outcome)

@@ -32,8 +32,15 @@ class HttpServer:
 
     LOOP_ROUND_S = 0.2
 
-    def __init__(self, services: Services, host: str, port: int, threads: int = 8) -> None:
-        self.app = create_app(services)
+    def __init__(
+        self,
+        services: Services,
+        host: str,
+        port: int,
+        threads: int = 8,
+        health_checks: dict[str, HealthCheck] | None = None,
+    ) -> None:
+        self.app = create_app(services, health_checks)
         self._server = create_server(self.app, host=host, port=port, threads=threads)
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self._looping = threading.Event()
@@ -63,17 +70,28 @@ class HttpServer:
         self._server.asyncore.close_all(self._server._map)  # type: ignore[union-attr]
 
 
-def run_server(settings: Settings, with_ingest: bool = False) -> None:
-    """Serve the API and /metrics until SIGINT/SIGTERM (optionally with ingest in-process)."""
+def run_server(settings: Settings, with_ingest: bool = False) -> int:
+    """Serve the API and /metrics until SIGINT/SIGTERM (optionally with ingest in-process).
+
+    Returns the exit status: 1 if the in-process ingest failed for good (it then also makes
+    `/healthz` answer 503, so that an orchestrator restarts the process)."""
     require_current_schema(settings.database_url)
     services = bootstrap(settings)
+    failed = threading.Event()
     ingest = (
-        IngestConsumer(settings, services.session_factory, services.ingest_metrics)
+        IngestConsumer(
+            settings, services.session_factory, services.ingest_metrics, on_fatal=failed.set
+        )
         if with_ingest
         else None
     )
     background = Background.of(services, settings) if with_ingest else None
-    http = HttpServer(services, settings.http_host, settings.http_port, settings.http_threads)
+    checks = (
+        {"ingest": ingest.health, "scheduler": background.health} if ingest and background else {}
+    )
+    http = HttpServer(
+        services, settings.http_host, settings.http_port, settings.http_threads, checks
+    )
     if ingest and background:
         ingest.start()
         background.start()
@@ -81,24 +99,29 @@ def run_server(settings: Settings, with_ingest: bool = False) -> None:
     heap.settle()
     log.info("serving http://%s:%d/api/v1 and /metrics", settings.http_host, http.port)
     with stop_on_signals(None) as stop:
-        wait_for(stop)
+        wait_for(stop, failed)
     http.stop()
     if ingest and background:
         background.stop()
         ingest.stop()
     services.close()
+    return _exit_status(failed)
 
 
-def run_ingest(settings: Settings) -> None:
+def run_ingest(settings: Settings) -> int:
     """Run the MQTT ingest until SIGINT/SIGTERM; `/metrics` and `/healthz` on its own port.
 
     Ingest only: several of them may share the subscription (ingest_shared_group), while the
-    scheduled work runs in `lainaamo scheduler`.
+    scheduled work runs in `lainaamo scheduler`. Returns the exit status: 1 if the ingest
+    failed for good, so that systemd or Compose starts it again.
     """
     require_current_schema(settings.database_url)
     # Fleet gauges come from the web processes; exporting them here too would double them.
     services = bootstrap(settings, fleet_metrics=False)
-    ingest = IngestConsumer(settings, services.session_factory, services.ingest_metrics)
+    failed = threading.Event()
+    ingest = IngestConsumer(
+        settings, services.session_factory, services.ingest_metrics, on_fatal=failed.set
+    )
     # The broker's drop counter and stored messages (a full queue must not lose reports silently).
     watch = BrokerWatch(settings, services.registry)
     ops = _ops_server(settings, settings.ingest_metrics_port, services, ingest.health)
@@ -107,12 +130,20 @@ def run_ingest(settings: Settings) -> None:
     heap.settle()
     log.info("ingest consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
     with stop_on_signals(None) as stop:
-        wait_for(stop)
+        wait_for(stop, failed)
     watch.stop()
     ingest.stop()
     if ops is not None:
         ops.stop()
     services.close()
+    return _exit_status(failed)
+
+
+def _exit_status(failed: threading.Event) -> int:
+    if failed.is_set():
+        log.critical("stopped because the ingest failed; exit status 1")
+        return 1
+    return 0
 
 
 def run_scheduler(settings: Settings) -> None:

@@ -50,6 +50,8 @@ class BatchOutcome:
     events: list[Event] = field(default_factory=list)
     # (command name, final state, seconds from issue to outcome) of commands that finished
     commands_finished: list[tuple[str, str, float]] = field(default_factory=list)
+    # Messages that could not be committed on their own: acknowledged and counted, not stored.
+    set_aside: list[Received] = field(default_factory=list)
 
 
 _LATEST_FIELDS = (

@@ -16,18 +16,20 @@ from support.mosquitto import Mosquitto
 from support.stack import running_stack, wait_until
 
 from lainaamo.errors import Conflict, Forbidden, NotFound
-from lainaamo.protocol import SessionEvent
+from lainaamo.protocol import SessionEvent, format_ts
 from server.adapters import orm
 from server.adapters.metrics import NullSupportMetrics
 from server.entrypoints.demo import seed_loans
 from server.service_layer import accounts, support, support_events
 
+# The handler tests drive time by hand from this fixed moment; the test against the running
+# stack uses the real clock, because the scheduler judges a signal's age by it.
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
-def setup(fleet: Fleet) -> None:
+def setup(fleet: Fleet, now: datetime = NOW) -> None:
     """tab-001…003 on loan (units aikuissosiaalityo, mielenterveys, paihde); all online."""
-    seed_loans(fleet.services, NOW - timedelta(days=1), lent=3, queued=0)
+    seed_loans(fleet.services, now - timedelta(days=1), lent=3, queued=0)
     with fleet.services.session_factory() as session:
         for row in session.scalars(select(orm.DeviceStatus)):
             row.online = True
@@ -44,7 +46,12 @@ def who(fleet: Fleet, role: str):  # type: ignore[no-untyped-def]
 
 
 def start(  # type: ignore[no-untyped-def]
-    fleet: Fleet, role: str, metrics: NullSupportMetrics | None = None, mode: str = "view", **target
+    fleet: Fleet,
+    role: str,
+    metrics: NullSupportMetrics | None = None,
+    mode: str = "view",
+    now: datetime = NOW,
+    **target,
 ):
     return support.start(
         fleet.services.uow(),
@@ -53,7 +60,7 @@ def start(  # type: ignore[no-untyped-def]
         mode=mode,
         purpose="help with video calls",
         settings=fleet.services.settings,
-        now=NOW,
+        now=now,
         metrics=metrics or NullSupportMetrics(),
     )
 
@@ -249,7 +256,8 @@ def test_rest_api_and_console_endpoints(fleet: Fleet, client: FlaskClient) -> No
 def test_signals_and_events_over_a_real_broker(
     fleet: Fleet, client: FlaskClient, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    setup(fleet)
+    now = datetime.now(UTC)
+    setup(fleet, now)
     received: list[dict] = []
     device = paho.Client(CallbackAPIVersion.VERSION2, client_id="tab-001-test")
     device.on_message = lambda _c, _u, m: received.append(json.loads(m.payload))
@@ -258,7 +266,7 @@ def test_signals_and_events_over_a_real_broker(
     device.loop_start()
     try:
         with running_stack(fleet, client, mosquitto, tmp_path):
-            sid = start(fleet, "counsellor", device_id="tab-001")
+            sid = start(fleet, "counsellor", now=now, device_id="tab-001")
             wait_until(lambda: bool(received), 10, "the request signal")
             assert received[0]["type"] == "request" and received[0]["session_id"] == sid
             seq = 0
@@ -269,7 +277,7 @@ def test_signals_and_events_over_a_real_broker(
                 payload = {
                     "v": 1,
                     "device_id": "tab-001",
-                    "ts": "2026-11-23T10:00:00.000Z",
+                    "ts": format_ts(datetime.now(UTC)),
                     "boot": 1,
                     "seq": seq,
                     "session_id": sid,
@@ -285,7 +293,7 @@ def test_signals_and_events_over_a_real_broker(
                 who(fleet, "counsellor"),
                 sid,
                 "v=0",
-                NOW,
+                datetime.now(UTC),
                 NullSupportMetrics(),
             )
             wait_until(lambda: any(m["type"] == "offer" for m in received), 10, "the offer")
