@@ -30,6 +30,7 @@ from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from support.fleet import Fleet
+from support.hostile_json import HOW, fields_of, hostile_text, with_value
 from support.messages import status_report, usage_report
 from support.mosquitto import Mosquitto
 
@@ -41,7 +42,6 @@ from lainaamo.protocol import (
     Topics,
     encode,
 )
-from lainaamo.protocol.messages import load_schema
 from server.adapters import orm
 from server.adapters.metrics import IngestMetrics
 from server.entrypoints.demo import seed_loans
@@ -52,64 +52,6 @@ GOOD_DEVICES = ("tab-001", "tab-002", "tab-003")  # on loan: their usage totals 
 HOSTILE_DEVICES = ("tab-004", "tab-005", "tab-006", "tab-007", "tab-008", "tab-009")
 KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK, Kind.USAGE, Kind.SESSION_EVT)
 _seq = itertools.count(1)
-
-# JSON texts that Python's json module reads into values that are hard to hold, or refuses in
-# ways that are not JSONDecodeError. Written as raw text: json.dumps cannot even write some.
-RAW_LITERALS = [
-    "9" * 4_301,
-    "-" + "9" * 5_000,
-    "1" + "0" * 4_400 + ".5",
-    "1e999999",
-    "-1e999999",
-    "1E400",
-    "1e-400",
-    "2.5e308",
-    "NaN",
-    "Infinity",
-    "-Infinity",
-    "-0",
-    "-0.0",
-    "1.0",
-    "0.5",
-    str(2**53),
-    str(2**62),
-    str(2**63),
-    str(2**64),
-    str(-(2**63) - 1),
-    "[" * 3_000 + "]" * 3_000,
-    '{"a":' * 1_000 + "1" + "}" * 1_000,
-    '"\\u0000"',
-    '"\\ud800"',
-    '"x\\udfff\\ud800y"',
-    '"' + "é" * 6_000 + '"',
-    '"0001-01-01T00:00:00+14:00"',
-    '"9999-12-31T23:59:59-14:00"',
-    '"2026-02-30T10:00:00Z"',
-    '"\\u202eevil\\u202c"',
-    '"\\ufeff\\u200b\\u00ad"',
-    "{}",
-    "[]",
-    "null",
-    "true",
-]
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(codec="utf-8"), max_size=40),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
-# A hostile value, as the JSON text put into the payload.
-hostile_text = st.one_of(st.sampled_from(RAW_LITERALS), json_values.map(json.dumps))
-
-
-def fields_of(kind: Kind) -> list[str]:
-    """Every field the kind's schema knows, and one it does not."""
-    return sorted(load_schema(kind)["properties"]) + ["unexpected_field"]
 
 
 def base_message(kind: Kind, device: str, seq: int) -> dict[str, Any]:
@@ -134,17 +76,9 @@ def base_message(kind: Kind, device: str, seq: int) -> dict[str, Any]:
     return data
 
 
-PLACEHOLDER = "@@hostile@@"
-
-
 def hostile_payload(kind: Kind, device: str, field: str, how: str, value: str) -> bytes:
     """A valid message of `kind` with `field` replaced by the JSON text `value` (or removed)."""
-    data = base_message(kind, device, next(_seq))
-    if how == "remove":
-        data.pop(field, None)
-        return json.dumps(data).encode()
-    data[field] = PLACEHOLDER
-    return json.dumps(data).replace(f'"{PLACEHOLDER}"', value).encode()
+    return with_value(base_message(kind, device, next(_seq)), field, how, value)
 
 
 good_item = st.tuples(st.just("good"), st.sampled_from(KINDS[:4]), st.sampled_from(GOOD_DEVICES))
@@ -153,7 +87,7 @@ bad_item = st.sampled_from(KINDS).flatmap(
         st.just(kind),
         st.sampled_from(HOSTILE_DEVICES),
         st.sampled_from(fields_of(kind)),
-        st.sampled_from(["replace", "replace", "replace", "remove"]),
+        HOW,
         hostile_text,
     )
 )
