@@ -262,6 +262,7 @@ def run_demo(
         # Today's usage totals every minute rather than every hour, so the demo shows them.
         usage_interval_s=60.0,
         agent_platform="simulated",
+        device_mqtt_url=f"mqtt://127.0.0.1:{broker.device_port}",  # told to enrolling tablets
     )
     services = None
     http = ingest = None
@@ -290,7 +291,8 @@ def run_demo(
         http.start()
         simulator = threading.Thread(
             target=run_simulation,
-            args=(settings, devices_count),
+            # The tablets use their own listener (where client id = user name = device id).
+            args=(settings.replace(mqtt_port=broker.device_port), devices_count),
             kwargs={"stop_event": stop, "state_root": workdir / "agents"},
             name="simulator",
             daemon=True,

@@ -43,6 +43,11 @@ def test_demo_brings_thirty_tablets_online_and_stops_on_ctrl_c(tmp_path: Path, b
         wait_until(lambda: "Stop: Ctrl-C" in demo.log.read_text(), 60, "the demo banner")
         banner = demo.log.read_text()
         assert ("embedded amqtt" in banner) == (broker == "embedded")
+        if broker == "mosquitto":
+            # The tablets connect on a listener of their own where the client id is the user
+            # name (what that prevents is tested against deploy/mosquitto.conf itself).
+            conf = (tmp_path / "demo" / "mosquitto" / "mosquitto.conf").read_text()
+            assert re.search(r"listener \d+ 127.0.0.1\nuse_username_as_clientid true\n", conf)
         tokens = dict(re.findall(r"(admin|it_support|counsellor) .*\n\s+token (lnm_\S+)", banner))
         assert set(tokens) == {"admin", "it_support", "counsellor"}
 

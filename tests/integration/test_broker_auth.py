@@ -74,6 +74,7 @@ class Probe:
     username: str
     password: str | None
     client_id: str = ""
+    port: int = 0  # 0: the broker's first listener (the server's)
     connack: Any = None
     disconnected: threading.Event = field(default_factory=threading.Event)
     pubacks: dict[int, int] = field(default_factory=dict)
@@ -95,7 +96,7 @@ class Probe:
             mid, [rc.value for rc in rcs]
         )
         self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
-        self.client.connect(self.broker.host, self.broker.port)
+        self.client.connect(self.broker.host, self.port or self.broker.port)
         self.client.loop_start()
         wait_until(lambda: self.connack is not None, 5)
 
@@ -129,10 +130,13 @@ class Secured:
     broker: Mosquitto
     settings: Settings
     passwords: dict[str, str]
+    device_port: int  # the tablets' listener, as deploy/mosquitto.conf's TLS one
     probes: list[Probe] = field(default_factory=list)
 
-    def probe(self, username: str, password: str | None) -> Probe:
-        probe = Probe(self.broker, username, password)
+    def probe(self, username: str, password: str | None, client_id: str = "") -> Probe:
+        """A client of the server's listener (the server's login) or of the tablets' one."""
+        port = self.broker.port if username == SERVER else self.device_port
+        probe = Probe(self.broker, username, password, client_id=client_id, port=port)
         self.probes.append(probe)
         return probe
 
@@ -158,11 +162,16 @@ def secured(fleet: Fleet, client: FlaskClient, tmp_path: Path) -> Iterator[Secur
     assert sync is not None
     with fleet.services.session_factory() as session:
         assert sync.sync(session, fleet.services.clock())
+    device_port = free_port()
     broker = Mosquitto(
         workdir,
         persistence=False,
         extra_conf="\n".join(
             [
+                # The shape of deploy/mosquitto.conf: the tablets' listener makes the client
+                # id the user name; the server's processes share a login on their own one.
+                f"listener {device_port} 127.0.0.1",
+                "use_username_as_clientid true",
                 "allow_anonymous false",
                 f"password_file {auth / 'passwd'}",
                 f"acl_file {auth / 'acl'}",
@@ -172,7 +181,11 @@ def secured(fleet: Fleet, client: FlaskClient, tmp_path: Path) -> Iterator[Secur
     )
     broker.start()
     secured = Secured(
-        fleet, broker, settings.replace(mqtt_host=broker.host, mqtt_port=broker.port), passwords
+        fleet,
+        broker,
+        settings.replace(mqtt_host=broker.host, mqtt_port=broker.port),
+        passwords,
+        device_port,
     )
     try:
         yield secured
@@ -240,6 +253,22 @@ def test_a_device_cannot_read_the_fleet_or_another_devices_commands(secured: Sec
     assert all(code in (NOT_AUTHORIZED, 1) for code in codes.values()), codes
 
 
+def test_a_device_cannot_take_another_devices_connection(secured: Secured) -> None:
+    """With A's password and B's client id a client is A (its client id is replaced by its
+    user name): B stays connected, and A gets its own session, not B's."""
+    b = secured.probe("tab-002", secured.passwords["tab-002"], client_id="tab-002")
+    impostor = secured.probe("tab-001", secured.passwords["tab-001"], client_id="tab-002")
+    assert b.accepted and impostor.accepted
+    assert not b.disconnected.wait(1.5), "A's login knocked B off"
+    assert impostor.subscribe(f"{P}/tab-002/cmd") in (NOT_AUTHORIZED, 1)  # still only A
+    server = secured.server()
+    assert server.publish(f"{P}/tab-002/cmd", b"for B") == 0
+    assert b.subscribe(f"{P}/tab-002/cmd") == 1
+    assert server.publish(f"{P}/tab-002/cmd", b"for B again") == 0
+    wait_until(lambda: (f"{P}/tab-002/cmd", b"for B again") in b.received)
+    assert impostor.received == []
+
+
 def test_revoked_device_is_refused_within_seconds(secured: Secured, client: FlaskClient) -> None:
     fleet = secured.fleet
     a = secured.probe("tab-001", secured.passwords["tab-001"])
@@ -296,7 +325,7 @@ def test_enrolled_agent_reports_and_is_cut_off_when_lost(
     assert ingest.wait_connected(10), "the server identity could not subscribe"
     agent_settings = Settings(  # no device id, no password: both come from enrollment.json
         mqtt_host=secured.broker.host,
-        mqtt_port=secured.broker.port,
+        mqtt_port=secured.device_port,
         mqtt_keepalive_s=2,
         agent_state_dir=str(state_dir),
         agent_platform="simulated",

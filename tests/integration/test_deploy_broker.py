@@ -28,6 +28,8 @@ import paho.mqtt.client as paho
 import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from support.mosquitto import find_mosquitto
 from support.ports import LOCALHOST, free_port, port_is_open
 from support.processes import wait_until
@@ -288,3 +290,66 @@ def test_the_compose_health_check_of_the_broker(broker: DeployedBroker) -> None:
 
     assert health("server-secret") == 0, shlex.quote(command)
     assert health("wrong") != 0
+
+
+class Tablet:
+    """A tablet's MQTT 5 connection over TLS with a chosen client id and a lasting session."""
+
+    def __init__(
+        self, broker: DeployedBroker, username: str, client_id: str, *, clean_start: bool
+    ) -> None:
+        self.connected = threading.Event()
+        self.dropped = threading.Event()
+        self.received: list[bytes] = []
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+        )
+        self.client.username_pw_set(username, broker.passwords[username])
+        self.client.tls_set_context(
+            ssl.create_default_context(cafile=str(broker.root / "tls" / "ca.crt"))
+        )
+        self.client.on_connect = lambda *_a: self.connected.set()
+        self.client.on_disconnect = lambda *_a: self.dropped.set()
+        self.client.on_message = lambda _c, _u, m: self.received.append(bytes(m.payload))
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        self.client.connect(
+            "localhost", broker.tls_port, clean_start=clean_start, properties=properties
+        )
+        self.client.loop_start()
+        assert self.connected.wait(10), broker.tail()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_tablet_cannot_take_another_tablets_connection_or_session(
+    broker: DeployedBroker,
+) -> None:
+    """Issue 14 §2: with A's password and B's client id, Mosquitto used to disconnect the
+    real B (the two then knock each other off) and a clean start discarded B's queued
+    commands. On the tablets' listener the client id is the user name, whatever is sent."""
+    broker.start()
+    broker.write_auth({SERVER: "server-secret", "tab-001": "secret-a", "tab-002": "secret-b"})
+    broker.wait_listening()
+    command = f"{PREFIX}/tab-002/cmd"
+    b = Tablet(broker, "tab-002", "tab-002", clean_start=True)
+    b.client.subscribe(command, qos=1)
+    impostor = Tablet(broker, "tab-001", "tab-002", clean_start=True)
+    try:
+        assert not b.dropped.wait(2), "A's login knocked B off"
+        # B, offline with a lasting session, has a command queued at the broker...
+        b.close()
+        server = broker.login(SERVER)
+        server.client.publish(command, b"queued for B", qos=1).wait_for_publish(5)
+        server.close()
+        # ...which A, starting clean under B's client id, does not discard.
+        impostor.close()
+        impostor = Tablet(broker, "tab-001", "tab-002", clean_start=True)
+        assert impostor.received == []
+        b = Tablet(broker, "tab-002", "tab-002", clean_start=False)
+        wait_until(lambda: b.received == [b"queued for B"], 10, "B's queued command")
+    finally:
+        impostor.close()
+        b.close()
