@@ -34,6 +34,7 @@ class ProtocolError(LainaamoError):
             "mismatched",
             "unknown_topic",
             "unknown_device",
+            "personal_data",
             "internal_error",
         }
     )

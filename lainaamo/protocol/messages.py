@@ -1,8 +1,9 @@
 """Message dataclasses of MQTT contract v1, and their parsing and encoding.
 
 `parse()` is the only way raw MQTT payloads enter Lainaamo: it checks the size, the JSON,
-the schema (the files under `schemas/`) and that the payload names the device of its topic,
-and returns a frozen dataclass. Anything else raises ProtocolError with a bounded reason.
+the schema (the files under `schemas/`), that the payload names the device of its topic and
+that a tablet's text holds no personal identity code (`personal_data.py`), and returns a
+frozen dataclass. Anything else raises ProtocolError with a bounded reason.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import fastjsonschema
 
 from lainaamo.errors import ProtocolError
+from lainaamo.protocol.personal_data import refuse_personal_data
 from lainaamo.protocol.topics import Kind
 
 SCHEMA_VERSION = 1
@@ -255,6 +257,7 @@ def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
     except (ValueError, OverflowError) as exc:
         # OverflowError: year 1 or 9999 with an offset that moves it out of the calendar in UTC.
         raise ProtocolError("invalid", f"bad timestamp: {exc}") from None
+    refuse_personal_data(kind, data)  # no identity code in what a tablet sends (issue 14)
     message: Message = _build(_CLASSES[kind], data)  # type: ignore[assignment]
     return message
 
