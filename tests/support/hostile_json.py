@@ -53,15 +53,23 @@ RAW_LITERALS = [
     "null",
     "true",
 ]
+
+
+def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists and objects of `children` (a named function: hypothesis reads an `extend`
+    lambda's source to check that it recurses, which is fragile for multi-line lambdas)."""
+    return st.lists(children, max_size=4) | st.dictionaries(
+        st.text(max_size=8), children, max_size=4
+    )
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(codec="utf-8"), max_size=40),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
+    containers,
     max_leaves=12,
 )
 # A hostile value, as the JSON text put into the payload.

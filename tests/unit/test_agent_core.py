@@ -458,6 +458,35 @@ def test_expired_command_is_acked_expired_and_not_run(
     ]
 
 
+def test_a_policy_that_locks_is_what_holds_against_lock_and_unlock_commands(
+    core: AgentCore, platform: FakePlatform
+) -> None:
+    """Protocol §9.3: an unlock never lifts the lock of a locked (or lost) policy, and a lock
+    leaves that policy's screen (neutral text, support phone) as it is."""
+    locked = {"mode": "locked", "message": "Tämä laite on lukittu.", "support_phone": "+358 9"}
+    core.handle(DESIRED_TOPIC, desired_payload(3, locked))
+    assert platform.locked
+    outs = core.handle(CMD_TOPIC, cmd_payload("cmd-unlk0001", "unlock"))
+    assert acks(outs) == [
+        ("cmd-unlk0001", "received", None),
+        ("cmd-unlk0001", "failed", commands.POLICY_LOCKED),
+    ]
+    outs = core.handle(CMD_TOPIC, cmd_payload("cmd-lock0003", "lock"))
+    assert acks(outs)[-1] == ("cmd-lock0003", "done", "locked by the policy")
+    assert platform.executed == [] and platform.locked and platform.screens == []
+    # A redelivery gets the same outcome again; a lost policy holds likewise.
+    again = core.handle(CMD_TOPIC, cmd_payload("cmd-unlk0001", "unlock"))
+    assert acks(again) == [("cmd-unlk0001", "failed", commands.POLICY_LOCKED)]
+    core.handle(DESIRED_TOPIC, desired_payload(4, {"mode": "lost", "message": "Soita:"}))
+    outs = core.handle(CMD_TOPIC, cmd_payload("cmd-unlk0002", "unlock"))
+    assert acks(outs)[-1] == ("cmd-unlk0002", "failed", commands.POLICY_LOCKED)
+    # Under a kiosk policy both act on top of it, as before, until it is enforced again.
+    core.handle(DESIRED_TOPIC, desired_payload(5, {"mode": "kiosk"}))
+    core.handle(CMD_TOPIC, cmd_payload("cmd-lock0004", "lock"))
+    core.handle(CMD_TOPIC, cmd_payload("cmd-unlk0003", "unlock"))
+    assert platform.executed == ["lock", "unlock"]
+
+
 def test_sync_publishes_a_status_now(core: AgentCore, platform: FakePlatform) -> None:
     outs = core.handle(CMD_TOPIC, cmd_payload("cmd-sync0001", "sync"))
     assert [type(o.message).__name__ for o in outs] == ["CommandAck", "StatusReport", "CommandAck"]
@@ -543,16 +572,21 @@ def test_messages_on_foreign_topics_are_ignored(
     assert platform.executed == []
 
 
+def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists and objects of `children` (a named function: hypothesis reads an `extend`
+    lambda's source to check that it recurses, which is fragile for multi-line lambdas)."""
+    return st.lists(children, max_size=4) | st.dictionaries(
+        st.text(max_size=10), children, max_size=4
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     payload=st.one_of(
         st.binary(max_size=300),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-            lambda children: (
-                st.lists(children, max_size=4)
-                | st.dictionaries(st.text(max_size=10), children, max_size=4)
-            ),
+            containers,
             max_leaves=20,
         ).map(lambda value: json.dumps(value).encode()),
     ),

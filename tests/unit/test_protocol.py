@@ -142,11 +142,17 @@ def test_arbitrary_bytes_never_raise_anything_but_protocol_errors(raw: bytes) ->
             pass
 
 
+def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists and objects of `children` (a named function: hypothesis reads an `extend`
+    lambda's source to check that it recurses, which is fragile for multi-line lambdas)."""
+    return st.lists(children, max_size=3) | st.dictionaries(
+        st.text(max_size=5), children, max_size=3
+    )
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
+    containers,
     max_leaves=6,
 )
 
