@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from lainaamo.errors import InvalidInput
 from server.domain.model import LifecycleState, Role, check_device_id, check_text
+from server.domain.privacy import refuse_identifiers
 
 
 def _state(value: str) -> LifecycleState:
@@ -17,6 +18,12 @@ def _state(value: str) -> LifecycleState:
             "invalid lifecycle state",
             [{"field": "lifecycle_state", "message": f"one of {allowed}"}],
         ) from None
+
+
+def reason_text(value: str | None, required: bool = False) -> str | None:
+    """Why someone did something, for the audit log: short free text, never an identity code."""
+    text = check_text("reason", value or "", max_len=500, required=required)
+    return refuse_identifiers("reason", text) or None
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ class UpdateDevice:
                 )
         object.__setattr__(self, "changes", clean)
         if self.reason is not None:
-            object.__setattr__(self, "reason", check_text("reason", self.reason, max_len=500))
+            object.__setattr__(self, "reason", reason_text(self.reason, required=True))
 
 
 @dataclass(frozen=True)
@@ -112,4 +119,21 @@ class AddUser:
         if self.password is not None and len(self.password) < 10:
             raise InvalidInput(
                 "password too short", [{"field": "password", "message": "at least 10 characters"}]
+            )
+
+
+@dataclass(frozen=True)
+class SetUserActive:
+    """Reactivate a user, or deactivate one: that ends their sessions and revokes their API
+    tokens for good, so the administrator says why (audited)."""
+
+    user_id: int
+    active: bool
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", reason_text(self.reason))
+        if not self.active and not self.reason:
+            raise InvalidInput(
+                "say why the user is deactivated", [{"field": "reason", "message": "required"}]
             )

@@ -11,6 +11,14 @@ from server.domain.privacy import check_client_ref, refuse_identifiers
 
 KIT_KINDS = frozenset({"charger", "case", "sim", "headphones", "stylus", "other"})
 CONDITIONS = frozenset({"ok", "damaged", "missing"})
+# Steps that take something from the client or end the loan for good say why, in the console
+# and the API alike; the reason goes to the audit log (free text, never an identity code).
+REASON_REQUIRED: dict[LoanAction, str] = {
+    LoanAction.CANCEL: "say why the request is cancelled",
+    LoanAction.PAUSE: "say why the loan is paused (e.g. hospital stay)",
+    LoanAction.REPORT_LOST: "say why the device is reported lost (e.g. stolen)",
+    LoanAction.RELEASE: "say why the client keeps the device",
+}
 
 
 def free_text(name: str, value: str | None, max_len: int = 500) -> str | None:
@@ -90,8 +98,7 @@ class LoanStep:
                     for k in bad
                 ],
             )
-        if self.action is LoanAction.PAUSE and not self.reason:
+        if self.action in REASON_REQUIRED and not self.reason:
             raise InvalidInput(
-                "say why the loan is paused (e.g. hospital stay)",
-                [{"field": "reason", "message": "required"}],
+                REASON_REQUIRED[self.action], [{"field": "reason", "message": "required"}]
             )

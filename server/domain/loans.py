@@ -125,6 +125,11 @@ def due_after_handover(handed_over_at: datetime, rules: LoanRules) -> datetime:
     return handed_over_at + timedelta(days=rules.loan_days)
 
 
+def due_after_renewal(due_at: datetime, now: datetime, rules: LoanRules) -> datetime:
+    """A renewal adds the unit's renewal days to the due date (counted from today if past)."""
+    return max(due_at, now) + timedelta(days=rules.renewal_days)
+
+
 def check_renewal(renewals: int, queued_in_unit: int, rules: LoanRules) -> None:
     """Refuse a renewal while others wait for a device, or beyond the unit's limit."""
     if queued_in_unit > 0:

@@ -14,10 +14,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.adapters import orm
-from server.domain.loans import HOLDS_DEVICE, TRANSITIONS, LoanAction, LoanState
+from server.domain.loans import (
+    HOLDS_DEVICE,
+    TRANSITIONS,
+    LoanAction,
+    LoanState,
+    due_after_renewal,
+    escalation,
+    overdue_days,
+)
 from server.domain.model import LifecycleState, Principal, Role
 from server.service_layer import loan_views
 from server.service_layer.loans import IT_ONLY
+from server.service_layer.rules import rules_for
 
 # Steps the loan page offers as buttons, in this order (hold is separate: not a transition).
 ACTION_ORDER = (
@@ -84,6 +93,34 @@ def hold_choice(loan: orm.Loan) -> bool | None:
     if not loan.hold and state is LoanState.ON_LOAN:
         return True
     return None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the loan page's steps would do now, for their confirmation pages (the handlers
+    still decide: a renewal may yet be refused)."""
+
+    renewed_due: datetime | None  # the due date after a renewal
+    renewal: int  # which renewal it would be
+    max_renewals: int
+    waiting: int  # requests queued in the loan's unit (a renewal is refused while any wait)
+    overdue_days: int
+    after_resume: str  # escalation right after resuming: none, reminder or restricted
+    after_unhold: str  # escalation right after lifting the hold
+
+
+def preview(session: Session, loan: orm.Loan, now: datetime) -> Preview:
+    rules = rules_for(session, loan.unit_id, loan.device.model if loan.device else "")
+    state = LoanState(loan.state)
+    return Preview(
+        renewed_due=due_after_renewal(loan.due_at, now, rules) if loan.due_at else None,
+        renewal=loan.renewals + 1,
+        max_renewals=rules.max_renewals,
+        waiting=queue_length(session, loan.unit_id),
+        overdue_days=int(overdue_days(loan.due_at, now)),
+        after_resume=escalation(LoanState.ON_LOAN, loan.due_at, now, rules, loan.hold).name.lower(),
+        after_unhold=escalation(state, loan.due_at, now, rules, False).name.lower(),
+    )
 
 
 @dataclass(frozen=True)

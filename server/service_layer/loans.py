@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.adapters import orm, wakeup
+from server.domain.commands import reason_text
 from server.domain.device_commands import MAX_TTL_S, IssueCommand
 from server.domain.loan_commands import LoanStep, RequestLoan
 from server.domain.loans import (
@@ -20,6 +21,7 @@ from server.domain.loans import (
     LoanState,
     check_renewal,
     due_after_handover,
+    due_after_renewal,
     next_state,
 )
 from server.domain.model import LifecycleState, Principal, Role
@@ -274,7 +276,7 @@ def _renew(session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who:
     )
     check_renewal(loan.renewals, queued, rules)
     loan.renewals += 1
-    loan.due_at = max(loan.due_at, now) + timedelta(days=rules.renewal_days)
+    loan.due_at = due_after_renewal(loan.due_at, now, rules)
 
 
 def _pause(session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal) -> None:
@@ -353,6 +355,7 @@ def record_wipe(
     """Record a verified wipe: an awaiting-wipe device goes back into stock."""
     if principal.role is not Role.IT_SUPPORT:
         raise Forbidden("only IT support records wipes")
+    reason = reason_text(reason)
     if method != "manual":
         raise InvalidInput(
             "only manual wipes are recorded by hand", [{"field": "method", "message": "manual"}]

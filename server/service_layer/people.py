@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.adapters.orm import ApiToken, ConsoleSession, Organisation, Unit, User
-from server.domain.commands import AddUser
+from server.domain.commands import AddUser, SetUserActive
 from server.domain.model import Principal, Role
 from server.service_layer import accounts, audit
 from server.service_layer.console_auth import check_new_password
@@ -144,19 +144,17 @@ def update_user(
         uow.commit()
 
 
-def set_active(
-    uow: UnitOfWork, principal: Principal, user_id: int, active: bool, now: datetime
-) -> None:
-    """Deactivate (sessions end, API tokens are revoked) or reactivate a user."""
-    if user_id == principal.user_id and not active:
+def set_active(uow: UnitOfWork, principal: Principal, cmd: SetUserActive, now: datetime) -> None:
+    """Deactivate (sessions end, API tokens are revoked; with a reason) or reactivate a user."""
+    if cmd.user_id == principal.user_id and not cmd.active:
         raise Conflict("you cannot deactivate your own account; ask another administrator")
     with uow:
         session = uow.session
-        user = get_user(session, principal, user_id)
+        user = get_user(session, principal, cmd.user_id)
         before = _snapshot(user)
-        user.active = active
+        user.active = cmd.active
         after: dict[str, Any] = _snapshot(user)
-        if not active:
+        if not cmd.active:
             ended = session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
             revoked = session.execute(
                 update(ApiToken)
@@ -165,8 +163,8 @@ def set_active(
             )
             after["sessions_ended"] = getattr(ended, "rowcount", 0)
             after["tokens_revoked"] = getattr(revoked, "rowcount", 0)
-        verb = "reactivate" if active else "deactivate"
-        _record(session, principal, user, verb, before=before, after=after)
+        verb = "reactivate" if cmd.active else "deactivate"
+        _record(session, principal, user, verb, before=before, after=after, reason=cmd.reason)
         uow.commit()
 
 

@@ -104,6 +104,7 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
         "default_loan": lent,
         "user_id": counsellor.id,
         "code": unit.code,
+        "segment": "lost",  # a step's confirmation page (the loan is on loan)
     }
 
 

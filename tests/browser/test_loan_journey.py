@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 from a11y import check
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from support.fleet import Fleet
 from test_sign_in import sign_in
 
 from server.adapters import orm
+from server.domain.loan_commands import LoanStep, RequestLoan
+from server.domain.loans import LoanAction
 from server.service_layer import loans
 from server.service_layer.accounts import principal_of
 
@@ -74,3 +76,94 @@ def test_request_hand_over_return_and_worklist(
     expect(page.get_by_role("status").first).to_contain_text("awaiting wipe")
     check(page)
     page.screenshot(path=shots / "loan-returned.png", full_page=True)
+
+
+def lend(fleet: Fleet, ref: str, device: str) -> int:
+    """A loan on loan in the counsellor's unit, made through the handlers."""
+    svc = fleet.services
+    with svc.session_factory() as session:
+        admin = session.query(orm.User).filter_by(role="admin").one()
+        counsellor = session.query(orm.User).filter_by(role="counsellor").first()
+        assert counsellor is not None
+        boss, who, unit = principal_of(admin), principal_of(counsellor), counsellor.units[0].code
+        published = session.query(orm.Agreement).count()
+    now = svc.clock()
+    if not published:
+        loans.add_agreement(svc.uow(), boss, "2026-1", "Terms.")
+    loan = loans.request_loan(svc.uow(), who, RequestLoan(unit, ref), now)
+    loans.act(svc.uow(), who, LoanStep(loan, LoanAction.ASSIGN, device_id=device), now)
+    step = LoanStep(loan, LoanAction.HAND_OVER, agreement_version="2026-1", agreement_accepted=True)
+    loans.act(svc.uow(), who, step, now)
+    return loan
+
+
+def test_marking_a_loan_lost_asks_for_a_confirmation_and_a_reason_by_keyboard(
+    page: Page, server: str, pg_fleet: Fleet, chromium: Browser, shots: Path
+) -> None:
+    loan = lend(pg_fleet, "ASK-9101", "tab-001")
+    login = pg_fleet.logins["counsellor"]
+    sign_in(page, server, login.username, login.password)
+    page.goto(f"{server}/loans/{loan}")
+    # "Mark lost…" sits next to "Return the device"; it only opens the confirmation.
+    page.get_by_role("link", name="Return the device").focus()
+    page.keyboard.press("Tab")
+    mark_lost = page.get_by_role("link", name="Mark lost…")
+    expect(mark_lost).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Mark the device of ASK-9101 lost?")
+    expect(page.get_by_role("region", name="What will happen")).to_contain_text("lost mode")
+    check(page)
+    page.screenshot(path=shots / "confirm-lost.png", full_page=True)
+
+    # The server refuses what the browser would not send: no tick, no reason (the required
+    # attributes taken away first). Nothing changes; the page says what is missing.
+    page.evaluate("document.querySelectorAll('[required]').forEach(e => e.required = false)")
+    page.get_by_role("button", name="Mark the device lost").click()
+    expect(page.get_by_role("alert").first).to_contain_text("Nothing was changed")
+    expect(page.locator("#f-reason-error")).to_be_visible()
+    expect(page.locator("#f-confirm-error")).to_be_visible()
+    check(page)
+    with pg_fleet.services.session_factory() as session:
+        assert session.get(orm.Loan, loan).state == "on_loan"
+
+    # By keyboard: the reason, Tab to the tick, Space, Tab to the button, Enter.
+    page.get_by_label("Reason").focus()
+    page.keyboard.type("The client reported it stolen")
+    page.keyboard.press("Tab")
+    tick = page.get_by_label("I have checked that this is the loan of ASK-9101.")
+    expect(tick).to_be_focused()
+    page.keyboard.press("Space")
+    expect(tick).to_be_checked()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Mark the device lost")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").first).to_contain_text("The device was marked lost.")
+    expect(page.get_by_role("list").filter(has_text="Marked lost")).to_contain_text(
+        "The client reported it stolen"
+    )
+    check(page)
+    with pg_fleet.services.session_factory() as session:
+        assert session.get(orm.Loan, loan).state == "lost"
+        event = (
+            session.query(orm.AuditEvent)
+            .filter_by(action="api:loan:report_lost", subject_id=str(loan))
+            .one()
+        )
+        assert event.reason == "The client reported it stolen"
+
+    # Without JavaScript the confirmation works the same (plain forms).
+    other = lend(pg_fleet, "ASK-9102", "tab-004")
+    context = chromium.new_context(java_script_enabled=False, locale="en-GB")
+    try:
+        plain = context.new_page()
+        sign_in(plain, server, login.username, login.password)
+        plain.goto(f"{server}/loans/{other}")
+        plain.get_by_role("link", name="Mark lost…").click()
+        plain.get_by_label("Reason").fill("Left on a bus")
+        plain.get_by_label("I have checked that this is the loan of ASK-9102.").check()
+        plain.get_by_role("button", name="Mark the device lost").click()
+        expect(plain.get_by_role("status").first).to_contain_text("The device was marked lost.")
+    finally:
+        context.close()
+    with pg_fleet.services.session_factory() as session:
+        assert session.get(orm.Loan, other).state == "lost"

@@ -94,7 +94,9 @@ def test_elevated_actions_are_audited(client: FlaskClient, fleet: Fleet) -> None
         "/api/v1/devices/tab-004/commands", json={"name": "wipe", "confirm": "tab-004"}, headers=it
     )
     assert wipe.status_code == 202, wipe.json
-    release = client.post("/api/v1/loans/1/release", json={"device_id": "tab-001"}, headers=it)
+    release = client.post(
+        "/api/v1/loans/1/release", json={"device_id": "tab-001", "reason": "kept"}, headers=it
+    )
     assert release.status_code == 200, release.json
     kit = client.get("/api/v1/loans/2", headers=it).json["kit"]
     checked = [{"id": line["id"], "condition": "ok"} for line in kit]
@@ -116,7 +118,8 @@ def test_elevated_actions_are_audited(client: FlaskClient, fleet: Fleet) -> None
         f"/admin/users/{user_id}/update", {"role": "counsellor", "units": "paihde"}
     )
     assert changed.status_code in (302, 303)
-    assert browser.post(f"/admin/users/{user_id}/deactivate", {}).status_code in (302, 303)
+    confirmed = {"confirm": "yes", "reason": "left the organisation"}
+    assert browser.post(f"/admin/users/{user_id}/deactivate", confirmed).status_code in (302, 303)
     done = {(a[0], a[1]) for a in actions(fleet)}
     assert any(action == "console:auth:sign_in" for action, _ in done)
     for expected in (

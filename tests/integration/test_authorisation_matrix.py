@@ -113,7 +113,7 @@ RULES: dict[tuple[str, str], Rule] = {
 # Bodies that pass the parsing every step does before it looks the loan up.
 STEP_BODIES: dict[str, object] = {
     "assign": {"device_id": "tab-999"},
-    "release": {"device_id": "tab-999"},
+    "release": {"device_id": "tab-999", "reason": "matrix"},
     "handover": {"agreement_version": "2026-1", "agreement_accepted": True},
 }
 for _step in (

@@ -77,7 +77,8 @@ def test_an_admin_cannot_demote_or_deactivate_themselves(fleet: Fleet, client: F
     refused = b.post(f"/admin/users/{me.id}/update", {"role": "counsellor", "units": "paihde"})
     assert refused.status_code == 409
     assert "your own administrator role" in refused.get_data(as_text=True)
-    assert b.post(f"/admin/users/{me.id}/deactivate").status_code == 409
+    confirmed = {"confirm": "yes", "reason": "test"}
+    assert b.post(f"/admin/users/{me.id}/deactivate", confirmed).status_code == 409
     assert user(fleet, me.username).role == "admin" and user(fleet, me.username).active
 
 
@@ -102,7 +103,10 @@ def test_deactivation_signs_out_and_revokes_tokens(fleet: Fleet, client: FlaskCl
     assert client.get("/api/v1/me", headers=fleet.headers("it_support")).status_code == 200
     b = admin(fleet, client)
     target = user(fleet, it.username)
-    assert b.post(f"/admin/users/{target.id}/deactivate").status_code == 302
+    unconfirmed = b.post(f"/admin/users/{target.id}/deactivate", {"reason": "left"})
+    assert unconfirmed.status_code == 422 and user(fleet, it.username).active
+    confirmed = {"confirm": "yes", "reason": "left the organisation"}
+    assert b.post(f"/admin/users/{target.id}/deactivate", confirmed).status_code == 302
     page = victim.get("/devices", headers={"Accept": "text/html"})
     assert page.status_code == 302 and page.headers["Location"].startswith("/login")
     assert client.get("/api/v1/me", headers=fleet.headers("it_support")).status_code == 401

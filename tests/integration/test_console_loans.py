@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -68,6 +69,12 @@ def hand_over(b: Browser, loan_id: int, device: str) -> None:
     assert b.post(f"/loans/{loan_id}/handover/device", {"device_id": device}).status_code == 303
     confirm = {"agreement_version": "2026-1", "agreement_accepted": "1", "kit": ["charger"]}
     assert b.post(f"/loans/{loan_id}/handover/confirm", confirm).status_code == 303
+
+
+def confirmed(b: Browser, loan_id: int, segment: str, reason: str = "", **extra: str) -> Any:
+    """A step posted from its confirmation page: ticked, with a reason."""
+    form = {"confirm": "yes", "reason": reason, **extra}
+    return b.post(f"/loans/{loan_id}/steps/{segment}", form)
 
 
 def test_request_hand_over_and_return_through_the_wizards(
@@ -151,28 +158,33 @@ def test_renew_pause_resume_and_a_refused_renewal(client: FlaskClient, fleet: Fl
     hand_over(b, lent, "tab-004")
     queued = request_loan(b, "ASK-2002")
     due = loan_row(fleet, lent).due_at
-    refused = b.post(f"/loans/{lent}/steps/renew")
+    # The confirmation page warns; the handler refuses, and the page says why.
+    assert "the renewal will be refused" in b.text(f"/loans/{lent}/steps/renew")
+    refused = confirmed(b, lent, "renew")
     assert refused.status_code == 409
     assert "waiting for a device" in refused.get_data(as_text=True)
     assert loan_row(fleet, lent).due_at == due
 
-    assert b.post(f"/loans/{queued}/steps/cancel").status_code == 302
+    assert confirmed(b, queued, "cancel", "the client moved away").status_code == 302
     assert loan_row(fleet, queued).state == "cancelled"
-    renewed = b.post(f"/loans/{lent}/steps/renew", follow_redirects=True)
+    renewed = b.post(f"/loans/{lent}/steps/renew", {"confirm": "yes"}, follow_redirects=True)
     assert renewed.status_code == 200 and "The new due date is" in renewed.get_data(as_text=True)
     assert loan_row(fleet, lent).renewals == 1 and loan_row(fleet, lent).due_at != due
 
-    no_reason = b.post(f"/loans/{lent}/steps/pause")
-    assert no_reason.status_code == 422 and "say why" in no_reason.get_data(as_text=True)
-    assert b.post(f"/loans/{lent}/steps/pause", {"reason": "hospital stay"}).status_code == 302
+    no_reason = confirmed(b, lent, "pause")
+    assert no_reason.status_code == 422 and "a reason is required" in no_reason.get_data(
+        as_text=True
+    )
+    assert confirmed(b, lent, "pause", "hospital stay").status_code == 302
     assert loan_row(fleet, lent).state == "paused"
-    assert b.post(f"/loans/{lent}/steps/resume").status_code == 302
+    assert confirmed(b, lent, "resume").status_code == 302
     assert loan_row(fleet, lent).state == "on_loan"
-    assert b.post(f"/loans/{lent}/hold", {"hold": "1"}).status_code == 302
+    assert b.post(f"/loans/{lent}/hold", {"hold": "1", "confirm": "yes"}).status_code == 302
     assert loan_row(fleet, lent).hold is True
     # Release is IT support's: not offered to a counsellor, and refused if posted anyway.
     assert "Release to client" not in b.text(f"/loans/{lent}")
-    forbidden = b.post(f"/loans/{lent}/steps/release", {"device_id": "tab-004"})
+    assert b.get(f"/loans/{lent}/steps/release").status_code == 403
+    forbidden = confirmed(b, lent, "release", "programme decision", device_id="tab-004")
     assert forbidden.status_code == 403 and loan_row(fleet, lent).state == "on_loan"
 
 
@@ -249,7 +261,7 @@ def test_garbage_input_never_fails_the_server(client: FlaskClient, fleet: Fleet)
     assert b.post("/loans/new", {}).status_code == 422
     assert b.post("/loans/new", {"unit": UNIT}).status_code == 422
     assert b.post(f"/loans/{loan}/hold", {"hold": "maybe"}).status_code == 400
-    assert b.post(f"/loans/{loan}/hold", {"hold": "1"}).status_code == 409
+    assert b.post(f"/loans/{loan}/hold", {"hold": "1", "confirm": "yes"}).status_code == 409
     assert b.post(f"/loans/{loan}/handover/device", {"device_id": "../x"}).status_code == 422
     assert b.post(f"/loans/{loan}/handover/device", {"device_id": "tab-002"}).status_code == 422
     assert b.post(f"/loans/{loan}/handover/device", {}).status_code == 422

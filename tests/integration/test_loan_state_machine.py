@@ -38,7 +38,7 @@ from lainaamo.errors import DomainError, Forbidden, NotFound
 from server.adapters import orm
 from server.bootstrap import Services
 from server.domain.device_commands import PENDING
-from server.domain.loan_commands import KIT_KINDS, KitLine, LoanStep, RequestLoan
+from server.domain.loan_commands import KIT_KINDS, REASON_REQUIRED, KitLine, LoanStep, RequestLoan
 from server.domain.loans import FINAL, HOLDS_DEVICE, TRANSITIONS, LoanAction, LoanRules, LoanState
 from server.domain.model import LifecycleState, Principal
 from server.domain.policy import canonical, compute_policy
@@ -469,20 +469,31 @@ class LoanMachine(RuleBasedStateMachine):
         return outcome, lambda: LoanStep(loan_id, A.ASSIGN, device_id=device)
 
     def step_unassign(self, data: st.DataObject, role: str, loan_id: int) -> Step:
-        return self.freeing(role, loan_id, A.UNASSIGN)
+        return self.freeing(role, loan_id, A.UNASSIGN, None)
 
     def step_cancel(self, data: st.DataObject, role: str, loan_id: int) -> Step:
-        return self.freeing(role, loan_id, A.CANCEL)
+        return self.freeing(role, loan_id, A.CANCEL, self.reason(data))
 
-    def freeing(self, role: str, loan_id: int, action: LoanAction) -> Step:
-        outcome = self.common(role, loan_id, action)
+    def reason(self, data: st.DataObject) -> str | None:
+        """Why (cancel, pause, lost and release need a reason); sometimes forgotten."""
+        reasons = ("asiakas muutti", "sairaalajakso", "varastettu", None)
+        return data.draw(st.sampled_from(reasons), label="reason")
+
+    def unexplained(self, action: LoanAction, reason: str | None) -> Outcome | None:
+        """The refusal of a step that needs a reason and has none (before anything else)."""
+        if reason is None and action in REASON_REQUIRED:
+            return Outcome(DomainError, f"{action} needs a reason")
+        return None
+
+    def freeing(self, role: str, loan_id: int, action: LoanAction, reason: str | None) -> Step:
+        outcome = self.unexplained(action, reason) or self.common(role, loan_id, action)
 
         def free() -> None:
             self.accepted(loan_id, action)
             self.loans[loan_id].device = None
 
         outcome.changes.append(free)
-        return outcome, lambda: LoanStep(loan_id, action)
+        return outcome, lambda: LoanStep(loan_id, action, reason=reason)
 
     def step_hand_over(self, data: st.DataObject, role: str, loan_id: int) -> Step:
         variants = ("ok", "ok", "ok", "ok", "not accepted", "no version", "old version")
@@ -535,11 +546,8 @@ class LoanMachine(RuleBasedStateMachine):
         return outcome, lambda: LoanStep(loan_id, A.RENEW)
 
     def step_pause(self, data: st.DataObject, role: str, loan_id: int) -> Step:
-        reason = data.draw(st.sampled_from(("sairaalajakso", "hoitojakso", None)), label="reason")
-        if reason is None:
-            outcome = Outcome(DomainError, "a pause needs a reason")
-        else:
-            outcome = self.common(role, loan_id, A.PAUSE)
+        reason = self.reason(data)
+        outcome = self.unexplained(A.PAUSE, reason) or self.common(role, loan_id, A.PAUSE)
         outcome.changes.append(lambda: self.accepted(loan_id, A.PAUSE))
         return outcome, lambda: LoanStep(loan_id, A.PAUSE, reason=reason)
 
@@ -572,22 +580,28 @@ class LoanMachine(RuleBasedStateMachine):
         return outcome, lambda: LoanStep(loan_id, A.RETURN, returned=returned)
 
     def step_report_lost(self, data: st.DataObject, role: str, loan_id: int) -> Step:
-        outcome = self.common(role, loan_id, A.REPORT_LOST)
+        reason = self.reason(data)
+        outcome = self.unexplained(A.REPORT_LOST, reason) or self.common(
+            role, loan_id, A.REPORT_LOST
+        )
         outcome.changes.append(lambda: self.accepted(loan_id, A.REPORT_LOST))
-        return outcome, lambda: LoanStep(loan_id, A.REPORT_LOST)
+        return outcome, lambda: LoanStep(loan_id, A.REPORT_LOST, reason=reason)
 
     def step_release(self, data: st.DataObject, role: str, loan_id: int) -> Step:
         loan = self.loans[loan_id]
         right = loan.device or "tab-001"
         confirm = data.draw(st.sampled_from((right, right, *DEVICES)), label="confirmation")
-        if role != "it_support":
+        reason = self.reason(data)
+        if (refused := self.unexplained(A.RELEASE, reason)) is not None:
+            outcome = refused
+        elif role != "it_support":
             outcome = Outcome(Forbidden, "only IT support releases a device")
         else:
             outcome = self.common(role, loan_id, A.RELEASE)
             if outcome.refused is None and confirm != loan.device:
                 outcome = Outcome(DomainError, "the confirmation names another device")
         outcome.changes.append(lambda: self.accepted(loan_id, A.RELEASE))
-        return outcome, lambda: LoanStep(loan_id, A.RELEASE, device_id=confirm)
+        return outcome, lambda: LoanStep(loan_id, A.RELEASE, reason=reason, device_id=confirm)
 
     # --- invariants ----------------------------------------------------------------------------
 

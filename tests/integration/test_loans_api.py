@@ -151,6 +151,42 @@ def test_identity_codes_are_refused_everywhere(client: FlaskClient, fleet: Fleet
     assert status == 422 and body["error"]["details"][0]["field"] == "reason"
 
 
+def test_cancel_lost_and_release_need_a_reason_which_is_audited(
+    client: FlaskClient, fleet: Fleet
+) -> None:
+    """The same rule as the console's confirmation pages: these steps say why (the API has no
+    confirmation page; its callers act on purpose)."""
+    api = setup(client, fleet)
+    queued = request(api, "ASK-0010")
+    for body in (None, {}, {"reason": "   "}):
+        status, answer = api.step("counsellor", queued, "cancel", body)
+        assert status == 422 and answer["error"]["details"][0]["field"] == "reason"
+    status, answer = api.step("counsellor", queued, "cancel", {"reason": "the client moved away"})
+    assert status == 200 and answer["state"] == "cancelled"
+    lent = request(api, "ASK-0011")
+    api.step("counsellor", lent, "assign", {"device_id": "tab-001"})
+    api.step(
+        "counsellor", lent, "handover", {"agreement_version": "2026-1", "agreement_accepted": True}
+    )
+    status, answer = api.step("counsellor", lent, "lost")
+    assert status == 422 and answer["error"]["details"][0]["field"] == "reason"
+    assert api.device_state("tab-001") == "on_loan"
+    status, answer = api.step("counsellor", lent, "lost", {"reason": "stolen on the bus"})
+    assert status == 200 and answer["state"] == "lost"
+    with fleet.services.session_factory() as session:
+        reasons = dict(
+            session.execute(
+                select(orm.AuditEvent.action, orm.AuditEvent.reason).where(
+                    orm.AuditEvent.action.in_(["api:loan:cancel", "api:loan:report_lost"])
+                )
+            ).all()
+        )
+    assert reasons == {
+        "api:loan:cancel": "the client moved away",
+        "api:loan:report_lost": "stolen on the bus",
+    }
+
+
 def test_counsellors_stay_in_their_units(client: FlaskClient, fleet: Fleet) -> None:
     api = setup(client, fleet)
     status, _ = api.post(
@@ -159,7 +195,7 @@ def test_counsellors_stay_in_their_units(client: FlaskClient, fleet: Fleet) -> N
     assert status == 404
     other = request(api, "ASK-2", role="it_support", unit="paihde")
     assert api.get("counsellor", f"/loans/{other}", "/loans/{loan_id}")[0] == 404
-    assert api.step("counsellor", other, "cancel")[0] == 404
+    assert api.step("counsellor", other, "cancel", {"reason": "moved"})[0] == 404
     _, body = api.get("counsellor", "/loans", "/loans")
     assert body["items"] == []
     _, body = api.get("admin", "/loans", "/loans")
@@ -173,10 +209,14 @@ def test_release_needs_it_support_and_a_confirmation(client: FlaskClient, fleet:
     api.step(
         "counsellor", loan, "handover", {"agreement_version": "2026-1", "agreement_accepted": True}
     )
-    assert api.step("counsellor", loan, "release", {"device_id": "tab-004"})[0] == 403
-    status, body = api.step("it_support", loan, "release", {"device_id": "tab-001"})
+    kept = {"device_id": "tab-004", "reason": "the programme's decision"}
+    assert api.step("counsellor", loan, "release", kept)[0] == 403
+    status, body = api.step("it_support", loan, "release", {**kept, "device_id": "tab-001"})
     assert status == 422 and body["error"]["details"][0]["field"] == "device_id"
     status, body = api.step("it_support", loan, "release", {"device_id": "tab-004"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "reason"
+    assert api.device_state("tab-004") == "on_loan"
+    status, body = api.step("it_support", loan, "release", kept)
     assert status == 200 and body["state"] == "released_to_client"
     assert api.device_state("tab-004") == "released"
     commands = client.get("/api/v1/devices/tab-004/commands", headers=fleet.headers("admin")).json
@@ -312,7 +352,7 @@ def test_old_ended_loans_are_anonymised_and_statistics_stay(
 
     api = setup(client, fleet)
     old = request(api, "ASK-OLD")
-    api.step("counsellor", old, "cancel", {})
+    api.step("counsellor", old, "cancel", {"reason": "no longer needed"})
     current = request(api, "ASK-NOW")
     with fleet.services.session_factory() as session:
         assert anonymise_ended(session, T0 + timedelta(days=10), retention_days=30) == 0
@@ -412,7 +452,7 @@ def test_a_lent_device_changes_state_only_through_its_loan(
         headers=fleet.headers("it_support"),
     )
     assert response.status_code == 409
-    assert api.step("counsellor", loan, "lost", {})[1]["state"] == "lost"
+    assert api.step("counsellor", loan, "lost", {"reason": "stolen"})[1]["state"] == "lost"
     assert api.device_state("tab-001") == "lost"
 
 
@@ -423,3 +463,18 @@ def test_counsellors_cannot_probe_other_units_devices(client: FlaskClient, fleet
     assert status == 404
     status, body = api.step("it_support", loan, "assign", {"device_id": "tab-002"})
     assert status == 409 and "another unit" in body["error"]["message"]
+
+
+def test_the_openapi_document_says_which_steps_need_a_reason() -> None:
+    from server.domain.loan_commands import REASON_REQUIRED
+    from server.entrypoints.api.loans import STEPS
+    from server.entrypoints.api.openapi import document
+
+    paths = document()["paths"]
+    for segment, action in STEPS.items():
+        body = paths[f"/loans/{{loan_id}}/{segment}"]["post"]["requestBody"]
+        schema = body["content"]["application/json"]["schema"]
+        needs = action in REASON_REQUIRED
+        assert ("reason" in schema.get("required", [])) is needs, segment
+        if needs:  # so the body itself is required
+            assert body["required"] is True, segment

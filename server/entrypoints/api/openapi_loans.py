@@ -26,6 +26,19 @@ REASON = {
         "description": "Recorded in the audit log. Never a name or identity code.",
     }
 }
+# cancel, pause, lost and release say why (server.domain.loan_commands.REASON_REQUIRED), as
+# the console's confirmation pages do; a blank reason or an identity code is refused (422).
+NEEDS_REASON: dict[str, Any] = {
+    "required": ["reason"],
+    "properties": {
+        "reason": {
+            **REASON["reason"],
+            "minLength": 1,
+            "description": "Required: why. Recorded in the audit log and the loan's history. "
+            "Never a name or identity code.",
+        }
+    },
+}
 
 SCHEMAS: dict[str, Any] = {
     "Loan": {
@@ -110,7 +123,7 @@ STEP_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
         "Give the reserved device back; the request returns to the queue",
         {"properties": REASON},
     ),
-    "cancel": ("Cancel a request", {"properties": REASON}),
+    "cancel": ("Cancel a request (the client loses their place in the queue)", NEEDS_REASON),
     "handover": (
         "Hand the device (and kit) over: the client accepted the agreement",
         {
@@ -137,10 +150,7 @@ STEP_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
         "Extend the loan (refused while others wait, or beyond the unit's limit)",
         {"properties": REASON},
     ),
-    "pause": (
-        "Pause (hospital stay, treatment period): no overdue escalation",
-        {"required": ["reason"], "properties": REASON},
-    ),
+    "pause": ("Pause (hospital stay, treatment period): no overdue escalation", NEEDS_REASON),
     "resume": ("Resume a paused loan", {"properties": REASON}),
     "return": (
         "Take the device back; every kit item is checked; the device awaits a wipe",
@@ -161,10 +171,13 @@ STEP_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
             }
         },
     ),
-    "lost": ("Report the device lost or stolen", {"properties": REASON}),
+    "lost": ("Report the device lost or stolen: the tablet goes into lost mode", NEEDS_REASON),
     "release": (
         "The client keeps the device: released from management (IT support; repeat the device id)",
-        {"required": ["device_id"], "properties": {"device_id": {"type": "string"}, **REASON}},
+        {
+            "required": ["device_id", "reason"],
+            "properties": {"device_id": {"type": "string"}, **NEEDS_REASON["properties"]},
+        },
     ),
 }
 

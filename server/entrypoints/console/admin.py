@@ -13,7 +13,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
-from server.domain.commands import AddUser
+from server.domain.commands import AddUser, SetUserActive
 from server.domain.loans import LoanRules
 from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
@@ -103,13 +103,9 @@ def register(bp: Blueprint) -> None:
                     svc.uow(), who, user_id, form.get("role", ""), tuple(form.getlist("units"))
                 )
                 message = _("The role and units were saved.")
-            elif action in ("deactivate", "reactivate"):
-                people.set_active(svc.uow(), who, user_id, action == "reactivate", svc.clock())
-                message = (
-                    _("The user was deactivated: signed out, API tokens revoked.")
-                    if action == "deactivate"
-                    else _("The user was reactivated.")
-                )
+            elif action == "reactivate":
+                people.set_active(svc.uow(), who, SetUserActive(user_id, True), svc.clock())
+                message = _("The user was reactivated.")
             elif action == "unlock":
                 people.unlock(svc.uow(), who, user_id)
                 message = _("The account was unlocked.")
@@ -121,6 +117,32 @@ def register(bp: Blueprint) -> None:
         except DomainError as exc:
             return _user_page(user_id, exc.status, form_error(exc))
         flash(message, "info")
+        return redirect(url_for("console.user_detail", user_id=user_id))
+
+    @bp.route("/admin/users/<int:user_id>/deactivate", methods=["GET", "POST"])
+    @roles(Role.ADMIN)
+    def user_deactivate(user_id: int) -> Page:
+        """Deactivating ends sessions and revokes API tokens for good: confirmed, with a reason.
+        A POST without the tick or the reason changes nothing and gets this page back."""
+        if request.method == "GET":
+            return _deactivate_page(user_id, 200, {})
+        form, svc = request.form, services()
+        errors = {}
+        if form.get("confirm") != "yes":
+            errors["confirm"] = _("Tick this box to confirm.")
+        if not form.get("reason", "").strip():
+            errors["reason"] = _("Say why: a reason is required.")
+        if errors:
+            flash(_("Nothing was changed: fill in the marked fields to confirm."), "error")
+            return _deactivate_page(user_id, 422, errors)
+        try:
+            cmd = SetUserActive(user_id, False, form.get("reason", ""))
+            people.set_active(svc.uow(), principal(), cmd, svc.clock())
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            return _deactivate_page(user_id, exc.status, form_error(exc))
+        flash(_("The user was deactivated: signed out, API tokens revoked."), "info")
         return redirect(url_for("console.user_detail", user_id=user_id))
 
     @bp.route("/admin/units", methods=["GET", "POST"])
@@ -198,6 +220,18 @@ def _user_page(user_id: int, status: int, errors: dict[str, str]) -> Page:
             roles=[r.value for r in Role],
             errors=errors,
             now=services().clock(),
+        )
+
+
+def _deactivate_page(user_id: int, status: int, errors: dict[str, str]) -> Page:
+    with services().session_factory() as session:
+        user = people.get_user(session, principal(), user_id)
+        return render(
+            "admin/deactivate.html",
+            status,
+            user=user,
+            errors=errors,
+            form=request.form,
         )
 
 

@@ -1,5 +1,6 @@
 """Counsellors' clients and loans: the list, requesting a device, the loan page with its
-one-button steps and hold, and the overdue worklist. The wizards are in `loan_wizards`.
+steps and hold, and the overdue worklist. The wizards are in `loan_wizards`; the confirmation
+pages of the steps that affect the client in `loan_confirm`.
 
 Every step goes through the same handlers and the same step parsing as the REST API.
 """
@@ -15,8 +16,8 @@ from server.domain.loan_commands import RequestLoan, free_text
 from server.domain.loans import LoanAction, LoanState
 from server.entrypoints.api.context import services
 from server.entrypoints.api.loans import STEPS, parse_step
-from server.entrypoints.console import core, loan_wizards
-from server.entrypoints.console.i18n import _, current_language, fmt_date
+from server.entrypoints.console import core, loan_confirm, loan_wizards
+from server.entrypoints.console.i18n import _, current_language
 from server.service_layer import audit, loan_console, loan_views, loans
 
 PAGE_SIZE = 50
@@ -197,11 +198,18 @@ def register(bp: Blueprint) -> None:
     def loan(loan_id: int) -> Any:
         return loan_page(loan_id)
 
-    @bp.post("/loans/<int:loan_id>/steps/<segment>")
+    @bp.route("/loans/<int:loan_id>/steps/<segment>", methods=["GET", "POST"])
     def loan_step(loan_id: int, segment: str) -> Any:
+        """GET: a step's confirmation page; POST: the step, refused unless confirmed."""
         action = BUTTON_STEPS.get(segment)
-        if action is None:
+        confirmed = segment in loan_confirm.CONFIRMED
+        if action is None or (request.method == "GET" and not confirmed):
             abort(404)
+        if request.method == "GET":
+            return loan_confirm.page(loan_id, segment)
+        refusal = loan_confirm.refused(segment) if confirmed else {}
+        if refusal:
+            return loan_confirm.page(loan_id, segment, 422, refusal)
         body = {k: request.form[k].strip() for k in ("reason", "device_id") if request.form.get(k)}
         if action is not LoanAction.RELEASE:
             body.pop("device_id", None)
@@ -212,16 +220,25 @@ def register(bp: Blueprint) -> None:
         except NotFound:
             raise
         except DomainError as exc:
+            if confirmed:
+                return loan_confirm.page(loan_id, segment, exc.status, core.form_error(exc))
             return loan_page(loan_id, exc.status, core.form_error(exc))
-        flash(_step_done(loan_id, action), "info")
+        flash(loan_confirm.done(loan_id, action), "info")
         return core.back("console.loan", loan_id=loan_id)
 
-    @bp.post("/loans/<int:loan_id>/hold")
+    @bp.route("/loans/<int:loan_id>/hold", methods=["GET", "POST"])
     def loan_hold(loan_id: int) -> Any:
+        """GET: the confirmation of holding or lifting the hold; POST: that, once confirmed."""
+        if request.method == "GET":
+            return loan_confirm.page(loan_id)
         choice = request.form.get("hold")
         if choice not in ("1", "0"):
             flash(_("Choose whether to hold the loan."), "error")
             return loan_page(loan_id, 400)
+        act = loan_confirm.HOLDS[0] if choice == "1" else loan_confirm.HOLDS[1]
+        refusal = loan_confirm.refused(act)
+        if refusal:
+            return loan_confirm.page(loan_id, act, 422, refusal)
         svc = services()
         try:
             reason = free_text("reason", request.form.get("reason", "").strip() or None)
@@ -229,7 +246,7 @@ def register(bp: Blueprint) -> None:
         except NotFound:
             raise
         except DomainError as exc:
-            return loan_page(loan_id, exc.status, core.form_error(exc))
+            return loan_confirm.page(loan_id, act, exc.status, core.form_error(exc))
         flash(
             _("The loan is on hold: no reminders, restrictions or offline lock.")
             if choice == "1"
@@ -261,21 +278,3 @@ def register(bp: Blueprint) -> None:
 def _new_refused(units: list[tuple[str, str]], errors: dict[str, str]) -> tuple[str, int]:
     flash(_("Check the marked fields."), "error")
     return core.render("loans/new.html", 422, units=units, form=request.form, errors=errors)
-
-
-def _step_done(loan_id: int, action: LoanAction) -> str:
-    """What to tell after a step; a renewal says the new due date."""
-    if action is LoanAction.RENEW:
-        svc = services()
-        with svc.session_factory() as session:
-            due = loans.loan_for(session, core.principal(), loan_id).due_at
-        return _("The loan was renewed. The new due date is %(date)s.", date=fmt_date(due))
-    messages = {
-        LoanAction.UNASSIGN: _("The reservation was released: the request is back in the queue."),
-        LoanAction.CANCEL: _("The request was cancelled."),
-        LoanAction.PAUSE: _("The loan is paused: no overdue escalation until it is resumed."),
-        LoanAction.RESUME: _("The loan was resumed."),
-        LoanAction.REPORT_LOST: _("The device was marked lost."),
-        LoanAction.RELEASE: _("The device was released to the client; it will be wiped."),
-    }
-    return messages.get(action, _("Done."))

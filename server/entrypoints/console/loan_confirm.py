@@ -1,0 +1,117 @@
+"""Confirmation pages of the loan page's steps that affect the client.
+
+Cancelling a request, renewing, pausing, resuming, marking a device lost, releasing it to the
+client, holding and lifting a hold each get a page that says in plain words what will happen,
+asks why (required where the domain requires a reason, `loan_commands.REASON_REQUIRED`) and
+asks for an explicit tick — or, for a release, the device id typed again, as for a wipe.
+The POST checks the same (a bare POST changes nothing and gets this page back with a 422), so
+the confirmation does not depend on the form or on JavaScript. Unassigning ("choose another
+device") stays one click: the client has no tablet yet and the request keeps its place.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from server.adapters import orm
+from server.domain.loan_commands import REASON_REQUIRED
+from server.domain.loans import LoanAction
+from server.domain.model import Principal, Role
+from server.entrypoints.api.context import services
+from server.entrypoints.api.loans import STEPS
+from server.entrypoints.console import core
+from server.entrypoints.console.i18n import _, fmt_date
+from server.service_layer import audit, loan_console, loan_views, loans
+from server.service_layer.loans import IT_ONLY
+
+# The steps (URL segments of /loans/<id>/steps/<segment>) that need this page first.
+CONFIRMED = frozenset({"cancel", "renew", "pause", "resume", "lost", "release"})
+HOLDS = ("hold", "unhold")  # POST /loans/<id>/hold with hold=1 / hold=0
+CONFIRMED_BY_DEVICE_ID = frozenset({"release"})  # confirmed by typing the device id again
+
+
+def reason_required(act: str) -> bool:
+    return act in STEPS and STEPS[act] in REASON_REQUIRED
+
+
+def refused(act: str) -> dict[str, str]:
+    """What the posted form lacks to confirm `act` (field → message); empty if confirmed."""
+    form, errors = request.form, {}
+    if act in CONFIRMED_BY_DEVICE_ID:
+        if not form.get("device_id", "").strip():
+            errors["device_id"] = _("Type the device id to confirm.")
+    elif form.get("confirm") != "yes":
+        errors["confirm"] = _("Tick this box to confirm.")
+    if reason_required(act) and not form.get("reason", "").strip():
+        errors["reason"] = _("Say why: a reason is required.")
+    if errors:
+        flash(_("Nothing was changed: fill in the marked fields to confirm."), "error")
+    return errors
+
+
+def page(
+    loan_id: int, act: str | None = None, status: int = 200, errors: dict[str, str] | None = None
+) -> tuple[str, int] | BaseResponse:
+    """The confirmation page of `act` (for a GET of the hold page: whichever hold applies)."""
+    svc, who = services(), core.principal()
+    now = svc.clock()
+    with svc.session_factory() as session:
+        loan = loans.loan_for(session, who, loan_id)  # other units' loans: 404 first
+        if act is None:
+            choice = loan_console.hold_choice(loan)
+            act = None if choice is None else HOLDS[0] if choice else HOLDS[1]
+        if request.method == "GET":
+            if act in STEPS and STEPS[act] in IT_ONLY and who.role is not Role.IT_SUPPORT:
+                abort(403)
+            if act is None or not _possible(who, loan, act):
+                flash(_("This step is not possible for this loan now."), "error")
+                return redirect(url_for("console.loan", loan_id=loan_id), 303)
+            audit.record(
+                session,
+                principal=who,
+                action="console:loan:view",
+                subject_type="loan",
+                subject_id=str(loan_id),
+                organisation_id=who.organisation_id,
+                after={"page": f"confirm:{act}"},
+                system_part="console",
+            )
+            session.commit()
+        assert act is not None
+        return core.render(
+            "loans/confirm.html",
+            status,
+            loan=loan,
+            info=loan_views.loan_json(session, loan, now),
+            act=act,
+            preview=loan_console.preview(session, loan, now),
+            reason_required=reason_required(act),
+            errors=errors or {},
+            form=request.form,
+            next=request.values.get("next", ""),
+        )
+
+
+def _possible(who: Principal, loan: orm.Loan, act: str) -> bool:
+    if act in HOLDS:
+        return loan_console.hold_choice(loan) is (act == "hold")
+    return STEPS[act] in loan_console.available_actions(who, loan)
+
+
+def done(loan_id: int, action: LoanAction) -> str:
+    """What to tell after a step; a renewal says the new due date."""
+    if action is LoanAction.RENEW:
+        svc = services()
+        with svc.session_factory() as session:
+            due = loans.loan_for(session, core.principal(), loan_id).due_at
+        return _("The loan was renewed. The new due date is %(date)s.", date=fmt_date(due))
+    messages = {
+        LoanAction.UNASSIGN: _("The reservation was released: the request is back in the queue."),
+        LoanAction.CANCEL: _("The request was cancelled."),
+        LoanAction.PAUSE: _("The loan is paused: no overdue escalation until it is resumed."),
+        LoanAction.RESUME: _("The loan was resumed."),
+        LoanAction.REPORT_LOST: _("The device was marked lost."),
+        LoanAction.RELEASE: _("The device was released to the client; it will be wiped."),
+    }
+    return messages.get(action, _("Done."))
