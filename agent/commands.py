@@ -2,6 +2,10 @@
 
 Acks go through the outbox like status reports. A command id seen before (the broker
 redelivers a QoS 1 message whose PUBACK was lost) gets its final ack again without running.
+
+While the desired policy locks the device (locked, lost), the policy is what holds: a `lock`
+command leaves its lock screen as it is (done), and an `unlock` is not run (failed, detail
+POLICY_LOCKED) — docs/protocol.md §9.3.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _CMD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _DETAIL_MAX = 500  # the schema's limit
+POLICY_LOCKED = "policy_locked"  # the unlock's detail while the desired policy locks the device
 
 
 def run(core: AgentCore, cmd: Command) -> list[Outgoing]:
@@ -44,6 +49,12 @@ def run(core: AgentCore, cmd: Command) -> list[Outgoing]:
     if cmd.expires_at <= core.clock.now():
         return [ack(core, cmd.cmd_id, "expired")]
     out = [ack(core, cmd.cmd_id, "received")]
+    held = _held_by_policy(core, cmd.name)
+    if held is not None:
+        status, detail = held
+        out.append(ack(core, cmd.cmd_id, status, detail))
+        log.info("%s: command %s (%s): %s, %s", core.device_id, cmd.cmd_id, cmd.name, *held)
+        return out
     if cmd.name == "sync":
         out += core.status("sync")
         out.append(ack(core, cmd.cmd_id, "done"))
@@ -59,6 +70,17 @@ def run(core: AgentCore, cmd: Command) -> list[Outgoing]:
         out.append(ack(core, cmd.cmd_id, status, result.detail))
         log.info("%s: command %s (%s): %s", core.device_id, cmd.cmd_id, cmd.name, status)
     return out + core.changes_now()
+
+
+def _held_by_policy(core: AgentCore, name: str) -> tuple[str, str] | None:
+    """The outcome of a lock or unlock that the applied policy decides instead (else None)."""
+    policy = core.enforcer.policy
+    if name not in ("lock", "unlock") or policy is None or policy.lock_screen is None:
+        return None
+    if name == "unlock":
+        return "failed", POLICY_LOCKED
+    # Locked already by the policy's own screen (neutral text, support phone): keep it.
+    return ("done", "locked by the policy") if core.platform.locked else None
 
 
 def reject(core: AgentCore, payload: bytes, error: ProtocolError) -> list[Outgoing]:

@@ -107,6 +107,14 @@ class Device(Base):
         UniqueConstraint("organisation_id", "asset_tag"),
         Index("ix_devices_org_unit_id", "organisation_id", "unit_id", "id"),
         Index("ix_devices_org_state_id", "organisation_id", "lifecycle_state", "id"),
+        # The fleet list's staff-lock filter: few devices are locked, the index holds just those.
+        Index(
+            "ix_devices_staff_locked",
+            "organisation_id",
+            "id",
+            postgresql_where=text("staff_locked_at IS NOT NULL"),
+            sqlite_where=text("staff_locked_at IS NOT NULL"),
+        ),
     )
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
@@ -118,6 +126,11 @@ class Device(Base):
     # The last verified wipe: by the agent's acknowledgement or recorded by hand by IT support.
     wiped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     wipe_method: Mapped[str | None] = mapped_column(String(20))
+    # A lock ordered by IT support, part of the desired state until a person lifts it
+    # (domain/staff_lock.py): when, by whom (audit actor) and why (never sent to the tablet).
+    staff_locked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    staff_locked_by: Mapped[str | None] = mapped_column(String(140))
+    staff_lock_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

@@ -21,6 +21,9 @@ MESSAGES = {
     "lost": "Tämä laite on kadonnut. Soita: / Denna enhet har förlorats. Ring: / "
     "This device is lost. Call:",
     "reminder": "Laina-aika on päättynyt. / Lånetiden har gått ut. / The loan period has ended.",
+    # A lock ordered by IT support: it says nothing of why (the reason stays on the server).
+    "locked": "Tämä laite on lukittu. Soita: / Denna enhet är låst. Ring: / "
+    "This device is locked. Call:",
 }
 
 
@@ -91,15 +94,49 @@ class DeviceSituation:
     override: dict[str, Any] | None = None  # explicit override by IT support
     hold: bool = False  # a counsellor's hold: no escalation, no offline lock
     usage: bool = False  # the loan's unit collects usage totals (docs/protocol.md §18)
+    staff_lock: bool = False  # locked by IT support until a person unlocks it (staff_lock.py)
 
 
 def compute_policy(situation: DeviceSituation) -> dict[str, Any]:
-    """The policy to publish for a device in this situation."""
+    """The policy to publish for a device in this situation.
+
+    Precedence, first match wins: released or retired (unmanaged); lost (lost mode); a staff
+    lock (over the loan and over any override); then what the loan and lifecycle say, with
+    IT support's override merged over it.
+    """
     s = situation
+    policy = _by_loan(s)
+    if s.override:
+        policy = {**policy, **s.override}
+    if s.staff_lock and not _unmanaged(s) and not _lost(s):
+        # Nothing below a person's lock may lift it: not the loan, not an override.
+        policy = {
+            "mode": "locked",
+            "message": MESSAGES["locked"],
+            "support_phone": policy.get("support_phone", s.support_phone),
+        }
+    # Usage is collected only on a tablet on loan that runs its unit's kiosk, and only as its
+    # unit decides: an override can neither switch it on nor keep it on.
+    policy.pop("usage", None)
+    if s.usage and policy.get("mode") in ("kiosk", "restricted") and s.loan_state in _COLLECTING:
+        policy["usage"] = True
+    return policy
+
+
+def _unmanaged(s: DeviceSituation) -> bool:
+    return s.lifecycle is LifecycleState.RELEASED or s.lifecycle is LifecycleState.RETIRED
+
+
+def _lost(s: DeviceSituation) -> bool:
+    return s.lifecycle is LifecycleState.LOST or s.loan_state is LoanState.LOST
+
+
+def _by_loan(s: DeviceSituation) -> dict[str, Any]:
+    """What the loan and the lifecycle say the device should be."""
     policy: dict[str, Any]
-    if s.lifecycle is LifecycleState.RELEASED or s.lifecycle is LifecycleState.RETIRED:
+    if _unmanaged(s):
         policy = {"mode": "unmanaged"}
-    elif s.lifecycle is LifecycleState.LOST or s.loan_state is LoanState.LOST:
+    elif _lost(s):
         policy = {"mode": "lost", "message": MESSAGES["lost"], "support_phone": s.support_phone}
     elif s.lifecycle is LifecycleState.ON_LOAN and s.loan_state in (
         LoanState.ON_LOAN,
@@ -120,13 +157,6 @@ def compute_policy(situation: DeviceSituation) -> dict[str, Any]:
             "message": MESSAGES["return_to_it"],
             "support_phone": s.support_phone,
         }
-    if s.override:
-        policy = {**policy, **s.override}
-    # Usage is collected only on a tablet on loan that runs its unit's kiosk, and only as its
-    # unit decides: an override can neither switch it on nor keep it on.
-    policy.pop("usage", None)
-    if s.usage and policy.get("mode") in ("kiosk", "restricted") and s.loan_state in _COLLECTING:
-        policy["usage"] = True
     return policy
 
 

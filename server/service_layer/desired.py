@@ -96,6 +96,7 @@ def situation_of(
         override=override,
         hold=bool(loan and loan.hold),
         usage=bool(unit and unit.usage_collection),
+        staff_lock=device.staff_locked_at is not None,
     )
     if loan is not None and loan_state is not None and rules is not None:
         level = escalation(loan_state, loan.due_at, now, rules, loan.hold)

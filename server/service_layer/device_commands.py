@@ -22,7 +22,7 @@ from server.domain.device_commands import (
     after_ack,
 )
 from server.domain.model import LifecycleState, Principal
-from server.service_layer import audit, views
+from server.service_layer import audit, staff_lock, views
 from server.service_layer.audit import actor_of
 from server.service_layer.desired import refresh_desired
 from server.service_layer.unit_of_work import UnitOfWork
@@ -50,10 +50,17 @@ def new_command(
 
 
 def issue(uow: UnitOfWork, principal: Principal, cmd: IssueCommand, now: datetime) -> str:
-    """Queue one command for a device the principal may see."""
+    """Queue one command for a device the principal may see.
+
+    `lock` and `unlock` also set and lift the device's staff lock, in its desired state: that
+    is what holds (a kiosk profile saved later does not undo it); the one-shot command only
+    acts at once on the tablet, and an agent leaves a lock its policy makes alone.
+    """
     cmd.check_role(principal)
     with uow:
-        views.get_device(uow.session, principal, cmd.device_id)  # scope: 404 if not yours
+        device = views.get_device(uow.session, principal, cmd.device_id)  # scope: 404
+        if cmd.name in ("lock", "unlock"):
+            staff_lock.follow_command(uow.session, principal, device, cmd.name, now)
         row = new_command(principal, cmd, now, None)
         uow.session.add(row)
         audit.record(

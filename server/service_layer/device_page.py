@@ -167,3 +167,18 @@ def desired_vs_reported(device: orm.Device) -> list[dict[str, Any]]:
             drift = want is not None and got is not None and want != got
         result.append({"name": name, "desired": want, "reported": got, "drift": drift})
     return result
+
+
+def sync_state(rows: list[dict[str, Any]]) -> str:
+    """Whether the tablet is in line with its policy, from `desired_vs_reported`'s rows.
+
+    "drift" while it has not applied the policy's version; "differs" when it has, yet reports
+    a lock or kiosk state other than the policy's (a one-shot command acting on top of it, a
+    platform that cannot enforce it); else "in_sync". The version alone is not enough: a
+    tablet can have applied the version that locks it and still report itself unlocked.
+    """
+    if any(row["drift"] for row in rows if row["name"] == "version"):
+        return "drift"
+    if any(row["drift"] for row in rows):
+        return "differs"
+    return "in_sync"

@@ -2,11 +2,11 @@
 
 An exact count of a filter that reads the status (online, low battery) joins every device of a
 region with its status row: 30–60 ms at 100,000 devices, on the first page of every filter.
-Instead, one grouped query per organisation — devices by unit, lifecycle state, online and low
-battery, a few hundred rows for a region — answers the total of *any* filter of the list by
-adding up the matching rows. It is made in the background and remade when a request finds it
-older than `keep_s`, so no request waits for it once there is one; a request that finds none,
-or one older than `max_age_s` (nobody asked for a while), counts exactly.
+Instead, one grouped query per organisation — devices by unit, lifecycle state, online, low
+battery and staff lock, a few hundred rows for a region — answers the total of *any* filter of
+the list by adding up the matching rows. It is made in the background and remade when a
+request finds it older than `keep_s`, so no request waits for it once there is one; a request
+that finds none, or one older than `max_age_s` (nobody asked for a while), counts exactly.
 
 Small fleets always count exactly: a tally is used only when it saw at least `min_devices`
 devices, and made only when an exact count took longer than `slow_s`.
@@ -29,14 +29,16 @@ from server.service_layer import views
 
 log = logging.getLogger(__name__)
 
-# (unit id, unit code, lifecycle state, online, low battery): online and low battery are None
-# for a device without a status row, which no status filter matches (as in the exact count).
-Key = tuple[int | None, str | None, str, bool | None, bool | None]
+# (unit id, unit code, lifecycle state, online, low battery, staff locked): online and low
+# battery are None for a device without a status row, which no status filter matches (as in
+# the exact count).
+Key = tuple[int | None, str | None, str, bool | None, bool | None, bool]
 
 
 @dataclass(frozen=True)
 class Tally:
-    """Devices of one organisation by unit, state, online and low battery, and when counted."""
+    """Devices of one organisation by unit, state, online, low battery and staff lock, and
+    when counted."""
 
     counted_at: float
     rows: tuple[tuple[Key, int], ...]
@@ -50,7 +52,7 @@ class Tally:
         units = None if principal.org_wide else (principal.unit_ids or frozenset())
         states = {s.value for s in filters.states}
         total = 0
-        for (unit_id, unit_code, state, online, low), n in self.rows:
+        for (unit_id, unit_code, state, online, low, locked), n in self.rows:
             if units is not None and unit_id not in units:
                 continue
             if filters.unit is not None and unit_code != filters.unit:
@@ -61,12 +63,15 @@ class Tally:
                 continue
             if filters.low_battery is not None and low is not filters.low_battery:
                 continue
+            if filters.staff_locked is not None and locked is not filters.staff_locked:
+                continue
             total += n
         return total
 
 
 def tally(session: Session, organisation_id: int, low_battery_pct: int, now: float) -> Tally:
-    """Count an organisation's devices by unit, state, online and low battery (one query)."""
+    """Count an organisation's devices by unit, state, online, low battery and staff lock
+    (one query)."""
     status = orm.DeviceStatus
     low = func.coalesce(status.battery_pct <= low_battery_pct, False)
     keys = (
@@ -76,6 +81,7 @@ def tally(session: Session, organisation_id: int, low_battery_pct: int, now: flo
         status.online,
         low,
         status.device_id.is_not(None),
+        orm.Device.staff_locked_at.is_not(None),
     )
     query = (
         select(*keys, func.count())
@@ -86,13 +92,14 @@ def tally(session: Session, organisation_id: int, low_battery_pct: int, now: flo
         .group_by(*keys)
     )
     rows: list[tuple[Key, int]] = []
-    for unit_id, code, state, online, is_low, has_status, n in session.execute(query):
+    for unit_id, code, state, online, is_low, has_status, locked, n in session.execute(query):
         key: Key = (
             unit_id,
             code,
             str(state),
             bool(online) if has_status and online is not None else None,
             bool(is_low) if has_status else None,
+            bool(locked),
         )
         rows.append((key, int(n)))
     return Tally(now, tuple(rows))

@@ -20,7 +20,7 @@ from server.adapters.orm import Device, DeviceStatus, Loan, Unit, utcnow
 from server.domain.commands import CreateDevice, UpdateDevice
 from server.domain.loans import HOLDS_DEVICE
 from server.domain.model import LifecycleState, Principal, Role, check_manual_transition
-from server.service_layer import audit, broker_auth, desired
+from server.service_layer import audit, broker_auth, desired, staff_lock
 from server.service_layer.desired import refresh_desired
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -158,6 +158,10 @@ def update_device(uow: UnitOfWork, principal: Principal, cmd: UpdateDevice) -> N
             )
             # Retired or lost: the device's broker login goes (audited separately).
             broker_auth.follow_lifecycle(
+                session, device, device.updated_at, principal=principal, system_part="api"
+            )
+            # Retired: no longer managed, so a staff lock ends (audited separately).
+            staff_lock.follow_lifecycle(
                 session, device, device.updated_at, principal=principal, system_part="api"
             )
         uow.commit()

@@ -60,6 +60,7 @@ class Facts:
     low_battery: bool
     last_seen_at: datetime | None
     in_drift: bool
+    staff_locked: bool = False  # locked by IT support until a person unlocks it
 
 
 def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Select[Any]:
@@ -72,6 +73,9 @@ def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Se
         )
     if base.states:
         query = query.where(orm.Device.lifecycle_state.in_([s.value for s in base.states]))
+    if base.staff_locked is not None:
+        locked = orm.Device.staff_locked_at.is_not(None)
+        query = query.where(locked if base.staff_locked else ~locked)
     if base.online is not None:
         query = query.where(orm.DeviceStatus.online.is_(base.online))
     if base.low_battery is not None:
@@ -168,6 +172,7 @@ def facts(device: orm.Device, now: datetime, low_battery_pct: int, stale_factor:
         low_battery=battery is not None and battery <= low_battery_pct,
         last_seen_at=st.last_seen_at if st else None,
         in_drift=in_drift,
+        staff_locked=device.staff_locked_at is not None,
     )
 
 

@@ -26,7 +26,7 @@ from server.domain.loans import (
 )
 from server.domain.model import LifecycleState, Principal, Role
 from server.domain.policy import KioskProfile
-from server.service_layer import audit, broker_auth, usage
+from server.service_layer import audit, broker_auth, staff_lock, usage
 from server.service_layer.desired import refresh_desired
 from server.service_layer.desired import set_kiosk_profile as set_unit_profile
 from server.service_layer.device_commands import cancel_pending, new_command
@@ -177,6 +177,10 @@ def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) ->
             # Lost or released: the device's broker login goes (it keeps it while the wipe
             # queued below is pending, see broker_auth).
             broker_auth.follow_lifecycle(
+                session, loan.device, now, principal=principal, system_part="api"
+            )
+            # Released to the client: no longer managed, so a staff lock ends (audited).
+            staff_lock.follow_lifecycle(
                 session, loan.device, now, principal=principal, system_part="api"
             )
         if target in (LoanState.RETURNED, LoanState.RELEASED_TO_CLIENT, LoanState.CANCELLED):

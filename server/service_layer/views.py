@@ -30,6 +30,7 @@ class DeviceFilter:
     states: tuple[LifecycleState, ...] = ()
     online: bool | None = None
     low_battery: bool | None = None
+    staff_locked: bool | None = None  # True: locked by IT support (domain/staff_lock.py)
 
 
 def encode_cursor(value: str) -> str:
@@ -58,9 +59,16 @@ def scoped_devices(principal: Principal) -> Select[orm.Device]:
 
 
 def device_json(
-    device: orm.Device, now: datetime, low_battery_pct: int, stale_factor: float
+    device: orm.Device,
+    now: datetime,
+    low_battery_pct: int,
+    stale_factor: float,
+    *,
+    lock_reason: bool = True,
 ) -> dict[str, Any]:
-    """The API representation of a device with its presence and latest status."""
+    """The API representation of a device with its presence and latest status.
+
+    `lock_reason`: whether its staff lock's reason (free text of IT support) is shown."""
     st = device.status
     status = None
     if st is not None and st.reported_at is not None:
@@ -105,7 +113,21 @@ def device_json(
         },
         "status": status,
         "desired": drift_json(device.desired, st.desired_version if st else None, now),
+        "staff_lock": staff_lock_json(device, lock_reason),
     }
+
+
+def staff_lock_json(device: orm.Device, with_reason: bool = True) -> dict[str, Any] | None:
+    """A device's staff lock as the API shows it (None when it has none)."""
+    if device.staff_locked_at is None:
+        return None
+    body: dict[str, Any] = {
+        "locked_by": device.staff_locked_by,
+        "locked_at": iso(device.staff_locked_at),
+    }
+    if with_reason:
+        body["reason"] = device.staff_lock_reason
+    return body
 
 
 def matching_ids(
@@ -126,6 +148,9 @@ def matching_ids(
         )
     if filters.states:
         query = query.where(orm.Device.lifecycle_state.in_([s.value for s in filters.states]))
+    if filters.staff_locked is not None:
+        locked = orm.Device.staff_locked_at.is_not(None)
+        query = query.where(locked if filters.staff_locked else ~locked)
     if after is not None:
         query = query.where(orm.Device.id > after)
     if filters.online is None and filters.low_battery is None:

@@ -1,11 +1,12 @@
 """IT support in a real browser: enroll a tablet, import devices, watch the fleet, lock one.
 
 The lock goes all the way: ingest, the background worker and a simulated agent run against a
-private Mosquitto, so the command history ends in "done" only if the tablet acknowledged it.
+private Mosquitto, so the page says "In sync" only once the tablet reports itself locked.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -90,14 +91,21 @@ def test_enroll_import_watch_and_lock(
         expect(page.get_by_role("heading", level=1)).to_contain_text("tab-001")
         expect(page.get_by_role("img", name="Battery", exact=False).first).to_be_visible()
         check(page)
+        page.get_by_label("Reason for locking (optional)").fill("charger missing")
         page.get_by_role("button", name="Lock", exact=True).click()
-        history = page.get_by_role("table", name="Command history (newest first)")
-        expect(history).to_contain_text("lock")
+        expect(page.get_by_text(f"Locked by {login.username} since")).to_be_visible()
+        expect(page.get_by_text("Reason: charger missing")).to_be_visible()
+        # A staff lock is the desired state: in sync once the tablet reports itself locked.
+        compare = page.get_by_role("table", name="What the policy asks and what the tablet")
         deadline = time.monotonic() + 20
-        while "done" not in (history.text_content() or "") and time.monotonic() < deadline:
+        while "In sync" not in (page.text_content("main") or "") and time.monotonic() < deadline:
             time.sleep(0.5)
             page.reload()
-        expect(history.get_by_role("row").nth(1)).to_contain_text("done")
+        expect(page.get_by_text("In sync", exact=True)).to_be_visible()
+        expect(compare.get_by_role("row").nth(1)).to_have_text(
+            re.compile(r"Locked\s*Yes\s*Yes\s*Matches")
+        )
+        expect(page.get_by_role("button", name="Unlock", exact=True)).to_be_visible()
         check(page)
         page.screenshot(path=shots / "device-locked.png", full_page=True)
 

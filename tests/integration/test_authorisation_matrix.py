@@ -70,6 +70,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/devices/<device_id>/history"): Rule(ANYONE, "unit"),
     ("GET", "/api/v1/devices/<device_id>/commands"): Rule(ANYONE, "unit"),
     ("POST", "/api/v1/devices/<device_id>/commands"): Rule(ANYONE, "unit", {"name": "ring"}),
+    ("POST", "/api/v1/devices/<device_id>/lock"): Rule(MANAGERS, "org", {"reason": "matrix"}),
+    ("POST", "/api/v1/devices/<device_id>/unlock"): Rule(MANAGERS, "org", {"reason": "matrix"}),
     ("PUT", "/api/v1/devices/<device_id>/desired-override"): Rule(
         frozenset({IT}), "org", {"override": None, "reason": "matrix"}
     ),

@@ -13,6 +13,7 @@ from support.fleet import Fleet
 from server.adapters import orm
 from server.domain.loan_commands import LoanStep, RequestLoan
 from server.domain.loans import LoanAction
+from server.domain.policy import MESSAGES
 from server.service_layer import loans
 from server.service_layer.accounts import principal_of
 from server.service_layer.device_page import HistoryPoint, online_bands
@@ -76,8 +77,9 @@ def test_page_shows_facts_chart_tables(fleet: Fleet, client: FlaskClient, role: 
     assert "Differs" in page  # the policy locks an in-stock tablet; it reports unlocked
     # IT support may start remote support from here; administrators may not (by default).
     assert ('action="/support"' in page) == (role == "it_support")
-    for label in ("Lock", "Unlock", "Ring", "Restart", "Sync now", "Send message"):
+    for label in ("Lock", "Ring", "Restart", "Sync now", "Send message"):
         assert f">{label}<" in page
+    assert "Not locked by IT support." in page and ">Unlock<" not in page
     assert ("Wipe…" in page) == (role == "it_support")
     assert "api:device:create" in page  # the audit trail
 
@@ -127,6 +129,60 @@ def test_buttons_issue_commands(fleet: Fleet, client: FlaskClient) -> None:
     bad = it.post("/devices/tab-002/commands", {"name": "format-c"})
     assert bad.status_code == 422
     assert len(commands(fleet, "tab-002")) == 6
+
+
+def test_a_lock_from_the_device_page_shows_who_when_why_until_unlocked(
+    fleet: Fleet, client: FlaskClient
+) -> None:
+    it = browser(fleet, client, "it_support")
+    refused = it.post("/devices/tab-002/lock", {"reason": "hetu 010203A123B"})
+    assert refused.status_code == 422 and "Not locked by IT support." in refused.text
+    assert it.post("/devices/tab-002/lock", {"reason": "laturi puuttuu"}).status_code == 302
+    page = it.text("/devices/tab-002")
+    username = fleet.logins["it_support"].username
+    assert f"Locked by {username} since" in page and "Reason: laturi puuttuu" in page
+    assert ">Unlock<" in page and 'action="/devices/tab-002/unlock"' in page
+    assert "api:device:lock" in page  # the audit trail
+    with fleet.services.session_factory() as session:
+        row = session.get(orm.DesiredStateRow, "tab-002")
+        assert row is not None and row.policy["message"] == MESSAGES["locked"]
+        assert "laturi" not in str(row.policy)
+    twice = it.post("/devices/tab-002/lock", {})
+    assert twice.status_code == 409 and "already locked" in twice.text
+    assert commands(fleet, "tab-002") == []  # a staff lock, not a one-shot command
+    assert it.post("/devices/tab-002/unlock", {"reason": "palautettu"}).status_code == 302
+    page = it.text("/devices/tab-002")
+    assert "Not locked by IT support." in page and "api:device:unlock" in page
+    assert "palautettu" in page
+    assert it.post("/devices/tab-002/unlock", {}).status_code == 409
+    client.delete_cookie("lainaamo_session")
+    counsellor = browser(fleet, client, "counsellor")
+    assert counsellor.post("/devices/tab-001/lock", {}).status_code == 403
+    assert counsellor.post("/devices/tab-001/unlock", {}).status_code == 403
+
+
+def test_in_sync_needs_the_reported_lock_to_match_not_only_the_version(
+    fleet: Fleet, client: FlaskClient
+) -> None:
+    """The issue's device page said "In sync" beside "Locked: Differs"."""
+    it = browser(fleet, client, "it_support")
+    with fleet.services.session_factory() as session:
+        row = session.get(orm.DesiredStateRow, "tab-003")
+        status = session.get(orm.DeviceStatus, "tab-003")
+        assert row is not None and status is not None and row.policy["mode"] == "locked"
+        # The version the tablet applied locks it, yet it reports itself unlocked.
+        status.desired_version, status.locked, status.kiosk = row.version, False, False
+        status.reported_at = fleet.services.clock()
+        session.commit()
+    page = it.text("/devices/tab-003")
+    assert "In sync" not in page and "Differs from the policy:" in page
+    with fleet.services.session_factory() as session:
+        status = session.get(orm.DeviceStatus, "tab-003")
+        assert status is not None
+        status.locked = True
+        session.commit()
+    page = it.text("/devices/tab-003")
+    assert "In sync" in page and "Differs" not in page
 
 
 def test_wipe_needs_the_retyped_device_id(fleet: Fleet, client: FlaskClient) -> None:

@@ -102,6 +102,28 @@ def test_filters_and_search_narrow_the_list(fleet: Fleet, client: FlaskClient) -
     assert b.get("/devices?state=nonsense").status_code == 422
 
 
+def test_staff_locked_devices_are_marked_and_can_be_filtered(
+    fleet: Fleet, client: FlaskClient
+) -> None:
+    b = browser(fleet, client)
+    html = b.text("/devices")
+    assert ">Staff lock</th>" in html and 'name="staff_locked"' in html
+    assert "Locked by IT" not in html.split("<tbody>")[1]
+    assert b.post("/devices/tab-005/lock", {"reason": "tarkistus"}).status_code == 302
+    html = b.text("/devices")
+    row = html.split('<tr data-device="tab-005">')[1].split("</tr>")[0]
+    assert '<td data-field="lock"><span class="badge warn">Locked by IT</span></td>' in row
+    assert listed(b.text("/devices?staff_locked=1")) == ["tab-005"]
+    assert "1 device matches." in b.text("/devices?staff_locked=1&state=in_stock")
+    # Live updates carry the marker too.
+    snapshot = b.get("/devices/live.json?ids=tab-005,tab-006").get_json()["devices"]
+    assert (
+        snapshot["tab-005"]["lock"][0] == "Locked by IT" and snapshot["tab-006"]["lock"][0] == "–"
+    )
+    assert b.post("/devices/tab-005/unlock", {}).status_code == 302
+    assert listed(b.text("/devices?staff_locked=1")) == []
+
+
 def test_paging_with_cursor_and_total(fleet: Fleet, client: FlaskClient) -> None:
     principal = it_principal(fleet)
     for i in range(10, 61):

@@ -10,11 +10,12 @@ from lainaamo.errors import InvalidInput
 from server.domain.commands import CreateDevice, UpdateDevice
 from server.domain.loan_commands import free_text
 from server.domain.model import LifecycleState, Role
+from server.domain.staff_lock import LockDevice, UnlockDevice
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.context import services
 from server.service_layer import devices as handlers
-from server.service_layer import views
+from server.service_layer import staff_lock, views
 
 MANAGERS = (Role.ADMIN, Role.IT_SUPPORT)
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
@@ -38,7 +39,11 @@ def _detail(device_id: str, history_limit: int = 20) -> dict[str, Any]:
     with svc.session_factory() as session:
         device = views.get_device(session, current(), device_id)
         body = views.device_json(
-            device, svc.clock(), settings.low_battery_pct, settings.offline_grace_factor
+            device,
+            svc.clock(),
+            settings.low_battery_pct,
+            settings.offline_grace_factor,
+            lock_reason=current().manages_devices,
         )
         body["history"], body["history_next_before"] = views.history(
             session, device_id, limit=history_limit, before=None
@@ -46,16 +51,26 @@ def _detail(device_id: str, history_limit: int = 20) -> dict[str, Any]:
         return body
 
 
+def _reason() -> str | None:
+    """The optional `{reason}` body of a lock or unlock (an empty body is no reason)."""
+    body = params.fields(params.json_object(), set(), {"reason"}) if request.get_data() else {}
+    reason = body.get("reason")
+    return str(reason) if reason is not None else None
+
+
 def register(bp: Blueprint) -> None:
     @bp.get("/devices")
     @roles(*ANYONE)
     def list_devices() -> dict[str, Any]:
-        q = params.query({"unit", "state", "online", "low_battery", "limit", "cursor"})
+        q = params.query(
+            {"unit", "state", "online", "low_battery", "staff_locked", "limit", "cursor"}
+        )
         filters = views.DeviceFilter(
             unit=q.get("unit"),
             states=_states(q.get("state")),
             online=params.boolean(q, "online"),
             low_battery=params.boolean(q, "low_battery"),
+            staff_locked=params.boolean(q, "staff_locked"),
         )
         limit = params.integer(q, "limit", 100, 1, views.MAX_PAGE)
         svc = services()
@@ -71,8 +86,15 @@ def register(bp: Blueprint) -> None:
                 totals=svc.device_totals,
             )
             now = svc.clock()
+            reasons = current().manages_devices
             items = [
-                views.device_json(d, now, settings.low_battery_pct, settings.offline_grace_factor)
+                views.device_json(
+                    d,
+                    now,
+                    settings.low_battery_pct,
+                    settings.offline_grace_factor,
+                    lock_reason=reasons,
+                )
                 for d in devices
             ]
         return {"items": items, "next_cursor": next_cursor, "total": total, "limit": limit}
@@ -136,6 +158,22 @@ def register(bp: Blueprint) -> None:
             free_text("reason", reason),
             services().clock(),
         )
+        return _detail(device_id)
+
+    @bp.post("/devices/<device_id>/lock")
+    @roles(*MANAGERS)
+    def lock_device(device_id: str) -> dict[str, Any]:
+        """Lock a tablet until a person unlocks it (a staff lock in its desired state)."""
+        cmd = LockDevice(device_id, _reason())
+        staff_lock.lock(services().uow(), current(), cmd, services().clock())
+        return _detail(device_id)
+
+    @bp.post("/devices/<device_id>/unlock")
+    @roles(*MANAGERS)
+    def unlock_device(device_id: str) -> dict[str, Any]:
+        """Lift a tablet's staff lock: it goes back to what its loan says."""
+        cmd = UnlockDevice(device_id, _reason())
+        staff_lock.unlock(services().uow(), current(), cmd, services().clock())
         return _detail(device_id)
 
     @bp.get("/drift")

@@ -23,12 +23,24 @@ from server.entrypoints.api.openapi_parts import (
     NBOOL,
     NINT,
     NSTR,
+    body,
     errors,
     json_response,
     ref,
 )
 
 STATES = [s.value for s in LifecycleState]
+LOCK_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "reason": {
+            "type": ["string", "null"],
+            "maxLength": 500,
+            "description": "Why (audited; never an identity code).",
+        }
+    },
+}
 
 
 def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -124,6 +136,7 @@ SCHEMAS: dict[str, Any] = {
             "updated_at",
             "presence",
             "status",
+            "staff_lock",
         ],
         "properties": {
             "device_id": {"type": "string"},
@@ -137,6 +150,24 @@ SCHEMAS: dict[str, Any] = {
             "presence": ref("Presence"),
             "status": ref("Status"),
             "desired": {"oneOf": [{"type": "null"}, ref("Desired")]},
+            "staff_lock": {"oneOf": [{"type": "null"}, ref("StaffLock")]},
+        },
+    },
+    "StaffLock": {
+        "type": "object",
+        "description": "A lock ordered by IT support or an administrator: the device's desired "
+        "state is a neutral lock screen, whatever its loan says, until a person unlocks it "
+        "(POST /devices/{device_id}/unlock). Only lost mode shows instead; releasing or "
+        "retiring the device ends it.",
+        "required": ["locked_by", "locked_at"],
+        "properties": {
+            "locked_by": {"type": "string", "description": "Who locked it (user:<id>:<name>)."},
+            "locked_at": ISO,
+            "reason": {
+                "type": ["string", "null"],
+                "description": "Why (free text; never sent to the tablet). Shown to "
+                "administrators and IT support only.",
+            },
         },
     },
     "Desired": {
@@ -253,8 +284,8 @@ def document() -> dict[str, Any]:
                 "type": "integer",
                 "description": "Devices matching the filters. Exact on fleets under 5,000 "
                 "devices; on larger ones it comes from a tally of the organisation's devices "
-                "(by unit, state, online and low battery), remade in the background whenever "
-                "it is over 10 s old; one over a minute old is not used.",
+                "(by unit, state, online, low battery and staff lock), remade in the "
+                "background whenever it is over 10 s old; one over a minute old is not used.",
             },
             "limit": {"type": "integer"},
         },
@@ -356,6 +387,11 @@ def document() -> dict[str, Any]:
                         "Only devices with a low (not low) battery.",
                     ),
                     _q(
+                        "staff_locked",
+                        {"type": "boolean"},
+                        "Only devices (not) locked by IT support (see StaffLock).",
+                    ),
+                    _q(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
                         "Page size.",
@@ -439,6 +475,38 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": json_response(ref("DeviceDetail"), "The changed device"),
                     **errors(400, 401, 403, 404, 409, 422),
+                },
+            },
+        },
+        "/devices/{device_id}/lock": {
+            "parameters": [DEVICE_ID],
+            "post": {
+                "summary": "Lock a tablet until a person unlocks it (admin, it_support)",
+                "description": "Records a staff lock (who, when, reason; audited) and makes the "
+                "desired state a neutral lock screen with the support phone, whatever the loan "
+                "says: kiosk profiles, loan rules, escalation and overrides do not lift it. The "
+                "reason is never sent to the tablet. 409 if it is locked already, or released "
+                "or retired.",
+                "operationId": "lockDevice",
+                "requestBody": body(LOCK_BODY, required=False),
+                "responses": {
+                    "200": json_response(ref("DeviceDetail"), "The locked device"),
+                    **errors(400, 401, 403, 404, 409, 415, 422),
+                },
+            },
+        },
+        "/devices/{device_id}/unlock": {
+            "parameters": [DEVICE_ID],
+            "post": {
+                "summary": "Lift a tablet's staff lock (admin, it_support)",
+                "description": "The device goes back to what its loan says (audited). 409 if it "
+                "has no staff lock: a tablet in stock, awaiting a wipe, in repair or lost is "
+                "locked by its state, not by a person.",
+                "operationId": "unlockDevice",
+                "requestBody": body(LOCK_BODY, required=False),
+                "responses": {
+                    "200": json_response(ref("DeviceDetail"), "The unlocked device"),
+                    **errors(400, 401, 403, 404, 409, 415, 422),
                 },
             },
         },

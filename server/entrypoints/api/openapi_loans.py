@@ -513,6 +513,11 @@ def command_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Send a command; it waits server-side until the device is online. "
                 "wipe: IT support only, confirm by repeating the device id",
+                "description": "lock and unlock also set and lift the device's staff lock (as "
+                "POST /devices/{device_id}/lock and /unlock, without a reason): the desired "
+                "state is what holds, the one-shot command only acts at once. In bulk they "
+                "stay one-shot commands: a bulk lock holds only until the tablet next applies "
+                "its policy.",
                 "operationId": "issueCommand",
                 "requestBody": body(
                     {

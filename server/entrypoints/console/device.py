@@ -13,12 +13,13 @@ from lainaamo.errors import DomainError, InvalidInput
 from server.adapters import signing
 from server.domain.device_commands import NAMES, NEEDS_CONFIRMATION, IssueCommand
 from server.domain.model import LifecycleState, Role
+from server.domain.staff_lock import LockDevice, UnlockDevice
 from server.entrypoints.api.context import services
 from server.entrypoints.console import charts, enrollment_page
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.fleet_view import state_labels
 from server.entrypoints.console.i18n import gettext as _
-from server.service_layer import device_commands, device_page, loans, views
+from server.service_layer import device_commands, device_page, loans, staff_lock, views
 
 MANAGERS = (Role.IT_SUPPORT, Role.ADMIN)
 WINDOWS = (1, 7, 30)  # days of history the page offers
@@ -34,6 +35,7 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         detail = views.device_json(
             device, now, settings.low_battery_pct, settings.offline_grace_factor
         )
+        compare = device_page.desired_vs_reported(device)
         st = device.status
         points = device_page.history_window(session, device_id, now - timedelta(days=days))
         bands = device_page.online_bands(
@@ -46,7 +48,9 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         context = {
             "device": detail,
             "last_seen": st.last_seen_at if st else None,
-            "compare": device_page.desired_vs_reported(device),
+            "compare": compare,
+            "sync": device_page.sync_state(compare),
+            "lock": staff_lock.current(device),
             "commands": device_page.commands_of(session, device_id),
             "audit": device_page.audit_of(session, principal(), device_id),
             "loans": device_page.loans_of(session, principal(), device_id),
@@ -130,6 +134,34 @@ def register(bp: Blueprint) -> None:
                 return _confirm_page(device_id, "wipe", exc.status, errors=errors)
             return _page(device_id, exc.status, errors=errors)
         flash(_("Command %(name)s queued; it is sent when the tablet is online.", name=name))
+        return back("console.device", device_id=device_id)
+
+    @bp.post("/devices/<device_id>/lock")
+    @roles(*MANAGERS)
+    def device_lock(device_id: str) -> tuple[str, int] | BaseResponse:
+        svc = services()
+        try:
+            cmd = LockDevice(device_id, request.form.get("reason", "").strip() or None)
+            staff_lock.lock(svc.uow(), principal(), cmd, svc.clock())
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            return _page(device_id, exc.status, errors=form_error(exc))
+        flash(_("Locked: the tablet shows a neutral lock screen until someone unlocks it."))
+        return back("console.device", device_id=device_id)
+
+    @bp.post("/devices/<device_id>/unlock")
+    @roles(*MANAGERS)
+    def device_unlock(device_id: str) -> tuple[str, int] | BaseResponse:
+        svc = services()
+        try:
+            cmd = UnlockDevice(device_id, request.form.get("reason", "").strip() or None)
+            staff_lock.unlock(svc.uow(), principal(), cmd, svc.clock())
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            return _page(device_id, exc.status, errors=form_error(exc))
+        flash(_("Unlocked: the tablet goes back to what its loan says."))
         return back("console.device", device_id=device_id)
 
     @bp.get("/devices/<device_id>/wipe")

@@ -22,7 +22,7 @@ from server.entrypoints.console.i18n import gettext as _
 from server.service_layer import fleet_console, views
 from server.service_layer.fleet_console import EXPORT_COLUMNS, FleetFilter
 
-FILTER_KEYS = ("q", "unit", "state", "online", "low_battery", "drift")
+FILTER_KEYS = ("q", "unit", "state", "online", "low_battery", "drift", "staff_locked")
 
 
 def parse_filters(args: MultiDict[str, str]) -> tuple[FleetFilter, dict[str, str]]:
@@ -42,6 +42,7 @@ def parse_filters(args: MultiDict[str, str]) -> tuple[FleetFilter, dict[str, str
             states=states,
             online=online,
             low_battery=True if kept.get("low_battery") == "1" else None,
+            staff_locked=True if kept.get("staff_locked") == "1" else None,
         ),
         search=kept.get("q", "")[: fleet_console.SEARCH_MAX],
         drift=True if kept.get("drift") == "1" else None,

@@ -22,7 +22,7 @@ from server.service_layer.fleet_console import Facts
 # A cell: its text and a badge tone ("" = plain text). Tones repeat what the text says.
 Cell = tuple[str, str]
 Cells = dict[str, Cell]
-FIELDS = ("state", "online", "battery", "last_seen", "drift")
+FIELDS = ("state", "lock", "online", "battery", "last_seen", "drift")
 
 
 def state_labels() -> dict[str, str]:
@@ -55,6 +55,7 @@ class Formatter:
                 "low": _("%(pct)s, low"),
                 "drift": _("Not converged"),
                 "converged": _("Converged"),
+                "staff_locked": _("Locked by IT"),
                 "none": "–",
             },
             states=state_labels(),
@@ -87,6 +88,9 @@ class Formatter:
         )
         return {
             "state": (self.states.get(facts.lifecycle_state, facts.lifecycle_state), ""),
+            "lock": (self.labels["staff_locked"], "warn")
+            if facts.staff_locked
+            else (self.labels["none"], ""),
             "online": (self.labels[facts.presence], tone),
             "battery": battery,
             "last_seen": (self.when(facts.last_seen_at), ""),
