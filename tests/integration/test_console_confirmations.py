@@ -90,6 +90,7 @@ ONE_CLICK: dict[str, str] = {
     "console.device_command:sync": "harmless",
     "console.device_command:reboot": "the tablet comes back as it was",
     "console.device_command:message": "a typed message",
+    "console.device_sequence_reset": "IT support's form with a reason; the ingest's bookkeeping",
     # The device page's lock and unlock belong to the work that moves the lock into the
     # desired state; they decide about their confirmation.
     "console.device_command:lock": "device-lock work",
