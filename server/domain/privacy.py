@@ -36,8 +36,8 @@ _CLIENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{2,63}$")
 _CHECK_CHARS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 REFUSED = "Lainaamo stores no personal identity codes"
 HINT = (
-    "looks like a henkilötunnus (personal identity code); use the client's pseudonymous "
-    "reference from the client information system instead"
+    "looks like a personal identity code (henkilötunnus), which Lainaamo never stores: refer "
+    "to a client only by their pseudonymous reference from the client information system"
 )
 # What the audit log records instead of an old value that held a code (see redact_...).
 REDACTED = "[removed: held a personal identity code]"

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from server.adapters.orm import GENESIS_HASH, AuditEvent, AuditHead, audit_digest
 from server.domain.model import Principal
+from server.domain.privacy import redact_identity_codes
 
 
 def actor_of(principal: Principal | None, system_part: str = "cli") -> tuple[str, str | None]:
@@ -33,8 +34,13 @@ def record(
     reason: str | None = None,
     system_part: str = "cli",
 ) -> None:
-    """Add one audit event to the session; it commits with the change it describes."""
+    """Add one audit event to the session; it commits with the change it describes.
+
+    `before` holds values already stored: one that holds a personal identity code (stored
+    before the guard existed) is recorded as removed, so that it can be corrected without
+    writing it into the log. Anything else with a code is refused by the ORM guard."""
     actor, role = actor_of(principal, system_part)
+    before = redact_identity_codes(before)
     session.add(
         AuditEvent(
             organisation_id=organisation_id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from server.domain.device_commands import (
     after_ack,
 )
 from server.domain.model import LifecycleState, Principal
+from server.domain.privacy import new_hex_id
 from server.service_layer import audit, staff_lock, views
 from server.service_layer.audit import actor_of
 from server.service_layer.desired import refresh_desired
@@ -35,7 +35,7 @@ def new_command(
 ) -> orm.CommandRow:
     """A queued command row (not yet added to a session)."""
     return orm.CommandRow(
-        id=uuid.uuid4().hex,
+        id=new_hex_id(),  # shown and audited: never looks like an identity code
         organisation_id=principal.organisation_id,
         device_id=cmd.device_id,
         name=cmd.name,
@@ -94,7 +94,7 @@ def issue_bulk(
             "wipes are sent one device at a time, each confirmed",
             [{"field": "name", "message": "not wipe"}],
         )
-    bulk_id = uuid.uuid4().hex
+    bulk_id = new_hex_id()
     with uow:
         ids = views.matching_ids(principal, filters, low_battery_pct)
         devices, more = views.page_of(uow.session, ids, MAX_BULK)
