@@ -167,6 +167,16 @@ class DeviceStatus(Base):
     locked: Mapped[bool | None] = mapped_column(Boolean)
     kiosk: Mapped[bool | None] = mapped_column(Boolean)
     desired_version: Mapped[int | None] = mapped_column(BigInteger)
+    # What the device claimed that the server does not trust (domain/model.py): how far its
+    # clock was off at its latest report (None: plausible), and the last position whose boot
+    # jumped beyond any real count (not adopted; IT support can reset the sequence state).
+    clock_skew_s: Mapped[int | None] = mapped_column(BigInteger)
+    implausible_boot: Mapped[int | None] = mapped_column(BigInteger)
+    implausible_seq: Mapped[int | None] = mapped_column(BigInteger)
+    implausible_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set by a reset of the sequence state: the next position the device reports is adopted
+    # whatever its boot.
+    trust_next_position: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class StatusReport(Base):

@@ -125,6 +125,32 @@ def is_newer(incoming: Position, current: Position | None) -> bool:
     return current is None or incoming > current
 
 
+# What a device may claim. Its boot counter grows by one per agent start: ten thousand starts
+# without one report reaching the server is no real tablet, and adopting such a position would
+# make every later real report look old (the device's latest status frozen for good).
+MAX_BOOT_JUMP = 10_000
+# Its clock: reports come late from the outbox of a tablet that was offline for weeks, so only
+# a clock more than CLOCK_BEHIND_S behind, or CLOCK_AHEAD_S ahead of, the server's is skewed.
+CLOCK_AHEAD_S = 300
+CLOCK_BEHIND_S = 60 * 86_400
+
+
+def plausible_boot(boot: int, known_boot: int | None) -> bool:
+    """Whether a device can have reached `boot` from the highest boot the server knows of it
+    (None: none yet, as after enrollment or a reset of its sequence state: counted from 0)."""
+    return boot <= (known_boot or 0) + MAX_BOOT_JUMP
+
+
+def clock_skew_s(reported_at: datetime, received_at: datetime) -> int | None:
+    """How far the device's clock is off (seconds, + ahead), when more than delivery delays
+    explain; None when its timestamp is plausible. A skewed timestamp is recorded as skew and
+    the report is placed at its reception time: it is never trusted for ordering."""
+    delta = (reported_at - received_at).total_seconds()
+    if -CLOCK_BEHIND_S <= delta <= CLOCK_AHEAD_S:
+        return None
+    return int(delta)
+
+
 @dataclass(frozen=True)
 class PresenceChange:
     """The outcome of applying one presence message."""

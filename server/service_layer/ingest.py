@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from lainaamo.protocol import CommandAck, Message, Presence, StatusReport, UsageReport
 from server.adapters import orm
 from server.domain.events import DeviceCameOnline, DeviceWentOffline, Event
-from server.domain.model import apply_presence, is_newer
+from server.domain.model import apply_presence, clock_skew_s, is_newer, plausible_boot
 from server.service_layer import usage
 from server.service_layer.device_commands import apply_ack, lock_for_acks
 
@@ -45,7 +45,8 @@ class BatchOutcome:
     """What one committed batch did."""
 
     ingested: Counter[str] = field(default_factory=Counter)  # by kind
-    dropped: Counter[str] = field(default_factory=Counter)  # duplicate | stale | not_collected
+    # duplicate | stale | not_collected | implausible
+    dropped: Counter[str] = field(default_factory=Counter)
     unknown_devices: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     # (command name, final state, seconds from issue to outcome) of commands that finished
@@ -99,6 +100,8 @@ def ingest_batch(session: Session, items: list[Received]) -> BatchOutcome:
                 orm.DeviceStatus.device_id,
                 orm.DeviceStatus.status_boot,
                 orm.DeviceStatus.status_seq,
+                orm.DeviceStatus.presence_boot,
+                orm.DeviceStatus.trust_next_position,
                 orm.DeviceStatus.last_seen_at,
             )
             .where(_among(orm.DeviceStatus.device_id, ids, postgres))
@@ -193,10 +196,17 @@ def _apply_presence(row: orm.DeviceStatus, item: Received, outcome: BatchOutcome
         if row.presence_boot is not None and row.presence_seq is not None
         else None
     )
+    if not row.trust_next_position and not plausible_boot(message.boot, _known_boot(row)):
+        # Not adopted, so that the device's real presence is not ignored from now on.
+        row.implausible_boot, row.implausible_seq = message.position
+        row.implausible_at = item.received_at
+        outcome.dropped["implausible"] += 1
+        return
     change = apply_presence(row.online, current, message.state, message.position)
     if change is None:
         outcome.dropped["stale"] += 1
         return
+    row.trust_next_position = False
     outcome.ingested["presence"] += 1
     row.presence_boot, row.presence_seq = message.position
     if message.status_interval_s:
@@ -210,11 +220,21 @@ def _apply_presence(row: orm.DeviceStatus, item: Received, outcome: BatchOutcome
         outcome.events.append(event(message.device_id))
 
 
+def _reported_at(item: Received) -> datetime:
+    """When the report says it was made, unless the device's clock is skewed: then when it was
+    received (a skewed clock is recorded as such, never trusted for ordering)."""
+    ts: datetime = item.message.ts
+    return item.received_at if clock_skew_s(ts, item.received_at) is not None else ts
+
+
 def _insert_history(session: Session, items: list[Received], postgres: bool) -> int:
     """Insert reports not stored yet; returns how many were new."""
     if postgres:
         # The message's own fields (vars(): a copy in C), renamed to columns by the statement.
-        rows = [{**vars(item.message), "received_at": item.received_at} for item in items]
+        rows = [
+            {**vars(item.message), "received_at": item.received_at, "ts": _reported_at(item)}
+            for item in items
+        ]
         result = session.execute(_PG_INSERT_HISTORY, _recordset(rows))
         return int(result.rowcount)  # type: ignore[attr-defined]
     statement = (
@@ -233,7 +253,7 @@ def _history_row(item: Received) -> dict[str, Any]:
         device_id=m.device_id,
         boot=m.boot,
         seq=m.seq,
-        reported_at=m.ts,
+        reported_at=_reported_at(item),
         received_at=item.received_at,
     )
     return row
@@ -244,20 +264,29 @@ def _update_latest(
 ) -> None:
     """Move each device's latest status to its newest report, if newer than the stored one
     (an older report, e.g. from the outbox after a restart, only joins the history), and
-    last_seen_at to the latest reception."""
-    newest: dict[str, StatusReport] = {}
+    last_seen_at to the latest reception. A report whose boot no real device can have reached
+    is not adopted (it would freeze the latest status against every later real report): the
+    device is flagged instead, until IT support resets its sequence state."""
+    newest: dict[str, Received] = {}
     seen: dict[str, datetime] = {}
+    implausible: dict[str, Received] = {}
     for item in items:
         m = item.message
         assert isinstance(m, StatusReport)
-        best = newest.get(m.device_id)
-        if best is None or m.position > best.position:
-            newest[m.device_id] = m
+        current = locked[m.device_id]
+        if not current.trust_next_position and not plausible_boot(m.boot, _known_boot(current)):
+            worst = implausible.get(m.device_id)
+            if worst is None or m.position > worst.message.position:
+                implausible[m.device_id] = item
+        else:
+            best = newest.get(m.device_id)
+            if best is None or m.position > best.message.position:
+                newest[m.device_id] = item
         if m.device_id not in seen or item.received_at > seen[m.device_id]:
             seen[m.device_id] = item.received_at
-    latest: list[tuple[StatusReport, datetime]] = []
+    latest: list[tuple[StatusReport, datetime, datetime, int | None]] = []
     only_seen: list[tuple[str, datetime]] = []
-    for device_id, m in newest.items():
+    for device_id in seen:
         current = locked[device_id]
         last_seen = seen[device_id]
         if current.last_seen_at is not None and current.last_seen_at > last_seen:
@@ -267,13 +296,25 @@ def _update_latest(
             if current.status_boot is not None and current.status_seq is not None
             else None
         )
-        if is_newer(m.position, stored):
-            latest.append((m, last_seen))
+        chosen = newest.get(device_id)
+        report = chosen.message if chosen is not None else None
+        if (
+            chosen is not None
+            and isinstance(report, StatusReport)
+            and is_newer(report.position, stored)
+        ):
+            skew = clock_skew_s(report.ts, chosen.received_at)
+            latest.append((report, last_seen, _reported_at(chosen), skew))
         elif last_seen != current.last_seen_at:
             only_seen.append((device_id, last_seen))
+    if implausible:
+        _flag_implausible(session, implausible)
     if postgres:
         if latest:
-            rows = [{**vars(m), "last_seen_at": last_seen} for m, last_seen in latest]
+            rows = [
+                {**vars(m), "ts": ts, "last_seen_at": last_seen, "clock_skew_s": skew}
+                for m, last_seen, ts, skew in latest
+            ]
             session.execute(_PG_UPDATE_LATEST, _recordset(rows))
         if only_seen:
             seen_rows = [{"device_id": d, "last_seen_at": last_seen} for d, last_seen in only_seen]
@@ -289,13 +330,16 @@ def _update_latest(
                 | {
                     "status_boot": bindparam("b_boot"),
                     "status_seq": bindparam("b_seq"),
-                    "reported_at": bindparam("b_ts"),
+                    "reported_at": bindparam("b_reported_at"),
                     "last_seen_at": bindparam("b_last_seen_at"),
+                    "clock_skew_s": bindparam("b_clock_skew_s"),
+                    "trust_next_position": False,
                 }
             ),
             [
-                {f"b_{k}": v for k, v in vars(m).items()} | {"b_last_seen_at": last_seen}
-                for m, last_seen in latest
+                {f"b_{k}": v for k, v in vars(m).items()}
+                | {"b_last_seen_at": last_seen, "b_reported_at": ts, "b_clock_skew_s": skew}
+                for m, last_seen, ts, skew in latest
             ],
         )
     if only_seen:
@@ -304,6 +348,27 @@ def _update_latest(
             .where(status.c.device_id == bindparam("b_device_id"))
             .values(last_seen_at=bindparam("b_last_seen_at")),
             [{"b_device_id": d, "b_last_seen_at": last_seen} for d, last_seen in only_seen],
+        )
+
+
+def _known_boot(current: Any) -> int | None:
+    """The highest boot the server has adopted from a device (presence or status)."""
+    boots = [b for b in (current.status_boot, current.presence_boot) if b is not None]
+    return max(boots) if boots else None
+
+
+def _flag_implausible(session: Session, items: dict[str, Received]) -> None:
+    """Record the implausible positions devices claimed (rare: one statement per device)."""
+    status = cast(Table, orm.DeviceStatus.__table__)
+    for device_id, item in items.items():
+        session.execute(
+            update(status)
+            .where(status.c.device_id == device_id)
+            .values(
+                implausible_boot=item.message.boot,
+                implausible_seq=item.message.seq,
+                implausible_at=item.received_at,
+            )
         )
 
 
@@ -346,12 +411,13 @@ _PG_UPDATE_LATEST = text(
         storage_total_mb = v.storage_total_mb, os_version = v.os_version,
         agent_version = v.agent_version, network = v.network, signal_pct = v.signal_pct,
         uptime_s = v.uptime_s, locked = v.locked, kiosk = v.kiosk,
-        desired_version = v.desired_version
+        desired_version = v.desired_version, clock_skew_s = v.clock_skew_s,
+        trust_next_position = false
     FROM json_to_recordset(CAST(:rows AS json)) AS v(device_id text, boot bigint, seq bigint,
         ts timestamptz, last_seen_at timestamptz, battery_pct integer, charging boolean,
         storage_free_mb bigint, storage_total_mb bigint, os_version text, agent_version text,
         network text, signal_pct integer, uptime_s bigint, locked boolean, kiosk boolean,
-        desired_version bigint)
+        desired_version bigint, clock_skew_s bigint)
     WHERE s.device_id = v.device_id
     """
 )

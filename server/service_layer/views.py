@@ -114,6 +114,23 @@ def device_json(
         "status": status,
         "desired": drift_json(device.desired, st.desired_version if st else None, now),
         "staff_lock": staff_lock_json(device, lock_reason),
+        "claims": claims_json(st),
+    }
+
+
+def claims_json(st: orm.DeviceStatus | None) -> dict[str, Any]:
+    """What the device claimed that the server does not trust (domain/model.py)."""
+    flagged = None
+    if st is not None and st.implausible_boot is not None:
+        flagged = {
+            "boot": st.implausible_boot,
+            "seq": st.implausible_seq,
+            "at": iso(st.implausible_at),
+        }
+    return {
+        "clock_skew_s": st.clock_skew_s if st is not None else None,
+        "implausible_position": flagged,
+        "trust_next_position": bool(st is not None and st.trust_next_position),
     }
 
 

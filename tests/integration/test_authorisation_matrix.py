@@ -72,6 +72,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/devices/<device_id>/commands"): Rule(ANYONE, "unit", {"name": "ring"}),
     ("POST", "/api/v1/devices/<device_id>/lock"): Rule(MANAGERS, "org", {"reason": "matrix"}),
     ("POST", "/api/v1/devices/<device_id>/unlock"): Rule(MANAGERS, "org", {"reason": "matrix"}),
+    ("POST", "/api/v1/devices/<device_id>/sequence-reset"): Rule(
+        MANAGERS, "org", {"reason": "matrix"}
+    ),
     ("PUT", "/api/v1/devices/<device_id>/desired-override"): Rule(
         frozenset({IT}), "org", {"override": None, "reason": "matrix"}
     ),

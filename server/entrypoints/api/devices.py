@@ -8,14 +8,15 @@ from flask import Blueprint, request
 
 from lainaamo.errors import InvalidInput
 from server.domain.commands import CreateDevice, UpdateDevice
+from server.domain.device_claims import ResetSequence
 from server.domain.loan_commands import free_text
 from server.domain.model import LifecycleState, Role
 from server.domain.staff_lock import LockDevice, UnlockDevice
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.context import services
+from server.service_layer import device_claims, staff_lock, views
 from server.service_layer import devices as handlers
-from server.service_layer import staff_lock, views
 
 MANAGERS = (Role.ADMIN, Role.IT_SUPPORT)
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
@@ -174,6 +175,14 @@ def register(bp: Blueprint) -> None:
         """Lift a tablet's staff lock: it goes back to what its loan says."""
         cmd = UnlockDevice(device_id, _reason())
         staff_lock.unlock(services().uow(), current(), cmd, services().clock())
+        return _detail(device_id)
+
+    @bp.post("/devices/<device_id>/sequence-reset")
+    @roles(*MANAGERS)
+    def reset_device_sequence(device_id: str) -> dict[str, Any]:
+        """Forget the device's stored positions; its next report is adopted (audited)."""
+        cmd = ResetSequence(device_id, _reason())
+        device_claims.reset_sequence(services().uow(), current(), cmd, services().clock())
         return _detail(device_id)
 
     @bp.get("/drift")

@@ -151,6 +151,43 @@ SCHEMAS: dict[str, Any] = {
             "status": ref("Status"),
             "desired": {"oneOf": [{"type": "null"}, ref("Desired")]},
             "staff_lock": {"oneOf": [{"type": "null"}, ref("StaffLock")]},
+            "claims": ref("DeviceClaims"),
+        },
+    },
+    "DeviceClaims": {
+        "type": "object",
+        "description": "What the device claimed that the server does not trust. A clock more "
+        "than 5 minutes ahead or 60 days behind the server's is recorded as skew (the report "
+        "is placed at its reception time); a boot more than 10,000 above the highest the "
+        "server knows of the device is not adopted (it would make every later real report "
+        "look old) until IT support resets the sequence state "
+        "(POST /devices/{device_id}/sequence-reset).",
+        "required": ["clock_skew_s", "implausible_position", "trust_next_position"],
+        "properties": {
+            "clock_skew_s": {
+                "type": ["integer", "null"],
+                "description": "At its latest report, how far the device's clock was off "
+                "(seconds, positive: ahead); null when within the tolerance.",
+            },
+            "implausible_position": {
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["boot", "seq", "at"],
+                        "properties": {
+                            "boot": {"type": "integer"},
+                            "seq": {"type": "integer"},
+                            "at": ISO,
+                        },
+                    },
+                ],
+                "description": "The last (boot, seq) claimed beyond any real count, not adopted.",
+            },
+            "trust_next_position": {
+                "type": "boolean",
+                "description": "After a reset: the next report is adopted whatever its boot.",
+            },
         },
     },
     "StaffLock": {
@@ -507,6 +544,22 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": json_response(ref("DeviceDetail"), "The unlocked device"),
                     **errors(400, 401, 403, 404, 409, 415, 422),
+                },
+            },
+        },
+        "/devices/{device_id}/sequence-reset": {
+            "parameters": [DEVICE_ID],
+            "post": {
+                "summary": "Forget a device's stored message positions (admin, it_support)",
+                "description": "The server forgets the (boot, seq) it stored from the device's "
+                "presence and status and the implausible position it flagged, and adopts the "
+                "device's next report whatever its boot: after a flagged boot jump, or when a "
+                "tablet's latest status stays frozen. Audited (api:device:sequence_reset).",
+                "operationId": "resetDeviceSequence",
+                "requestBody": body(LOCK_BODY, required=False),
+                "responses": {
+                    "200": json_response(ref("DeviceDetail"), "The device"),
+                    **errors(400, 401, 403, 404, 415, 422),
                 },
             },
         },

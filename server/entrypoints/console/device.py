@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
 from server.adapters import signing
+from server.domain.device_claims import ResetSequence
 from server.domain.device_commands import NAMES, NEEDS_CONFIRMATION, IssueCommand
 from server.domain.model import LifecycleState, Role
 from server.domain.staff_lock import LockDevice, UnlockDevice
@@ -18,8 +19,16 @@ from server.entrypoints.api.context import services
 from server.entrypoints.console import charts, enrollment_page
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.fleet_view import state_labels
+from server.entrypoints.console.i18n import fmt_number
 from server.entrypoints.console.i18n import gettext as _
-from server.service_layer import device_commands, device_page, loans, staff_lock, views
+from server.service_layer import (
+    device_claims,
+    device_commands,
+    device_page,
+    loans,
+    staff_lock,
+    views,
+)
 
 MANAGERS = (Role.IT_SUPPORT, Role.ADMIN)
 WINDOWS = (1, 7, 30)  # days of history the page offers
@@ -48,6 +57,8 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         context = {
             "device": detail,
             "last_seen": st.last_seen_at if st else None,
+            "clock_skew": clock_skew_text(st.clock_skew_s if st else None),
+            "implausible_at": st.implausible_at if st else None,
             "compare": compare,
             "sync": device_page.sync_state(compare),
             "lock": staff_lock.current(device),
@@ -88,6 +99,22 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         **context,
         **extra,
     )
+
+
+def clock_skew_text(seconds: int | None) -> str | None:
+    """How far a tablet's clock is off, in words ("ahead of the server by 3 hours")."""
+    if seconds is None:
+        return None
+    size = abs(seconds)
+    if size >= 2 * 86_400:
+        amount = _("%(n)s days", n=fmt_number(size // 86_400, 0))
+    elif size >= 3_600:
+        amount = _("%(n)s hours", n=fmt_number(size // 3_600, 0))
+    else:
+        amount = _("%(n)s minutes", n=fmt_number(max(1, size // 60), 0))
+    if seconds > 0:
+        return _("ahead of the server by %(amount)s", amount=amount)
+    return _("behind the server by %(amount)s", amount=amount)
 
 
 def _confirm_page(device_id: str, kind: str, status: int = 200, **extra: Any) -> tuple[str, int]:
@@ -162,6 +189,23 @@ def register(bp: Blueprint) -> None:
                 raise
             return _page(device_id, exc.status, errors=form_error(exc))
         flash(_("Unlocked: the tablet goes back to what its loan says."))
+        return back("console.device", device_id=device_id)
+
+    @bp.post("/devices/<device_id>/sequence-reset")
+    @roles(*MANAGERS)
+    def device_sequence_reset(device_id: str) -> tuple[str, int] | BaseResponse:
+        svc = services()
+        try:
+            cmd = ResetSequence(device_id, request.form.get("sequence_reason", "").strip() or None)
+            device_claims.reset_sequence(svc.uow(), principal(), cmd, svc.clock())
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            errors = form_error(exc)
+            if "reason" in errors:  # the form's field has a name of its own on this page
+                errors["sequence_reason"] = errors.pop("reason")
+            return _page(device_id, exc.status, errors=errors)
+        flash(_("Sequence state reset: the tablet's next report sets its position."))
         return back("console.device", device_id=device_id)
 
     @bp.get("/devices/<device_id>/wipe")
