@@ -70,13 +70,13 @@ class BrokerFigures(Collector):
         if topic not in TOPICS:
             return False
         try:
-            value = int(payload.decode("ascii").strip())
-        except (UnicodeDecodeError, ValueError):
+            value = float(int(payload.decode("ascii").strip()))
+        except (UnicodeDecodeError, ValueError, OverflowError):  # not a count a float holds
             return False
         if value < 0:
             return False
         with self._lock:
-            self._values[topic] = float(value)
+            self._values[topic] = value
         return True
 
     def forget(self) -> None:

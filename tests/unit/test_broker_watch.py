@@ -38,7 +38,17 @@ def test_the_broker_counts_are_exported_and_forgotten_with_the_connection() -> N
 def test_anything_but_a_count_on_a_watched_topic_changes_nothing() -> None:
     figures = BrokerFigures()
     figures.update(DROPPED_TOPIC, b"5")
-    for payload in (b"", b"-1", b"1.5", b"many", b"\xff\xfe", b"5 seconds"):
+    # 400 digits: more than a float holds (OverflowError); 5,000: more than int() reads.
+    for payload in (
+        b"",
+        b"-1",
+        b"1.5",
+        b"many",
+        b"\xff\xfe",
+        b"5 seconds",
+        b"9" * 400,
+        b"9" * 5000,
+    ):
         assert not figures.update(DROPPED_TOPIC, payload)
     assert not figures.update("$SYS/broker/uptime", b"7")
     assert figures.get(DROPPED_TOPIC) == 5
