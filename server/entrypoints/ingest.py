@@ -230,10 +230,17 @@ class IngestConsumer:
             log.warning("ingest lost the broker (%s); reconnecting", reason)
 
     def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            # Mosquitto refuses such topics, other brokers may not. Still queued (to be
+            # rejected and acknowledged): an exception here would end paho's network thread,
+            # and a message never acknowledged holds a place in the in-flight window for good.
+            topic = bytes(message._topic).decode("utf-8", "replace")
         self._queue.put(
             Incoming(
                 generation=self._generation,
-                topic=message.topic,
+                topic=topic,
                 payload=bytes(message.payload),
                 mid=message.mid,
                 qos=message.qos,

@@ -167,3 +167,27 @@ def test_healthz_of_a_one_process_server_reports_its_ingest(
         }
     finally:
         consumer.stop()
+
+
+def test_a_topic_that_is_not_utf8_is_rejected_and_acknowledged(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho raises UnicodeDecodeError reading such a topic (Mosquitto refuses them; other
+    brokers may not): in the callback that would end the network thread."""
+    registry = CollectorRegistry()
+    consumer = IngestConsumer(
+        fleet.services.settings, fleet.services.session_factory, IngestMetrics(registry)
+    )
+    acks = Acks()
+    monkeypatch.setattr(consumer._client, "ack_many", acks)
+    message = paho.MQTTMessage(mid=5, topic=b"fleet/v1/tab-001/\xff\xfe")
+    message.qos, message.payload = 1, b"{}"
+    consumer._on_message(consumer._client, None, message)
+    consumer._handle([consumer._queue.get_nowait()])
+    assert acks.mids == [5]
+    assert (
+        registry.get_sample_value(
+            "lainaamo_ingest_rejected_messages_total", {"reason": "unknown_topic"}
+        )
+        == 1
+    )
