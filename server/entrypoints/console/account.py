@@ -135,7 +135,8 @@ def register(bp: Blueprint) -> None:
 
 def _login_page(status: int) -> BaseResponse:
     token = core.new_pre_csrf()
-    body, code = core.render("login.html", status, next=request.values.get("next", ""))
+    next_path = core.local_path(request.values.get("next", ""))
+    body, code = core.render("login.html", status, next=next_path)
     response = make_response(body, code)
     response.set_cookie(
         core.PRE_CSRF_COOKIE, token, httponly=True, secure=core.cookie_secure(), samesite="Strict"

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from lainaamo.errors import DomainError, InvalidInput
 from server.domain.model import Principal, Role
 from server.entrypoints.api.context import services
-from server.entrypoints.console import i18n
+from server.entrypoints.console import i18n, redirects
 from server.entrypoints.security_headers import add_hsts
 from server.service_layer import console_auth
 
@@ -69,7 +69,7 @@ def load_user() -> BaseResponse | None:
             request.endpoint not in PASSIVE and request.accept_mimetypes.best != "application/json"
         )
         if request.method == "GET" and page:
-            return redirect(url_for("console.login", next=_local_path(request.full_path)))
+            return redirect(url_for("console.login", next=local_path(request.full_path)))
         abort(401)
     if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in PUBLIC:
         check_csrf(g.csrf_token)
@@ -128,15 +128,13 @@ def form_error(exc: DomainError) -> dict[str, str]:
 
 def back(default: str, **values: Any) -> BaseResponse:
     """Redirect to a local `next` (from the form or query) or to a default endpoint."""
-    target = _local_path(request.form.get("next") or request.args.get("next") or "")
+    target = local_path(request.form.get("next") or request.args.get("next") or "")
     return redirect(target or url_for(default, **values))
 
 
-def _local_path(target: str) -> str:
-    """Only same-site paths: an open redirect would make phishing look like our console."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return ""
-    return target.rstrip("?")
+def local_path(target: str) -> str:
+    """`target` as a path of this site, or "" (see `redirects`: no open redirects)."""
+    return redirects.local_path(target, request.host)
 
 
 def add_headers(response: Response) -> Response:

@@ -7,6 +7,7 @@ before_request. Refusals of the start form are flashed and sent back where the f
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, flash, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
@@ -14,7 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from lainaamo.errors import DomainError, InvalidInput
 from server.entrypoints.api.context import services
 from server.entrypoints.api.support import parse_candidate, parse_start
-from server.entrypoints.console.core import _local_path, principal
+from server.entrypoints.console.core import local_path, principal
 from server.service_layer import support
 
 
@@ -34,14 +35,13 @@ def _json() -> dict[str, Any]:
 
 
 def _back_to(form: dict[str, Any]) -> str:
-    target = _local_path(request.form.get("next", ""))
-    if target:
-        return target
-    if form.get("loan_id"):
-        return f"/loans/{form['loan_id']}"
-    if form.get("device_id"):
-        return f"/devices/{form['device_id']}"
-    return "/"
+    """The page the start form was on: `next`, else the loan's or device's page."""
+    target = local_path(request.form.get("next", ""))
+    if not target and form.get("loan_id"):
+        target = local_path(f"/loans/{quote(form['loan_id'], safe='')}")
+    if not target and form.get("device_id"):
+        target = local_path(f"/devices/{quote(form['device_id'], safe='')}")
+    return target or "/"
 
 
 def register(bp: Blueprint) -> None:
