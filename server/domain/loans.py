@@ -93,6 +93,9 @@ def next_state(current: LoanState, action: LoanAction) -> LoanState:
     return target
 
 
+MAX_RULE_DAYS = 3650  # the console offers 1–3650 too
+
+
 @dataclass(frozen=True)
 class LoanRules:
     """How long loans last and how overdue loans escalate; per unit, optionally per model."""
@@ -114,6 +117,11 @@ class LoanRules:
         ]
         if min(values) < 1 or self.max_renewals < 0:
             raise InvalidInput("loan rules must be positive", [])
+        if max(*values, self.max_renewals) > MAX_RULE_DAYS:
+            # A due date must stay a date (and the figure fit its column): ten years at most.
+            raise InvalidInput(
+                "loan rules are at most 3650 days", [{"field": "body", "message": "1–3650"}]
+            )
         if not self.reminder_after_days <= self.restrict_after_days:
             raise InvalidInput(
                 "the reminder must come before restriction",

@@ -46,12 +46,14 @@ class KioskProfile:
         ):
             errors.append({"field": "apps", "message": "up to 64 app identifiers"})
         for shortcut in self.shortcuts:
+            # Types first: a JSON object or list is no category (nor hashable, for `in`).
             if (
-                set(shortcut) != {"label", "url", "category"}
-                or shortcut.get("category") not in CATEGORIES
+                not isinstance(shortcut, dict)
+                or set(shortcut) != {"label", "url", "category"}
                 or not all(isinstance(v, str) and v for v in shortcut.values())
+                or shortcut["category"] not in CATEGORIES
                 or len(shortcut["label"]) > 60
-                or not str(shortcut["url"]).startswith(("https://", "app:"))
+                or not shortcut["url"].startswith(("https://", "app:"))
                 or len(shortcut["url"]) > 500
             ):
                 errors.append(

@@ -7,7 +7,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -16,29 +15,19 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.routing import IntegerConverter
 
 from server.adapters.metrics import BuildInfoCollector
 from server.bootstrap import Services
 from server.entrypoints.api import create_blueprint
 from server.entrypoints.api.errors import register_error_handlers
 from server.entrypoints.console import init_app as init_console
+from server.entrypoints.input_guard import install as install_input_guard
 from server.entrypoints.security_headers import add_common
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # enough for a CSV of 20,000 devices
-MAX_ID = 2**63 - 1  # the largest id a database column holds
 UNMATCHED = "unmatched"  # the route label of requests no route matched (404s, scanners)
 
 log = logging.getLogger(__name__)
-
-
-class DatabaseInt(IntegerConverter):
-    """`<int:...>` path ids up to MAX_ID: a larger one matches nothing (404) instead of
-    overflowing the database driver (500)."""
-
-    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", MAX_ID)
-        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(
@@ -56,7 +45,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["lainaamo"] = services
-    app.url_map.converters["int"] = DatabaseInt
+    install_input_guard(app)  # id converters, and no NUL or overflowing number reaches a handler
     app.register_blueprint(create_blueprint())
     init_console(app)
     register_error_handlers(app)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from server.service_layer.device_totals import DeviceTotals
 
 MAX_PAGE = 500
+MAX_CURSOR = 200  # longer than any id or position a cursor encodes
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,17 @@ def encode_cursor(value: str) -> str:
 
 
 def decode_cursor(cursor: str) -> str:
+    """What `encode_cursor` encoded; InvalidInput for anything it could not have made."""
+    value: str | None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        value = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput(
-            "invalid cursor", [{"field": "cursor", "message": "use next_cursor"}]
-        ) from None
+        value = None
+    # No id holds NUL (PostgreSQL refuses it in text) or is that long.
+    if value is None or "\x00" in value or len(value) > MAX_CURSOR:
+        raise InvalidInput("invalid cursor", [{"field": "cursor", "message": "use next_cursor"}])
+    return value
 
 
 def iso(value: datetime | None) -> str | None:
@@ -247,7 +252,9 @@ def history(
         try:
             boot_s, seq_s = decode_cursor(before).split(".")
             position = (int(boot_s), int(seq_s))
-        except ValueError:
+            if not all(-(2**63) <= n < 2**63 for n in position):  # bigint columns
+                raise ValueError(before)
+        except (ValueError, InvalidInput):
             raise InvalidInput(
                 "invalid cursor", [{"field": "before", "message": "use next_before"}]
             ) from None

@@ -53,8 +53,11 @@ def check_url(url: str) -> str:
 
     if not isinstance(url, str) or len(url) > 500:
         raise bad("an absolute https:// URL of at most 500 characters")
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # "https://[::1" and the like
+        raise bad("an absolute https:// URL") from None
     if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
         raise bad("an absolute https:// URL without credentials")
     if parts.scheme == "http":

@@ -23,6 +23,7 @@ from server.entrypoints import streaming
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.context import services
+from server.entrypoints.input_guard import BIGINT_MAX, whole_number
 from server.service_layer import events, webhooks
 
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
@@ -40,9 +41,10 @@ def slots(app: Flask) -> threading.BoundedSemaphore:
 def _after(raw: str | None, field: str) -> int:
     if raw is None or raw == "":
         return 0
-    if not raw.isdigit() or len(raw) > 18:
+    after = whole_number(raw, 0, BIGINT_MAX)
+    if after is None:
         raise InvalidInput(f"invalid {field}", [{"field": field, "message": "an event id"}])
-    return int(raw)
+    return after
 
 
 def _page(svc: Services, who: Principal, after: int, limit: int) -> tuple[list[Any], int]:

@@ -9,11 +9,12 @@ from flask import Blueprint
 from lainaamo.errors import InvalidInput
 from server.domain.loan_commands import KitLine, LoanStep, RequestLoan, free_text
 from server.domain.loans import LoanAction, LoanRules, LoanState
-from server.domain.model import Role
+from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.context import services
+from server.entrypoints.input_guard import INT_MAX
 from server.service_layer import audit, loan_views, loans
 
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
@@ -57,7 +58,11 @@ def _kit_lines(value: Any) -> tuple[KitLine, ...]:
 
 def _returned(value: Any) -> dict[int, str]:
     if not isinstance(value, list) or not all(
-        isinstance(v, dict) and isinstance(v.get("id"), int) and isinstance(v.get("condition"), str)
+        isinstance(v, dict)
+        and isinstance(v.get("id"), int)
+        and not isinstance(v.get("id"), bool)
+        and 0 < v["id"] <= INT_MAX
+        and isinstance(v.get("condition"), str)
         for v in value
     ):
         raise InvalidInput(
@@ -149,7 +154,7 @@ def register(bp: Blueprint) -> None:
                 [{"field": "state", "message": ", ".join(s.value for s in LoanState)}],
             )
         limit = params.integer(q, "limit", 100, 1, 500)
-        after = params.integer(q, "cursor", 0, 0, 2**62) if "cursor" in q else None
+        after = params.integer(q, "cursor", 0, 0, INT_MAX) if "cursor" in q else None
         svc, principal = services(), current()
         now = svc.clock()
         with svc.session_factory() as session:
@@ -297,6 +302,7 @@ def register(bp: Blueprint) -> None:
                 "invalid loan rules",
                 [{"field": "body", "message": f"integers among {sorted(names)}, and model"}],
             )
+        model = check_text("model", model, max_len=100, required=False)
         rules = LoanRules(**body)
         loans.set_rules(services().uow(), current(), unit_code, model, rules)
         return {"unit": unit_code, "model": model, **{k: getattr(rules, k) for k in sorted(names)}}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.entrypoints.api.openapi_parts import ISO, NSTR, body, errors, json_response, ref
+from server.entrypoints.api.openapi_parts import ID, ISO, NSTR, body, errors, json_response, ref
 
-TOKEN_ID = {"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+TOKEN_ID = {"name": "token_id", "in": "path", "required": True, "schema": ID}
 
 SCHEMAS: dict[str, Any] = {
     "EnrollmentToken": {

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.entrypoints.api.openapi_parts import ISO, NINT, NSTR, body, errors, json_response, ref
+from server.entrypoints.api.openapi_parts import (
+    ID,
+    ISO,
+    NINT,
+    NSTR,
+    body,
+    errors,
+    json_response,
+    ref,
+)
 from server.service_layer.events import EVENT_TYPES
 
-WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": ID}
 TYPES = {"enum": sorted(EVENT_TYPES)}
 
 SCHEMAS: dict[str, Any] = {

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from server.domain.loan_commands import CONDITIONS, KIT_KINDS
-from server.domain.loans import LoanRules, LoanState
+from server.domain.loans import MAX_RULE_DAYS, LoanRules, LoanState
 from server.entrypoints.api.openapi_parts import (
+    ID,
     ISO,
     NSTR,
     body,
@@ -18,7 +19,7 @@ from server.entrypoints.api.openapi_parts import (
 STATES = [s.value for s in LoanState]
 
 
-LOAN_ID = {"name": "loan_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+LOAN_ID = {"name": "loan_id", "in": "path", "required": True, "schema": ID}
 REASON = {
     "reason": {
         "type": "string",
@@ -202,6 +203,7 @@ def paths() -> dict[str, Any]:
                             "unit": {"type": "string"},
                             "client_ref": {
                                 "type": "string",
+                                "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:/-]{2,63}$",
                                 "description": "Pseudonymous; a henkilötunnus is refused.",
                             },
                             "professionals": {
@@ -314,7 +316,11 @@ def paths() -> dict[str, Any]:
                         "properties": {
                             "model": {"type": "string"},
                             **{
-                                k: {"type": "integer", "minimum": 0}
+                                k: {
+                                    "type": "integer",
+                                    "minimum": 0 if k == "max_renewals" else 1,
+                                    "maximum": MAX_RULE_DAYS,
+                                }
                                 for k in LoanRules.__dataclass_fields__
                             },
                         },
@@ -328,6 +334,7 @@ def paths() -> dict[str, Any]:
         },
     }
     result.update(command_paths())
+    result["/loans"]["post"]["responses"]["201"]["links"] = _links_to_the_loan(result)
     result["/units/{unit_code}/kiosk-profile"] = {
         "parameters": [
             {"name": "unit_code", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -503,6 +510,22 @@ COMMAND_BODY = {
     "args": {"type": "object", "description": "message: {text}"},
     "ttl_s": {"type": "integer", "minimum": 1, "default": 600},
 }
+
+
+def _links_to_the_loan(found: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI links from a requested loan to every operation on it (for clients, and for
+    schemathesis' stateful tests, which follow them)."""
+    operations = [
+        operation["operationId"]
+        for path, item in found.items()
+        if path.startswith("/loans/{loan_id}")
+        for method, operation in item.items()
+        if method != "parameters"
+    ]
+    return {
+        name: {"operationId": name, "parameters": {"loan_id": "$response.body#/loan_id"}}
+        for name in sorted(operations)
+    }
 
 
 def command_paths() -> dict[str, Any]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.entrypoints.input_guard import INT_MAX
+
 ISO = {"type": ["string", "null"], "format": "date-time"}
 NSTR = {"type": ["string", "null"]}
 NINT = {"type": ["integer", "null"]}
 NBOOL = {"type": ["boolean", "null"]}
+# The id of a row in an `integer` id column; a larger one matches no route (input_guard).
+ID = {"type": "integer", "minimum": 1, "maximum": INT_MAX}
 
 
 def ref(name: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from server.domain.model import Role
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.context import services
+from server.entrypoints.input_guard import INT_MAX, whole_number
 from server.service_layer import support
 
 STARTERS = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)  # admins are refused, and audited
@@ -26,10 +27,10 @@ def parse_start(body: dict[str, Any]) -> dict[str, Any]:
     device_id, loan_id = body.get("device_id") or None, body.get("loan_id") or None
     if device_id is not None and not isinstance(device_id, str):
         raise InvalidInput("invalid device_id", [{"field": "device_id", "message": "a string"}])
-    if isinstance(loan_id, str) and loan_id.isdigit():
-        loan_id = int(loan_id)
+    if isinstance(loan_id, str):  # from the console's form
+        loan_id = whole_number(loan_id, 1, INT_MAX) or loan_id
     if loan_id is not None and (
-        isinstance(loan_id, bool) or not isinstance(loan_id, int) or not 0 < loan_id < 2**63
+        isinstance(loan_id, bool) or not isinstance(loan_id, int) or not 0 < loan_id <= INT_MAX
     ):
         raise InvalidInput(
             "invalid loan_id", [{"field": "loan_id", "message": "a positive integer (a loan id)"}]

@@ -20,6 +20,7 @@ from server.domain.policy import KioskProfile
 from server.entrypoints.api.context import services
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.i18n import _
+from server.entrypoints.input_guard import whole_number
 from server.service_layer import loans, people, unit_admin
 
 Page = tuple[str, int] | BaseResponse
@@ -31,12 +32,12 @@ def parse_rules(form: Any) -> tuple[str, LoanRules]:
     values: dict[str, int] = {}
     errors: list[dict[str, object]] = []
     for name in RULE_FIELDS:
-        raw = form.get(name, "").strip()
         low = 0 if name == "max_renewals" else 1
-        if not raw.isdigit() or not low <= int(raw) <= 3650:
+        number = whole_number(form.get(name, "").strip(), low, 3650)
+        if number is None:
             errors.append({"field": name, "message": _("A whole number %(lo)s–3650", lo=low)})
         else:
-            values[name] = int(raw)
+            values[name] = number
     if errors:
         raise InvalidInput("invalid loan rules", errors)
     model = check_text("model", form.get("model", ""), max_len=100, required=False)

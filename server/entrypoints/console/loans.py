@@ -18,6 +18,7 @@ from server.entrypoints.api.context import services
 from server.entrypoints.api.loans import STEPS, parse_step
 from server.entrypoints.console import core, loan_confirm, loan_wizards
 from server.entrypoints.console.i18n import _, current_language
+from server.entrypoints.input_guard import INT_MAX, whole_number
 from server.service_layer import audit, loan_console, loan_views, loans
 
 PAGE_SIZE = 50
@@ -93,7 +94,8 @@ def _filters(units: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     if state not in ("", "active", *(s.value for s in LoanState)):
         errors["state"] = _("Choose a state from the list.")
     after = q.get("after", "")
-    if after and not (after.isdigit() and len(after) < 19):
+    after_id = whole_number(after, 0, INT_MAX)
+    if after and after_id is None:
         errors["after"] = _("Invalid page.")
     ref = q.get("client_ref", "").strip()
     if len(ref) > 64:
@@ -103,7 +105,7 @@ def _filters(units: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
         "state": state,
         "overdue": q.get("overdue") in ("1", "on", "true"),
         "client_ref": ref[:64],
-        "after": int(after) if after.isdigit() and len(after) < 19 else None,
+        "after": after_id,
     }
     return filters, errors
 
