@@ -36,8 +36,6 @@ EXPORT_BATCH = 500
 # An export's first columns are the import's, so that it can be edited and imported again.
 EXPORT_ONLY = ("lifecycle_state", "online", "battery_pct", "last_seen_at")
 EXPORT_COLUMNS = (*CSV_COLUMNS, *EXPORT_ONLY)
-# Spreadsheets run cells starting with these as formulas; an export guards them with a quote.
-FORMULA_STARTS = ("=", "+", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -185,11 +183,6 @@ def devices_by_id(session: Session, principal: Principal, ids: list[str]) -> lis
     return list(session.scalars(query).unique())
 
 
-def guard_cell(value: str) -> str:
-    """A quote before text a spreadsheet would run as a formula (removed again on import)."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
 def export_rows(
     session_factory: sessionmaker[Session],
     principal: Principal,
@@ -200,7 +193,9 @@ def export_rows(
     stale_factor: float,
     batch: int = EXPORT_BATCH,
 ) -> Iterator[list[str]]:
-    """Rows of the export (EXPORT_COLUMNS), fetched in id-ordered batches of bounded size."""
+    """Rows of the export (EXPORT_COLUMNS), fetched in id-ordered batches of bounded size.
+
+    As stored: `spreadsheet.csv_lines` guards every cell when it writes the CSV."""
     after: str | None = None
     with session_factory() as session:
         while True:
@@ -211,11 +206,11 @@ def export_rows(
             for device in found:
                 st = device.status
                 yield [
-                    guard_cell(device.id),
-                    guard_cell(device.asset_tag),
-                    guard_cell(device.unit.code if device.unit else ""),
-                    guard_cell(device.serial),
-                    guard_cell(device.model),
+                    device.id,
+                    device.asset_tag,
+                    device.unit.code if device.unit else "",
+                    device.serial,
+                    device.model,
                     device.lifecycle_state,
                     presence(device, now, stale_factor),
                     "" if st is None or st.battery_pct is None else str(st.battery_pct),

@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from lainaamo.errors import Conflict, InvalidInput
 from server.domain.model import Principal
 from server.service_layer import devices
-from server.service_layer.fleet_console import EXPORT_ONLY, FORMULA_STARTS
+from server.service_layer.fleet_console import EXPORT_ONLY
+from server.service_layer.spreadsheet import unguard_cell
 from server.service_layer.unit_of_work import UnitOfWork
 
 CHUNK_ROWS = 500
@@ -55,10 +56,6 @@ def decode(raw: bytes) -> str:
     return text
 
 
-def _unguard(cell: str) -> str:
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
-
-
 def normalise(text: str) -> str:
     """Drop an export's extra columns and formula guards; unreadable text is left as it is."""
     try:
@@ -73,7 +70,7 @@ def normalise(text: str) -> str:
     writer = csv.writer(out, lineterminator="\n")
     for row in rows:
         cells = [row[i] for i in keep if i < len(row)] + row[len(header) :]
-        writer.writerow([_unguard(c) for c in cells])
+        writer.writerow([unguard_cell(c) for c in cells])
     return out.getvalue()
 
 

@@ -5,8 +5,7 @@ Live updates are in `fleet_live`, the import in `fleet_upload`; both are registe
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, request, url_for
@@ -19,7 +18,7 @@ from server.entrypoints.console import fleet_live, fleet_upload
 from server.entrypoints.console.core import principal, render, roles
 from server.entrypoints.console.fleet_view import FIELDS, Formatter, state_labels
 from server.entrypoints.console.i18n import gettext as _
-from server.service_layer import fleet_console, views
+from server.service_layer import fleet_console, spreadsheet, views
 from server.service_layer.fleet_console import EXPORT_COLUMNS, FleetFilter
 
 FILTER_KEYS = ("q", "unit", "state", "online", "low_battery", "drift", "staff_locked")
@@ -138,15 +137,5 @@ def _url(endpoint: str, values: dict[str, str]) -> str:
 
 
 def _csv_lines(rows: Iterator[list[str]]) -> Iterator[str]:
-    """The CSV text a few hundred rows at a time (memory stays flat for any fleet size)."""
-    buffer = io.StringIO()
-    buffer.write("\ufeff")  # so that spreadsheets read the file as UTF-8
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for number, row in enumerate(rows, start=1):
-        writer.writerow(row)
-        if number % 200 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    """The export's CSV a few hundred rows at a time (memory stays flat for any fleet size)."""
+    return spreadsheet.csv_lines(itertools.chain([EXPORT_COLUMNS], rows))

@@ -6,8 +6,6 @@ Dates are calendar days in Helsinki time; the period is [start, end): `end` is n
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +21,7 @@ from server.entrypoints.console import charts
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.i18n import _, fmt_number, fmt_percent
 from server.service_layer import reports as report_service
+from server.service_layer import spreadsheet
 from server.service_layer.reports import FIELDS, Report, Row
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -220,11 +219,9 @@ def register(bp: Blueprint) -> None:
         report_service.record_access(
             services().uow(), principal(), "console:report:export", report.start, report.end
         )
-        buffer = io.StringIO()
-        csv.writer(buffer).writerows(csv_rows(report))
         filename = f"lainaamo-report-{start.isoformat()}-{end.isoformat()}.csv"
         return Response(
-            buffer.getvalue(),
+            "".join(spreadsheet.csv_lines(csv_rows(report), bom=False)),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
