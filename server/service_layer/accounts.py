@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lainaamo.errors import Conflict, InvalidInput, NotFound
@@ -91,6 +92,10 @@ def add_unit(uow: UnitOfWork, organisation: str, code: str, name: str) -> int:
         return unit.id
 
 
+def _username_taken(session: Session, username: str) -> bool:
+    return session.scalar(select(User.id).where(User.username == username)) is not None
+
+
 def add_user(uow: UnitOfWork, cmd: AddUser, principal: Principal | None = None) -> int:
     """Create a user with a role in one organisation (and units, for counsellors).
 
@@ -102,7 +107,7 @@ def add_user(uow: UnitOfWork, cmd: AddUser, principal: Principal | None = None) 
         org = session.scalar(select(Organisation).where(Organisation.code == cmd.organisation))
         if org is None or (principal is not None and org.id != principal.organisation_id):
             raise NotFound(f"no organisation {cmd.organisation}")
-        if session.scalar(select(User).where(User.username == cmd.username)):
+        if _username_taken(session, cmd.username):
             raise Conflict(f"user {cmd.username} already exists")
         units = list(
             session.scalars(
@@ -123,7 +128,14 @@ def add_user(uow: UnitOfWork, cmd: AddUser, principal: Principal | None = None) 
             units=units,
         )
         session.add(user)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:
+            # Taken meanwhile (user names are unique across organisations): the same answer.
+            session.rollback()
+            if not _username_taken(session, cmd.username):
+                raise
+            raise Conflict(f"user {cmd.username} already exists") from None
         part = "cli" if principal is None else "console"
         audit.record(
             session,

@@ -11,6 +11,7 @@ from typing import Any
 
 import fastjsonschema
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -53,16 +54,34 @@ def snapshot(device: Device) -> dict[str, Any]:
     }
 
 
-def _add(session: Session, principal: Principal, cmd: CreateDevice, action: str) -> Device:
-    if session.get(Device, cmd.device_id) is not None:
-        raise Conflict(f"device {cmd.device_id} already exists")
+def device_id_taken(device_id: str) -> Conflict:
+    """The answer for a device id in use, the same whichever organisation uses it.
+
+    Device ids are MQTT identities, unique across organisations; an answer that differed
+    (or named the holder) would tell one organisation what is in another's inventory.
+    """
+    return Conflict(f"device id {device_id} is taken; choose another one")
+
+
+def _clash(session: Session, organisation_id: int, cmd: CreateDevice) -> Conflict | None:
+    """Why `cmd` cannot be added: its id is in use anywhere, or its asset tag in the
+    organisation (tags are unique per organisation, so the device named is our own)."""
+    if session.scalar(select(Device.id).where(Device.id == cmd.device_id)) is not None:
+        return device_id_taken(cmd.device_id)
     taken = session.scalar(
         select(Device.id).where(
-            Device.organisation_id == principal.organisation_id, Device.asset_tag == cmd.asset_tag
+            Device.organisation_id == organisation_id, Device.asset_tag == cmd.asset_tag
         )
     )
     if taken is not None:
-        raise Conflict(f"asset tag {cmd.asset_tag} already belongs to device {taken}")
+        return Conflict(f"asset tag {cmd.asset_tag} already belongs to device {taken}")
+    return None
+
+
+def _add(session: Session, principal: Principal, cmd: CreateDevice, action: str) -> Device:
+    clash = _clash(session, principal.organisation_id, cmd)
+    if clash is not None:
+        raise clash
     unit = _unit_by_code(session, principal.organisation_id, cmd.unit) if cmd.unit else None
     device = Device(
         id=cmd.device_id,
@@ -75,7 +94,16 @@ def _add(session: Session, principal: Principal, cmd: CreateDevice, action: str)
         status=DeviceStatus(device_id=cmd.device_id, online=False),
     )
     session.add(device)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # Registered meanwhile, in this organisation or another: answered as if the check
+        # above had seen it. The transaction is lost either way (all or nothing).
+        session.rollback()
+        clash = _clash(session, principal.organisation_id, cmd)
+        if clash is None:
+            raise
+        raise clash from None
     refresh_desired(session, [device.id], utcnow())
     audit.record(
         session,

@@ -32,6 +32,7 @@ from server.domain.privacy import refuse_identifiers
 from server.service_layer import audit, broker_auth
 from server.service_layer.accounts import hash_token
 from server.service_layer.desired import refresh_desired
+from server.service_layer.devices import device_id_taken
 from server.service_layer.unit_of_work import UnitOfWork
 from server.service_layer.views import iso
 
@@ -246,7 +247,7 @@ def enroll(
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise EnrollmentRefused()
     if settings.mqtt_username and device_id == settings.mqtt_username:
-        raise Conflict(f"device id {device_id} is taken; choose another one")
+        raise device_id_taken(device_id)
     table = orm.EnrollmentToken
     with uow:
         session = uow.session
@@ -311,7 +312,7 @@ def _bind_device(
     device = session.get(orm.Device, device_id)
     if device is not None:
         if device.organisation_id != token.organisation_id:
-            raise Conflict(f"device id {device_id} is taken; choose another one")
+            raise device_id_taken(device_id)
         device.serial = serial or device.serial
         device.model = model or device.model
         if device.unit_id is None:  # a re-bound device keeps its unit (it may be on loan)
