@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from server.adapters.text_guard import machine_made, refuse_personal_data
+
 # Named constraints so that migrations are the same on SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -222,7 +224,7 @@ class User(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     username: Mapped[str] = mapped_column(String(120), unique=True)
     role: Mapped[str] = mapped_column(String(20))
-    password_hash: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200), info=machine_made("argon2"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # Console sign-in: failures since the last success, and the lockout they caused.
@@ -238,9 +240,9 @@ class ConsoleSession(Base):
     """A signed-in browser; the cookie holds a random id of which only the SHA-256 is stored."""
 
     __tablename__ = "console_sessions"
-    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True, info=machine_made("sha256"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    csrf_token: Mapped[str] = mapped_column(String(64))
+    csrf_token: Mapped[str] = mapped_column(String(64), info=machine_made("random token"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -255,7 +257,7 @@ class EnrollmentToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, info=machine_made("sha256"))
     note: Mapped[str] = mapped_column(String(200), default="")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -273,7 +275,7 @@ class ApiToken(Base):
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, info=machine_made("sha256"))
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -293,7 +295,7 @@ class DeviceCredential(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
-    password_hash: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200), info=machine_made("mosquitto $7$"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     # re-enrolled, retired, lost, released or revoked (by hand)
@@ -327,8 +329,8 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     # Hash chain: each event's hash covers its content and the previous event's hash.
     seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    prev_hash: Mapped[str | None] = mapped_column(String(64))
-    hash: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64), info=machine_made("sha256"))
+    hash: Mapped[str | None] = mapped_column(String(64), info=machine_made("sha256"))
 
 
 class AuditHead(Base):
@@ -337,7 +339,7 @@ class AuditHead(Base):
     __tablename__ = "audit_head"
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
-    last_hash: Mapped[str] = mapped_column(String(64))
+    last_hash: Mapped[str] = mapped_column(String(64), info=machine_made("sha256"))
 
 
 class Client(Base):
@@ -501,7 +503,9 @@ class CommandRow(Base):
         Index("ix_commands_state_device", "state", "device_id"),
         Index("ix_commands_bulk", "bulk_id"),
     )
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the cmd_id
+    id: Mapped[str] = mapped_column(  # the cmd_id
+        String(64), primary_key=True, info=machine_made("new_hex_id()")
+    )
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
     name: Mapped[str] = mapped_column(String(20))
@@ -516,7 +520,7 @@ class CommandRow(Base):
     received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     detail: Mapped[str | None] = mapped_column(String(500))
-    bulk_id: Mapped[str | None] = mapped_column(String(64))
+    bulk_id: Mapped[str | None] = mapped_column(String(64), info=machine_made("new_hex_id()"))
 
 
 class Lease(Base):
@@ -524,7 +528,7 @@ class Lease(Base):
 
     __tablename__ = "leases"
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(100))
+    holder: Mapped[str] = mapped_column(String(100), info=machine_made("host:pid:object id"))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -539,7 +543,9 @@ class SupportSession(Base):
         Index("ix_support_sessions_device_state", "device_id", "state"),
         Index("ix_support_sessions_org_created", "organisation_id", "created_at"),
     )
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(
+        String(64), primary_key=True, info=machine_made("token_urlsafe(24)")
+    )
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
     loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"))
@@ -555,9 +561,9 @@ class SupportSession(Base):
     consent_deadline: Mapped[datetime] = mapped_column(UtcDateTime)
     consent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     consent_result: Mapped[str | None] = mapped_column(String(12))
-    offer_sdp: Mapped[str | None] = mapped_column(Text)
+    offer_sdp: Mapped[str | None] = mapped_column(Text, info=machine_made("SDP"))
     offer_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    answer_sdp: Mapped[str | None] = mapped_column(Text)
+    answer_sdp: Mapped[str | None] = mapped_column(Text, info=machine_made("SDP"))
     connected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     connection_type: Mapped[str | None] = mapped_column(String(8))
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -570,10 +576,13 @@ class SessionSignalRow(Base):
     __tablename__ = "support_signals"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(
-        ForeignKey("support_sessions.id", ondelete="CASCADE"), index=True
+        ForeignKey("support_sessions.id", ondelete="CASCADE"),
+        index=True,
+        info=machine_made("token_urlsafe(24)"),
     )
     device_id: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # SDPs, ICE candidates and TURN credentials; its caller and purpose are the session row's.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, info=machine_made("signals"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
@@ -630,7 +639,7 @@ class WebhookSubscription(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     url: Mapped[str] = mapped_column(String(500))
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)  # []: every type
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(String(100), info=machine_made("token_hex(32)"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -651,7 +660,9 @@ class WebhookDelivery(Base):
     )
     event_id: Mapped[int] = mapped_column(BigInteger)  # the audit event's seq
     event_type: Mapped[str] = mapped_column(String(40))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # allow-listed fields only
+    # Allow-listed fields of audit events and rows that were checked when written (and their
+    # machine-made ids, which an old command id could make look like a code).
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, info=machine_made("copy of checked"))
     state: Mapped[str] = mapped_column(String(12), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -690,6 +701,12 @@ def audit_digest(event: AuditEvent) -> str:
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Every String/Text/JSON column is checked for personal identity codes unless its `info` says
+# it is machine_made (text_guard.py). First among the flush listeners, so that a refused flush
+# has not yet taken the audit chain's lock or numbered its events.
+event.listen(Session, "before_flush", refuse_personal_data, insert=True)
 
 
 @event.listens_for(Session, "before_flush")

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from lainaamo.errors import Conflict, InvalidInput
 from lainaamo.protocol.topics import DEVICE_ID_RE
+from server.domain.privacy import refuse_identifiers
 
 Position = tuple[int, int]  # (boot, seq): where a message stands in its sender's stream
 
@@ -101,11 +102,12 @@ def check_device_id(value: str) -> str:
                 }
             ],
         )
-    return value
+    return refuse_identifiers("device_id", value)
 
 
 def check_text(field: str, value: str, *, max_len: int = 100, required: bool = True) -> str:
-    """Plain single-line text: trimmed, bounded, no control characters."""
+    """Plain single-line text: trimmed, bounded, no control characters, no identity code
+    (the ORM guard would refuse it when stored; here the refusal names the field at once)."""
     value = value.strip()
     if required and not value:
         raise InvalidInput(f"{field} is required", [{"field": field, "message": "required"}])
@@ -114,7 +116,7 @@ def check_text(field: str, value: str, *, max_len: int = 100, required: bool = T
             f"invalid {field}",
             [{"field": field, "message": f"at most {max_len} characters, no control characters"}],
         )
-    return value
+    return refuse_identifiers(field, value)
 
 
 # --- what a report from a tablet means -------------------------------------------------------
