@@ -57,9 +57,7 @@ MORE_VARIANTS: dict[str, str] = {
     "Devanagari digits": "\u0967\u0969\u0967\u0966\u096b\u0968-\u0969\u0966\u096eT",
     "superscript digits": "\u00b9\u00b3\u00b9\u2070\u2075\u00b2-\u00b3\u2070\u2078T",
     "circled digits": "\u2460\u2462\u2460\u24ea\u2464\u2461-\u2462\u24ea\u2467T",
-    "mathematical bold digits": "".join(
-        chr(0x1D7CE + int(c)) if c.isdigit() else c for c in CODE
-    ),
+    "mathematical bold digits": "".join(chr(0x1D7CE + int(c)) if c.isdigit() else c for c in CODE),
     "Cyrillic A as the century sign": "131052\u0410308T",
     "Greek Alpha as the century sign": "131052\u0391308T",
     "Cyrillic lower-case a": "131052\u0430308\u0442",
