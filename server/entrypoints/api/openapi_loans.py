@@ -507,7 +507,17 @@ COMMAND = {
 }
 COMMAND_BODY = {
     "name": {"enum": ["lock", "unlock", "ring", "message", "reboot", "sync", "wipe"]},
-    "args": {"type": "object", "description": "message: {text}"},
+    "args": {
+        "type": "object",
+        "description": "message: {text}",
+        "properties": {
+            "text": {
+                "type": "string",
+                "maxLength": 300,
+                "description": "message: shown on the tablet. Never a name or identity code.",
+            }
+        },
+    },
     "ttl_s": {"type": "integer", "minimum": 1, "default": 600},
 }
 
