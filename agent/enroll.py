@@ -92,11 +92,14 @@ def request_enrollment(
 
 
 def _message(exc: urllib.error.HTTPError) -> str:
-    try:
-        error = json.loads(exc.read().decode())["error"]
-        return f"{error['message']} (HTTP {exc.code})"
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {exc.code} {exc.reason}"
+    # Closed here: the error holds the response's socket, which would otherwise stay open
+    # until the garbage collector finds it (the error lives on as the next one's context).
+    with exc:
+        try:
+            error = json.loads(exc.read().decode())["error"]
+            return f"{error['message']} (HTTP {exc.code})"
+        except (ValueError, KeyError, TypeError):
+            return f"HTTP {exc.code} {exc.reason}"
 
 
 def write_config(state_dir: str | Path, config: dict[str, Any]) -> Path:

@@ -42,7 +42,8 @@ def healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return response.status == 200
-    except urllib.error.HTTPError:
+    except urllib.error.HTTPError as error:
+        error.close()  # it holds the response's socket
         return False
 
 

@@ -17,7 +17,8 @@ def get(url: str) -> tuple[int, bytes]:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:  # it holds the response's socket
+            return exc.code, exc.read()
 
 
 @pytest.mark.parametrize(
