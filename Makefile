@@ -11,13 +11,14 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint unit services messages clean distclean
+.PHONY: help demo test test-clock-ahead lint unit services messages clean distclean
 
 help:
 	@echo "make demo       install once into .venv, then run .venv/bin/lainaamo demo"
 	@echo "make test       everything CI runs: lint, type check, all tests on real services"
 	@echo "make lint       ruff check, ruff format --check, mypy"
 	@echo "make unit       only tests/unit (no services needed)"
+	@echo "make test-clock-ahead   all tests with the wall clock a year ahead (CLOCK_AHEAD_DAYS)"
 	@echo "make services   install/start Mosquitto, PostgreSQL and Chromium for the tests if missing"
 	@echo "make messages   re-extract the console's strings into its fi/sv catalogues"
 	@echo "make clean      remove caches; make distclean also removes .venv and var/"
@@ -46,6 +47,13 @@ lint: $(DEV_STAMP)
 
 unit: $(DEV_STAMP)
 	$(BIN)/pytest tests/unit
+
+# The whole suite with every Python process's wall clock a year ahead (monotonic time stays
+# real): no test may depend on today's date. See tests/support/clock_ahead/sitecustomize.py.
+CLOCK_AHEAD_DAYS ?= 365
+test-clock-ahead: $(DEV_STAMP) services
+	LAINAAMO_TEST_CLOCK_AHEAD_DAYS=$(CLOCK_AHEAD_DAYS) PYTHONPATH=tests/support/clock_ahead $(BIN)/pytest -p no:time_machine \
+	    -W "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning"
 
 services:
 	@bash scripts/ensure-services.sh

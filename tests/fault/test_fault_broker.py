@@ -12,7 +12,6 @@ it died (it had already handed them to the connected ingest, or the agent sends 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -79,7 +78,7 @@ def test_a_broker_crash_during_steady_ingest_loses_no_report(
         ingest.start()
         # Ingest's session must exist before the tablets publish (as in production).
         wait_until(subscribed(port), 30, "the ingest to subscribe")
-        subscribed_at = time.time()
+        saved_before = mosquitto.store_saved_at()
         for agent in agents:
             agent.start()
         wait_until(
@@ -91,9 +90,8 @@ def test_a_broker_crash_during_steady_ingest_loses_no_report(
         # only once it has saved it: wait for its next autosave (every second in this broker).
         # A broker killed before that comes back without the session and, like any broker,
         # drops what the tablets publish until the ingest subscribes again.
-        store = mosquitto.workdir / "mosquitto.db"
         wait_until(
-            lambda: store.exists() and store.stat().st_mtime > subscribed_at + 0.1,
+            lambda: mosquitto.store_saved_at() not in (None, saved_before),
             10,
             "the broker to save the ingest's session",
         )

@@ -76,6 +76,20 @@ class Mosquitto:
         return self.workdir / "mosquitto.conf"
 
     @property
+    def store_path(self) -> Path:
+        """The persistence file (with persistence on)."""
+        return self.workdir / "mosquitto.db"
+
+    def store_saved_at(self) -> float | None:
+        """When the broker last wrote its store (None before it first has): compare two of
+        these to see a save happen, never one with the test's clock, which need not agree
+        with the file system's (`make test-clock-ahead`)."""
+        try:
+            return self.store_path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    @property
     def log_path(self) -> Path:
         return self.workdir / "mosquitto.log"
 
