@@ -22,7 +22,7 @@ from server.entrypoints.api.context import services
 from server.entrypoints.api.loans import STEPS
 from server.entrypoints.console import core
 from server.entrypoints.console.i18n import _, fmt_date
-from server.service_layer import audit, loan_console, loan_views, loans
+from server.service_layer import loan_console, loan_views, loans
 from server.service_layer.loans import IT_ONLY
 
 # The steps (URL segments of /loans/<id>/steps/<segment>) that need this page first.
@@ -67,15 +67,8 @@ def page(
             if act is None or not _possible(who, loan, act):
                 flash(_("This step is not possible for this loan now."), "error")
                 return redirect(url_for("console.loan", loan_id=loan_id), 303)
-            audit.record(
-                session,
-                principal=who,
-                action="console:loan:view",
-                subject_type="loan",
-                subject_id=str(loan_id),
-                organisation_id=who.organisation_id,
-                after={"page": f"confirm:{act}"},
-                system_part="console",
+            core.record_read(
+                session, "console:loan:view", "loan", str(loan_id), page=f"confirm:{act}"
             )
             session.commit()
         assert act is not None

@@ -21,7 +21,7 @@ from server.entrypoints.api.context import services
 from server.entrypoints.api.loans import parse_step
 from server.entrypoints.console import core
 from server.entrypoints.console.i18n import _, fmt_date
-from server.service_layer import audit, loan_console, loans
+from server.service_layer import loan_console, loans
 
 KIT_ORDER = ("charger", "case", "sim", "headphones", "stylus", "other")
 assert set(KIT_ORDER) == KIT_KINDS
@@ -45,15 +45,8 @@ def _page(
     with svc.session_factory() as session:
         loan = loans.loan_for(session, who, loan_id)
         if request.method == "GET":
-            audit.record(
-                session,
-                principal=who,
-                action="console:loan:view",
-                subject_type="loan",
-                subject_id=str(loan_id),
-                organisation_id=who.organisation_id,
-                after={"page": f"handover:{stage}"},
-                system_part="console",
+            core.record_read(
+                session, "console:loan:view", "loan", str(loan_id), page=f"handover:{stage}"
             )
             session.commit()
         agreement = loan_console.current_agreement(session, loan.organisation_id)
@@ -162,16 +155,7 @@ def register(bp: Blueprint) -> None:
             items = [(item.id, item.kind, item.label) for item in loan.kit]
             device_id = loan.device_id
             if request.method == "GET":
-                audit.record(
-                    session,
-                    principal=who,
-                    action="console:loan:view",
-                    subject_type="loan",
-                    subject_id=str(loan_id),
-                    organisation_id=who.organisation_id,
-                    after={"page": "return"},
-                    system_part="console",
-                )
+                core.record_read(session, "console:loan:view", "loan", str(loan_id), page="return")
                 session.commit()
                 return core.render("loans/return.html", loan=loan, errors={}, form={})
         refused = _return(loan_id, items)

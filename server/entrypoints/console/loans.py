@@ -19,7 +19,7 @@ from server.entrypoints.api.loans import STEPS, parse_step
 from server.entrypoints.console import core, loan_confirm, loan_wizards
 from server.entrypoints.console.i18n import _, current_language
 from server.entrypoints.input_guard import INT_MAX, whole_number
-from server.service_layer import audit, loan_console, loan_views, loans
+from server.service_layer import loan_console, loan_views, loans
 
 PAGE_SIZE = 50
 WIZARD_STEPS = frozenset({LoanAction.ASSIGN, LoanAction.HAND_OVER, LoanAction.RETURN})
@@ -40,30 +40,13 @@ def queue_text(position: int, unit_name: str) -> str:
     return _("%(ordinal)s in the queue of %(unit)s", ordinal=ordinal(position), unit=unit_name)
 
 
-def record_read(
-    session: Any, action: str, subject_type: str, subject_id: str, **after: Any
-) -> None:
-    """Reading loans is reading client-related data: audited (never with a client reference)."""
-    who = core.principal()
-    audit.record(
-        session,
-        principal=who,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        organisation_id=who.organisation_id,
-        after=after or None,
-        system_part="console",
-    )
-
-
 def loan_page(loan_id: int, status: int = 200, errors: dict[str, str] | None = None) -> Any:
     """The loan page (audited as a view); also shown again with a refusal's status."""
     svc, who = services(), core.principal()
     now = svc.clock()
     with svc.session_factory() as session:
         loan = loans.loan_for(session, who, loan_id)
-        record_read(session, "console:loan:view", "loan", str(loan_id))
+        core.record_read(session, "console:loan:view", "loan", str(loan_id))
         session.commit()
         info = loan_views.loan_json(session, loan, now, detail=True)
         return core.render(
@@ -143,7 +126,7 @@ def register(bp: Blueprint) -> None:
                 )
                 rows = [(loan, loan_views.loan_json(session, loan, now)) for loan in page]
                 query = {k: v for k, v in f.items() if k != "client_ref"}
-                record_read(
+                core.record_read(
                     session,
                     "console:loan:list",
                     "loans",
@@ -268,7 +251,7 @@ def register(bp: Blueprint) -> None:
             # Most urgent first: the furthest escalated, then the longest overdue.
             items.sort(key=lambda r: (r[1]["escalation"] != "restricted", -r[1]["overdue_days"]))
             held_items = [(loan, loan_views.loan_json(session, loan, now)) for loan in held]
-            record_read(
+            core.record_read(
                 session, "console:worklist:view", "loans", f"{len(items) + len(held_items)} loans"
             )
             session.commit()
