@@ -14,6 +14,7 @@ from sqlalchemy import select
 from support.console import Browser
 from support.fleet import Fleet
 from support.messages import status_report
+from test_ingest_handler import run, status_row
 
 from lainaamo.protocol import Presence
 from server.adapters import orm
@@ -24,7 +25,7 @@ from server.domain.model import (
     clock_skew_s,
     plausible_boot,
 )
-from server.service_layer.ingest import Received, ingest_batch
+from server.service_layer.ingest import Received
 
 ABSURD = 2**52  # within the schema's bound (2^53 - 1), far beyond any real count
 
@@ -44,20 +45,6 @@ def report(
 def presence(device: str, boot: int, seq: int, state: str = "online") -> Received:
     message = Presence(device_id=device, ts=now(), boot=boot, seq=seq, state=state)  # type: ignore[arg-type]
     return Received(message, now())
-
-
-def run(fleet: Fleet, items: list[Received]) -> Any:
-    with fleet.services.session_factory() as session:
-        outcome = ingest_batch(session, items)
-        session.commit()
-    return outcome
-
-
-def status_row(fleet: Fleet, device: str) -> orm.DeviceStatus:
-    with fleet.services.session_factory() as session:
-        row = session.get(orm.DeviceStatus, device)
-        assert row is not None
-        return row
 
 
 def test_the_rules() -> None:
