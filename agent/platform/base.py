@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from agent.policy import LockScreen, Policy
@@ -49,6 +49,23 @@ class CommandResult:
 
 
 UNSUPPORTED = CommandResult(ok=False, detail="unsupported")
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """What became of the keys of one policy (docs/protocol.md §9.6): each key the server sent
+    is enforced unless it is listed here as `unsupported` (this platform cannot) or `failed`
+    (it tried; the value says why, in a few words that never hold personal data)."""
+
+    unsupported: tuple[str, ...] = ()
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if set(self.unsupported) & set(self.failed):
+            raise ValueError("a key is either unsupported or failed, not both")
+
+
+ENFORCED = Enforcement()
 
 
 class Platform(Protocol):
