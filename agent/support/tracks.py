@@ -129,12 +129,14 @@ class SilenceTrack(AudioStreamTrack):
     """Silence, paced in real time (aiortc's own)."""
 
 
-def linux_media(video_size: str = "1280x720") -> SupportMedia:
-    """The X screen and the microphone where they can be opened; else a test pattern, silence."""
+def linux_media(video_size: str = "1280x720", display: str | None = None) -> SupportMedia:
+    """The X screen and the microphone where they can be opened; else a test pattern, silence.
+
+    `display` is the X display to capture (the DISPLAY environment variable when None)."""
     players: list[MediaPlayer] = []
     video: MediaStreamTrack | None = None
     audio: MediaStreamTrack | None = None
-    display = os.environ.get("DISPLAY")
+    display = display or os.environ.get("DISPLAY")
     if display:
         try:
             player = MediaPlayer(

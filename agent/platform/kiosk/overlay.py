@@ -1,0 +1,322 @@
+"""The kiosk's own screens, drawn above the browser: `python -m agent.platform.kiosk.overlay`.
+
+Started by the kiosk platform in the client's X session (it runs as the agent's user, not the
+client's, so the client cannot end it). It reads one JSON object per line on stdin, each
+setting one part of what is shown, and writes one JSON object per line on stdout for what the
+person did. End of stdin ends it.
+
+    in:  {"lang": "fi"}
+         {"lock": null | {"lost": bool, "message": str|null, "phone": str|null}}
+         {"banner": null | str}
+         {"message": {"id": int, "text": str}}
+         {"consent": null | {"id": str, "caller": str, "mode": "view"|"control"}}
+         {"indicator": null | {"caller": str}}
+         {"chat": str}
+         {"pointer": null | [x, y]}          fractions of the screen
+    out: {"event": "ready", "width": int, "height": int}
+         {"event": "dismissed", "id": int}
+         {"event": "consent", "id": str, "accepted": bool}
+         {"event": "end"}                    the indicator's end button
+         {"event": "chat", "text": str}      the person's answer
+
+There is no window manager in the kiosk session, so the windows are override-redirect: no
+title bar, nothing to close or move them with. The lock screen and the questions take the
+keyboard and pointer (a global grab, as screen lockers do), and every window is raised again
+in its order a few times a second, so a browser window opened later cannot cover them.
+Stacking, lowest first: banner, indicator, pointer, message, lock screen, consent question
+(the person must be able to answer a remote-support request even on a locked device).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import tkinter as tk
+from typing import Any
+
+from agent.platform.kiosk.texts import text
+
+FONT = "DejaVu Sans"
+RAISE_MS = 250
+POLL_MS = 40
+
+# Colours with at least 7:1 contrast for their text (WCAG AAA for large text).
+LOCK_BG, LOCK_FG = "#1b2733", "#ffffff"
+LOST_BG = "#3b1d1d"
+BANNER_BG, BANNER_FG = "#ffe08a", "#1a1a1a"
+SHARE_BG, SHARE_FG = "#0b5394", "#ffffff"
+DIALOG_BG, DIALOG_FG = "#ffffff", "#111111"
+BUTTON_BG, BUTTON_FG = "#0b5394", "#ffffff"
+POINTER = "#e6007e"
+
+
+class Overlay:
+    """The windows of the kiosk's own screens, driven by JSON lines."""
+
+    def __init__(self, root: tk.Tk, out: Any = sys.stdout) -> None:
+        self.root = root
+        self.out = out
+        self.lang = "fi"
+        self.width = root.winfo_screenwidth()
+        self.height = root.winfo_screenheight()
+        self.windows: dict[str, tk.Toplevel] = {}
+        self.messages: list[dict[str, Any]] = []
+        self.consent: dict[str, Any] | None = None
+        self.chat_lines: list[str] = []
+        self.caller: str | None = None
+        self.grabbed: str | None = None
+
+    # --- input
+
+    def handle(self, command: dict[str, Any]) -> None:
+        for key, value in command.items():
+            method = getattr(self, f"set_{key}", None)
+            if method is None:
+                raise ValueError(f"unknown overlay command {key!r}")
+            method(value)
+        self._regrab()
+
+    def set_lang(self, value: str) -> None:
+        self.lang = value
+
+    def set_lock(self, value: dict[str, Any] | None) -> None:
+        self._close("lock")
+        if value is None:
+            return
+        lost = bool(value.get("lost"))
+        win = self._window("lock", 0, 0, self.width, self.height, LOST_BG if lost else LOCK_BG)
+        title = text("lost_title" if lost else "locked_title", self.lang)
+        message = value.get("message") or (text("lost_default", self.lang) if lost else "")
+        self._label(win, title, 44, LOCK_FG, bold=True).pack(pady=(self.height // 5, 30))
+        if message:
+            self._label(win, message, 28, LOCK_FG).pack(padx=80, pady=10)
+        if value.get("phone"):
+            phone = f"{text('phone', self.lang)}: {value['phone']}"
+            self._label(win, phone, 34, LOCK_FG, bold=True).pack(pady=30)
+
+    def set_banner(self, value: str | None) -> None:
+        self._close("banner")
+        if value:
+            win = self._window("banner", 0, 0, self.width, 72, BANNER_BG)
+            self._label(win, value, 22, BANNER_FG).pack(expand=True)
+
+    def set_message(self, value: dict[str, Any]) -> None:
+        self.messages.append(value)
+        if "message" not in self.windows:
+            self._show_message()
+
+    def set_consent(self, value: dict[str, Any] | None) -> None:
+        self._close("consent")
+        self.consent = value
+        if value is None:
+            return
+        win = self._window("consent", 0, 0, self.width, self.height, DIALOG_BG)
+        key = "consent_control" if value.get("mode") == "control" else "consent_view"
+        self._label(win, text("consent_title", self.lang), 36, DIALOG_FG, bold=True).pack(
+            pady=(self.height // 6, 20)
+        )
+        self._label(win, text(key, self.lang, caller=value["caller"]), 28, DIALOG_FG).pack(
+            padx=60, pady=20
+        )
+        buttons = tk.Frame(win, bg=DIALOG_BG)
+        buttons.pack(pady=40)
+        self._button(buttons, text("allow", self.lang), lambda: self._answer(True)).pack(
+            side="left", padx=30
+        )
+        self._button(buttons, text("deny", self.lang), lambda: self._answer(False)).pack(
+            side="left", padx=30
+        )
+
+    def set_indicator(self, value: dict[str, Any] | None) -> None:
+        self._close("indicator")
+        self.caller = None if value is None else value["caller"]
+        self.chat_lines = []
+        if value is not None:
+            self._draw_indicator()
+
+    def set_chat(self, value: str) -> None:
+        self.chat_lines = [*self.chat_lines, value][-3:]
+        if self.caller is not None:
+            self._close("indicator")
+            self._draw_indicator()
+
+    def set_pointer(self, value: list[float] | None) -> None:
+        if value is None:
+            self._close("pointer")
+            return
+        x = min(max(float(value[0]), 0.0), 1.0) * self.width
+        y = min(max(float(value[1]), 0.0), 1.0) * self.height
+        size = 28
+        win = self.windows.get("pointer")
+        if win is None:
+            win = self._window("pointer", 0, 0, size, size, POINTER)
+        win.geometry(f"{size}x{size}+{int(x) - size // 2}+{int(y) - size // 2}")
+
+    # --- the windows
+
+    def _draw_indicator(self) -> None:
+        height = 96 + 40 * len(self.chat_lines)
+        win = self._window("indicator", 0, self.height - height, self.width, height, SHARE_BG)
+        row = tk.Frame(win, bg=SHARE_BG)
+        row.pack(fill="x", padx=20, pady=10)
+        self._label(
+            row, text("sharing", self.lang, caller=self.caller or ""), 22, SHARE_FG, bold=True
+        ).pack(side="left")
+        self._button(row, text("end", self.lang), lambda: self._emit({"event": "end"})).pack(
+            side="right"
+        )
+        for line in self.chat_lines:
+            self._label(win, f"{self.caller}: {line}", 20, SHARE_FG).pack(anchor="w", padx=20)
+        if self.chat_lines:
+            answer = tk.Frame(win, bg=SHARE_BG)
+            answer.pack(fill="x", padx=20, pady=(4, 10))
+            entry = tk.Entry(answer, font=(FONT, 20))
+            entry.pack(side="left", fill="x", expand=True)
+
+            def send(_event: object = None) -> None:
+                reply = entry.get().strip()
+                if reply:
+                    entry.delete(0, "end")
+                    self._emit({"event": "chat", "text": reply})
+
+            entry.bind("<Return>", send)
+            self._button(answer, text("send", self.lang), send).pack(side="left", padx=10)
+
+    def _show_message(self) -> None:
+        if not self.messages:
+            return
+        message = self.messages[0]
+        win = self._window("message", 0, 0, self.width, self.height, DIALOG_BG)
+        self._label(win, text("message_title", self.lang), 36, DIALOG_FG, bold=True).pack(
+            pady=(self.height // 5, 20)
+        )
+        self._label(win, message["text"], 28, DIALOG_FG).pack(padx=60, pady=20)
+
+        def dismiss() -> None:
+            self.messages.pop(0)
+            self._close("message")
+            self._emit({"event": "dismissed", "id": message["id"]})
+            self._show_message()
+            self._regrab()
+
+        self._button(win, text("ok", self.lang), dismiss).pack(pady=40)
+
+    def _answer(self, accepted: bool) -> None:
+        consent = self.consent
+        self.set_consent(None)
+        self._regrab()
+        if consent is not None:
+            self._emit({"event": "consent", "id": consent["id"], "accepted": accepted})
+
+    def _window(self, name: str, x: int, y: int, w: int, h: int, bg: str) -> tk.Toplevel:
+        self._close(name)
+        win = tk.Toplevel(self.root, bg=bg)
+        win.overrideredirect(True)
+        win.geometry(f"{w}x{h}+{x}+{y}")
+        self.windows[name] = win
+        win.update_idletasks()
+        self._raise()
+        return win
+
+    def _close(self, name: str) -> None:
+        win = self.windows.pop(name, None)
+        if win is not None:
+            if self.grabbed == name:
+                win.grab_release()
+                self.grabbed = None
+            win.destroy()
+
+    def _label(self, parent: tk.Misc, words: str, size: int, fg: str, bold: bool = False) -> tk.Label:
+        font = (FONT, size, "bold") if bold else (FONT, size)
+        return tk.Label(
+            parent, text=words, font=font, fg=fg, bg=parent["bg"], wraplength=self.width - 160
+        )
+
+    def _button(self, parent: tk.Misc, words: str, command: Any) -> tk.Button:
+        return tk.Button(
+            parent,
+            text=words,
+            command=command,
+            font=(FONT, 26, "bold"),
+            bg=BUTTON_BG,
+            fg=BUTTON_FG,
+            activebackground=BUTTON_BG,
+            activeforeground=BUTTON_FG,
+            padx=36,
+            pady=18,
+            borderwidth=0,
+        )
+
+    def _regrab(self) -> None:
+        """The topmost window that takes all input gets the grab (questions before the lock)."""
+        for name in ("consent", "lock", "message"):
+            win = self.windows.get(name)
+            if win is None:
+                continue
+            if self.grabbed != name:
+                win.update_idletasks()
+                try:
+                    win.grab_set_global()
+                    win.focus_force()
+                    self.grabbed = name
+                except tk.TclError:
+                    self.grabbed = None  # not viewable yet: tried again on the next raise
+            return
+        self.grabbed = None
+
+    def _raise(self) -> None:
+        for name in ("banner", "indicator", "pointer", "message", "lock", "consent"):
+            win = self.windows.get(name)
+            if win is not None:
+                win.lift()
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.out.write(json.dumps(event) + "\n")
+        self.out.flush()
+
+
+def main() -> int:
+    root = tk.Tk()
+    root.withdraw()
+    overlay = Overlay(root)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, name="overlay-stdin", daemon=True).start()
+
+    def poll() -> None:
+        while True:
+            try:
+                line = lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                root.quit()
+                return
+            try:
+                overlay.handle(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                sys.stderr.write(f"overlay: bad command {line.strip()[:200]!r}: {exc}\n")
+        root.after(POLL_MS, poll)
+
+    def keep_on_top() -> None:
+        overlay._raise()
+        if overlay.grabbed is None:
+            overlay._regrab()
+        root.after(RAISE_MS, keep_on_top)
+
+    overlay._emit({"event": "ready", "width": overlay.width, "height": overlay.height})
+    root.after(POLL_MS, poll)
+    root.after(RAISE_MS, keep_on_top)
+    root.mainloop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

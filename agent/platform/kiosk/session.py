@@ -1,0 +1,312 @@
+"""The client's kiosk session: the display server, the overlay and the kiosk browser.
+
+The agent (root) starts and watches three processes, and starts again any that ends — closed,
+crashed or killed — within a second or two:
+
+- the **display**: an X server without a window manager (Xorg on the tablet's own screen, or
+  Xvfb in tests), so there is no task bar, no window switcher and nothing to escape to; or
+  none, when the kiosk attaches to a display started by the system;
+- the **overlay** (`agent.platform.kiosk.overlay`, as the agent's user): lock screens, banner,
+  messages and the remote-support screens, above the browser;
+- the **browser**: Chromium in kiosk mode as the client account, on the launcher, locked down
+  by its managed policy (`browser.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 1.0
+DISPLAY_WAIT_S = 15.0
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    """Where the kiosk runs; the defaults are those of an installed tablet (`docs/tablet.md`)."""
+
+    client_user: str = "lainaamo-client"
+    display: str = ":0"
+    # The X server to start (None: use a display the system starts).
+    display_command: tuple[str, ...] | None = (
+        "Xorg", ":0", "vt7", "-nolisten", "tcp", "-novtswitch", "-keeptty",
+    )
+    browser: str = "chromium"
+    browser_flags: tuple[str, ...] = ()
+    # Put in front of the browser's command (e.g. to run it in a mount namespace).
+    browser_prefix: tuple[str, ...] = ()
+    launcher_port: int = 47100
+    policy_dir: str = "/etc/chromium/policies/managed"
+    language: str = "fi"
+    skeleton: str = "/etc/skel"
+    network_connections: str = "/etc/NetworkManager/system-connections"
+    reboot_command: tuple[str, ...] = ("systemctl", "reboot")
+    sound_file: str | None = None  # the ring tone; None: a tone the agent makes
+    extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def display_number(self) -> str:
+        return self.display.lstrip(":").split(".", 1)[0]
+
+
+class Managed:
+    """One child process, started again when it ends while wanted."""
+
+    def __init__(self, name: str, start: Callable[[], subprocess.Popen[Any]]) -> None:
+        self.name = name
+        self._start = start
+        self.process: subprocess.Popen[Any] | None = None
+        self.started_at = 0.0
+        self.starts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ensure(self) -> bool:
+        """Start it if it is not running (not more often than RESTART_DELAY_S); True if alive."""
+        if self.alive:
+            return True
+        if self.process is not None:
+            code = self.process.returncode
+            self.process = None
+            log.warning("kiosk: %s ended (exit %s); starting it again", self.name, code)
+        if time.monotonic() - self.started_at < RESTART_DELAY_S:
+            return False
+        self.started_at = time.monotonic()
+        try:
+            self.process = self._start()
+        except OSError as exc:
+            log.error("kiosk: cannot start %s: %s", self.name, exc)
+            return False
+        self.starts += 1
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+
+
+class KioskSession:
+    """Starts and watches the display, the overlay and the browser of the client's session."""
+
+    def __init__(
+        self,
+        config: KioskConfig,
+        launcher_url: str,
+        on_event: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.config = config
+        self.launcher_url = launcher_url
+        self._on_event = on_event
+        self.screen_size: tuple[int, int] | None = None
+        self._overlay_ready = threading.Event()
+        self._overlay_in: IO[str] | None = None
+        self._overlay_lock = threading.Lock()
+        self._overlay_state: dict[str, Any] = {}
+        self._overlay_queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.browser_wanted = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.display = Managed("display", self._start_display)
+        self.overlay = Managed("overlay", self._start_overlay)
+        self.browser = Managed("browser", self._start_browser)
+
+    # --- life cycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="kiosk-session", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        for managed in (self.browser, self.overlay, self.display):
+            managed.stop()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the overlay has drawn its first window (the display is up)."""
+        return self._overlay_ready.wait(timeout)
+
+    def restart_browser(self) -> None:
+        """End the browser; the watcher starts it again on the launcher."""
+        self.browser.stop()
+
+    def step(self) -> None:
+        """One look at the three processes (the watcher does it every half second)."""
+        if self.config.display_command is not None and not self.display.ensure():
+            return
+        if not self._display_up():
+            return
+        if not self.overlay.alive:
+            self._overlay_ready.clear()
+        self.overlay.ensure()
+        if self.browser_wanted and self._overlay_ready.is_set():
+            self.browser.ensure()
+        elif not self.browser_wanted:
+            self.browser.stop()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("kiosk: watching the session failed")
+            self._stop.wait(0.5)
+
+    # --- the overlay's screens
+
+    def show(self, **parts: Any) -> bool:
+        """Set parts of the overlay (see overlay.py); kept and sent again after a restart."""
+        with self._overlay_lock:
+            for key, value in parts.items():
+                if key not in ("message", "chat"):
+                    self._overlay_state[key] = value
+            return self._send(parts)
+
+    def _send(self, command: dict[str, Any]) -> bool:
+        stream = self._overlay_in
+        if stream is None or not self.overlay.alive:
+            return False
+        try:
+            stream.write(json.dumps(command) + "\n")
+            stream.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            return False
+        return True
+
+    # --- starting the processes
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "LANG": "C.UTF-8",
+            "DISPLAY": self.config.display,
+        }
+        env.update(dict(self.config.extra_env))
+        env.update(extra)
+        return env
+
+    def _start_display(self) -> subprocess.Popen[Any]:
+        assert self.config.display_command is not None
+        return subprocess.Popen(
+            list(self.config.display_command),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=self._env(),
+        )
+
+    def _display_up(self) -> bool:
+        return Path(f"/tmp/.X11-unix/X{self.config.display_number}").exists()
+
+    def _start_overlay(self) -> subprocess.Popen[Any]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent.platform.kiosk.overlay"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+            env=self._env(PYTHONPATH=os.pathsep.join(sys.path)),
+        )
+        self._overlay_in = process.stdin
+        with self._overlay_lock:
+            state = dict(self._overlay_state)
+            if state and process.stdin is not None:
+                # What was shown before (a lock screen above all) is shown again at once.
+                process.stdin.write(json.dumps(state) + "\n")
+                process.stdin.flush()
+        threading.Thread(
+            target=self._read_overlay, args=(process,), name="kiosk-overlay-out", daemon=True
+        ).start()
+        return process
+
+    def _read_overlay(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                log.warning("kiosk: overlay said %r", line[:200])
+                continue
+            if event.get("event") == "ready":
+                self.screen_size = (int(event["width"]), int(event["height"]))
+                self._overlay_ready.set()
+                continue
+            try:
+                self._on_event(event)
+            except Exception:
+                log.exception("kiosk: handling the overlay's %s failed", event.get("event"))
+
+    def _start_browser(self) -> subprocess.Popen[Any]:
+        user = pwd.getpwnam(self.config.client_user)
+        width, height = self.screen_size or (1280, 800)
+        command = [
+            self.config.browser,
+            "--kiosk",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--noerrdialogs",
+            "--disable-session-crashed-bubble",
+            "--disable-infobars",
+            "--password-store=basic",
+            f"--lang={self.config.language}",
+            "--window-position=0,0",
+            f"--window-size={width},{height}",
+            *self.config.browser_flags,
+            self.launcher_url,
+        ]
+        env = self._env(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
+        if os.geteuid() != user.pw_uid:
+            runuser = shutil.which("runuser") or "runuser"
+            command = [runuser, "-u", user.pw_name, "--", *command]
+        return subprocess.Popen(
+            [*self.config.browser_prefix, *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=user.pw_dir,
+            env=env,
+        )
+
+
+def run_quietly(command: Sequence[str], timeout: float = 30.0, **kwargs: Any) -> tuple[bool, str]:
+    """Run a command; (whether it exited 0, the last line of its output)."""
+    try:
+        done = subprocess.run(
+            list(command), capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    output = (done.stderr or done.stdout or "").strip().splitlines()
+    return done.returncode == 0, output[-1][:200] if output else ""
