@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import resources
@@ -28,6 +30,10 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_SESSION_PAYLOAD_BYTES = 64 * 1024
 
 PresenceState = Literal["online", "offline"]
+# A policy key as a device names it in a status report's `enforcement` (status.json).
+POLICY_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_ENFORCEMENT_KEYS = 32  # per list: unsupported, failed
+MAX_REASON_CHARS = 120
 
 
 def format_ts(moment: datetime) -> str:
@@ -70,6 +76,35 @@ class Presence(Envelope):
     kind = Kind.PRESENCE
 
 
+@dataclass(frozen=True)
+class EnforcementReport:
+    """What a device enforces of the policy it applied (docs/protocol.md §6.2, §9): every key of
+    that policy is enforced unless it is listed as `unsupported` (the device cannot) or in
+    `failed` (it tried; the value says why)."""
+
+    unsupported: tuple[str, ...] = ()
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        both = set(self.unsupported) & self.failed.keys()
+        if both:
+            raise ValueError(f"keys {sorted(both)} are both unsupported and failed")
+
+    @property
+    def complete(self) -> bool:
+        """Whether the device enforces every key of the policy."""
+        return not self.unsupported and not self.failed
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EnforcementReport:
+        """From the `enforcement` object of a status report (as its schema checked it)."""
+        return cls(tuple(data.get("unsupported", ())), dict(data.get("failed", {})))
+
+    def to_json(self) -> dict[str, Any]:
+        """The `enforcement` object of a status report."""
+        return {"unsupported": list(self.unsupported), "failed": dict(self.failed)}
+
+
 @dataclass(frozen=True, kw_only=True)
 class StatusReport(Envelope):
     battery_pct: int
@@ -85,6 +120,8 @@ class StatusReport(Envelope):
     storage_total_mb: int | None = None
     signal_pct: int | None = None
     reason: str | None = None
+    # Of the policy of `desired_version`; None: the device does not say (an older agent).
+    enforcement: EnforcementReport | None = None
 
     kind = Kind.STATUS
 
@@ -258,6 +295,11 @@ def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
         # OverflowError: year 1 or 9999 with an offset that moves it out of the calendar in UTC.
         raise ProtocolError("invalid", f"bad timestamp: {exc}") from None
     refuse_personal_data(kind, data)  # no identity code in what a tablet sends (issue 14)
+    if kind is Kind.STATUS and "enforcement" in data:
+        try:
+            data["enforcement"] = EnforcementReport.from_json(data["enforcement"])
+        except ValueError as exc:
+            raise ProtocolError("invalid", f"enforcement: {exc}") from None
     message: Message = _build(_CLASSES[kind], data)  # type: ignore[assignment]
     return message
 

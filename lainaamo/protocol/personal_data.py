@@ -1,10 +1,11 @@
 """What tablets send must hold no personal identity code (docs/protocol.md, docs/security.md).
 
-Every string a device publishes — the versions and the network of a status report, a
-command's acknowledgement detail, a support session's detail, whatever a later schema adds —
-can end up on a screen, in the database or in the audit log, so parse() refuses a message
-if any of its strings holds something that looks like a code (lainaamo.privacy), with the
-bounded reason `personal_data`. Refusing the message rather than storing it without the
+Every string a device publishes — the versions and the network of a status report, the
+keys and failure reasons of its `enforcement` (nested fields are searched whole, keys too),
+a command's acknowledgement detail, a support session's detail, whatever a later schema
+adds — can end up on a screen, in the database or in the audit log, so parse() refuses a
+message if any of its strings holds something that looks like a code (lainaamo.privacy),
+with the bounded reason `personal_data`. Refusing the message rather than storing it without the
 text keeps the rule the same everywhere: text with a code is refused, never cleaned up.
 
 Left out are only the strings that are not text: the ids the server looks up and never

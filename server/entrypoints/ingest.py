@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import is_dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -69,6 +70,8 @@ def refuse_unstorable_text(message: object) -> None:
             return any(bad(k) or bad(v) for k, v in value.items())
         if isinstance(value, list | tuple):
             return any(bad(v) for v in value)
+        if is_dataclass(value):  # a nested part, such as a status report's enforcement
+            return bad(vars(value))
         return False
 
     if any(bad(v) for v in vars(message).values()):

@@ -4,7 +4,8 @@ The ingest runs as in production (paho's network thread, the committing worker, 
 acknowledgements) against a real Mosquitto, on SQLite and PostgreSQL. Hypothesis puts arbitrary
 JSON — huge and negative integers (past Python's 4,300-digit limit), huge exponents, NaN, deep
 nesting, odd unicode, objects where text belongs — into every field of presence, status,
-cmd/ack, usage and session/evt messages, and interleaves them with valid messages. Whatever it
+cmd/ack, usage and session/evt messages, nested ones too (a status report's `enforcement`, its
+lists and reasons; a usage report's launches), and interleaves them with valid messages. Whatever it
 sends: the committing worker lives, every valid message is committed, every message is
 accounted for exactly once (committed, dropped as nothing new, or rejected with a reason), none
 needs the parser's last-resort `internal_error`, and at the end the broker holds nothing
@@ -36,6 +37,7 @@ from support.mosquitto import Mosquitto
 
 from lainaamo.protocol import (
     CommandAck,
+    EnforcementReport,
     Kind,
     Presence,
     SessionEvent,
@@ -59,7 +61,9 @@ def base_message(kind: Kind, device: str, seq: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     message: Any
     if kind is Kind.STATUS:
-        message = status_report(device, 1, seq, ts=now)
+        # With something in every nested field of `enforcement`, for the fuzzer to replace.
+        enforcement = EnforcementReport(("kiosk",), {"message": "no lock screen"})
+        message = status_report(device, 1, seq, ts=now, enforcement=enforcement)
     elif kind is Kind.USAGE:
         message = usage_report(device, 1, seq, now.date().isoformat(), ts=now, active_s=seq % 900)
     elif kind is Kind.PRESENCE:
@@ -220,6 +224,13 @@ def positions(fleet: Fleet) -> set[tuple[str, int, int]]:
     ]
 )
 @example(plan=[("bad", (Kind.USAGE, "tab-007", "active_s", "replace", "NaN"))])
+@example(
+    plan=[
+        ("bad", (Kind.STATUS, "tab-008", "enforcement.failed.*", "replace", '"\\u0000"')),
+        ("bad", (Kind.STATUS, "tab-008", "enforcement.unsupported.0", "replace", "1e999")),
+        ("good", Kind.STATUS, "tab-002"),
+    ]
+)
 def test_any_json_in_any_field_never_stops_ingest_or_loses_valid_messages(
     fleet: Fleet, running: Running, plan: list[tuple[Any, ...]]
 ) -> None:

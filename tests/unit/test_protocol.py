@@ -19,6 +19,7 @@ from lainaamo.protocol import (
     Command,
     CommandAck,
     DesiredState,
+    EnforcementReport,
     Kind,
     Presence,
     StatusReport,
@@ -50,6 +51,8 @@ EXAMPLES = [
     ),
     status(),
     status(storage_total_mb=32000, signal_pct=None, reason="change"),
+    status(enforcement=EnforcementReport()),
+    status(enforcement=EnforcementReport(("kiosk",), {"message": "no lock screen"})),
     DesiredState(device_id="tab-001", ts=NOW, boot=9, seq=1, version=5, policy={"mode": "kiosk"}),
     Command(
         device_id="tab-001",
@@ -124,12 +127,47 @@ def payload(message: Any, **changes: Any) -> bytes:
         (payload(status(), network=...), "invalid"),
         (payload(status(), device_id="tab/+"), "invalid"),
         (payload(status(), device_id="tab-002"), "mismatched"),
+        (payload(status(), enforcement=[]), "invalid"),
+        (payload(status(), enforcement={"unsupported": ["Kiosk"]}), "invalid"),
+        (payload(status(), enforcement={"unsupported": ["kiosk", "kiosk"]}), "invalid"),
+        (payload(status(), enforcement={"unsupported": [f"k{i}" for i in range(33)]}), "invalid"),
+        (payload(status(), enforcement={"failed": {"kiosk-x": "no"}}), "invalid"),
+        (payload(status(), enforcement={"failed": {"kiosk": "x" * 121}}), "invalid"),
+        (payload(status(), enforcement={"failed": {"kiosk": 1}}), "invalid"),
+        (payload(status(), enforcement={"other": []}), "invalid"),
+        # A key is either unsupported or failed.
+        (payload(status(), enforcement={"unsupported": ["a"], "failed": {"a": "x"}}), "invalid"),
     ],
 )
 def test_bad_payloads_are_refused_with_a_bounded_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse(Kind.STATUS, "tab-001", raw)
     assert caught.value.reason == reason
+
+
+def test_an_empty_enforcement_means_every_key_is_enforced() -> None:
+    for empty in ({}, {"unsupported": []}, {"failed": {}}, {"unsupported": [], "failed": {}}):
+        report = parse(Kind.STATUS, "tab-001", payload(status(), enforcement=empty))
+        assert isinstance(report, StatusReport) and report.enforcement == EnforcementReport()
+        assert report.enforcement.complete
+    report = parse(Kind.STATUS, "tab-001", payload(status(), enforcement={"failed": {"a": ""}}))
+    assert isinstance(report, StatusReport) and report.enforcement is not None
+    assert not report.enforcement.complete
+    # Left out: the device does not say (an agent from before 2026-12).
+    report = parse(Kind.STATUS, "tab-001", payload(status()))
+    assert isinstance(report, StatusReport) and report.enforcement is None
+
+
+def test_policy_keys_are_named_as_a_status_report_names_them() -> None:
+    """A device names each key it cannot enforce, so the server sends none it cannot name."""
+    desired = DesiredState(device_id="tab-001", ts=NOW, boot=9, seq=1, version=5, policy={})
+    for key, ok in (("wallpaper", True), ("timeout_s", True), ("Wall", False), ("a-b", False)):
+        raw = payload(desired, policy={"mode": "kiosk", key: 1})
+        if ok:
+            parse(Kind.DESIRED, "tab-001", raw)
+        else:
+            with pytest.raises(ProtocolError):
+                parse(Kind.DESIRED, "tab-001", raw)
 
 
 @given(st.binary(max_size=2000))

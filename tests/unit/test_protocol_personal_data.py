@@ -93,6 +93,21 @@ def test_a_code_in_any_text_field_is_refused(kind: Kind, name: str, variant: str
     assert "308" not in str(refused.value)  # the error (which is logged) never holds it
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_code_in_a_reason_of_the_enforcement_is_refused(variant: str) -> None:
+    """A failed key's reason is the device's own text (status `enforcement`, protocol §6.2)."""
+
+    def enforcement(reason: str) -> bytes:
+        failed = {"unsupported": ["kiosk"], "failed": {"message": reason}}
+        return payload(Kind.STATUS, enforcement=failed)
+
+    parse(Kind.STATUS, "tab-001", enforcement(f"x {CONTROL}"))
+    with pytest.raises(ProtocolError) as refused:
+        parse(Kind.STATUS, "tab-001", enforcement(f"x {VARIANTS[variant]}"))
+    assert refused.value.reason == "personal_data"
+    assert refused.value.detail == "enforcement.failed.message looks like a personal identity code"
+
+
 def test_sdps_and_ids_are_no_text() -> None:
     """An SDP is machine-made (random numbers); ids are looked up, never stored as sent."""
     sdp = f"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\na=x:{CODE}\r\n"
