@@ -28,6 +28,7 @@ from lainaamo.errors import ProtocolError
 from lainaamo.protocol import (
     Command,
     DesiredState,
+    EnforcementReport,
     Kind,
     Message,
     Presence,
@@ -66,9 +67,23 @@ class Outgoing:
     on_queued: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
-def _key(facts: DeviceFacts, locked: bool, kiosk: bool, desired_version: int) -> tuple[Any, ...]:
+def _key(
+    facts: DeviceFacts,
+    locked: bool,
+    kiosk: bool,
+    desired_version: int,
+    enforcement: EnforcementReport | None,
+) -> tuple[Any, ...]:
     """What counts as a significant change: any difference here is reported at once."""
-    return (facts.charging, facts.network, locked, kiosk, facts.battery_pct // 5, desired_version)
+    return (
+        facts.charging,
+        facts.network,
+        locked,
+        kiosk,
+        facts.battery_pct // 5,
+        desired_version,
+        enforcement,
+    )
 
 
 class AgentCore:
@@ -229,6 +244,8 @@ class AgentCore:
         now = self.clock.monotonic()
         locked, kiosk = self.platform.locked, self.platform.kiosk
         desired_version = self.state.desired.version
+        # What is enforced of the policy of desired_version (none before the first policy).
+        enforcement = self.enforcer.report() if desired_version else None
         report = StatusReport(
             **self.envelope(),
             battery_pct=facts.battery_pct,
@@ -244,10 +261,11 @@ class AgentCore:
             kiosk=kiosk,
             desired_version=desired_version,
             reason=reason,
+            enforcement=enforcement,
         )
         # The end-to-end tests read this line to prove that no report is ever lost.
         log.debug("%s: status boot=%d seq=%d (%s)", self.device_id, report.boot, report.seq, reason)
-        self._reported = _key(facts, locked, kiosk, desired_version)
+        self._reported = _key(facts, locked, kiosk, desired_version, enforcement)
         self._change_pending = False
         self._next_interval = now + self.status_interval_s
         if reason == "change":
@@ -338,7 +356,9 @@ class AgentCore:
         return self.outgoing(report, on_queued=lambda: self.usage.queued(draft))
 
     def _differs(self, facts: DeviceFacts) -> bool:
-        key = _key(facts, self.platform.locked, self.platform.kiosk, self.state.desired.version)
+        version = self.state.desired.version
+        enforcement = self.enforcer.report() if version else None
+        key = _key(facts, self.platform.locked, self.platform.kiosk, version, enforcement)
         if self._reported is None:
             # Nothing reported yet: the first report (birth or interval) tells it all.
             self._reported = key

@@ -3,7 +3,10 @@
 Part of the sans-I/O core: time comes from the clock, the connection state from the link
 (`on_connected` / `on_disconnected`), and everything else goes through the platform.
 
-- A newer desired version is enforced and recorded (docs/protocol.md §9).
+- A newer desired version is enforced and recorded (docs/protocol.md §9), with what of it the
+  platform enforced: the keys it cannot (and those the policy itself could not be read for)
+  and those it failed to enforce. Status reports carry that (`report()`), so the server
+  believes only what the device says it enforces.
 - After every (re)connect, the first desired state received is enforced again even when it is
   not newer: that lifts a lock the agent set itself, or one by a command, if the server's
   policy says so. The applied version stays as it is.
@@ -17,12 +20,15 @@ from __future__ import annotations
 import enum
 import logging
 from datetime import datetime
+from typing import Any
 
 from agent.clock import Clock
-from agent.platform.base import Platform
+from agent.platform.base import Enforcement, Platform
 from agent.policy import KIOSK_MODES, LockScreen, Policy
 from agent.state import AgentState, Contact
-from lainaamo.protocol import DesiredState
+from lainaamo.privacy import contains_identity_code
+from lainaamo.protocol import DesiredState, EnforcementReport
+from lainaamo.protocol.messages import MAX_ENFORCEMENT_KEYS, MAX_REASON_CHARS, POLICY_KEY_RE
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,9 @@ OFFLINE_LOCK_MESSAGE = (
     "Enheten är låst. Anslut den till ett nätverk eller returnera den. / "
     "This device is locked. Connect it to a network or return it."
 )
+# Every key of a policy whose enforcing raised (after a restart or a reconnect): what holds on
+# the device is not known, so nothing of the policy is claimed.
+ENFORCING_FAILED = "the agent could not enforce the policy"
 
 
 class Applied(enum.Enum):
@@ -53,17 +62,33 @@ class Enforcer:
         self.connected = False
         self._reapply_due = False
         self._lock_refused = False
+        self._report: EnforcementReport | None = None
         self.policy = self._load()
+        self.enforcement = self._load_enforcement()
 
     @property
     def self_locked(self) -> bool:
         """Whether the agent has locked the device for want of a server connection."""
         return self.state.contact.self_locked
 
+    @property
+    def enforcement(self) -> Enforcement | None:
+        """What the platform enforced of the applied policy (None: no policy applied)."""
+        return self._enforcement
+
+    @enforcement.setter
+    def enforcement(self, value: Enforcement | None) -> None:
+        self._enforcement = value
+        self._report = None if value is None else report_of(value)
+
+    def report(self) -> EnforcementReport | None:
+        """The `enforcement` of the status reports: of the applied policy, None without one."""
+        return self._report
+
     def restore(self) -> None:
         """After a restart: enforce the recorded policy again, and a self-lock on top of it."""
         if self.policy is not None:
-            self._apply(self.policy, self.state.desired.version)
+            self._enforced(self.policy, self._apply(self.policy, self.state.desired.version))
         if self.self_locked and not self._lock(self.policy):
             log.warning("%s: cannot restore the offline lock", self.device_id)
 
@@ -92,23 +117,27 @@ class Enforcer:
             except ValueError as exc:
                 log.warning("%s: cannot use desired v%d: %s", self.device_id, desired.version, exc)
                 return Applied.IGNORED
-            ignored = self._apply(policy, desired.version)
-            if ignored is None:
+            enforcement = self._apply(policy, desired.version)
+            if enforcement is None:
                 # Not recorded: the status keeps the old version and the server sees drift.
                 return Applied.IGNORED
             log.info(
-                "%s: applied desired v%d, mode %s (not enforced: %s)",
+                "%s: applied desired v%d, mode %s (unsupported: %s; failed: %s)",
                 self.device_id,
                 desired.version,
                 policy.mode,
-                ", ".join(ignored) or "none",
+                ", ".join(enforcement.unsupported) or "none",
+                ", ".join(sorted(enforcement.failed)) or "none",
             )
-            self.state.save_desired(desired.version, desired.policy)
+            self.state.save_desired(desired.version, desired.policy, _record(enforcement))
             self.policy = policy
+            self.enforcement = enforcement
             self._server_heard(desired.version)
             return Applied.NEW
         if self._reapply_due and self.policy is not None:
-            if self._apply(self.policy, applied) is None:
+            enforcement = self._apply(self.policy, applied)
+            self._enforced(self.policy, enforcement)
+            if enforcement is None:
                 return Applied.IGNORED
             log.debug("%s: enforced desired v%d again", self.device_id, applied)
             self._server_heard(applied)
@@ -123,15 +152,30 @@ class Enforcer:
             log.info("%s: offline lock ended: desired v%d enforced", self.device_id, version)
             self.state.save_contact(Contact(self.state.contact.last_at, self_locked=False))
 
-    def _apply(self, policy: Policy, version: int) -> list[str] | None:
-        """Have the platform enforce `policy`: the keys it did not enforce, None if it failed."""
+    def _apply(self, policy: Policy, version: int) -> Enforcement | None:
+        """Have the platform enforce `policy`: what of it it enforced, None if it raised."""
         try:
-            unsupported = self.platform.apply_policy(policy)
+            result = self.platform.apply_policy(policy)
+            if not isinstance(result, Enforcement):
+                raise TypeError(f"apply_policy returned {type(result).__name__}, not Enforcement")
         except Exception:
             log.exception("%s: enforcing desired v%d failed", self.device_id, version)
             return None
         self._lock_refused = False
-        return sorted({*policy.ignored, *unsupported})
+        keys = set(policy.keys)
+        # The policy's own ignored keys (unknown, or unreadable) are not enforced either.
+        failed = {key: reason for key, reason in result.failed.items() if key in keys}
+        unsupported = ({*policy.ignored, *result.unsupported} & keys) - failed.keys()
+        return Enforcement(tuple(sorted(unsupported)), dict(sorted(failed.items())))
+
+    def _enforced(self, policy: Policy, enforcement: Enforcement | None) -> None:
+        """Record what the applied policy's enforcement (again) gave; None: it raised."""
+        if enforcement is None:
+            enforcement = Enforcement(failed=dict.fromkeys(policy.keys, ENFORCING_FAILED))
+        if enforcement != self.enforcement:
+            log.info("%s: enforcement of the applied policy changed", self.device_id)
+            self.enforcement = enforcement
+            self.state.save_enforcement(_record(enforcement))
 
     # --- the offline self-lock
 
@@ -176,6 +220,21 @@ class Enforcer:
     def _record_contact(self) -> None:
         self.state.save_contact(Contact(self.clock.now(), self.self_locked))
 
+    def _load_enforcement(self) -> Enforcement | None:
+        """What was enforced of the recorded policy, as recorded; restore() enforces it again
+        and finds out anew. Not recorded (an older agent's state) or unreadable: nothing is
+        claimed, and the status reports say nothing of it until the policy is enforced."""
+        recorded = self.state.desired.enforcement
+        if self.policy is None or recorded is None:
+            return None
+        try:
+            unsupported = tuple(str(key) for key in recorded.get("unsupported", []))
+            failed = {str(k): str(v) for k, v in dict(recorded.get("failed", {})).items()}
+            return Enforcement(unsupported, failed)
+        except (ValueError, TypeError):
+            log.warning("%s: ignoring the unreadable record of what is enforced", self.device_id)
+            return None
+
     def _load(self) -> Policy | None:
         desired = self.state.desired
         if desired.version == 0:
@@ -191,3 +250,27 @@ class Enforcer:
 
 def _ts(moment: datetime | None) -> str:
     return "never" if moment is None else moment.isoformat()
+
+
+def _record(enforcement: Enforcement) -> dict[str, Any]:
+    """How the state file keeps an enforcement."""
+    return {"unsupported": list(enforcement.unsupported), "failed": dict(enforcement.failed)}
+
+
+def report_of(enforcement: Enforcement) -> EnforcementReport:
+    """An enforcement as a status report carries it, within the contract's bounds.
+
+    Keys a report cannot name (no policy a valid desired state brings has them) are left out;
+    beyond 32 of a kind only the first are named (the device is shown as not enforcing its
+    policy all the same). A reason is cut to 120 characters, and one that looks like a
+    personal identity code is replaced: the server would refuse the whole report over it.
+    """
+    failed: dict[str, str] = {}
+    for key, reason in sorted(enforcement.failed.items()):
+        if POLICY_KEY_RE.fullmatch(key) and len(failed) < MAX_ENFORCEMENT_KEYS:
+            text = " ".join(str(reason).split())[:MAX_REASON_CHARS]
+            failed[key] = "failed" if contains_identity_code(text) else text
+    unsupported = [
+        key for key in sorted(set(enforcement.unsupported)) if POLICY_KEY_RE.fullmatch(key)
+    ]
+    return EnforcementReport(tuple(unsupported[:MAX_ENFORCEMENT_KEYS]), failed)

@@ -1,7 +1,8 @@
 """What the agent keeps across restarts, as small files in its state directory.
 
 - `boot`           the boot counter, incremented once per agent process start
-- `desired.json`   the version and policy of the last desired state applied
+- `desired.json`   the version and policy of the last desired state applied, and what of it
+                   the platform enforced (its unsupported and failed keys)
 - `commands.json`  the most recent command ids seen, with their final ack
 - `contact.json`   when the agent last had a server connection, and whether it has locked
                    the device itself for want of one (the offline self-lock)
@@ -33,10 +34,15 @@ SEEN_COMMANDS_MAX = 1000
 
 @dataclass(frozen=True)
 class AppliedDesired:
-    """The desired state the device applied last (version 0: none yet)."""
+    """The desired state the device applied last (version 0: none yet).
+
+    `enforcement`: what the platform enforced of it, as agent/enforcer.py writes it (None: not
+    recorded, as by an agent before 2026-12; the next enforcement of the policy records it).
+    """
 
     version: int = 0
     policy: dict[str, Any] = field(default_factory=dict)
+    enforcement: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,11 +123,24 @@ class AgentState:
     def desired(self) -> AppliedDesired:
         return self._desired
 
-    def save_desired(self, version: int, policy: dict[str, Any]) -> None:
-        """Record that desired state `version` has been applied."""
-        data = json.dumps({"version": version, "policy": policy}, sort_keys=True).encode()
+    def save_desired(
+        self, version: int, policy: dict[str, Any], enforcement: dict[str, Any] | None = None
+    ) -> None:
+        """Record that desired state `version` has been applied, and what of it is enforced."""
+        record = {"version": version, "policy": policy}
+        if enforcement is not None:
+            record["enforcement"] = enforcement
+        data = json.dumps(record, sort_keys=True).encode()
         write_atomically(self.directory / "desired.json", data, durable=self._durable)
-        self._desired = AppliedDesired(version, dict(policy))
+        enforced = None if enforcement is None else json.loads(json.dumps(enforcement))
+        self._desired = AppliedDesired(version, dict(policy), enforced)
+
+    def save_enforcement(self, enforcement: dict[str, Any]) -> None:
+        """Record what is enforced of the applied policy now (skipped if unchanged)."""
+        desired = self._desired
+        if desired.version == 0 or enforcement == desired.enforcement:
+            return
+        self.save_desired(desired.version, desired.policy, enforcement)
 
     def forget_desired(self) -> None:
         """Forget the applied desired state, so that the next one received is applied."""
@@ -132,7 +151,12 @@ class AgentState:
         path = self.directory / "desired.json"
         try:
             data = json.loads(path.read_bytes())
-            return AppliedDesired(int(data["version"]), dict(data["policy"]))
+            enforcement = data.get("enforcement")
+            return AppliedDesired(
+                int(data["version"]),
+                dict(data["policy"]),
+                dict(enforcement) if isinstance(enforcement, dict) else None,
+            )
         except FileNotFoundError:
             return AppliedDesired()
         except (ValueError, KeyError, TypeError) as exc:

@@ -87,12 +87,16 @@ class Platform(Protocol):
         """Whether the kiosk profile is enforced."""
         ...
 
-    def apply_policy(self, policy: Policy) -> list[str]:
-        """Enforce a policy, replacing any earlier lock or unlock; return the keys not enforced.
+    def apply_policy(self, policy: Policy) -> Enforcement:
+        """Enforce a policy, replacing any earlier lock or unlock; say which keys it did not.
 
-        The keys returned are those of `policy.keys` this platform cannot enforce (`ignored`
-        ones need not be repeated). It is called again with the same policy after a restart
-        and after every reconnect, so it must be idempotent.
+        The result names keys of `policy.keys` only: those this platform cannot enforce
+        (`unsupported`; the policy's `ignored` keys need not be repeated, the agent adds them)
+        and those it tried and failed to (`failed`, with a reason of a few words). Every key
+        not named counts as enforced and is reported so to the server (docs/protocol.md §9),
+        so a platform names every key it does not really enforce. Raising means the policy
+        could not be enforced at all. It is called again with the same policy after a
+        restart and after every reconnect, so it must be idempotent.
         """
         ...
 

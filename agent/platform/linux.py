@@ -2,10 +2,11 @@
 
 It reports telemetry only; lock, kiosk, ring and the other commands need a device owner
 (Android) and fail with 'unsupported'. Of a policy it can only honour `mode: unmanaged`
-(there is nothing to release) and `usage`; every other key is reported as not enforced, and
-the agent cannot lock the machine when it has been offline too long. A machine without a
-battery (a desktop, a server, a container) reports battery_pct 100 and charging True: always
-on mains power.
+(there is nothing to release) and `usage`; every other key is reported to the server as
+unsupported (so the server shows the device as not enforcing its policy), and the agent
+cannot lock the machine when it has been offline too long. A machine without a battery (a
+desktop, a server, a container) reports battery_pct 100 and charging True: always on mains
+power.
 
 Usage totals: the screen counts as on while a connected display is lit, as the kernel's DRM
 connectors tell (`/sys/class/drm/*/dpms`: a display blanked by the screensaver through DPMS is
@@ -36,6 +37,7 @@ from agent.platform.base import (
     CommandResult,
     ConsentAnswer,
     DeviceFacts,
+    Enforcement,
     NetworkType,
     SupportDefaults,
     SupportMedia,
@@ -160,14 +162,16 @@ class LinuxPlatform(SupportDefaults):
     def kiosk(self) -> bool:
         return False
 
-    def apply_policy(self, policy: Policy) -> list[str]:
+    def apply_policy(self, policy: Policy) -> Enforcement:
         """Nothing can be enforced here: every key but `mode: unmanaged` and `usage` (counted
-        by the agent) is unsupported."""
-        return [
-            key
-            for key in policy.keys
-            if key != "usage" and not (key == "mode" and policy.mode == "unmanaged")
-        ]
+        by the agent) is unsupported, and the status reports say so."""
+        return Enforcement(
+            unsupported=tuple(
+                key
+                for key in policy.keys
+                if key != "usage" and not (key == "mode" and policy.mode == "unmanaged")
+            )
+        )
 
     def lock(self, screen: LockScreen) -> bool:
         """A plain Linux machine has no lock screen the agent controls."""

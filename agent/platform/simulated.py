@@ -36,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.platform.base import (
+    ENFORCED,
     UNSUPPORTED,
     CommandResult,
     ConsentAnswer,
     DeviceFacts,
+    Enforcement,
     Launch,
     NetworkType,
     SupportDefaults,
@@ -170,11 +172,11 @@ class SimulatedTablet(SupportDefaults):
         """The kiosk profile enforced now, if any."""
         return self._policy.kiosk if self._policy is not None and self.kiosk else None
 
-    def apply_policy(self, policy: Policy) -> list[str]:
-        """Enforce the policy's mode: kiosk profile, banner and lock screen; every key is known."""
+    def apply_policy(self, policy: Policy) -> Enforcement:
+        """Enforce the policy's mode: kiosk profile, banner and lock screen; every key it knows."""
         self._policy = policy
         self._set_lock_screen(policy.lock_screen)
-        return []
+        return ENFORCED
 
     def lock(self, screen: LockScreen) -> bool:
         """Show `screen` until the next policy."""

@@ -16,11 +16,13 @@ from support.clock import START, FakeClock
 
 from agent import commands
 from agent.core import AgentCore, Outgoing
-from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts
+from agent.enforcer import ENFORCING_FAILED, report_of
+from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, Enforcement
 from agent.policy import LockScreen, Policy
 from agent.state import AgentState
 from lainaamo.protocol import (
     CommandAck,
+    EnforcementReport,
     Kind,
     Presence,
     StatusReport,
@@ -54,19 +56,21 @@ class FakePlatform:
     screens: list[LockScreen] = field(default_factory=list)
     executed: list[str] = field(default_factory=list)
     fail_policy: bool = False
+    failing: dict[str, str] = field(default_factory=dict)  # keys it fails to enforce, and why
     explode_on: str | None = None
     name: str = "fake"
 
     def facts(self) -> DeviceFacts:
         return self.facts_now
 
-    def apply_policy(self, policy: Policy) -> list[str]:
+    def apply_policy(self, policy: Policy) -> Enforcement:
         if self.fail_policy:
             raise RuntimeError("policy engine crashed")
         self.policies.append(policy)
         self.kiosk = policy.kiosk_enforced
         self.locked = policy.lock_screen is not None
-        return ["kiosk"] if "kiosk" in policy.keys else []
+        # (Keys not in the policy too: the agent reports only those of the policy.)
+        return Enforcement(("kiosk",) if "kiosk" in policy.keys else (), dict(self.failing))
 
     def lock(self, screen: LockScreen) -> bool:
         self.screens.append(screen)
@@ -405,6 +409,105 @@ def test_desired_is_applied_again_after_each_connect(
     assert core.handle(DESIRED_TOPIC, desired_payload(1, {"mode": "locked"})) == []
     assert [p.mode for p in platform.policies] == ["kiosk"] * 3
     assert core.state.desired.version == 2
+
+
+# --- what is enforced of the policy (docs/protocol.md §6.2, §9)
+
+
+def test_status_says_which_keys_of_the_applied_policy_are_not_enforced(
+    core: AgentCore, platform: FakePlatform
+) -> None:
+    (before,) = core.status("birth")
+    assert check(before).enforcement is None  # no policy yet: nothing to say
+    assert b"enforcement" not in before.payload
+    platform.failing = {"message": "no screen for it", "support_phone": "x" * 300, "ring": "?"}
+    policy = {"mode": "kiosk", "kiosk": {}, "message": "M", "support_phone": "1", "wallpaper": 2}
+    (report,) = statuses(core.handle(DESIRED_TOPIC, desired_payload(3, policy)))
+    # The platform's unsupported keys and the ones this agent does not know (wallpaper);
+    # failed keys of the policy with their reasons, cut to the contract's 120 characters.
+    assert report.enforcement == EnforcementReport(
+        ("kiosk", "wallpaper"),
+        {"message": "no screen for it", "support_phone": "x" * 120},
+    )
+    assert check(core.status("interval")[0]).enforcement == report.enforcement
+    platform.failing = {}
+    (report,) = statuses(core.handle(DESIRED_TOPIC, desired_payload(4, {"mode": "locked"})))
+    assert report.enforcement == EnforcementReport() and report.enforcement.complete
+
+
+def test_a_changed_enforcement_after_a_reapply_is_a_significant_change(
+    core: AgentCore, clock: FakeClock, platform: FakePlatform
+) -> None:
+    core.on_connected()
+    core.handle(DESIRED_TOPIC, desired_payload(2, {"mode": "locked", "message": "M"}))
+    core.status("birth")
+    clock.advance(5)
+    # The platform now fails to show the message: the re-apply after a reconnect says so.
+    platform.failing = {"message": "lock screen unavailable"}
+    core.on_disconnected()
+    core.on_connected()
+    (report,) = statuses(core.handle(DESIRED_TOPIC, desired_payload(2, {"mode": "locked"})))
+    assert (report.reason, report.desired_version) == ("change", 2)
+    assert report.enforcement == EnforcementReport((), {"message": "lock screen unavailable"})
+    assert core.state.desired.enforcement == {
+        "unsupported": [],
+        "failed": {"message": "lock screen unavailable"},
+    }
+
+
+@pytest.mark.allow_error_logs
+def test_a_reapply_that_raises_claims_nothing_of_the_policy(
+    core: AgentCore, clock: FakeClock, platform: FakePlatform
+) -> None:
+    core.on_connected()
+    core.handle(DESIRED_TOPIC, desired_payload(2, {"mode": "locked", "message": "M"}))
+    core.status("birth")
+    clock.advance(5)
+    platform.fail_policy = True
+    core.on_disconnected()
+    core.on_connected()
+    assert core.handle(DESIRED_TOPIC, desired_payload(2, {"mode": "locked"})) == []
+    (report,) = statuses(core.tick())  # noticed by the next check, reported as a change
+    assert (report.reason, report.desired_version) == ("change", 2)
+    assert report.enforcement == EnforcementReport(
+        (), dict.fromkeys(["message", "mode"], ENFORCING_FAILED)
+    )
+
+
+def test_what_is_enforced_is_kept_across_a_restart_and_found_anew_by_restore(
+    tmp_path: Path, clock: FakeClock, platform: FakePlatform
+) -> None:
+    first = make_core(tmp_path, clock, platform)
+    first.handle(DESIRED_TOPIC, desired_payload(5, {"mode": "kiosk", "kiosk": {}}))
+    fresh = FakePlatform(failing={"mode": "no kiosk shell"})
+    second = make_core(tmp_path, clock, fresh)
+    # As recorded, until the policy is enforced again ...
+    assert check(second.status("birth")[0]).enforcement == EnforcementReport(("kiosk",))
+    second.restore()
+    # ... which finds out what holds now.
+    report = check(second.status("interval")[0])
+    assert report.enforcement == EnforcementReport(("kiosk",), {"mode": "no kiosk shell"})
+
+
+def test_an_unrecorded_enforcement_is_not_claimed(
+    tmp_path: Path, clock: FakeClock, platform: FakePlatform
+) -> None:
+    # Recorded by an agent before 2026-12: the version and policy only.
+    AgentState(tmp_path / "state").save_desired(5, {"mode": "kiosk"})
+    core = make_core(tmp_path, clock, platform)
+    assert check(core.status("birth")[0]).enforcement is None
+    core.restore()
+    assert check(core.status("interval")[0]).enforcement == EnforcementReport()
+
+
+def test_the_report_stays_within_the_contract() -> None:
+    enforcement = Enforcement(
+        unsupported=tuple(f"key_{i:02d}" for i in range(40)) + ("Not-A-Key",),
+        failed={"a": "  many\n  words  ", "b": "hetu 131052-308T"},
+    )
+    report = report_of(enforcement)
+    assert report.unsupported == tuple(f"key_{i:02d}" for i in range(32))
+    assert report.failed == {"a": "many words", "b": "failed"}
 
 
 # --- commands

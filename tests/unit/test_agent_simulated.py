@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.platform import create_platform
-from agent.platform.base import DeviceFacts
+from agent.platform.base import ENFORCED, DeviceFacts
 from agent.platform.simulated import STEP_S, SimulatedTablet
 from agent.policy import LockScreen, Policy
 
@@ -153,7 +153,7 @@ RETURN = "Tämä laite on palautettava."
 
 def tablet_with(policy: dict[str, Any], state_path: Path | None = None) -> SimulatedTablet:
     tablet = SimulatedTablet("tab-001", 0, clock=ManualClock(), state_path=state_path)
-    assert tablet.apply_policy(Policy.from_dict(policy)) == []
+    assert tablet.apply_policy(Policy.from_dict(policy)) == ENFORCED
     return tablet
 
 
@@ -195,7 +195,7 @@ def test_lost_mode_is_told_apart_from_a_plain_lock() -> None:
 
 def test_unmanaged_mode_releases_everything() -> None:
     tablet = tablet_with({"mode": "lost", "message": "Soita:"})
-    assert tablet.apply_policy(Policy.from_dict({"mode": "unmanaged"})) == []
+    assert tablet.apply_policy(Policy.from_dict({"mode": "unmanaged"})) == ENFORCED
     assert (tablet.kiosk, tablet.locked, tablet.lost, tablet.banner) == (False, False, False, None)
     assert tablet.kiosk_profile is None
 
@@ -226,7 +226,7 @@ def test_unknown_keys_are_left_to_the_agent() -> None:
     # The policy lists them in `ignored`; the tablet itself enforces every key it is given.
     tablet = SimulatedTablet("tab-001", 0, clock=ManualClock())
     policy = Policy.from_dict({"mode": "kiosk", "teleport": 1, "kiosk": True})
-    assert tablet.apply_policy(policy) == []
+    assert tablet.apply_policy(policy) == ENFORCED
     assert policy.ignored == ("kiosk", "teleport")
     assert tablet.kiosk
 

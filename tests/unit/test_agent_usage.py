@@ -21,9 +21,11 @@ from support.clock import FakeClock
 
 from agent.core import AgentCore, Outgoing
 from agent.platform.base import (
+    ENFORCED,
     UNSUPPORTED,
     CommandResult,
     DeviceFacts,
+    Enforcement,
     Launch,
     SupportDefaults,
     UsageReading,
@@ -337,9 +339,9 @@ class UsagePlatform:
             uptime_s=100,
         )
 
-    def apply_policy(self, policy: Policy) -> list[str]:
+    def apply_policy(self, policy: Policy) -> Enforcement:
         self.kiosk = policy.kiosk_enforced
-        return []
+        return ENFORCED
 
     def lock(self, screen: LockScreen) -> bool:
         return False
@@ -650,4 +652,4 @@ def test_linux_screen_state_comes_from_the_drm_connectors(tmp_path: Path) -> Non
 
 def test_linux_does_not_report_usage_as_unsupported() -> None:
     policy = Policy.from_dict({"mode": "unmanaged", "usage": True})
-    assert LinuxPlatform().apply_policy(policy) == []
+    assert LinuxPlatform().apply_policy(policy) == ENFORCED
