@@ -78,6 +78,7 @@ def run_agent(
             state_dir=settings.agent_state_dir,
             consent=settings.sim_consent,
             consent_delay_s=settings.sim_consent_delay_s,
+            settings=settings,
         )
     link = build_link(settings, device_id, settings.agent_state_dir, platform)
     loop = LinkLoop([link])

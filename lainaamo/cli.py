@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         "agent", _agent, "Run the tablet agent (reports status, applies policies and commands)."
     )
     p.add_argument("--device-id", help="this device's id (default: $LAINAAMO_DEVICE_ID)")
-    p.add_argument("--platform", choices=["linux", "simulated"], help="platform adapter")
+    p.add_argument("--platform", choices=["kiosk", "linux", "simulated"], help="platform adapter")
     agent_sub = p.add_subparsers(dest="agent_command", metavar="ACTION")
     e = agent_sub.add_parser(
         "enroll",

@@ -170,7 +170,12 @@ class Settings:
     agent_state_dir: str = _s(
         "var/agent", "Where the agent keeps its boot counter and outbox.", "agent"
     )
-    agent_platform: str = _s("linux", "Platform adapter: `linux` or `simulated`.", "agent")
+    agent_platform: str = _s(
+        "linux",
+        "Platform adapter: `kiosk` (a Linux kiosk tablet, docs/tablet.md), `linux` (telemetry "
+        "of a plain Linux machine, enforces nothing) or `simulated`.",
+        "agent",
+    )
     status_interval_s: float = _s(60.0, "Seconds between periodic status reports.", "agent")
     usage_interval_s: float = _s(
         3600.0,
@@ -192,6 +197,43 @@ class Settings:
     )
     sim_consent_delay_s: float = _s(
         1.0, "Seconds a simulated client takes to answer a remote-support request.", "agent"
+    )
+    # --- kiosk tablet (agent_platform kiosk; docs/tablet.md)
+    kiosk_client_user: str = _s(
+        "lainaamo-client", "The unprivileged account whose session is the kiosk.", "kiosk"
+    )
+    kiosk_display: str = _s(":0", "The X display of the kiosk session.", "kiosk")
+    kiosk_display_command: str = _s(
+        "Xorg :0 vt7 -nolisten tcp -novtswitch -keeptty",
+        "The X server the agent starts for the kiosk (no window manager); empty: the display "
+        "is started by the system.",
+        "kiosk",
+    )
+    kiosk_browser: str = _s("chromium", "The kiosk browser (Chromium).", "kiosk")
+    kiosk_browser_flags: str = _s(
+        "", "More command-line flags for the kiosk browser (e.g. `--disable-gpu`).", "kiosk"
+    )
+    kiosk_browser_prefix: str = _s(
+        "",
+        "A command put in front of the browser's (e.g. to run it in a mount namespace).",
+        "kiosk",
+    )
+    kiosk_launcher_port: int = _s(
+        47100, "Loopback port of the launcher page the kiosk browser shows.", "kiosk"
+    )
+    kiosk_policy_dir: str = _s(
+        "/etc/chromium/policies/managed",
+        "Where the kiosk browser's managed policy is written.",
+        "kiosk",
+    )
+    kiosk_language: str = _s("fi", "Language of the kiosk's screens: fi, sv or en.", "kiosk")
+    kiosk_network_connections: str = _s(
+        "/etc/NetworkManager/system-connections",
+        "NetworkManager's keyfiles; a wipe removes the networks the client added.",
+        "kiosk",
+    )
+    kiosk_reboot_command: str = _s(
+        "systemctl reboot", "What the `reboot` command runs on a kiosk tablet.", "kiosk"
     )
     # --- general
     # --- security
@@ -253,10 +295,13 @@ class Settings:
             raise ConfigError(f"mqtt_protocol must be '5' or '3.1.1', not {self.mqtt_protocol!r}")
         if self.ingest_shared_group and self.mqtt_protocol != "5":
             raise ConfigError("ingest_shared_group needs mqtt_protocol 5")
-        if self.agent_platform not in ("linux", "simulated"):
+        if self.agent_platform not in ("kiosk", "linux", "simulated"):
             raise ConfigError(
-                f"agent_platform must be 'linux' or 'simulated', not {self.agent_platform!r}"
+                "agent_platform must be 'kiosk', 'linux' or 'simulated', "
+                f"not {self.agent_platform!r}"
             )
+        if self.kiosk_language not in ("fi", "sv", "en"):
+            raise ConfigError(f"kiosk_language must be fi, sv or en, not {self.kiosk_language!r}")
         for name in (
             "ingest_batch_size",
             "status_interval_s",

@@ -7,6 +7,7 @@
 #   - Debian's Chromium for the browser tests (Playwright drives it; no browser download);
 #   - coturn's turnserver, which the remote-support tests start on free loopback ports;
 #   - Firefox ESR, in which remote support is tested too (over WebDriver BiDi);
+#   - Xvfb, xdotool and the DejaVu fonts for the kiosk tablet tests (a real X session);
 #   - promtool (Debian's prometheus package), which checks monitoring/ and runs the alert
 #     rules' unit tests; the system Prometheus service is not needed and is switched off.
 # Silent when everything is there. As root it installs and starts what is missing and says
@@ -286,9 +287,26 @@ ensure_deploy_tools() {
     if command -v service >/dev/null 2>&1; then service caddy stop >/dev/null 2>&1 || true; fi
 }
 
+# --- the kiosk tablet (tests/kiosk): an X server, xdotool to tap and type, fonts -------------
+
+ensure_kiosk_tools() {
+    local need=()
+    command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+    command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+    command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+    [ "${#need[@]}" -eq 0 ] && return 0
+    if ! is_root; then
+        missing "${need[*]} not installed (kiosk tablet tests): sudo apt-get install ${need[*]}"
+        return 0
+    fi
+    apt_install "${need[@]}"
+}
+
 ensure_mosquitto
 ensure_postgres
 ensure_chromium
+ensure_kiosk_tools
 ensure_coturn
 ensure_firefox
 ensure_promtool

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, Platform
+from lainaamo.config import Settings
 
 __all__ = ["UNSUPPORTED", "CommandResult", "DeviceFacts", "Platform", "create_platform"]
 
@@ -19,8 +20,14 @@ def create_platform(
     state_dir: str | Path | None = None,
     consent: str = "accept",
     consent_delay_s: float = 1.0,
+    settings: Settings | None = None,
 ) -> Platform:
-    """The platform adapter named in settings (`linux` or `simulated`)."""
+    """The platform adapter named in settings (`kiosk`, `linux` or `simulated`)."""
+    if name == "kiosk":
+        from agent.platform.kiosk import KioskPlatform
+        from agent.platform.kiosk.session import KioskConfig
+
+        return KioskPlatform(KioskConfig.from_settings(settings or Settings.load({})))
     if name == "linux":
         from agent.platform.linux import LinuxPlatform
 

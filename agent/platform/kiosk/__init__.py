@@ -25,6 +25,7 @@ import threading
 import time
 import wave
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,16 @@ class KioskPlatform:
         self.session.start()
         self._started = True
 
+    def set_language(self, language: str) -> None:
+        """Show the launcher and the kiosk's own screens in another language (fi, sv, en)."""
+        self.config = replace(self.config, language=language)
+        self.session.config = self.config
+        self.session.show(lang=language)
+        policy = self._policy
+        profile = policy.kiosk if policy is not None and policy.kiosk_enforced else KioskProfile()
+        self.launcher.show(profile, language)
+        self._show_screens()
+
     def close(self) -> None:
         self._ringing.set()
         if self._started:
@@ -150,8 +161,10 @@ class KioskPlatform:
         self.start()
         with self._lock:
             self._command_lock = screen
-        return self._show_screens() or self.session.wait_ready(SESSION_START_S) and (
+        return (
             self._show_screens()
+            or self.session.wait_ready(SESSION_START_S)
+            and (self._show_screens())
         )
 
     def execute(self, name: str, args: Mapping[str, Any]) -> CommandResult:
@@ -216,7 +229,11 @@ class KioskPlatform:
 
     def _ring(self, args: Mapping[str, Any]) -> CommandResult:
         seconds = args.get("seconds", RING_DEFAULT_S)
-        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= RING_MAX_S:
+        if (
+            not isinstance(seconds, int)
+            or isinstance(seconds, bool)
+            or not 1 <= seconds <= RING_MAX_S
+        ):
             seconds = RING_DEFAULT_S
         player = shutil.which("paplay") or shutil.which("aplay")
         if player is None:

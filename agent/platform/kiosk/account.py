@@ -53,7 +53,7 @@ def create(name: str, skeleton: str) -> None:
 
 def added_networks(name: str, directory: str | Path) -> list[Path]:
     """NetworkManager keyfiles of the networks that only this user may use (those it added)."""
-    found = []
+    found: list[Path] = []
     root = Path(directory)
     if not root.is_dir():
         return found

@@ -89,7 +89,9 @@ def render(view: LauncherView) -> str:
         body = "<ul>\n" + "\n".join(tiles) + "\n</ul>"
     else:
         body = f'<p class="empty">{html.escape(text("no_shortcuts", view.language))}</p>'
-    return PAGE.format(lang=view.language, title=html.escape(title), version=view.version, body=body)
+    return PAGE.format(
+        lang=view.language, title=html.escape(title), version=view.version, body=body
+    )
 
 
 class Launcher:
@@ -166,12 +168,16 @@ class Launcher:
             self._send(request, 404, "text/plain", b"not found")
 
     @staticmethod
-    def _send(request: http.server.BaseHTTPRequestHandler, code: int, kind: str, body: bytes) -> None:
+    def _send(
+        request: http.server.BaseHTTPRequestHandler, code: int, kind: str, body: bytes
+    ) -> None:
         request.send_response(code)
         request.send_header("Content-Type", kind)
         request.send_header("Content-Length", str(len(body)))
         request.send_header("Cache-Control", "no-store")
-        request.send_header("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
+        request.send_header(
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        )
         request.end_headers()
         request.wfile.write(body)
-

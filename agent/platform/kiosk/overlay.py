@@ -49,6 +49,9 @@ BANNER_BG, BANNER_FG = "#ffe08a", "#1a1a1a"
 SHARE_BG, SHARE_FG = "#0b5394", "#ffffff"
 DIALOG_BG, DIALOG_FG = "#ffffff", "#111111"
 BUTTON_BG, BUTTON_FG = "#0b5394", "#ffffff"
+DENY_BG = "#4a4f55"
+ENTRY_BG = "#fafafa"
+BAR_BUTTON_BG, BAR_BUTTON_FG = "#ffd166", "#111111"  # on the indicator
 POINTER = "#e6007e"
 
 
@@ -125,9 +128,9 @@ class Overlay:
         self._button(buttons, text("allow", self.lang), lambda: self._answer(True)).pack(
             side="left", padx=30
         )
-        self._button(buttons, text("deny", self.lang), lambda: self._answer(False)).pack(
-            side="left", padx=30
-        )
+        self._button(
+            buttons, text("deny", self.lang), lambda: self._answer(False), bg=DENY_BG
+        ).pack(side="left", padx=30)
 
     def set_indicator(self, value: dict[str, Any] | None) -> None:
         self._close("indicator")
@@ -149,31 +152,40 @@ class Overlay:
         x = min(max(float(value[0]), 0.0), 1.0) * self.width
         y = min(max(float(value[1]), 0.0), 1.0) * self.height
         size = 28
+        left, top = int(x) - size // 2, int(y) - size // 2
         win = self.windows.get("pointer")
         if win is None:
-            win = self._window("pointer", 0, 0, size, size, POINTER)
-        win.geometry(f"{size}x{size}+{int(x) - size // 2}+{int(y) - size // 2}")
+            self._window("pointer", left, top, size, size, POINTER)
+        else:
+            win.geometry(f"{size}x{size}+{left}+{top}")
 
     # --- the windows
 
     def _draw_indicator(self) -> None:
-        height = 96 + 40 * len(self.chat_lines)
-        win = self._window("indicator", 0, self.height - height, self.width, height, SHARE_BG)
+        win = self._window("indicator", 0, self.height - 96, self.width, 96, SHARE_BG)
         row = tk.Frame(win, bg=SHARE_BG)
         row.pack(fill="x", padx=20, pady=10)
         self._label(
             row, text("sharing", self.lang, caller=self.caller or ""), 22, SHARE_FG, bold=True
         ).pack(side="left")
-        self._button(row, text("end", self.lang), lambda: self._emit({"event": "end"})).pack(
-            side="right"
+        end = self._button(
+            row,
+            text("end", self.lang),
+            lambda: self._emit({"event": "end"}),
+            bg=BAR_BUTTON_BG,
+            fg=BAR_BUTTON_FG,
         )
+        end.pack(side="right")
         for line in self.chat_lines:
             self._label(win, f"{self.caller}: {line}", 20, SHARE_FG).pack(anchor="w", padx=20)
         if self.chat_lines:
             answer = tk.Frame(win, bg=SHARE_BG)
             answer.pack(fill="x", padx=20, pady=(4, 10))
-            entry = tk.Entry(answer, font=(FONT, 20))
-            entry.pack(side="left", fill="x", expand=True)
+            entry = tk.Entry(answer, font=(FONT, 20), bg=ENTRY_BG, relief="flat")
+            entry.pack(side="left", fill="x", expand=True, ipady=8)
+            # No window manager gives the keyboard to a window that is tapped, and Tk never
+            # gives it to an override-redirect window: take it through Xlib.
+            entry.bind("<Button-1>", lambda _event: self._take_keyboard(entry))
 
             def send(_event: object = None) -> None:
                 reply = entry.get().strip()
@@ -182,7 +194,12 @@ class Overlay:
                     self._emit({"event": "chat", "text": reply})
 
             entry.bind("<Return>", send)
-            self._button(answer, text("send", self.lang), send).pack(side="left", padx=10)
+            self._button(
+                answer, text("send", self.lang), send, bg=BAR_BUTTON_BG, fg=BAR_BUTTON_FG
+            ).pack(side="left", padx=10)
+        win.update_idletasks()
+        height = win.winfo_reqheight()
+        win.geometry(f"{self.width}x{height}+0+{self.height - height}")
 
     def _show_message(self) -> None:
         if not self.messages:
@@ -228,26 +245,52 @@ class Overlay:
                 self.grabbed = None
             win.destroy()
 
-    def _label(self, parent: tk.Misc, words: str, size: int, fg: str, bold: bool = False) -> tk.Label:
+    def _label(
+        self, parent: tk.Misc, words: str, size: int, fg: str, bold: bool = False
+    ) -> tk.Label:
         font = (FONT, size, "bold") if bold else (FONT, size)
         return tk.Label(
             parent, text=words, font=font, fg=fg, bg=parent["bg"], wraplength=self.width - 160
         )
 
-    def _button(self, parent: tk.Misc, words: str, command: Any) -> tk.Button:
+    def _button(
+        self,
+        parent: tk.Misc,
+        words: str,
+        command: Any,
+        bg: str = BUTTON_BG,
+        fg: str = BUTTON_FG,
+    ) -> tk.Button:
         return tk.Button(
             parent,
             text=words,
             command=command,
             font=(FONT, 26, "bold"),
-            bg=BUTTON_BG,
-            fg=BUTTON_FG,
-            activebackground=BUTTON_BG,
-            activeforeground=BUTTON_FG,
+            bg=bg,
+            fg=fg,
+            activebackground=bg,
+            activeforeground=fg,
             padx=36,
             pady=18,
             borderwidth=0,
         )
+
+    def _take_keyboard(self, widget: tk.Widget) -> None:
+        widget.focus_set()
+        try:
+            from Xlib import X
+            from Xlib import display as xdisplay
+
+            connection = xdisplay.Display()
+            try:
+                # The keyboard follows the pointer, which is on the tapped box (the browser
+                # takes the keyboard back when it is tapped).
+                connection.set_input_focus(X.PointerRoot, X.RevertToPointerRoot, X.CurrentTime)
+                connection.sync()
+            finally:
+                connection.close()
+        except Exception as exc:  # noqa: BLE001 - typing then goes where the pointer is
+            sys.stderr.write(f"overlay: cannot take the keyboard: {exc}\n")
 
     def _regrab(self) -> None:
         """The topmost window that takes all input gets the grab (questions before the lock)."""

@@ -19,6 +19,7 @@ import logging
 import os
 import pwd
 import queue
+import shlex
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from agent.platform.kiosk.windows import WindowGuard
+from lainaamo.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,13 @@ class KioskConfig:
     display: str = ":0"
     # The X server to start (None: use a display the system starts).
     display_command: tuple[str, ...] | None = (
-        "Xorg", ":0", "vt7", "-nolisten", "tcp", "-novtswitch", "-keeptty",
+        "Xorg",
+        ":0",
+        "vt7",
+        "-nolisten",
+        "tcp",
+        "-novtswitch",
+        "-keeptty",
     )
     browser: str = "chromium"
     browser_flags: tuple[str, ...] = ()
@@ -58,6 +68,22 @@ class KioskConfig:
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")
     sound_file: str | None = None  # the ring tone; None: a tone the agent makes
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KioskConfig:
+        return cls(
+            client_user=settings.kiosk_client_user,
+            display=settings.kiosk_display,
+            display_command=tuple(shlex.split(settings.kiosk_display_command)) or None,
+            browser=settings.kiosk_browser,
+            browser_flags=tuple(shlex.split(settings.kiosk_browser_flags)),
+            browser_prefix=tuple(shlex.split(settings.kiosk_browser_prefix)),
+            launcher_port=settings.kiosk_launcher_port,
+            policy_dir=settings.kiosk_policy_dir,
+            language=settings.kiosk_language,
+            network_connections=settings.kiosk_network_connections,
+            reboot_command=tuple(shlex.split(settings.kiosk_reboot_command)),
+        )
 
     @property
     def display_number(self) -> str:
@@ -84,6 +110,7 @@ class Managed:
             return True
         if self.process is not None:
             code = self.process.returncode
+            _close_streams(self.process)
             self.process = None
             log.warning("kiosk: %s ended (exit %s); starting it again", self.name, code)
         if time.monotonic() - self.started_at < RESTART_DELAY_S:
@@ -99,17 +126,29 @@ class Managed:
 
     def stop(self, timeout: float = 5.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                    process.wait(timeout)
+                except ProcessLookupError:
+                    pass
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout)
+        finally:
+            _close_streams(process)
+
+
+def _close_streams(process: subprocess.Popen[Any]) -> None:
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 class KioskSession:
@@ -136,6 +175,7 @@ class KioskSession:
         self.display = Managed("display", self._start_display)
         self.overlay = Managed("overlay", self._start_overlay)
         self.browser = Managed("browser", self._start_browser)
+        self._windows = WindowGuard(config.display)
 
     # --- life cycle
 
@@ -147,6 +187,7 @@ class KioskSession:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        self._windows.close()
         for managed in (self.browser, self.overlay, self.display):
             managed.stop()
 
@@ -168,7 +209,8 @@ class KioskSession:
             self._overlay_ready.clear()
         self.overlay.ensure()
         if self.browser_wanted and self._overlay_ready.is_set():
-            self.browser.ensure()
+            if self.browser.ensure():
+                self._windows.close_extra_windows()
         elif not self.browser_wanted:
             self.browser.stop()
 

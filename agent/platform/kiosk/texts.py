@@ -18,7 +18,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "sv": "Den här enheten har inga genvägar ännu.",
         "en": "This device has no shortcuts yet.",
     },
-    "locked_title": {"fi": "Laite on lukittu", "sv": "Enheten är låst", "en": "This device is locked"},
+    "locked_title": {
+        "fi": "Laite on lukittu",
+        "sv": "Enheten är låst",
+        "en": "This device is locked",
+    },
     "lost_title": {
         "fi": "Tämä laite on kadonnut",
         "sv": "Den här enheten har kommit bort",

@@ -1,0 +1,199 @@
+"""A real kiosk tablet for tests: Xvfb, a real client account, real Chromium, the overlay.
+
+The kiosk's browser policy is Chromium's real managed-policy directory, but the tests must
+not change the machine's own (other tests drive Chromium too): the browser runs in a mount
+namespace where a temporary directory is bind-mounted over /etc/chromium/policies.
+
+What the screen shows is read from its pixels (mss reads the X server's framebuffer) and the
+X window tree (xdotool), never from the agent's own idea of what it shows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mss
+import mss.tools
+
+from agent.platform.kiosk import KioskPlatform
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "var" / "test-artifacts" / "kiosk"
+NEEDED = ("Xvfb", "xdotool", "chromium", "unshare", "useradd", "runuser")
+WIDTH, HEIGHT = 1280, 800
+CLIENT = "lainaamo-kt"  # the test's client account
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in NEEDED if shutil.which(tool) is None]
+
+
+def require_kiosk_machine() -> None:
+    """Fail (never skip) when the machine cannot run a kiosk; `make services` installs it."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("the kiosk tests run as root (they make a client account)")
+    missing = missing_tools()
+    if missing:
+        problems.append(f"missing: {', '.join(missing)} (run `make services`)")
+    if problems:
+        raise RuntimeError("cannot run a kiosk tablet here: " + "; ".join(problems))
+
+
+def free_display() -> str:
+    for number in range(90, 200):
+        if (
+            not Path(f"/tmp/.X11-unix/X{number}").exists()
+            and not Path(f"/tmp/.X{number}-lock").exists()
+        ):
+            return f":{number}"
+    raise RuntimeError("no free X display number")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def namespace_prefix(policies: Path) -> tuple[str, ...]:
+    """Run the browser with `policies` in place of /etc/chromium/policies."""
+    script = (
+        f"mkdir -p /etc/chromium/policies && mount --bind {policies} /etc/chromium/policies "
+        '&& exec "$@"'
+    )
+    return ("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "kiosk")
+
+
+@dataclass
+class Screen:
+    """The X display of a kiosk: read its pixels and windows, press keys, tap."""
+
+    display: str
+
+    def grab(self) -> mss.base.ScreenShot:
+        with mss.MSS(display=self.display) as grabber:
+            return grabber.grab(grabber.monitors[1])
+
+    def save(self, name: str) -> Path:
+        shot = self.grab()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        mss.tools.to_png(shot.rgb, shot.size, output=str(path))
+        return path
+
+    def share(self, colour: str, box: tuple[int, int, int, int] | None = None) -> float:
+        """The fraction of pixels (in `box`: left, top, right, bottom) of exactly `colour`."""
+        want = bytes.fromhex(colour.lstrip("#"))
+        shot = self.grab()
+        left, top, right, bottom = box or (0, 0, shot.width, shot.height)
+        rgb = shot.rgb
+        hits = total = 0
+        for y in range(top, bottom, 4):
+            row = y * shot.width * 3
+            for x in range(left, right, 4):
+                total += 1
+                if rgb[row + x * 3 : row + x * 3 + 3] == want:
+                    hits += 1
+        return hits / total if total else 0.0
+
+    def find(
+        self, colour: str, box: tuple[int, int, int, int] | None = None, least: int = 25
+    ) -> tuple[int, int, int, int] | None:
+        """The bounding box of the pixels of `colour` (sampled every 2 px) in `box`; None when
+        fewer than `least` samples have it (a stray anti-aliased pixel is not a thing shown)."""
+        want = bytes.fromhex(colour.lstrip("#"))
+        shot = self.grab()
+        rgb = shot.rgb
+        left, top, right, bottom = box or (0, 0, shot.width, shot.height)
+        xs, ys = [], []
+        for y in range(top, bottom, 2):
+            row = y * shot.width * 3
+            for x in range(left, right, 2):
+                if rgb[row + x * 3 : row + x * 3 + 3] == want:
+                    xs.append(x)
+                    ys.append(y)
+        if len(xs) < least:
+            return None
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def xdotool(self, *args: str) -> str:
+        done = subprocess.run(
+            ["xdotool", *args],
+            env={"DISPLAY": self.display, "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return done.stdout
+
+    def keys(self, *chords: str) -> None:
+        for chord in chords:
+            self.xdotool("key", "--clearmodifiers", chord)
+            time.sleep(0.3)
+
+    def tap(self, x: int, y: int) -> None:
+        self.xdotool("mousemove", str(x), str(y), "click", "1")
+
+    def tap_colour(self, colour: str, within: tuple[int, int, int, int] | None = None) -> None:
+        box = self.find(colour, within)
+        assert box is not None, f"nothing of colour {colour} on the screen to tap"
+        self.tap((box[0] + box[2]) // 2, (box[1] + box[3]) // 2)
+
+    def window_names(self) -> list[str]:
+        """Names of the mapped windows that have one (the browser's titles among them)."""
+        ids = self.xdotool("search", "--onlyvisible", "--name", ".").split()
+        names = []
+        for window in ids:
+            name = self.xdotool("getwindowname", window).strip()
+            if name:
+                names.append(name)
+        return names
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.25) -> object:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def remove_account(name: str) -> None:
+    subprocess.run(["pkill", "-KILL", "-u", name], check=False, capture_output=True)
+    time.sleep(0.2)
+    subprocess.run(["userdel", "--remove", "--force", name], check=False, capture_output=True)
+
+
+@dataclass
+class Site:
+    """A web site on loopback that records the paths asked of it."""
+
+    name: str
+    port: int = 0
+    paths: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Kiosk:
+    platform: KioskPlatform
+    screen: Screen
+    allowed: Site
+    forbidden: Site
+    networks: Path
+    skeleton: Path
