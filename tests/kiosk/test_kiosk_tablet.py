@@ -11,15 +11,20 @@ import pwd
 import sqlite3
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.clock import START, FakeClock
 from support.kiosk import CLIENT, HEIGHT, WIDTH, Kiosk, wait_for
 
+from agent.enforcer import Applied, Enforcer
 from agent.platform.kiosk import overlay
 from agent.platform.kiosk.launcher import CATEGORY_MARKS
 from agent.policy import Policy
+from agent.state import AgentState
+from lainaamo.protocol import DesiredState, format_ts
 
 pytestmark = pytest.mark.kiosk
 
@@ -361,3 +366,36 @@ def test_remote_support_screens_are_drawn_by_the_kiosk(kiosk: Kiosk) -> None:
     wait_for(lambda: ended == [True], 10, "the end button")
     platform.hide_indicator()
     wait_for(lambda: screen.share(overlay.SHARE_BG, strip) < 0.1, 10, "the indicator gone")
+
+
+def test_the_offline_self_lock_at_the_due_date_locks_the_screen(
+    kiosk: Kiosk, tmp_path: Path
+) -> None:
+    """The agent's own enforcer (with its clock moved) on the real kiosk, the network down."""
+    platform, screen = kiosk.platform, kiosk.screen
+    back_to_launcher(kiosk)
+    clock = FakeClock()
+    enforcer = Enforcer("tab-kiosk", platform, AgentState(tmp_path), clock)
+    lock_at = START + timedelta(hours=1)
+    policy = {
+        "mode": "kiosk",
+        "kiosk": {"shortcuts": SHORTCUTS},
+        "message": None,
+        "support_phone": "+358 9 123 4567",
+        "offline_lock_at": format_ts(lock_at),
+    }
+    enforcer.on_connected()
+    desired = DesiredState(device_id="tab-kiosk", ts=START, boot=1, seq=1, version=7, policy=policy)
+    assert enforcer.on_desired(desired) is Applied.NEW
+    enforcer.on_disconnected()  # the network goes down before the due date
+    assert not enforcer.check_offline_lock()
+    wait_for(lambda: launcher_shown(kiosk), 20, "the launcher before the due date")
+    clock.advance(2 * 3600)
+    assert enforcer.check_offline_lock()
+    wait_for(lambda: screen.share(overlay.LOCK_BG) > 0.8, 10, "the offline lock screen")
+    assert platform.locked
+    screen.save("fi-offline-lock")
+    # Back online, the server's policy decides: kiosk again.
+    enforcer.on_connected()
+    assert enforcer.on_desired(desired) is Applied.REAPPLIED
+    wait_for(lambda: launcher_shown(kiosk), 10, "the launcher after the reconnect")

@@ -13,6 +13,7 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
 
+from agent.platform import Platform
 from agent.runner import run_agent
 from server.adapters import orm
 from server.adapters.metrics import IngestMetrics
@@ -77,12 +78,20 @@ def running_stack(
     background.start()
     agents: list[tuple[threading.Event, threading.Thread]] = []
 
-    def start_agent(device: str, **overrides: object) -> threading.Event:
+    def start_agent(
+        device: str, platform: Platform | None = None, **overrides: object
+    ) -> threading.Event:
+        """Run the agent of `device` (on `platform`, else the simulated one) in a thread."""
         stop = threading.Event()
         agent_settings = settings.replace(
             device_id=device, agent_state_dir=str(tmp_path / device), **overrides
         )
-        thread = threading.Thread(target=run_agent, args=(agent_settings, stop), daemon=True)
+        thread = threading.Thread(
+            target=run_agent,
+            args=(agent_settings, stop),
+            kwargs={"platform": platform},
+            daemon=True,
+        )
         thread.start()
         agents.append((stop, thread))
         return stop

@@ -40,9 +40,10 @@ PAGE = """<!doctype html>
  ul{{list-style:none;margin:0;padding:0;display:grid;
     grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:32px}}
  a.tile{{display:flex;align-items:center;gap:24px;min-height:160px;padding:24px 32px;
-    background:#fff;color:#111;text-decoration:none;font-size:34px;font-weight:bold;
-    border:4px solid #c9d1d9;border-radius:18px}}
- a.tile:focus,a.tile:hover{{border-color:#0b5394;outline:4px solid #0b5394;outline-offset:2px}}
+    background:#fff;color:#111;text-decoration:none;font-size:32px;font-weight:bold;
+    border:4px solid #c9d1d9;border-radius:18px;overflow-wrap:anywhere;hyphens:auto}}
+ a.tile span.label{{min-width:0}}
+ a.tile:focus,a.tile:hover{{border-color:#111;outline:4px solid #111;outline-offset:2px}}
  .mark{{flex:none;display:inline-flex;align-items:center;justify-content:center;
     width:88px;height:88px;border-radius:44px;color:#fff;font-size:44px}}
  p.empty{{font-size:30px}}
@@ -84,7 +85,8 @@ def render(view: LauncherView) -> str:
             tiles.append(
                 f'<li><a class="tile" href="/open/{index}" data-category="'
                 f'{html.escape(shortcut.category)}"><span class="mark" aria-hidden="true" '
-                f'style="background:{colour}">{mark}</span>{html.escape(shortcut.label)}</a></li>'
+                f'style="background:{colour}">{mark}</span><span class="label">'
+                f"{html.escape(shortcut.label)}</span></a></li>"
             )
         body = "<ul>\n" + "\n".join(tiles) + "\n</ul>"
     else:

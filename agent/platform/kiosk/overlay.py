@@ -103,7 +103,9 @@ class Overlay:
         self._close("banner")
         if value:
             win = self._window("banner", 0, 0, self.width, 72, BANNER_BG)
-            self._label(win, value, 22, BANNER_FG).pack(expand=True)
+            self._label(win, value, 22, BANNER_FG).pack(expand=True, padx=20, pady=14)
+            win.update_idletasks()
+            win.geometry(f"{self.width}x{max(72, win.winfo_reqheight())}+0+0")
 
     def set_message(self, value: dict[str, Any]) -> None:
         self.messages.append(value)
