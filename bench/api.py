@@ -146,13 +146,17 @@ BUILD: tuple[str, ...] = (
     INSERT INTO device_status (device_id, online, presence_boot, presence_seq,
         presence_changed_at, last_seen_at, status_interval_s, status_boot, status_seq,
         reported_at, battery_pct, charging, storage_free_mb, storage_total_mb, os_version,
-        agent_version, network, signal_pct, uptime_s, locked, kiosk, desired_version)
+        agent_version, network, signal_pct, uptime_s, locked, kiosk, desired_version,
+        enforcement, all_enforced)
     SELECT {_DEVICE_ID}, g % 10 < CASE WHEN g % 100 < 58 THEN 7 ELSE 4 END, 1, g,
            :now - (g % 5000) * interval '1 minute', :now - (g % 3600) * interval '1 second',
            900, 1, g, :now - (g % 3600) * interval '1 second', (g * 37) % 101, g % 7 = 0,
            (g * 13) % 30000, 32768, '14', '0.9.0', (ARRAY['wifi', 'cellular'])[1 + g % 2],
            (g * 17) % 101, g % 900000, g % 100 >= 58, g % 100 < 58,
-           CASE WHEN g % 33 = 0 THEN 2 ELSE 3 END
+           CASE WHEN g % 33 = 0 THEN 2 ELSE 3 END,
+           CAST(CASE WHEN g % 47 = 0 THEN '{{"unsupported": ["kiosk"], "failed": {{}}}}'
+                ELSE '{{"unsupported": [], "failed": {{}}}}' END AS json),
+           g % 47 <> 0
     FROM generate_series(1, :n) g
     """,
     f"""

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 import lainaamo
 from lainaamo.errors import ProtocolError
-from server.adapters import orm
+from server.adapters import orm, policy_sql
 from server.adapters.sql_portable import Epoch
 from server.domain.device_commands import CommandState
 from server.domain.loans import LoanState
@@ -324,7 +324,10 @@ class ScrapeCache:
 
 NO_UNIT = "none"  # the unit label of devices that belong to no unit
 FLEET_CACHE_S = 5.0  # scrapes within this time share one set of queries
-DRIFT_HELP = "Devices that have not applied their newest desired state, by unit."
+DRIFT_HELP = (
+    "Devices in drift, by unit: not yet applied their newest desired state, or applied it but "
+    "not reported every key of it enforced."
+)
 LOANS_HELP = "Loans by unit and state (the queue: state requested)."
 COMMANDS_HELP = (
     "Commands in flight by state (queued, sent, received); finished ones are counted by "
@@ -499,7 +502,7 @@ class FleetCollector(Collector):
             st.status_interval_s > 0,
             Epoch(st.last_seen_at) < now.timestamp() - self._stale_factor * st.status_interval_s,
         )
-        drift = func.coalesce(st.desired_version, 0) < orm.DesiredStateRow.version
+        drift = policy_sql.in_drift()
         rows = session.execute(
             select(
                 orm.Device.unit_id,

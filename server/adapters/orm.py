@@ -169,6 +169,12 @@ class DeviceStatus(Base):
     locked: Mapped[bool | None] = mapped_column(Boolean)
     kiosk: Mapped[bool | None] = mapped_column(Boolean)
     desired_version: Mapped[int | None] = mapped_column(BigInteger)
+    # What the device enforces of the policy of `desired_version`, as its latest report said
+    # (docs/protocol.md §6.2: {"unsupported": [keys], "failed": {key: reason}}; None: it did
+    # not say), and whether that is every key (None: not said). server/domain/policy_state.py
+    # decides from these whether the device is in line with its desired state.
+    enforcement: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    all_enforced: Mapped[bool | None] = mapped_column(Boolean)
     # What the device claimed that the server does not trust (domain/model.py): how far its
     # clock was off at its latest report (None: plausible), and the last position whose boot
     # jumped beyond any real count (not adopted; IT support can reset the sequence state).

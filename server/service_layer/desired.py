@@ -1,4 +1,5 @@
-"""Desired state: computed from loan and lifecycle, versioned, and tracked until applied."""
+"""Desired state: computed from loan and lifecycle, versioned, and tracked until the device
+reports it applied and enforced (domain/policy_state.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lainaamo.protocol import EnforcementReport
 from server.adapters import orm, wakeup
 from server.domain.loans import HOLDS_DEVICE, LoanRules, LoanState, escalation
 from server.domain.model import LifecycleState
 from server.domain.policy import DeviceSituation, KioskProfile, canonical, compute_policy
+from server.domain.policy_state import PolicyState, in_drift, policy_state, stored_enforcement
 from server.service_layer.rules import rules_for
 
 
@@ -200,20 +203,46 @@ def catch_up_versions(session: Session, now: datetime) -> list[str]:
     return [row.device_id for row, _ in rows]
 
 
+def enforcement_of(status: orm.DeviceStatus | None) -> EnforcementReport | None:
+    """What the device's latest status report says it enforces (None: it does not say)."""
+    return stored_enforcement(status.enforcement) if status is not None else None
+
+
+def state_of(
+    desired: orm.DesiredStateRow | None, status: orm.DeviceStatus | None
+) -> PolicyState | None:
+    """The device's policy state (domain/policy_state.py) from its desired and status rows."""
+    return policy_state(
+        desired.version if desired is not None else None,
+        status.desired_version if status is not None else None,
+        enforcement_of(status),
+    )
+
+
 def drift_json(
-    desired: orm.DesiredStateRow | None, reported: int | None, now: datetime
+    desired: orm.DesiredStateRow | None, status: orm.DeviceStatus | None, now: datetime
 ) -> dict[str, Any] | None:
-    """Desired vs reported for the API: in drift while the device has not applied the version."""
+    """Desired vs reported for the API: the policy state and, once the device has applied the
+    current version, what it reports it enforces of it."""
     if desired is None:
         return None
-    in_drift = (reported or 0) < desired.version
+    state = state_of(desired, status)
+    drifting = in_drift(state)
+    enforcement = enforcement_of(status)
+    reported = status.desired_version if status is not None else None
     return {
         "version": desired.version,
         "policy": desired.policy,
         "published": desired.published_version >= desired.version,
         "reported_version": reported,
-        "in_drift": in_drift,
-        "drift_seconds": round((now - desired.changed_at).total_seconds()) if in_drift else 0,
+        "state": state,
+        "in_drift": drifting,
+        "drift_seconds": round((now - desired.changed_at).total_seconds()) if drifting else 0,
+        "enforcement": (
+            enforcement.to_json()
+            if enforcement is not None and state is not PolicyState.PENDING
+            else None
+        ),
         "override": desired.override,
     }
 

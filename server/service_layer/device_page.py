@@ -1,4 +1,5 @@
-"""Read-side queries of one device's console page: history window, commands, loans, audit.
+"""Read-side queries of one device's console page: history window, commands, loans, audit,
+and where the tablet stands with its policy (what it enforces of it, key by key).
 
 Online bands: the server keeps the current presence only, not its history, so the times a
 device was online are derived from its status reports: reports at most `grace_factor`
@@ -18,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from server.adapters import orm
 from server.domain.model import Principal
+from server.domain.policy_state import KeyEnforcement, PolicyState, applied, key_states
 from server.service_layer import audit
+from server.service_layer.desired import enforcement_of, state_of
 from server.service_layer.device_commands import command_json
 
 MAX_POINTS = 2000
@@ -162,23 +165,31 @@ def desired_vs_reported(device: orm.Device) -> list[dict[str, Any]]:
     result = []
     for name, want, got in rows:
         if name == "version":
-            drift = want is not None and (got or 0) < want
+            drift = want is not None and not applied(want, got)
         else:
             drift = want is not None and got is not None and want != got
         result.append({"name": name, "desired": want, "reported": got, "drift": drift})
     return result
 
 
-def sync_state(rows: list[dict[str, Any]]) -> str:
-    """Whether the tablet is in line with its policy, from `desired_vs_reported`'s rows.
-
-    "drift" while it has not applied the policy's version; "differs" when it has, yet reports
-    a lock or kiosk state other than the policy's (a one-shot command acting on top of it, a
-    platform that cannot enforce it); else "in_sync". The version alone is not enough: a
-    tablet can have applied the version that locks it and still report itself unlocked.
-    """
-    if any(row["drift"] for row in rows if row["name"] == "version"):
-        return "drift"
-    if any(row["drift"] for row in rows):
+def sync_state(device: orm.Device, rows: list[dict[str, Any]]) -> str:
+    """What the page says of the tablet and its policy: "none" without a desired state, else
+    its policy state (domain/policy_state.py: pending, not_enforced, unreported, converged),
+    except "differs" for a converged tablet that reports a lock or kiosk state other than the
+    policy's (a one-shot command acting on top of it), from `desired_vs_reported`'s rows."""
+    state = state_of(device.desired, device.status)
+    if state is None:
+        return "none"
+    if state is PolicyState.CONVERGED and any(row["drift"] for row in rows):
         return "differs"
-    return "in_sync"
+    return state.value
+
+
+def enforcement_rows(device: orm.Device) -> list[KeyEnforcement]:
+    """What the tablet enforces of its current policy: a row per key, the mode first."""
+    row = device.desired
+    state = state_of(row, device.status)
+    if row is None or state is None:
+        return []
+    keys = sorted(row.policy, key=lambda key: (key != "mode", key))
+    return key_states(keys, state, enforcement_of(device.status))

@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.adapters import orm
+from server.adapters import orm, policy_sql
 from server.domain.model import Principal, is_stale
-from server.service_layer import audit, views
+from server.domain.policy_state import PolicyState, in_drift
+from server.service_layer import audit, desired, views
 from server.service_layer.accounts import hash_token
 from server.service_layer.console_auth import IDLE_TIMEOUT
 from server.service_layer.devices import CSV_COLUMNS
@@ -44,7 +45,7 @@ class FleetFilter:
 
     base: views.DeviceFilter = views.DeviceFilter()
     search: str = ""
-    drift: bool | None = None  # True: desired version not yet applied ("not converged")
+    drift: bool | None = None  # True: in drift (domain/policy_state.py: not converged)
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,12 @@ class Facts:
     battery_pct: int | None
     low_battery: bool
     last_seen_at: datetime | None
-    in_drift: bool
+    policy: PolicyState | None  # domain/policy_state.py; None: no desired state
     staff_locked: bool = False  # locked by IT support until a person unlocks it
+
+    @property
+    def in_drift(self) -> bool:
+        return in_drift(self.policy)
 
 
 def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Select[Any]:
@@ -83,10 +88,8 @@ def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Se
         )
     if flt.drift is not None:
         query = query.outerjoin(orm.DesiredStateRow, orm.DesiredStateRow.device_id == orm.Device.id)
-        drifting = func.coalesce(orm.DeviceStatus.desired_version, 0) < orm.DesiredStateRow.version
-        query = query.where(
-            drifting if flt.drift else or_(~drifting, orm.DesiredStateRow.version.is_(None))
-        )
+        drifting = policy_sql.in_drift()
+        query = query.where(drifting if flt.drift else ~drifting)
     term = flt.search.strip()[:SEARCH_MAX]
     if term:
         query = query.where(
@@ -160,8 +163,6 @@ def presence(device: orm.Device, now: datetime, stale_factor: float) -> str:
 def facts(device: orm.Device, now: datetime, low_battery_pct: int, stale_factor: float) -> Facts:
     st = device.status
     battery = st.battery_pct if st and st.reported_at is not None else None
-    reported = st.desired_version if st else None
-    in_drift = device.desired is not None and (reported or 0) < device.desired.version
     return Facts(
         device_id=device.id,
         lifecycle_state=device.lifecycle_state,
@@ -169,7 +170,7 @@ def facts(device: orm.Device, now: datetime, low_battery_pct: int, stale_factor:
         battery_pct=battery,
         low_battery=battery is not None and battery <= low_battery_pct,
         last_seen_at=st.last_seen_at if st else None,
-        in_drift=in_drift,
+        policy=desired.state_of(device.desired, st),
         staff_locked=device.staff_locked_at is not None,
     )
 

@@ -24,7 +24,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from lainaamo.protocol import CommandAck, Message, Presence, StatusReport, UsageReport
+from lainaamo.protocol import (
+    CommandAck,
+    EnforcementReport,
+    Message,
+    Presence,
+    StatusReport,
+    UsageReport,
+)
 from server.adapters import orm
 from server.domain.events import DeviceCameOnline, DeviceWentOffline, Event
 from server.domain.model import apply_presence, clock_skew_s, is_newer, plausible_boot
@@ -313,6 +320,7 @@ def _update_latest(
         if latest:
             rows = [
                 {**vars(m), "ts": ts, "last_seen_at": last_seen, "clock_skew_s": skew}
+                | enforcement_columns(m.enforcement)
                 for m, last_seen, ts, skew in latest
             ]
             session.execute(_PG_UPDATE_LATEST, _recordset(rows))
@@ -328,6 +336,8 @@ def _update_latest(
             .values(
                 {name: bindparam(f"b_{name}") for name in _LATEST_FIELDS}
                 | {
+                    "enforcement": bindparam("b_enforcement", type_=status.c.enforcement.type),
+                    "all_enforced": bindparam("b_all_enforced"),
                     "status_boot": bindparam("b_boot"),
                     "status_seq": bindparam("b_seq"),
                     "reported_at": bindparam("b_reported_at"),
@@ -338,6 +348,7 @@ def _update_latest(
             ),
             [
                 {f"b_{k}": v for k, v in vars(m).items()}
+                | {f"b_{k}": v for k, v in enforcement_columns(m.enforcement).items()}
                 | {"b_last_seen_at": last_seen, "b_reported_at": ts, "b_clock_skew_s": skew}
                 for m, last_seen, ts, skew in latest
             ],
@@ -349,6 +360,14 @@ def _update_latest(
             .values(last_seen_at=bindparam("b_last_seen_at")),
             [{"b_device_id": d, "b_last_seen_at": last_seen} for d, last_seen in only_seen],
         )
+
+
+def enforcement_columns(enforcement: EnforcementReport | None) -> dict[str, Any]:
+    """What a report says is enforced of its policy, as device_status keeps it: the report's
+    own `enforcement` object, and whether that names no key (both None when it says nothing)."""
+    if enforcement is None:
+        return {"enforcement": None, "all_enforced": None}
+    return {"enforcement": enforcement.to_json(), "all_enforced": enforcement.complete}
 
 
 def _known_boot(current: Any) -> int | None:
@@ -411,13 +430,14 @@ _PG_UPDATE_LATEST = text(
         storage_total_mb = v.storage_total_mb, os_version = v.os_version,
         agent_version = v.agent_version, network = v.network, signal_pct = v.signal_pct,
         uptime_s = v.uptime_s, locked = v.locked, kiosk = v.kiosk,
-        desired_version = v.desired_version, clock_skew_s = v.clock_skew_s,
+        desired_version = v.desired_version, enforcement = v.enforcement,
+        all_enforced = v.all_enforced, clock_skew_s = v.clock_skew_s,
         trust_next_position = false
     FROM json_to_recordset(CAST(:rows AS json)) AS v(device_id text, boot bigint, seq bigint,
         ts timestamptz, last_seen_at timestamptz, battery_pct integer, charging boolean,
         storage_free_mb bigint, storage_total_mb bigint, os_version text, agent_version text,
         network text, signal_pct integer, uptime_s bigint, locked boolean, kiosk boolean,
-        desired_version bigint, clock_skew_s bigint)
+        desired_version bigint, enforcement json, all_enforced boolean, clock_skew_s bigint)
     WHERE s.device_id = v.device_id
     """
 )

@@ -12,7 +12,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from lainaamo.errors import InvalidInput, NotFound
-from server.adapters import orm
+from server.adapters import orm, policy_sql
 from server.domain.model import LifecycleState, Principal, is_stale
 from server.service_layer.desired import drift_json
 
@@ -117,7 +117,7 @@ def device_json(
             "status_interval_s": st.status_interval_s if st else None,
         },
         "status": status,
-        "desired": drift_json(device.desired, st.desired_version if st else None, now),
+        "desired": drift_json(device.desired, st, now),
         "staff_lock": staff_lock_json(device, lock_reason),
         "claims": claims_json(st),
     }
@@ -299,14 +299,14 @@ def history(
 
 
 def drifting(session: Session, principal: Principal, now: datetime) -> list[dict[str, Any]]:
-    """Devices in drift (desired version not yet reported as applied), longest drift first."""
-    reported = func.coalesce(orm.DeviceStatus.desired_version, 0)
+    """Devices in drift (domain/policy_state.py: not converged with their desired state),
+    longest drift first."""
     rows = (
         session.execute(
             scoped_devices(principal)
             .join(orm.DesiredStateRow, orm.DesiredStateRow.device_id == orm.Device.id)
             .join(orm.DeviceStatus, orm.DeviceStatus.device_id == orm.Device.id)
-            .where(reported < orm.DesiredStateRow.version)
+            .where(policy_sql.in_drift())
             .order_by(orm.DesiredStateRow.changed_at, orm.Device.id)
             .limit(MAX_PAGE)
         )
@@ -318,7 +318,7 @@ def drifting(session: Session, principal: Principal, now: datetime) -> list[dict
         {
             "device_id": d.id,
             "online": bool(d.status and d.status.online),
-            **(drift_json(d.desired, d.status.desired_version if d.status else None, now) or {}),
+            **(drift_json(d.desired, d.status, now) or {}),
         }
         for d in rows
     ]

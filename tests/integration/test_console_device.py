@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from support.console import Browser
-from support.fleet import Fleet
+from support.fleet import Fleet, report_applied
 
+from lainaamo.protocol import EnforcementReport
 from server.adapters import orm
 from server.domain.loan_commands import LoanStep, RequestLoan
 from server.domain.loans import LoanAction
@@ -170,8 +172,10 @@ def test_in_sync_needs_the_reported_lock_to_match_not_only_the_version(
         row = session.get(orm.DesiredStateRow, "tab-003")
         status = session.get(orm.DeviceStatus, "tab-003")
         assert row is not None and status is not None and row.policy["mode"] == "locked"
-        # The version the tablet applied locks it, yet it reports itself unlocked.
-        status.desired_version, status.locked, status.kiosk = row.version, False, False
+        # The version the tablet applied locks it, and it says it enforces every key of it,
+        # yet it reports itself unlocked.
+        report_applied(status, row.version)
+        status.locked, status.kiosk = False, False
         status.reported_at = fleet.services.clock()
         session.commit()
     page = it.text("/devices/tab-003")
@@ -183,6 +187,64 @@ def test_in_sync_needs_the_reported_lock_to_match_not_only_the_version(
         session.commit()
     page = it.text("/devices/tab-003")
     assert "In sync" in page and "Differs" not in page
+    assert enforcement_table(page) == [
+        ("mode", "Enforced"),
+        ("message", "Enforced"),
+        ("support_phone", "Enforced"),
+    ]
+
+
+def enforcement_table(page: str) -> list[tuple[str, str]]:
+    """The rows of "What the tablet enforces": (key, what the page says of it)."""
+    table = page[page.index('<table id="enforcement">') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r'<tr data-key="([^"]+)">.*?<td>(.*?)</td>', table, re.DOTALL)
+    return [(key, " ".join(re.sub(r"<[^>]+>", " ", cell).split())) for key, cell in rows]
+
+
+def test_the_page_shows_what_the_tablet_enforces_key_by_key(
+    fleet: Fleet, client: FlaskClient
+) -> None:
+    """The server believes only what the tablet reports (docs/protocol.md §9)."""
+    it = browser(fleet, client, "it_support")
+
+    def reports(version_step: int, enforcement: EnforcementReport | None) -> str:
+        with fleet.services.session_factory() as session:
+            row = session.get(orm.DesiredStateRow, "tab-003")
+            status = session.get(orm.DeviceStatus, "tab-003")
+            assert row is not None and status is not None
+            report_applied(status, row.version + version_step, enforcement)
+            status.locked, status.reported_at = True, fleet.services.clock()
+            session.commit()
+        return it.text("/devices/tab-003")
+
+    # Applied, but its agent says nothing of what it enforces (an older agent).
+    page = reports(0, None)
+    assert "Enforcement not reported:" in page and "In sync" not in page
+    assert {state for _key, state in enforcement_table(page)} == {"Not reported"}
+    # Applied, but it cannot show a message and failed to show the phone number.
+    page = reports(0, EnforcementReport(("message",), {"support_phone": "no dialer app"}))
+    assert "Not enforced:" in page and "In sync" not in page
+    assert enforcement_table(page) == [
+        ("mode", "Enforced"),
+        ("message", "Cannot enforce"),
+        ("support_phone", "Failed no dialer app"),
+    ]
+    assert "Message <code>message</code>" in page  # the key's name beside its label
+    # A newer version it has not applied: what it said of the older one no longer counts.
+    page = reports(-1, EnforcementReport())
+    assert "In drift:" in page
+    assert {state for _key, state in enforcement_table(page)} == {"Not applied yet"}
+    # In Finnish and Swedish too.
+    reports(0, EnforcementReport(("message",), {"support_phone": "no dialer app"}))
+    for language, words in (
+        ("fi", ("Ei voimassa:", "Ei tuettu", "Epäonnistui", "Voimassa")),
+        ("sv", ("Inte verkställd:", "Stöds inte", "Misslyckades", "Verkställd")),
+    ):
+        client.environ_base["HTTP_ACCEPT_LANGUAGE"] = language
+        page = it.text("/devices/tab-003")
+        assert all(word in page for word in words), language
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
 def test_wipe_needs_the_retyped_device_id(fleet: Fleet, client: FlaskClient) -> None:

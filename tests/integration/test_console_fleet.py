@@ -10,9 +10,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from support.console import Browser
-from support.fleet import Fleet
+from support.fleet import ENFORCED_ALL, Fleet, report_applied
 from werkzeug.test import TestResponse
 
+from lainaamo.protocol import EnforcementReport
 from server.adapters import orm
 from server.domain.commands import CreateDevice
 from server.domain.model import Principal, Role
@@ -91,15 +92,38 @@ def test_filters_and_search_narrow_the_list(fleet: Fleet, client: FlaskClient) -
     assert listed(b.text("/devices?q=%25")) == []  # LIKE wildcards are literal
     assert listed(b.text("/devices?state=lost")) == []
     assert listed(b.text("/devices?state=in_stock&unit=paihde&q=-009")) == ["tab-009"]
-    # Drift: a device that has not applied its desired version is "not converged".
+    # Drift (domain/policy_state.py): tab-004 has not applied its desired version; tab-005
+    # has, but reports its kiosk profile unsupported; tab-006 has, but does not say what it
+    # enforces. The others applied theirs and report every key enforced.
     with fleet.services.session_factory() as session:
         desired = session.get(orm.DesiredStateRow, "tab-004")
         assert desired is not None and desired.version > 0
         for status in session.scalars(select(orm.DeviceStatus)):
-            status.desired_version = 0 if status.device_id == "tab-004" else 10**6
+            enforcement = {
+                "tab-005": EnforcementReport(("kiosk",)),
+                "tab-006": None,
+            }.get(status.device_id, ENFORCED_ALL)
+            report_applied(status, 0 if status.device_id == "tab-004" else 10**6, enforcement)
         session.commit()
-    assert listed(b.text("/devices?drift=1")) == ["tab-004"]
+    assert listed(b.text("/devices?drift=1")) == ["tab-004", "tab-005", "tab-006"]
+    html = b.text("/devices")
+    assert policy_cells(html) == {
+        **dict.fromkeys(listed(html), ("ok", "Converged")),
+        "tab-004": ("warn", "Not converged"),
+        "tab-005": ("bad", "Not enforced"),
+        "tab-006": ("warn", "Enforcement not reported"),
+    }
     assert b.get("/devices?state=nonsense").status_code == 422
+
+
+def policy_cells(html: str) -> dict[str, tuple[str, str]]:
+    """Each listed device's policy cell: (badge tone, text)."""
+    found = re.findall(
+        r'<tr data-device="([^"]+)">.*?<td data-field="drift"><span class="badge (\w+)">([^<]*)<',
+        html,
+        re.DOTALL,
+    )
+    return {device: (tone, text) for device, tone, text in found}
 
 
 def test_staff_locked_devices_are_marked_and_can_be_filtered(

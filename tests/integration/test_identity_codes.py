@@ -29,7 +29,15 @@ from support.personal_data import leaks, stored
 from werkzeug.test import TestResponse
 
 from lainaamo.errors import InvalidInput
-from lainaamo.protocol import CommandAck, Message, Presence, SessionEvent, Topics, encode
+from lainaamo.protocol import (
+    CommandAck,
+    EnforcementReport,
+    Message,
+    Presence,
+    SessionEvent,
+    Topics,
+    encode,
+)
 from server.adapters import orm
 from server.adapters.metrics import IngestMetrics
 from server.domain.privacy import REDACTED, REFUSED
@@ -243,7 +251,9 @@ def with_text(text: str, cmd_id: str, session_id: str) -> list[Message]:
     def at() -> dict[str, Any]:
         return {"ts": now, "boot": 1, "seq": next(_seq)}
 
+    failed = EnforcementReport(("kiosk",), {"message": f"no screen {text}"})
     return [
+        status_report("tab-003", enforcement=failed, **at()),
         status_report("tab-003", os_version=f"Android 14 {text}", **at()),
         status_report("tab-003", agent_version=text, **at()),
         Presence(device_id="tab-003", state="online", agent_version=text, **at()),

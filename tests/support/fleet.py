@@ -10,11 +10,14 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from lainaamo.config import Settings
+from lainaamo.protocol import EnforcementReport
+from server.adapters import orm
 from server.adapters.db import current_revision, head_revision, upgrade
 from server.adapters.signing import generate_key_file
 from server.bootstrap import Services, bootstrap
 from server.entrypoints.demo import Login, seed
 from server.service_layer import accounts
+from server.service_layer.ingest import enforcement_columns
 
 # Production-strength argon2 costs 0.1 s a hash; tests hash many passwords and check none of
 # their strength, so they use the cheapest parameters argon2 allows.
@@ -48,3 +51,16 @@ def make_fleet(db_url: str, devices: int = 9, **settings: object) -> Fleet:
     services = bootstrap(Settings.load({}).replace(database_url=db_url, **settings))
     logins = seed(services.uow, devices)
     return Fleet(services, {login.role: login for login in logins})
+
+
+ENFORCED_ALL = EnforcementReport()  # a status report's enforcement naming no key: all enforced
+
+
+def report_applied(
+    status: orm.DeviceStatus, version: int, enforcement: EnforcementReport | None = ENFORCED_ALL
+) -> None:
+    """Make a device's latest status say it applied desired `version` and enforces what
+    `enforcement` says of it (None: does not say), as the ingest stores a report of that."""
+    status.desired_version = version
+    for column, value in enforcement_columns(enforcement).items():
+        setattr(status, column, value)

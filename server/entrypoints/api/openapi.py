@@ -12,6 +12,7 @@ from flask import Blueprint
 
 import lainaamo
 from server.domain.model import LifecycleState
+from server.domain.policy_state import PolicyState
 from server.entrypoints.api import (
     openapi_enrollment,
     openapi_events,
@@ -209,15 +210,19 @@ SCHEMAS: dict[str, Any] = {
     },
     "Desired": {
         "type": "object",
-        "description": "The desired state computed from loan and lifecycle, and whether the "
-        "device has applied it (drift).",
+        "description": "The desired state computed from loan and lifecycle, and where the "
+        "device stands with it. The server believes only what the device reports: it is "
+        "converged once its latest status says it applied this version and names no key of it "
+        "as unsupported or failed (docs/protocol.md §6.2, §9); anything else is drift.",
         "required": [
             "version",
             "policy",
             "published",
             "reported_version",
+            "state",
             "in_drift",
             "drift_seconds",
+            "enforcement",
             "override",
         ],
         "properties": {
@@ -225,8 +230,38 @@ SCHEMAS: dict[str, Any] = {
             "policy": {"type": "object"},
             "published": {"type": "boolean"},
             "reported_version": NINT,
-            "in_drift": {"type": "boolean"},
-            "drift_seconds": {"type": "integer"},
+            "state": {
+                "enum": [s.value for s in PolicyState],
+                "description": "converged: applied this version and reports every key "
+                "enforced; pending: not applied yet; not_enforced: applied, but reports keys it "
+                "cannot enforce or failed to (see enforcement); unreported: applied, but its "
+                "agent does not report what it enforces.",
+            },
+            "in_drift": {"type": "boolean", "description": "state is not converged."},
+            "drift_seconds": {
+                "type": "integer",
+                "description": "Seconds since this desired state was made, while in drift "
+                "(0 when converged).",
+            },
+            "enforcement": {
+                "type": ["object", "null"],
+                "description": "What the device reports it enforces of this version (null "
+                "while pending, or when it does not report it): every key of the policy is "
+                "enforced unless listed.",
+                "required": ["unsupported", "failed"],
+                "properties": {
+                    "unsupported": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Keys the device cannot enforce.",
+                    },
+                    "failed": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "Keys the device failed to enforce, with its reason.",
+                    },
+                },
+            },
             "override": {"type": ["object", "null"]},
         },
     },
@@ -291,6 +326,17 @@ SCHEMAS: dict[str, Any] = {
             },
             "reason": {"type": "string", "description": "Recorded in the audit log."},
         },
+    },
+}
+# An item of GET /drift: the device's desired state (as in Desired) with the device named.
+SCHEMAS["DriftItem"] = {
+    "type": "object",
+    "description": "A device in drift: its desired state and where the device stands with it.",
+    "required": ["device_id", "online", *SCHEMAS["Desired"]["required"]],
+    "properties": {
+        "device_id": {"type": "string"},
+        "online": {"type": "boolean"},
+        **SCHEMAS["Desired"]["properties"],
     },
 }
 
@@ -594,7 +640,11 @@ def document() -> dict[str, Any]:
         },
         "/drift": {
             "get": {
-                "summary": "Devices whose reported state lags the desired state (up to 500)",
+                "summary": "Devices in drift: not converged with their desired state (up to "
+                "500, longest first)",
+                "description": "Pending (not applied yet), not_enforced (applied, with keys the "
+                "device cannot enforce or failed to) and unreported (applied by an agent that "
+                "does not report what it enforces) devices; see the Desired schema.",
                 "operationId": "listDrift",
                 "responses": {
                     "200": json_response(
@@ -602,7 +652,7 @@ def document() -> dict[str, Any]:
                             "type": "object",
                             "required": ["items", "total"],
                             "properties": {
-                                "items": {"type": "array", "items": {"type": "object"}},
+                                "items": {"type": "array", "items": ref("DriftItem")},
                                 "total": {"type": "integer"},
                             },
                         },

@@ -15,6 +15,7 @@ from babel.dates import format_datetime, format_time
 from babel.numbers import format_decimal
 
 from server.domain.model import LifecycleState
+from server.domain.policy_state import PolicyState
 from server.entrypoints.console.i18n import TIMEZONE, current_language
 from server.entrypoints.console.i18n import gettext as _
 from server.service_layer.fleet_console import Facts
@@ -55,6 +56,8 @@ class Formatter:
                 "low": _("%(pct)s, low"),
                 "drift": _("Not converged"),
                 "converged": _("Converged"),
+                "not_enforced": _("Not enforced"),
+                "unreported": _("Enforcement not reported"),
                 "staff_locked": _("Locked by IT"),
                 "none": "–",
             },
@@ -83,9 +86,6 @@ class Formatter:
         else:
             pct = f"{facts.battery_pct} %"
             battery = (self.labels["low"] % {"pct": pct}, "bad") if facts.low_battery else (pct, "")
-        drift = (
-            (self.labels["drift"], "warn") if facts.in_drift else (self.labels["converged"], "ok")
-        )
         return {
             "state": (self.states.get(facts.lifecycle_state, facts.lifecycle_state), ""),
             "lock": (self.labels["staff_locked"], "warn")
@@ -94,5 +94,19 @@ class Formatter:
             "online": (self.labels[facts.presence], tone),
             "battery": battery,
             "last_seen": (self.when(facts.last_seen_at), ""),
-            "drift": drift,
+            "drift": self.policy(facts.policy),
         }
+
+    def policy(self, state: PolicyState | None) -> Cell:
+        """The policy column: converged, or which way the device is in drift (none: no policy).
+
+        Not converged: the tablet has not applied its policy yet; not enforced: it has, but
+        reports keys it cannot enforce or failed to; not reported: its agent does not say."""
+        if state is None:
+            return (self.labels["none"], "")
+        return {
+            PolicyState.CONVERGED: (self.labels["converged"], "ok"),
+            PolicyState.PENDING: (self.labels["drift"], "warn"),
+            PolicyState.NOT_ENFORCED: (self.labels["not_enforced"], "bad"),
+            PolicyState.UNREPORTED: (self.labels["unreported"], "warn"),
+        }[state]
