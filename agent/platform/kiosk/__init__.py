@@ -278,7 +278,8 @@ class KioskPlatform:
         future: asyncio.Future[bool] = loop.create_future()
         self._consents[key] = (loop, future)
         try:
-            if not self.session.show(consent={"id": key, "caller": caller, "mode": mode}):
+            question = {"id": key, "caller": caller, "purpose": purpose, "mode": mode}
+            if not self.session.show(consent=question):
                 await asyncio.Event().wait()  # nobody can be asked: the agent's timeout denies
             accepted = await future
         finally:

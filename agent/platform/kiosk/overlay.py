@@ -9,7 +9,7 @@ person did. End of stdin ends it.
          {"lock": null | {"lost": bool, "message": str|null, "phone": str|null}}
          {"banner": null | str}
          {"message": {"id": int, "text": str}}
-         {"consent": null | {"id": str, "caller": str, "mode": "view"|"control"}}
+         {"consent": null | {"id": str, "caller": str, "purpose": str, "mode": "view"|"control"}}
          {"indicator": null | {"caller": str}}
          {"chat": str}
          {"pointer": null | [x, y]}          fractions of the screen
@@ -125,6 +125,8 @@ class Overlay:
         self._label(win, text(key, self.lang, caller=value["caller"]), 28, DIALOG_FG).pack(
             padx=60, pady=20
         )
+        if value.get("purpose"):  # why, in the professional's words: the client sees it
+            self._label(win, f"“{value['purpose']}”", 26, DIALOG_FG).pack(padx=60, pady=10)
         buttons = tk.Frame(win, bg=DIALOG_BG)
         buttons.pack(pady=40)
         self._button(buttons, text("allow", self.lang), lambda: self._answer(True)).pack(
