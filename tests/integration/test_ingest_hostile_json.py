@@ -44,6 +44,7 @@ from lainaamo.protocol import (
     Topics,
     encode,
 )
+from lainaamo.protocol.messages import load_schema
 from server.adapters import orm
 from server.adapters.metrics import IngestMetrics
 from server.entrypoints.demo import seed_loans
@@ -266,3 +267,20 @@ def test_any_json_in_any_field_never_stops_ingest_or_loses_valid_messages(
     assert set(good_status) <= positions(fleet)
     usage = registry.get_sample_value("lainaamo_ingest_messages_total", {"kind": "usage"})
     assert (usage or 0) - (before_usage or 0) == good_usage
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.value)
+def test_every_field_the_server_reads_is_drawn_and_reached(kind: Kind) -> None:
+    """Every field of the schema, nested ones too, is a field the fuzzer draws, and putting a
+    value there changes the message (the path reaches into the valid message)."""
+    base = base_message(kind, "tab-004", 1)
+    fields = fields_of(kind)
+    schema = load_schema(kind)["properties"]
+    assert set(schema) <= set(fields)
+    for name, spec in schema.items():
+        if "properties" in spec or isinstance(spec.get("additionalProperties"), dict):
+            assert any(field.startswith(f"{name}.") for field in fields), name
+    for field in fields:
+        changed = json.loads(with_value(base, field, "replace", '"@@x@@"'))
+        assert changed != base, field
+        assert "@@x@@" in json.dumps(changed), field
