@@ -27,7 +27,8 @@ Production:   lainaamo db upgrade                     (once per upgrade)
               lainaamo ingest                         (MQTT ingest, one or more processes)
               lainaamo scheduler                      (scheduled work; a spare stands by)
 Pilot:        lainaamo serve --with-ingest            (all of it in one process)
-Tablet:       lainaamo agent
+Tablet:       lainaamo agent install --server URL --token TOKEN   (as root, once)
+              lainaamo agent                          (what its service runs)
 
 Settings come from LAINAAMO_* environment variables or a TOML file (--config);
 `lainaamo config --markdown` lists them all.
@@ -84,6 +85,60 @@ def _agent_enroll(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{verb} as device {config['device_id']} (unit: {config.get('unit') or 'none'})")
     print(f"configuration written to {path} (readable by its owner only)")
     print("start the agent with: lainaamo agent")
+    return 0
+
+
+def _root_options(args: argparse.Namespace) -> tuple[Path, bool, bool]:
+    """--root and --with-account: the root, whether systemctl and sysctl run, and whether the
+    client account is managed."""
+    if args.with_account and not args.root:
+        raise LainaamoError("--with-account goes with --root (without it the account is managed)")
+    if not args.root:
+        return Path("/"), True, True
+    return Path(args.root).resolve(), False, bool(args.with_account)
+
+
+def _agent_install(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.install import Host, InstallOptions, install, running_executable
+
+    root, manage_system, manage_account = _root_options(args)
+    options = InstallOptions(
+        command=(running_executable(), "agent"),
+        server=args.server,
+        token=args.token,
+        device_id=args.device_id,
+        language=args.language,
+        client_user=args.client_user,
+        root=root,
+        manage_system=manage_system,
+        manage_account=manage_account,
+    )
+    steps = install(options, Host(), report=lambda step: print(step, flush=True))
+    changed = [s for s in steps if s.status not in ("unchanged", "skipped")]
+    if changed:
+        print(f"installed: {len(changed)} step(s) changed; undo with `lainaamo agent uninstall`")
+    else:
+        print("already installed: nothing changed")
+    return 0
+
+
+def _agent_uninstall(args: argparse.Namespace, settings: Settings) -> int:
+    from agent.install import MANIFEST_FILE, Host, UninstallOptions, uninstall
+
+    root, manage_system, manage_account = _root_options(args)
+    options = UninstallOptions(
+        policy_dir=settings.kiosk_policy_dir,
+        keep_account=args.keep_account,
+        root=root,
+        manage_system=manage_system,
+        manage_account=manage_account,
+    )
+    steps = uninstall(options, Host(), report=lambda step: print(step, flush=True))
+    if steps:
+        print("uninstalled")
+    else:
+        where = options.root / MANIFEST_FILE.lstrip("/")
+        print(f"nothing to do: the agent is not installed here (no {where})")
     return 0
 
 
@@ -311,6 +366,78 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--serial", help="serial number to record")
     e.add_argument("--model", help="model to record")
     e.set_defaults(handler=_agent_enroll)
+    root_help = (
+        "put every file under DIR instead of / (for tests, or to prepare an image); the "
+        "account, systemctl and sysctl steps are then skipped"
+    )
+    i = agent_sub.add_parser(
+        "install",
+        help="Make this Debian/Ubuntu machine a managed kiosk tablet (as root; idempotent).",
+        description="Make this Debian/Ubuntu machine a managed kiosk tablet, as root: enroll it, "
+        "make the client account, write /etc/lainaamo/agent.env, the systemd unit "
+        "lainaamo-agent.service, the Xorg and sysctl configuration that turn off virtual "
+        "consoles, Ctrl+Alt+Backspace and SysRq, disable the display managers (gdm, lightdm, "
+        "sddm) and start the agent. Prints one line per step (created, changed, unchanged or "
+        "skipped: why); running it again changes nothing. What it did is recorded in "
+        "/var/lib/lainaamo-agent/install.json for `lainaamo agent uninstall`.",
+    )
+    i.add_argument(
+        "--server",
+        metavar="URL",
+        help="the server's address, e.g. https://lainaamo.example.fi (needed until enrolled)",
+    )
+    i.add_argument(
+        "--token",
+        help="an enrollment token from the console's Enrollment page (lnm_enr_…); needed "
+        "until enrolled, not used once the tablet is",
+    )
+    i.add_argument("--device-id", help="this device's id at enrollment (default: the host name)")
+    i.add_argument(
+        "--language",
+        choices=["fi", "sv", "en"],
+        help="language of the kiosk's screens (default: as installed before, else fi)",
+    )
+    i.add_argument(
+        "--client-user",
+        metavar="NAME",
+        help="the client's unprivileged account, made from /etc/skel with no login shell "
+        "(default: as installed before, else lainaamo-client); an account that exists must "
+        "already be a kiosk account",
+    )
+    i.add_argument("--root", metavar="DIR", help=root_help)
+    i.add_argument(
+        "--with-account",
+        action="store_true",
+        help="with --root: still make the client account on this machine",
+    )
+    i.set_defaults(handler=_agent_install)
+    u = agent_sub.add_parser(
+        "uninstall",
+        help="Undo `lainaamo agent install` (as root; harmless when run again).",
+        description="Undo what `lainaamo agent install` recorded in "
+        "/var/lib/lainaamo-agent/install.json: stop and disable the agent's service, remove "
+        "the files it created (and put back any it replaced), enable again the display "
+        "managers it disabled, remove the kiosk's Chromium policy, the enrollment and the "
+        "client account with its home. The server keeps the device: retire it in the console.",
+    )
+    u.add_argument(
+        "--keep-account",
+        action="store_true",
+        help="keep the client account and its files, handed over as an ordinary one "
+        "(login shell /bin/bash)",
+    )
+    u.add_argument(
+        "--root",
+        metavar="DIR",
+        help="the DIR the install was given: its files are under DIR; the account, systemctl "
+        "and sysctl steps are then skipped",
+    )
+    u.add_argument(
+        "--with-account",
+        action="store_true",
+        help="with --root: still remove (or hand over) the client account on this machine",
+    )
+    u.set_defaults(handler=_agent_uninstall)
     p = add("simulate", _simulate, "Run N simulated tablets, each with its own MQTT connection.")
     p.add_argument("--devices", type=int, default=30, help="how many tablets (default 30)")
     p.add_argument("--prefix", default="tab", help="device ids are PREFIX-001, PREFIX-002, …")
