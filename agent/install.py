@@ -618,8 +618,9 @@ class _Install(_Machine):
             return
         self._systemctl("daemon-reload")
         enabled = self.host.systemctl("is-enabled", UNIT_NAME)[1].strip() == "enabled"
-        active = self.host.systemctl("is-active", UNIT_NAME)[1].strip() == "active"
-        done = []
+        state = self.host.systemctl("is-active", UNIT_NAME)[1].strip()
+        running = state in ("active", "activating", "reloading")
+        done: list[str] = []
         if not enabled:
             self._systemctl("enable", UNIT_NAME)
             self.manifest.service_enabled = True
@@ -629,20 +630,22 @@ class _Install(_Machine):
             for name in DISPLAY_MANAGERS
             if self.host.systemctl("is-active", f"{name}.service")[1].strip() == "active"
         ]
-        if holding and not active:
+        note = ""
+        if holding and not running:
             # Starting the kiosk's X server beside a running display manager would fight it
-            # for the screen (and stopping it would end the session install may run in).
-            done.append(f"starts at the next boot: {', '.join(holding)} still runs, reboot")
-        elif not active:
+            # for the screen, and stopping that would end the session the install may run in.
+            note = f"starts at the next boot: {', '.join(holding)} still runs, reboot"
+        elif not running:
             self._systemctl("start", UNIT_NAME)
             done.append("started")
         elif self.changed_config:
             self._systemctl("restart", UNIT_NAME)
             done.append("restarted: its configuration changed")
         if not done:
-            self.add(Step(what, "unchanged", "enabled and running"))
+            self.add(Step(what, "unchanged", note or "enabled and running"))
         else:
-            self.add(Step(what, "created" if not enabled else "changed", ", ".join(done)))
+            detail = ", ".join(done + ([note] if note else []))
+            self.add(Step(what, "changed" if enabled else "created", detail))
 
     def _systemctl(self, *args: str) -> None:
         ok, said = self.host.systemctl(*args)
