@@ -379,6 +379,8 @@ class _Machine:
     """Files under the root, the manifest, and the report."""
 
     def __init__(self, root: Path, report: Report | None) -> None:
+        if not root.is_dir():
+            raise InstallError(f"--root {root}: no such directory")
         self.root = root
         self.steps: list[Step] = []
         self._report = report
@@ -433,7 +435,10 @@ def install(options: InstallOptions, host: Host, report: Report | None = None) -
     """Make this machine (or the tree under options.root) a managed kiosk tablet; idempotent."""
     if options.manage_system or options.manage_account:
         require_root("install")
-    return _Install(options, host, report).run()
+    try:
+        return _Install(options, host, report).run()
+    except OSError as exc:
+        raise InstallError(f"install stopped (run it again when fixed): {exc}") from exc
 
 
 class _Install(_Machine):
@@ -685,7 +690,10 @@ def uninstall(options: UninstallOptions, host: Host, report: Report | None = Non
     """Undo what the manifest says the install did; no manifest and no policy: nothing."""
     if options.manage_system or options.manage_account:
         require_root("uninstall")
-    return _Uninstall(options, host, report).run()
+    try:
+        return _Uninstall(options, host, report).run()
+    except OSError as exc:
+        raise InstallError(f"uninstall stopped (run it again when fixed): {exc}") from exc
 
 
 class _Uninstall(_Machine):
