@@ -407,15 +407,17 @@ class _Machine:
         return step
 
     def make_dirs(self, directory: str, mode: int = 0o755) -> list[str]:
-        """Make the directory and its missing parents; those made are recorded."""
+        """Make the directory (with `mode`) and its missing parents (0755); those made are
+        recorded."""
         made: list[str] = []
         current = Path("/")
         for part in Path(directory).parts[1:]:
             current = current / part
             target = self.at(str(current))
             if not target.is_dir():
-                target.mkdir(mode=mode)
-                os.chmod(target, mode)  # not reduced by the umask
+                wanted = mode if str(current) == directory else 0o755
+                target.mkdir(mode=wanted)
+                os.chmod(target, wanted)  # not reduced by the umask
                 made.append(str(current))
                 if str(current) not in self.manifest.directories:
                     self.manifest.directories.append(str(current))

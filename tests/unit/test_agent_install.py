@@ -256,6 +256,7 @@ def test_install_twice_changes_nothing_and_uninstall_leaves_the_root_as_it_was(
     assert host.calls == []  # no account, no systemctl, no sysctl with --root
     assert (root / "etc/lainaamo/agent.env").stat().st_mode & 0o777 == 0o600
     assert (root / "var/lib/lainaamo-agent").stat().st_mode & 0o777 == 0o700
+    assert (root / "var/lib").stat().st_mode & 0o777 == 0o755  # parents as usual
     manifest = json.loads((root / "var/lib/lainaamo-agent/install.json").read_text())
     assert manifest["enrolled"] is True
     assert manifest["accounts"] == {"lainaamo-client": "agent"}
