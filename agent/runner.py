@@ -71,6 +71,7 @@ def run_agent(
         raise ConfigError("device_id is not set (LAINAAMO_DEVICE_ID)")
     if settings.mqtt_username and settings.mqtt_username != device_id:
         log.warning("the agent logs in as its device id; mqtt_username is ignored")
+    owned = platform is None
     if platform is None:
         platform = create_platform(
             settings.agent_platform,
@@ -82,5 +83,10 @@ def run_agent(
         )
     link = build_link(settings, device_id, settings.agent_state_dir, platform)
     loop = LinkLoop([link])
-    with stop_on_signals(stop_event) as event:
-        loop.run(event)
+    try:
+        with stop_on_signals(stop_event) as event:
+            loop.run(event)
+    finally:
+        close = getattr(platform, "close", None)
+        if owned and close is not None:
+            close()  # the kiosk's session (X server, browser, overlay) ends with its agent

@@ -25,4 +25,5 @@ BENCHMARKS: dict[str, str] = {
     "support": "bench.support",
     "fleet": "bench.fleet",
     "commands": "bench.commands",
+    "tablet": "bench.tablet",
 }

@@ -1,14 +1,29 @@
-"""Platform adapters: what the agent manages (`linux` for real, `simulated` for tests and demos)."""
+"""Platform adapters: what the agent manages (`kiosk`: a Linux kiosk tablet; `linux`: a plain
+PC's telemetry; `simulated` for tests and demos).
+
+Imports lazily: the kiosk's overlay process imports a module under this package and should
+not load the agent's others.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, Platform
-from lainaamo.config import Settings
+if TYPE_CHECKING:
+    from agent.platform.base import UNSUPPORTED, CommandResult, DeviceFacts, Platform
+    from lainaamo.config import Settings
 
 __all__ = ["UNSUPPORTED", "CommandResult", "DeviceFacts", "Platform", "create_platform"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("UNSUPPORTED", "CommandResult", "DeviceFacts", "Platform"):
+        from agent.platform import base
+
+        return getattr(base, name)
+    raise AttributeError(name)
 
 
 def create_platform(
@@ -24,8 +39,9 @@ def create_platform(
 ) -> Platform:
     """The platform adapter named in settings (`kiosk`, `linux` or `simulated`)."""
     if name == "kiosk":
-        from agent.platform.kiosk import KioskPlatform
         from agent.platform.kiosk.session import KioskConfig
+        from agent.platform.kiosk.tablet import KioskPlatform
+        from lainaamo.config import Settings
 
         return KioskPlatform(KioskConfig.from_settings(settings or Settings.load({})))
     if name == "linux":

@@ -30,17 +30,15 @@ Stacking, lowest first: banner, indicator, pointer, message, lock screen, consen
 from __future__ import annotations
 
 import json
-import queue
+import os
 import sys
-import threading
 import tkinter as tk
 from typing import Any
 
 from agent.platform.kiosk.texts import text
 
 FONT = "DejaVu Sans"
-RAISE_MS = 250
-POLL_MS = 40
+RAISE_MS = 400
 
 # Colours with at least 7:1 contrast for their text (WCAG AAA for large text).
 LOCK_BG, LOCK_FG = "#1b2733", "#ffffff"
@@ -328,38 +326,34 @@ def main() -> int:
     root = tk.Tk()
     root.withdraw()
     overlay = Overlay(root)
-    lines: queue.Queue[str | None] = queue.Queue()
+    fd = sys.stdin.fileno()
+    pending = bytearray()
 
-    def read() -> None:
-        for line in sys.stdin:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, name="overlay-stdin", daemon=True).start()
-
-    def poll() -> None:
-        while True:
-            try:
-                line = lines.get_nowait()
-            except queue.Empty:
-                break
-            if line is None:
-                root.quit()
-                return
+    def readable(_file: object, _mask: int) -> None:
+        """Tk's event loop calls this when stdin has data: no polling while nothing happens."""
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            root.tk.deletefilehandler(fd)
+            root.quit()
+            return
+        pending.extend(chunk)
+        while b"\n" in pending:
+            line, _, rest = bytes(pending).partition(b"\n")
+            pending[:] = rest
             try:
                 overlay.handle(json.loads(line))
             except (ValueError, KeyError, TypeError) as exc:
-                sys.stderr.write(f"overlay: bad command {line.strip()[:200]!r}: {exc}\n")
-        root.after(POLL_MS, poll)
+                sys.stderr.write(f"overlay: bad command {line[:200]!r}: {exc}\n")
 
     def keep_on_top() -> None:
-        overlay._raise()
-        if overlay.grabbed is None:
-            overlay._regrab()
+        if overlay.windows:
+            overlay._raise()
+            if overlay.grabbed is None:
+                overlay._regrab()
         root.after(RAISE_MS, keep_on_top)
 
     overlay._emit({"event": "ready", "width": overlay.width, "height": overlay.height})
-    root.after(POLL_MS, poll)
+    root.tk.createfilehandler(fd, tk.READABLE, readable)
     root.after(RAISE_MS, keep_on_top)
     root.mainloop()
     return 0

@@ -37,6 +37,7 @@ from lainaamo.config import Settings
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
+WATCH_S = 1.0  # how often the watcher looks (the idle agent's cost is mostly this)
 DISPLAY_WAIT_S = 15.0
 
 
@@ -200,7 +201,7 @@ class KioskSession:
         self.browser.stop()
 
     def step(self) -> None:
-        """One look at the three processes (the watcher does it every half second)."""
+        """One look at the three processes (the watcher does it every WATCH_S)."""
         if self.config.display_command is not None and not self.display.ensure():
             return
         if not self._display_up():
@@ -220,7 +221,7 @@ class KioskSession:
                 self.step()
             except Exception:
                 log.exception("kiosk: watching the session failed")
-            self._stop.wait(0.5)
+            self._stop.wait(WATCH_S)
 
     # --- the overlay's screens
 

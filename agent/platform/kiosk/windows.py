@@ -3,7 +3,7 @@ opens a window) is closed as a window manager would close it (WM_DELETE_WINDOW).
 
 There is no window manager in the kiosk session, and Chromium has no policy against new
 windows; a second window would cover the first, with no way to switch back. The session's
-watcher calls `close_extra_windows` twice a second.
+watcher calls `close_extra_windows` once a second.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class WindowGuard:
     def __init__(self, display: str) -> None:
         self.display_name = display
         self._display: Any = None
+        self._browser_class: dict[int, bool] = {}  # window id -> of the browser (never changes)
 
     def close(self) -> None:
         if self._display is not None:
@@ -35,22 +36,31 @@ class WindowGuard:
             except Exception:  # noqa: BLE001 - a display already gone
                 pass
             self._display = None
+            self._browser_class.clear()
 
     def browser_windows(self) -> list[Any]:
         """Viewable browser windows, bottom first (the X stacking order)."""
         display = self._connect()
         found = []
-        for window in display.screen().root.query_tree().children:
+        children = display.screen().root.query_tree().children
+        known = {window.id for window in children}
+        for gone in set(self._browser_class) - known:
+            del self._browser_class[gone]
+        for window in children:
             try:
+                browser = self._browser_class.get(window.id)
+                if browser is None:
+                    wm_class = window.get_wm_class()
+                    browser = bool(wm_class) and wm_class[-1] in BROWSER_CLASSES
+                    self._browser_class[window.id] = browser
+                if not browser:
+                    continue
                 attributes = window.get_attributes()
                 if attributes.map_state != X.IsViewable or attributes.override_redirect:
                     continue
-                wm_class = window.get_wm_class()
                 geometry = window.get_geometry()
             except error.XError:
                 continue  # gone meanwhile
-            if not wm_class or wm_class[-1] not in BROWSER_CLASSES:
-                continue
             if geometry.width < MIN_SIZE or geometry.height < MIN_SIZE:
                 continue
             found.append(window)

@@ -1,0 +1,368 @@
+"""The Linux kiosk tablet: the agent manages a client account and its kiosk session.
+
+For Debian and Ubuntu tablets and laptops (`docs/tablet.md`). The agent runs as root; the
+person holding the tablet uses the dedicated unprivileged client account, whose session is an
+X server without a window manager, Chromium in kiosk mode on the launcher (`launcher.py`),
+locked down by its managed policy (`browser.py`), and the overlay (`overlay.py`) that draws the
+lock screens, the banner, messages and the remote-support screens above it.
+
+What each mode shows (docs/protocol.md §9.2): `kiosk` and `restricted` the launcher with the
+profile's shortcuts, and the banner; `locked` and `lost` their lock screen above everything,
+holding the keyboard and pointer, with the browser allowed nothing but the launcher;
+`unmanaged` no kiosk at all (the session is stopped and the browser policy removed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import shutil
+import struct
+import tempfile
+import threading
+import time
+import wave
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from agent.platform.base import (
+    UNSUPPORTED,
+    CommandResult,
+    ConsentAnswer,
+    DeviceFacts,
+    Enforcement,
+    Launch,
+    SupportMedia,
+    UsageReading,
+)
+from agent.platform.kiosk import account
+from agent.platform.kiosk.browser import managed_policy, remove_policy, write_policy
+from agent.platform.kiosk.launcher import Launcher
+from agent.platform.kiosk.session import KioskConfig, KioskSession, run_quietly
+from agent.platform.linux import LinuxPlatform
+from agent.policy import KIOSK_MODES, KioskProfile, LockScreen, Policy, Shortcut
+
+log = logging.getLogger(__name__)
+
+MAX_LAUNCHES = 1000  # waiting to be read by the agent (it reads about once a second)
+RING_DEFAULT_S = 30
+RING_MAX_S = 120
+SESSION_START_S = 30.0
+
+
+class KioskPlatform:
+    """A Debian/Ubuntu tablet whose client account runs the kiosk session."""
+
+    name = "kiosk"
+
+    def __init__(self, config: KioskConfig, *, facts: LinuxPlatform | None = None) -> None:
+        self.config = config
+        self._facts = facts or LinuxPlatform()
+        self._lock = threading.Lock()
+        self._policy: Policy | None = None
+        self._command_lock: LockScreen | None = None
+        self._launches: list[Launch] = []
+        self._message_ids = itertools.count(1)
+        self._consents: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]] = {}
+        self._consent_ids = itertools.count(1)
+        self._on_end: Callable[[], None] | None = None
+        self._reply: Callable[[str], None] | None = None
+        self._ringing = threading.Event()
+        self.launcher = Launcher(config.launcher_port, self._launched)
+        self.session = KioskSession(config, self.launcher.url, self._overlay_event)
+        self._started = False
+
+    # --- life cycle
+
+    def start(self) -> None:
+        """Make the client account, serve the launcher and start the session (idempotent)."""
+        if self._started:
+            return
+        account.create(self.config.client_user, self.config.skeleton)
+        write_policy(self.config.policy_dir, managed_policy(self.launcher.origin, None))
+        self.launcher.start()
+        self.session.show(lang=self.config.language)
+        self.session.start()
+        self._started = True
+
+    def set_language(self, language: str) -> None:
+        """Show the launcher and the kiosk's own screens in another language (fi, sv, en)."""
+        self.config = replace(self.config, language=language)
+        self.session.config = self.config
+        self.session.show(lang=language)
+        policy = self._policy
+        profile = policy.kiosk if policy is not None and policy.kiosk_enforced else KioskProfile()
+        self.launcher.show(profile, language)
+        self._show_screens()
+
+    def close(self) -> None:
+        self._ringing.set()
+        if self._started:
+            self.session.close()
+            self.launcher.close()
+            self._started = False
+
+    # --- Platform
+
+    def facts(self) -> DeviceFacts:
+        return self._facts.facts()
+
+    @property
+    def locked(self) -> bool:
+        return self._screen() is not None and self.session.overlay.alive
+
+    @property
+    def kiosk(self) -> bool:
+        policy = self._policy
+        return (
+            policy is not None
+            and policy.mode in KIOSK_MODES
+            and self.session.browser.alive
+            and self.session.overlay.alive
+        )
+
+    def apply_policy(self, policy: Policy) -> Enforcement:
+        """Enforce the mode, profile, banner and lock screen; say which keys failed."""
+        self.start()
+        with self._lock:
+            self._policy = policy
+            self._command_lock = None
+        failed: dict[str, str] = {}
+        managed = policy.mode != "unmanaged"
+        profile = policy.kiosk if policy.kiosk_enforced else KioskProfile()
+        self.launcher.show(profile, self.config.language)
+        try:
+            if managed:
+                allowed = profile if policy.kiosk_enforced else None
+                write_policy(self.config.policy_dir, managed_policy(self.launcher.origin, allowed))
+            else:
+                remove_policy(self.config.policy_dir)
+        except OSError as exc:
+            failed["mode"] = f"browser policy: {exc}"[:120]
+        self.session.browser_wanted = managed
+        shown = self._show_screens()
+        if managed and not shown:
+            if not self.session.wait_ready(SESSION_START_S):
+                failed.setdefault("mode", "the kiosk session did not start")
+            elif not self._show_screens():
+                failed.setdefault("mode", "the overlay did not take the screen")
+        if policy.kiosk_enforced and policy.kiosk.apps and "kiosk" in policy.keys:
+            failed["kiosk"] = "apps cannot run here: web shortcuts only"
+        failed = {key: why for key, why in failed.items() if key in policy.keys}
+        return Enforcement(failed=failed)
+
+    def lock(self, screen: LockScreen) -> bool:
+        self.start()
+        with self._lock:
+            self._command_lock = screen
+        return (
+            self._show_screens()
+            or self.session.wait_ready(SESSION_START_S)
+            and (self._show_screens())
+        )
+
+    def execute(self, name: str, args: Mapping[str, Any]) -> CommandResult:
+        if name == "lock":
+            message = args.get("message")
+            ok = self.lock(LockScreen(message if isinstance(message, str) else None))
+            return CommandResult(ok, None if ok else "the overlay did not take the screen")
+        if name == "unlock":
+            with self._lock:
+                self._command_lock = None
+            self._show_screens()
+            return CommandResult(ok=True)
+        if name == "message":
+            text = args.get("text")
+            if not isinstance(text, str) or not text.strip():
+                return CommandResult(ok=False, detail="args.text must be a non-empty string")
+            shown = self.session.show(message={"id": next(self._message_ids), "text": text})
+            return CommandResult(shown, None if shown else "the overlay is not running")
+        if name == "ring":
+            return self._ring(args)
+        if name == "reboot":
+            threading.Timer(3.0, run_quietly, args=(self.config.reboot_command,)).start()
+            return CommandResult(ok=True)
+        if name == "wipe":
+            return self._wipe()
+        return UNSUPPORTED
+
+    def network_up(self) -> bool:
+        return self._facts.network_up()
+
+    # --- usage
+
+    def usage(self) -> UsageReading:
+        with self._lock:
+            launches, self._launches = tuple(self._launches), []
+        return UsageReading(screen_on=self.session.overlay.alive, launches=launches)
+
+    def _launched(self, shortcut: Shortcut) -> None:
+        with self._lock:
+            if len(self._launches) < MAX_LAUNCHES:
+                self._launches.append(Launch(url=shortcut.url))
+
+    # --- screens
+
+    def _screen(self) -> LockScreen | None:
+        policy = self._policy
+        if policy is not None and policy.lock_screen is not None:
+            return policy.lock_screen
+        return self._command_lock
+
+    def _show_screens(self) -> bool:
+        with self._lock:
+            screen = self._screen()
+            policy = self._policy
+        lock = None
+        if screen is not None:
+            lock = {"lost": screen.lost, "message": screen.message, "phone": screen.support_phone}
+        banner = policy.banner if policy is not None else None
+        return self.session.show(lock=lock, banner=banner)
+
+    # --- commands
+
+    def _ring(self, args: Mapping[str, Any]) -> CommandResult:
+        seconds = args.get("seconds", RING_DEFAULT_S)
+        if (
+            not isinstance(seconds, int)
+            or isinstance(seconds, bool)
+            or not 1 <= seconds <= RING_MAX_S
+        ):
+            seconds = RING_DEFAULT_S
+        player = shutil.which("paplay") or shutil.which("aplay")
+        if player is None:
+            return CommandResult(ok=False, detail="no sound player (paplay or aplay)")
+        tone = self.config.sound_file or _tone_file()
+        self._ringing.clear()
+        threading.Thread(
+            target=self._play, args=(player, tone, seconds), name="kiosk-ring", daemon=True
+        ).start()
+        return CommandResult(ok=True)
+
+    def _play(self, player: str, tone: str, seconds: float) -> None:
+        env = dict(self.config.extra_env)
+        if player.endswith("paplay") and shutil.which("pactl"):
+            # Audible even when muted: unmute and turn up the default output while ringing.
+            run_quietly(["pactl", "set-sink-mute", "@DEFAULT_SINK@", "0"], env=_env(env))
+            run_quietly(["pactl", "set-sink-volume", "@DEFAULT_SINK@", "100%"], env=_env(env))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self._ringing.is_set():
+            ok, said = run_quietly([player, tone], timeout=10, env=_env(env))
+            if not ok:
+                log.warning("ring: %s failed: %s", player, said)
+                return
+
+    def _wipe(self) -> CommandResult:
+        self.session.browser_wanted = False
+        self.session.browser.stop()
+        result = account.wipe(
+            self.config.client_user, self.config.skeleton, self.config.network_connections
+        )
+        policy = self._policy
+        self.session.browser_wanted = policy is None or policy.mode != "unmanaged"
+        return CommandResult(result.ok, result.detail)
+
+    # --- remote support (agent/platform/base.py SupportPlatform)
+
+    async def ask_consent(
+        self, caller: str, purpose: str, mode: str, timeout_s: float
+    ) -> ConsentAnswer:
+        loop = asyncio.get_running_loop()
+        key = f"c{next(self._consent_ids)}"
+        future: asyncio.Future[bool] = loop.create_future()
+        self._consents[key] = (loop, future)
+        try:
+            question = {"id": key, "caller": caller, "purpose": purpose, "mode": mode}
+            if not self.session.show(consent=question):
+                await asyncio.Event().wait()  # nobody can be asked: the agent's timeout denies
+            accepted = await future
+        finally:
+            self._consents.pop(key, None)
+            if not future.done():
+                self.session.show(consent=None)
+        return ConsentAnswer(accepted=accepted, control=accepted and mode == "control")
+
+    def show_indicator(self, caller: str, on_end: Callable[[], None]) -> None:
+        self._on_end = on_end
+        self.session.show(indicator={"caller": caller})
+
+    def hide_indicator(self) -> None:
+        self._on_end = None
+        self._reply = None
+        self.session.show(indicator=None, pointer=None)
+
+    def show_chat(self, text: str, reply: Callable[[str], None]) -> None:
+        self._reply = reply
+        self.session.show(chat=text)
+
+    def show_pointer(self, x: float, y: float) -> None:
+        self.session.show(pointer=[x, y])
+
+    def tap(self, x: float, y: float) -> bool:
+        size = self.session.screen_size
+        if size is None or not shutil.which("xdotool"):
+            return False
+        px, py = round(x * (size[0] - 1)), round(y * (size[1] - 1))
+        env = {"DISPLAY": self.config.display, "PATH": "/usr/bin:/bin"}
+        ok, said = run_quietly(
+            ["xdotool", "mousemove", str(px), str(py), "click", "1"], timeout=5, env=env
+        )
+        if not ok:
+            log.warning("remote support: tap failed: %s", said)
+        return ok
+
+    def support_media(self) -> SupportMedia:
+        from agent.support.tracks import linux_media
+
+        width, height = self.session.screen_size or (1280, 800)
+        return linux_media(f"{width}x{height}", display=self.config.display)
+
+    # --- what the overlay says
+
+    def _overlay_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "consent":
+            waiting = self._consents.get(str(event.get("id")))
+            if waiting is not None:
+                loop, future = waiting
+                accepted = event.get("accepted") is True
+                loop.call_soon_threadsafe(_settle, future, accepted)
+        elif kind == "end" and self._on_end is not None:
+            self._on_end()
+        elif kind == "chat" and self._reply is not None and isinstance(event.get("text"), str):
+            self._reply(event["text"])
+
+
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _env(extra: Mapping[str, str]) -> dict[str, str]:
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **extra}
+
+
+_TONE: list[str] = []
+
+
+def _tone_file() -> str:
+    """A one-second two-tone chime as a WAV file (made once per process)."""
+    if _TONE:
+        return _TONE[0]
+    rate = 22050
+    frames = bytearray()
+    for i in range(rate):
+        hz = 880 if i < rate // 2 else 660
+        frames += struct.pack("<h", int(20000 * math.sin(2 * math.pi * hz * i / rate)))
+    path = Path(tempfile.gettempdir()) / "lainaamo-ring.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(frames))
+    _TONE.append(str(path))
+    return str(path)
