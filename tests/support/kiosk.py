@@ -164,12 +164,18 @@ class Screen:
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.25) -> object:
+    """Poll `check` until it is truthy; an error counts as "not yet" (the display may still be
+    starting) and is shown if time runs out."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
+        try:
+            last = check()
+        except Exception as exc:  # noqa: BLE001 - reported below when it never passes
+            last = exc
+        else:
+            if last:
+                return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
