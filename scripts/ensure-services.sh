@@ -7,7 +7,8 @@
 #   - Debian's Chromium for the browser tests (Playwright drives it; no browser download);
 #   - coturn's turnserver, which the remote-support tests start on free loopback ports;
 #   - Firefox ESR, in which remote support is tested too (over WebDriver BiDi);
-#   - Xvfb, xdotool and the DejaVu fonts for the kiosk tablet tests (a real X session);
+#   - Xvfb, xdotool, the DejaVu fonts and PulseAudio for the kiosk tablet tests (a real X
+#     session; the ring on a real sound server);
 #   - promtool (Debian's prometheus package), which checks monitoring/ and runs the alert
 #     rules' unit tests; the system Prometheus service is not needed and is switched off.
 # Silent when everything is there. As root it installs and starts what is missing and says
@@ -287,7 +288,7 @@ ensure_deploy_tools() {
     if command -v service >/dev/null 2>&1; then service caddy stop >/dev/null 2>&1 || true; fi
 }
 
-# --- the kiosk tablet (tests/kiosk): an X server, xdotool to tap and type, fonts -------------
+# --- the kiosk tablet (tests/kiosk): an X server, xdotool to tap and type, fonts, a sound server
 
 ensure_kiosk_tools() {
     local need=()
@@ -295,6 +296,8 @@ ensure_kiosk_tools() {
     command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
     [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
     command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+    command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
+    command -v pactl >/dev/null 2>&1 || need+=(pulseaudio-utils)
     [ "${#need[@]}" -eq 0 ] && return 0
     if ! is_root; then
         missing "${need[*]} not installed (kiosk tablet tests): sudo apt-get install ${need[*]}"

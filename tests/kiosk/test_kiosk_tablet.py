@@ -11,13 +11,14 @@ import pwd
 import sqlite3
 import subprocess
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.clock import START, FakeClock
-from support.kiosk import CLIENT, HEIGHT, WIDTH, Kiosk, wait_for
+from support.kiosk import CLIENT, HEIGHT, WIDTH, Kiosk, pactl, sound_server, wait_for
 
 from agent.enforcer import Applied, Enforcer
 from agent.platform.kiosk import overlay
@@ -399,3 +400,21 @@ def test_the_offline_self_lock_at_the_due_date_locks_the_screen(
     enforcer.on_connected()
     assert enforcer.on_desired(desired) is Applied.REAPPLIED
     wait_for(lambda: launcher_shown(kiosk), 10, "the launcher after the reconnect")
+
+
+def test_ring_is_heard_even_when_the_tablet_is_muted(kiosk: Kiosk, tmp_path: Path) -> None:
+    """A real PulseAudio with a null sink as the speaker: muted and quiet before the ring."""
+    platform = kiosk.platform
+    with sound_server(tmp_path / "pulse") as address:
+        pactl(address, "set-sink-mute", "speaker", "1")
+        pactl(address, "set-sink-volume", "speaker", "30%")
+        platform.config = replace(platform.config, extra_env=(("PULSE_SERVER", address),))
+        try:
+            assert platform.execute("ring", {"seconds": 3}).ok
+            wait_for(lambda: pactl(address, "list", "sink-inputs").strip(), 10, "the ring playing")
+            sink = pactl(address, "list", "sinks")
+            assert "Mute: no" in sink and "100%" in sink, sink
+            # It stops by itself after the time asked for.
+            wait_for(lambda: not pactl(address, "list", "sink-inputs").strip(), 15, "the ring over")
+        finally:
+            platform.config = replace(platform.config, extra_env=())
