@@ -27,6 +27,7 @@ import mss.tools
 from mss.screenshot import ScreenShot
 
 from agent.platform.kiosk import KioskConfig, KioskPlatform
+from support.processes import forget
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "kiosk"
@@ -172,7 +173,7 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, every: floa
         try:
             last = check()
         except Exception as exc:  # noqa: BLE001 - reported below when it never passes
-            last = exc
+            last = forget(exc)
         else:
             if last:
                 return last
