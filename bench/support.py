@@ -45,6 +45,12 @@ DEVICE = "tab-001"  # on loan to the counsellor's unit (demo seed)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sessions", type=int, default=20, help="sessions per polling cadence")
     p.add_argument(
+        "--kiosk",
+        action="store_true",
+        help="the tablet is a real kiosk on a virtual screen (root, Xvfb, Chromium; "
+        "docs/tablet.md): its question is tapped on its screen, and its real screen is sent",
+    )
+    p.add_argument(
         "--poll-ms",
         type=float,
         default=CONSOLE_POLL_S * 1000,
@@ -57,13 +63,14 @@ def run(args: argparse.Namespace, report: Report) -> None:
     poll_s = args.poll_ms / 1000
     report.param("sessions", n)
     report.param("poll_ms", args.poll_ms)
+    report.param("tablet", "kiosk" if args.kiosk else "simulated")
     baseline = asyncio.run(_direct(n))
     report.baseline("direct aiortc peers: offer to first frame p50", _p(baseline, 50), "s")
     report.baseline("direct aiortc peers: offer to first frame p95", _p(baseline, 95), "s")
     from bench.env import throwaway_database  # SQLAlchemy: not when the CLI builds its parser
 
     with throwaway_database(args.database) as url, tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(url, Path(tmp))
+        stack = Stack(url, Path(tmp), kiosk=args.kiosk)
         try:
             stack.start()
             slow = asyncio.run(_sessions(stack, n, poll_s))
@@ -84,10 +91,23 @@ def run(args: argparse.Namespace, report: Report) -> None:
             f"back after the offer {_med(found.answer)} s, answer to first frame "
             f"{_med(found.media)} s; request to consent {_med(found.consent)} s"
         )
-    report.note(
-        "one tablet, sessions one after another; the consent is the simulated client's "
-        "answer on the tablet (no delay); the browser is an aiortc peer polling the REST API"
+    answer = (
+        "a tap on the question the kiosk draws (xdotool), and its real screen is sent"
+        if args.kiosk
+        else "the simulated client's answer on the tablet (no delay)"
     )
+    report.note(
+        f"one tablet, sessions one after another; the consent is {answer}; the browser is an "
+        "aiortc peer polling the REST API"
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _p(values: list[float], p: float) -> float:
@@ -176,9 +196,10 @@ class Browser:
 class Stack:
     """Mosquitto, the database, ingest, the scheduler, the web app and one simulated tablet."""
 
-    def __init__(self, url: str, workdir: Path) -> None:
+    def __init__(self, url: str, workdir: Path, kiosk: bool = False) -> None:
         self.url = url
         self.workdir = workdir
+        self.kiosk = kiosk
         from bench.env import BenchBroker
 
         self.broker = BenchBroker(workdir / "broker")
@@ -267,7 +288,11 @@ class Stack:
             reconnect_max_s=0.5,
         )
         stop = threading.Event()
-        tablet = Tablet(DEVICE, 0, consent="accept", consent_delay_s=0.0)
+        tablet: Any = (
+            self._kiosk_tablet()
+            if self.kiosk
+            else Tablet(DEVICE, 0, consent="accept", consent_delay_s=0.0)
+        )
         thread = threading.Thread(
             target=run_agent, args=(settings, stop), kwargs={"platform": tablet}, name="agent"
         )
@@ -279,6 +304,67 @@ class Stack:
             thread.join(20)
 
         self._stoppers.append(stop_tablet)
+
+    def _kiosk_tablet(self) -> Any:
+        """A real kiosk (docs/tablet.md) whose question is answered by a tap on its screen."""
+        import os
+        import shutil
+        import subprocess
+
+        from agent.platform.kiosk.session import KioskConfig
+        from agent.platform.kiosk.tablet import KioskPlatform
+
+        if os.geteuid() != 0 or shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
+            raise SystemExit("--kiosk needs root, Xvfb and xdotool (make services)")
+        display = next(
+            f":{n}" for n in range(150, 250) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+        )
+        policies = self.workdir / "policies"
+        (policies / "managed").mkdir(parents=True)
+        script = (
+            f"mkdir -p /etc/chromium/policies && mount --bind {policies} "
+            '/etc/chromium/policies && exec "$@"'
+        )
+        config = KioskConfig(
+            client_user="lainaamo-bench",
+            display=display,
+            display_command=("Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"),
+            browser_flags=("--disable-gpu", "--disable-dev-shm-usage"),
+            browser_prefix=("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            script, "kiosk"),
+            launcher_port=_free_port(),
+            policy_dir=str(policies / "managed"),
+        )  # fmt: skip
+        consents = self.consents
+
+        class Kiosk(KioskPlatform):
+            """Taps "Allow" on its own screen (xdotool: real X input) once it is asked."""
+
+            async def ask_consent(self, caller: str, purpose: str, mode: str, timeout_s: float):  # type: ignore[no-untyped-def]
+                async def tap() -> None:
+                    while self.question_buttons is None:
+                        await asyncio.sleep(0.01)
+                    x, y = self.question_buttons["allow"]
+                    env = {"DISPLAY": display, "PATH": os.environ["PATH"]}
+                    command = ["xdotool", "mousemove", str(x), str(y), "click", "1"]
+                    await asyncio.to_thread(subprocess.run, command, env=env, check=False)
+
+                tapper = asyncio.ensure_future(tap())
+                try:
+                    answer = await super().ask_consent(caller, purpose, mode, timeout_s)
+                finally:
+                    tapper.cancel()
+                consents.append(time.monotonic())
+                return answer
+
+        kiosk = Kiosk(config)
+
+        def close() -> None:
+            kiosk.close()
+            subprocess.run(["userdel", "--remove", "--force", "lainaamo-bench"], check=False)
+
+        self._stoppers.append(close)
+        return kiosk
 
     def stop(self) -> None:
         while self._stoppers:

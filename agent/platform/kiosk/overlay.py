@@ -15,6 +15,7 @@ person did. End of stdin ends it.
          {"pointer": null | [x, y]}          fractions of the screen
     out: {"event": "ready", "width": int, "height": int}
          {"event": "dismissed", "id": int}
+         {"event": "asked", "id": str, "allow": [x, y], "deny": [x, y]}   the question is shown
          {"event": "consent", "id": str, "accepted": bool}
          {"event": "end"}                    the indicator's end button
          {"event": "chat", "text": str}      the person's answer
@@ -127,12 +128,17 @@ class Overlay:
             self._label(win, f"“{value['purpose']}”", 26, DIALOG_FG).pack(padx=60, pady=10)
         buttons = tk.Frame(win, bg=DIALOG_BG)
         buttons.pack(pady=40)
-        self._button(buttons, text("allow", self.lang), lambda: self._answer(True)).pack(
-            side="left", padx=30
-        )
-        self._button(
+        allow = self._button(buttons, text("allow", self.lang), lambda: self._answer(True))
+        allow.pack(side="left", padx=30)
+        deny = self._button(
             buttons, text("deny", self.lang), lambda: self._answer(False), bg=DENY_BG
-        ).pack(side="left", padx=30)
+        )
+        deny.pack(side="left", padx=30)
+        win.update_idletasks()
+        # Where the answers are on the screen (for benchmarks and tests that tap them).
+        self._emit(
+            {"event": "asked", "id": value["id"], "allow": _centre(allow), "deny": _centre(deny)}
+        )
 
     def set_indicator(self, value: dict[str, Any] | None) -> None:
         self._close("indicator")
@@ -320,6 +326,13 @@ class Overlay:
     def _emit(self, event: dict[str, Any]) -> None:
         self.out.write(json.dumps(event) + "\n")
         self.out.flush()
+
+
+def _centre(widget: tk.Widget) -> list[int]:
+    return [
+        widget.winfo_rootx() + widget.winfo_width() // 2,
+        widget.winfo_rooty() + widget.winfo_height() // 2,
+    ]
 
 
 def main() -> int:

@@ -75,6 +75,9 @@ class KioskPlatform:
         self.launcher = Launcher(config.launcher_port, self._launched)
         self.session = KioskSession(config, self.launcher.url, self._overlay_event)
         self._started = False
+        # Where the remote-support question's answers are on the screen while it is shown.
+        self.question_buttons: dict[str, tuple[int, int]] | None = None
+        self.indicator: str | None = None  # whom the screen is shared with now
 
     # --- life cycle
 
@@ -288,10 +291,12 @@ class KioskPlatform:
 
     def show_indicator(self, caller: str, on_end: Callable[[], None]) -> None:
         self._on_end = on_end
+        self.indicator = caller
         self.session.show(indicator={"caller": caller})
 
     def hide_indicator(self) -> None:
         self._on_end = None
+        self.indicator = None
         self._reply = None
         self.session.show(indicator=None, pointer=None)
 
@@ -325,6 +330,13 @@ class KioskPlatform:
 
     def _overlay_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        if kind == "asked":
+            allow, deny = event.get("allow"), event.get("deny")
+            if isinstance(allow, list) and isinstance(deny, list):
+                self.question_buttons = {"allow": (allow[0], allow[1]), "deny": (deny[0], deny[1])}
+            return
+        if kind == "consent":
+            self.question_buttons = None
         if kind == "consent":
             waiting = self._consents.get(str(event.get("id")))
             if waiting is not None:
