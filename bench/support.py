@@ -321,12 +321,13 @@ class Stack:
         )
         policies = self.workdir / "policies"
         (policies / "managed").mkdir(parents=True)
+        client = f"lainaamo-b{os.getpid()}"  # one per run: two runs do not share it
         script = (
             f"mkdir -p /etc/chromium/policies && mount --bind {policies} "
             '/etc/chromium/policies && exec "$@"'
         )
         config = KioskConfig(
-            client_user="lainaamo-bench",
+            client_user=client,
             display=display,
             display_command=("Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"),
             browser_flags=("--disable-gpu", "--disable-dev-shm-usage"),
@@ -361,7 +362,7 @@ class Stack:
 
         def close() -> None:
             kiosk.close()
-            subprocess.run(["userdel", "--remove", "--force", "lainaamo-bench"], check=False)
+            subprocess.run(["userdel", "--remove", "--force", client], check=False)
 
         self._stoppers.append(close)
         return kiosk

@@ -34,7 +34,8 @@ from bench.report import Report
 DESCRIPTION = "the agent on a kiosk tablet, idle: CPU < 1 % of a core and < 80 MB resident"
 
 DEVICE = "tab-bench"
-CLIENT = "lainaamo-bench"
+# One client account per run, so that two runs on one machine do not share (or remove) it.
+CLIENT = f"lainaamo-b{os.getpid()}"
 TARGET_CPU_PCT = 1.0
 TARGET_RSS_MB = 80.0
 READY_S = 90.0
