@@ -161,8 +161,9 @@ def test_the_counsellor_sees_the_kiosk_screen_and_helps_with_consent(
             marker.terminate()
             marker.wait(5)
             marker = None
-            tile = kiosk.screen.find(group)
-            assert tile is not None
+            # The marker lay over the group tile: the browser repaints it once the marker is gone.
+            tile = wait_for(lambda: kiosk.screen.find(group), 10, "the group tile uncovered")
+            assert isinstance(tile, tuple)
             page.locator("#tap-toggle").check()
             video = page.locator("#support-video").bounding_box()
             assert video is not None
