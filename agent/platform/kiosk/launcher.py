@@ -108,6 +108,9 @@ class Launcher:
         class Handler(http.server.BaseHTTPRequestHandler):
             server_version = "kiosk"
             sys_version = ""
+            # Chromium opens connections it may never use: drop an idle one after a while
+            # rather than keep a thread and a socket waiting on it.
+            timeout = 15
 
             def do_GET(self) -> None:  # noqa: N802 - the library's name
                 launcher._serve(self)
