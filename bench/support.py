@@ -102,14 +102,6 @@ def run(args: argparse.Namespace, report: Report) -> None:
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _p(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, round(p / 100 * len(ordered) + 0.5 - 1e-9))
@@ -313,6 +305,7 @@ class Stack:
 
         from agent.platform.kiosk.session import KioskConfig
         from agent.platform.kiosk.tablet import KioskPlatform
+        from server.entrypoints.broker import free_port
 
         if os.geteuid() != 0 or shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
             raise SystemExit("--kiosk needs root, Xvfb and xdotool (make services)")
@@ -333,7 +326,7 @@ class Stack:
             browser_flags=("--disable-gpu", "--disable-dev-shm-usage"),
             browser_prefix=("unshare", "--mount", "--propagation", "private", "sh", "-c",
                             script, "kiosk"),
-            launcher_port=_free_port(),
+            launcher_port=free_port(),
             policy_dir=str(policies / "managed"),
         )  # fmt: skip
         consents = self.consents

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from bench.env import BenchBroker
 from bench.report import Report
+from server.entrypoints.broker import free_port
 
 DESCRIPTION = "the agent on a kiosk tablet, idle: CPU < 1 % of a core and < 80 MB resident"
 
@@ -82,12 +82,6 @@ def run(args: argparse.Namespace, report: Report) -> None:
     report.note("Chromium and the X server are not counted (the issue's budget excludes them)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _free_display() -> str:
     for number in range(150, 250):
         if not Path(f"/tmp/.X11-unix/X{number}").exists():
@@ -124,7 +118,7 @@ def _measure(port: int, work: Path, platform: str, seconds: float) -> Sample:
         "LAINAAMO_KIOSK_BROWSER_FLAGS": "--disable-gpu --disable-dev-shm-usage",
         "LAINAAMO_KIOSK_BROWSER_PREFIX": namespace,
         "LAINAAMO_KIOSK_POLICY_DIR": str(policies / "managed"),
-        "LAINAAMO_KIOSK_LAUNCHER_PORT": str(_free_port()),
+        "LAINAAMO_KIOSK_LAUNCHER_PORT": str(free_port()),
     }
     topics = Topics("fleet/v1")
     kiosk_on = threading.Event()

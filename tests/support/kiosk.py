@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -27,6 +26,7 @@ import mss.tools
 from mss.screenshot import ScreenShot
 
 from agent.platform.kiosk import KioskConfig, KioskPlatform
+from support.ports import free_port
 from support.processes import forget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,12 +60,6 @@ def free_display() -> str:
         ):
             return f":{number}"
     raise RuntimeError("no free X display number")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def namespace_prefix(policies: Path) -> tuple[str, ...]:
