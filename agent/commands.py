@@ -5,7 +5,8 @@ redelivers a QoS 1 message whose PUBACK was lost) gets its final ack again witho
 
 While the desired policy locks the device (locked, lost), the policy is what holds: a `lock`
 command leaves its lock screen as it is (done), and an `unlock` is not run (failed, detail
-POLICY_LOCKED) — docs/protocol.md §9.3.
+POLICY_LOCKED) — docs/protocol.md §9.3. A `release` runs only under an `unmanaged` policy
+(else failed, detail NOT_RELEASED) — §10.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 _CMD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _DETAIL_MAX = 500  # the schema's limit
 POLICY_LOCKED = "policy_locked"  # the unlock's detail while the desired policy locks the device
+NOT_RELEASED = "not_released"  # a release's detail unless the desired policy is `unmanaged`
 
 
 def run(core: AgentCore, cmd: Command) -> list[Outgoing]:
@@ -73,8 +75,14 @@ def run(core: AgentCore, cmd: Command) -> list[Outgoing]:
 
 
 def _held_by_policy(core: AgentCore, name: str) -> tuple[str, str] | None:
-    """The outcome of a lock or unlock that the applied policy decides instead (else None)."""
+    """The outcome of a command that the applied policy decides instead (else None): a lock
+    or unlock under a locking policy, and a release unless the device is released."""
     policy = core.enforcer.policy
+    if name == "release":
+        # Leaving management for good takes both the signed command and the desired state.
+        return (
+            None if policy is not None and policy.mode == "unmanaged" else ("failed", NOT_RELEASED)
+        )
     if name not in ("lock", "unlock") or policy is None or policy.lock_screen is None:
         return None
     if name == "unlock":

@@ -45,7 +45,7 @@ SYSRQ = "/proc/sys/kernel/sysrq"
 SYSTEMD_RUNNING = "/run/systemd/system"
 # Debian and Ubuntu ship gdm3's unit as gdm.service (gdm3.service is an alias of it).
 DISPLAY_MANAGERS = ("gdm", "gdm3", "lightdm", "sddm")
-HANDED_OVER_SHELL = "/bin/bash"
+HANDED_OVER_SHELL = "/bin/bash"  # account.ORDINARY_SHELL
 FIRST_LOGIN_UID = 1000  # useradd's UID_MIN: below it, system accounts
 # Account names useradd accepts (Debian's default NAME_REGEX, without the trailing $).
 USER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -299,10 +299,13 @@ class Host:
         if not ok and self.account(name) is not None:
             raise InstallError(f"userdel {name}: {said}")
 
-    def set_shell(self, name: str, shell: str) -> None:
-        ok, said = _run(["usermod", "--shell", shell, name])
-        if not ok:
-            raise InstallError(f"usermod {name}: {said}")
+    def hand_over(self, name: str) -> None:
+        """Make the account an ordinary one (agent/platform/kiosk/account.py: hand_over)."""
+        from agent.platform.kiosk import account
+
+        result = account.hand_over(name)
+        if not result.ok:
+            raise InstallError(f"handing {name} over: {result.detail}")
 
     def sysrq(self) -> str | None:
         try:
@@ -818,8 +821,11 @@ class _Uninstall(_Machine):
             self.add(Step(what, "unchanged", "not there"))
             return
         if self.options.keep_account:
-            self.host.set_shell(name, HANDED_OVER_SHELL)
-            detail = f"kept and handed over as an ordinary one: shell {HANDED_OVER_SHELL}"
+            self.host.hand_over(name)
+            detail = (
+                f"kept and handed over as an ordinary one: shell {HANDED_OVER_SHELL}, "
+                "a password to choose at the first login"
+            )
             self.add(Step(what, "changed", detail))
             return
         self.host.remove_account(name)

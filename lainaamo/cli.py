@@ -133,12 +133,22 @@ def _agent_uninstall(args: argparse.Namespace, settings: Settings) -> int:
         manage_system=manage_system,
         manage_account=manage_account,
     )
-    steps = uninstall(options, Host(), report=lambda step: print(step, flush=True))
+    host = Host()
+    steps = uninstall(options, host, report=lambda step: print(step, flush=True))
     if steps:
         print("uninstalled")
     else:
         where = options.root / MANIFEST_FILE.lstrip("/")
         print(f"nothing to do: the agent is not installed here (no {where})")
+    if args.reboot:
+        if not manage_system or not host.systemd_running():
+            print("reboot: skipped: " + ("--root" if not manage_system else "no systemd"))
+        else:
+            print("rebooting", flush=True)
+            ok, said = host.systemctl("reboot")
+            if not ok:
+                print(f"reboot failed: {said}", file=sys.stderr)
+                return 1
     return 0
 
 
@@ -424,7 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-account",
         action="store_true",
         help="keep the client account and its files, handed over as an ordinary one "
-        "(login shell /bin/bash)",
+        "(login shell /bin/bash, the usual desktop groups, a password to choose at the first "
+        "login; no administrator rights)",
+    )
+    u.add_argument(
+        "--reboot",
+        action="store_true",
+        help="restart the machine afterwards, so that it comes up with its ordinary login "
+        "(what a kiosk tablet does after the server's `release` command)",
     )
     u.add_argument(
         "--root",

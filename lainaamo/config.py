@@ -235,6 +235,16 @@ class Settings:
     kiosk_reboot_command: str = _s(
         "systemctl reboot", "What the `reboot` command runs on a kiosk tablet.", "kiosk"
     )
+    kiosk_release_command: str = _s(
+        "systemd-run --on-active=30 --collect --unit=lainaamo-agent-release "
+        "{lainaamo} agent uninstall --keep-account --reboot",
+        "What a kiosk tablet runs, in the background, once a `release` command has handed the "
+        "client account over: by default, half a minute later (the acknowledgement goes out "
+        "first) and outside the agent's service, the agent uninstalls itself and the tablet "
+        "restarts to its ordinary login. `{lainaamo}` is the agent's own `lainaamo`; empty: "
+        "the agent stays until someone runs `lainaamo agent uninstall --keep-account`.",
+        "kiosk",
+    )
     # --- general
     # --- security
     secret_key: str = _s(

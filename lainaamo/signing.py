@@ -25,7 +25,7 @@ from lainaamo.errors import ConfigError
 from lainaamo.protocol import Command, format_ts
 
 PURPOSE = "lainaamo-cmd-v1"  # domain separation: a command signature signs nothing else
-DESTRUCTIVE = frozenset({"wipe"})  # never run without a valid signature
+DESTRUCTIVE = frozenset({"wipe", "release"})  # never run without a valid signature
 SIGNATURE_LEN = 86  # base64url of 64 bytes, unpadded
 KID_LEN = 16
 

@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 NetworkType = Literal["wifi", "cellular", "ethernet", "none", "unknown"]
 
 # Command names of contract v1; `sync` is handled by the agent core, never by a platform.
-COMMAND_NAMES = frozenset({"lock", "unlock", "ring", "message", "reboot", "sync", "wipe"})
+COMMAND_NAMES = frozenset(
+    {"lock", "unlock", "ring", "message", "reboot", "sync", "wipe", "release"}
+)
 
 
 @dataclass(frozen=True)

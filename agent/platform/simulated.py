@@ -108,6 +108,7 @@ class SimulatedTablet(SupportDefaults):
         self._unplug_at = rng.uniform(80.0, 100.0)
         self._total_mb = rng.choice(_STORAGE_SIZES_MB)
         self._free_mb = self._total_mb * rng.uniform(0.2, 0.8)
+        self.released = False  # a `release` ran: the fake tablet left management
         self._os_version = rng.choice(_OS_VERSIONS)
         self._cellular = rng.random() < 0.25
         self._network: NetworkType = "wifi"
@@ -200,6 +201,9 @@ class SimulatedTablet(SupportDefaults):
         elif name == "wipe":
             self._set_lock_screen(None)
             self._free_mb = self._total_mb * 0.9
+        elif name == "release":
+            self._set_lock_screen(None)
+            self.released = True
         elif name not in ("ring", "sync"):
             return UNSUPPORTED
         return CommandResult(ok=True)

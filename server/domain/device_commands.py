@@ -31,6 +31,9 @@ FINAL = frozenset(CommandState) - {CommandState.QUEUED, CommandState.SENT, Comma
 PENDING = frozenset({CommandState.QUEUED, CommandState.SENT})
 
 NAMES = ("lock", "unlock", "ring", "message", "reboot", "sync", "wipe")
+# Sent by the server itself, never issued by a person: a released device's `release`
+# follows its finished wipe (service_layer.device_commands.release_after).
+RELEASE = "release"
 # Who may issue what. Counsellors may help their clients find or hear from a tablet;
 # anything that changes the tablet is IT's; a wipe destroys data: IT support only.
 ROLES: dict[str, frozenset[Role]] = {

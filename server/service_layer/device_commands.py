@@ -15,7 +15,9 @@ from lainaamo.protocol import CommandAck
 from server.adapters import orm, wakeup
 from server.domain.device_commands import (
     FINAL,
+    MAX_TTL_S,
     PENDING,
+    RELEASE,
     CommandState,
     IssueCommand,
     after_ack,
@@ -347,6 +349,23 @@ def apply_ack(
     return row
 
 
+def release_after(wipe: orm.CommandRow, now: datetime) -> orm.CommandRow:
+    """The `release` that follows a released device's finished wipe (queued, not added)."""
+    return orm.CommandRow(
+        id=new_hex_id(),
+        organisation_id=wipe.organisation_id,
+        device_id=wipe.device_id,
+        name=RELEASE,
+        args={},
+        state=CommandState.QUEUED.value,
+        created_at=now,
+        created_by=wipe.created_by,
+        expires_at=now + timedelta(seconds=MAX_TTL_S),
+        bulk_id=None,
+        sends=0,
+    )
+
+
 def _wiped(session: Session, row: orm.CommandRow, now: datetime) -> None:
     device = session.get(orm.Device, row.device_id)
     if device is None:
@@ -355,6 +374,11 @@ def _wiped(session: Session, row: orm.CommandRow, now: datetime) -> None:
     device.wiped_at, device.wipe_method, device.updated_at = now, "agent", now
     if device.lifecycle_state == LifecycleState.AWAITING_WIPE.value:
         device.lifecycle_state = LifecycleState.IN_STOCK.value
+    elif device.lifecycle_state == LifecycleState.RELEASED.value:
+        # Released to its client and now wiped: the tablet may leave management for good
+        # (protocol §10: `release`, signed like the wipe, on behalf of whoever released it).
+        session.add(release_after(row, now))
+        wakeup.announce(session)
     refresh_desired(session, [device.id], now)
     audit.record(
         session,

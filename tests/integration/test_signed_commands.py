@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask.testing import FlaskClient
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import select
 from support.fleet import Fleet
 from support.mosquitto import Mosquitto
 from support.stack import Stack, online, running_stack, wait_until
@@ -28,6 +29,7 @@ from agent.runner import run_agent
 from lainaamo.protocol import Command, Kind, Topics, encode
 from server.adapters import orm
 from server.adapters.signing import CommandSigner, load_signer
+from server.service_layer import broker_auth
 
 pytestmark = pytest.mark.integration
 
@@ -235,3 +237,75 @@ def test_a_wipe_is_refused_at_once_without_a_signing_key(fleet: Fleet, client: F
         headers=fleet.headers("it_support"),
     )
     assert ring.status_code == 202  # the others need no signature
+
+
+def release(device_id: str) -> Command:
+    """An unsigned release, as an attacker on the broker could send one."""
+    return dataclasses.replace(wipe(device_id, None, timedelta(minutes=10)), name="release")
+
+
+def test_a_tablet_released_to_its_client_is_wiped_then_leaves_management(
+    stack: Stack, spy: SpyTablet, mosquitto: Mosquitto, client: FlaskClient
+) -> None:
+    """Protocol §10: releasing a loan queues a signed wipe; once it is done the server sends a
+    signed `release` (the agent runs it only under `unmanaged`); when that is done too the
+    tablet's broker login goes. A forged release from the broker is refused."""
+    fleet = stack.fleet
+    wait_until(lambda: online(fleet, VICTIM), what="online")
+    attacker = Attacker(mosquitto)
+    try:
+        forged = attacker.send(VICTIM, release(VICTIM))
+        assert attacker.outcome(forged) == [("rejected", "unsigned release: refused")]
+        with fleet.services.session_factory() as session:
+            device = session.get(orm.Device, VICTIM)
+            assert device is not None
+            broker_auth.issue(session, VICTIM, device.organisation_id, fleet.services.clock())
+            session.commit()
+            assert VICTIM in dict(broker_auth.broker_logins(session, fleet.services.clock()))
+        it, counsellor = fleet.headers("it_support"), fleet.headers("counsellor")
+        client.post(
+            "/api/v1/agreements",
+            json={"version": "1", "text": "ehdot"},
+            headers=fleet.headers("admin"),
+        )
+        loan = client.post(
+            "/api/v1/loans",
+            json={"unit": "aikuissosiaalityo", "client_ref": "ASK-91"},
+            headers=counsellor,
+        ).json["loan_id"]
+        for headers, step, body in (
+            (it, "assign", {"device_id": VICTIM}),
+            (counsellor, "handover", {"agreement_version": "1", "agreement_accepted": True}),
+            (it, "release", {"device_id": VICTIM, "reason": "the programme's decision"}),
+        ):
+            response = client.post(f"/api/v1/loans/{loan}/{step}", json=body, headers=headers)
+            assert response.status_code == 200, response.json
+
+        def commands() -> list[tuple[str, str]]:
+            with fleet.services.session_factory() as session:
+                rows = session.scalars(
+                    select(orm.CommandRow)
+                    .where(orm.CommandRow.device_id == VICTIM)
+                    .order_by(orm.CommandRow.created_at)
+                ).all()
+                return [(row.name, row.state) for row in rows]
+
+        wait_until(
+            lambda: commands() == [("wipe", "done"), ("release", "done")], what="wipe, release"
+        )
+        assert spy.executed == ["wipe", "release"] and spy.released
+        with fleet.services.session_factory() as session:
+            assert not broker_auth.has_live_credential(session, VICTIM)
+            logins = dict(broker_auth.broker_logins(session, fleet.services.clock()))
+            assert VICTIM not in logins
+            row = session.scalars(
+                select(orm.CommandRow).where(orm.CommandRow.name == "release")
+            ).one()
+            assert (
+                row.created_by
+                == session.scalars(
+                    select(orm.CommandRow.created_by).where(orm.CommandRow.name == "wipe")
+                ).one()
+            )  # on behalf of whoever released the loan
+    finally:
+        attacker.close()

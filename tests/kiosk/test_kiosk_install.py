@@ -203,8 +203,10 @@ def test_uninstall_keep_account_hands_the_account_over(
     )  # fmt: skip
     assert code == 0, lines
     assert outcome(lines, f"client account {CLIENT}") == (
-        "changed (kept and handed over as an ordinary one: shell /bin/bash)"
+        "changed (kept and handed over as an ordinary one: shell /bin/bash, "
+        "a password to choose at the first login)"
     )
     assert pwd.getpwnam(CLIENT).pw_shell == "/bin/bash"
+    assert account.check_ordinary(CLIENT, ["audio", "video"]) is None  # groups, no password
     assert (home / "kirje.txt").read_text() == "the client's own file"
     assert snapshot(root) == {}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.clock import START, FakeClock
@@ -31,6 +32,7 @@ from lainaamo.protocol import (
     format_ts,
     parse,
 )
+from server.adapters.signing import CommandSigner
 
 DEVICE = "tab-001"
 TOPICS = Topics("fleet/v1")
@@ -559,6 +561,50 @@ def test_expired_command_is_acked_expired_and_not_run(
     assert acks(core.handle(CMD_TOPIC, cmd_payload("cmd-lock0002", "lock"))) == [
         ("cmd-lock0002", "expired", None)
     ]
+
+
+def test_a_release_runs_only_on_a_device_the_desired_state_releases(
+    tmp_path: Path, clock: FakeClock, platform: FakePlatform
+) -> None:
+    """Protocol §10: leaving management for good takes the signed command and `unmanaged`."""
+    signer = CommandSigner(Ed25519PrivateKey.generate())
+    state = AgentState(tmp_path / "state")
+    core = AgentCore(
+        device_id=DEVICE,
+        topics=TOPICS,
+        platform=platform,
+        state=state,
+        boot=state.next_boot(),
+        status_interval_s=60,
+        clock=clock,
+        command_public_key=signer.public_key_b64,
+    )
+
+    def release(cmd_id: str) -> bytes:
+        data = json.loads(cmd_payload(cmd_id, "release"))
+        expires = START + timedelta(seconds=600)  # as cmd_payload sets it
+        data["kid"], data["sig"] = signer.sign(DEVICE, cmd_id, "release", {}, expires)
+        return json.dumps(data).encode()
+
+    for version, mode in enumerate(("kiosk", "locked", "lost", "restricted"), start=1):
+        policy: dict[str, Any] = {"mode": mode}
+        if mode in ("locked", "lost"):
+            policy["message"] = "Tämä laite on lukittu."
+        core.handle(DESIRED_TOPIC, desired_payload(version, policy))
+        cmd_id = f"cmd-rels000{version}"
+        assert acks(core.handle(CMD_TOPIC, release(cmd_id))) == [
+            (cmd_id, "received", None),
+            (cmd_id, "failed", commands.NOT_RELEASED),
+        ]
+    assert platform.executed == []
+    core.handle(DESIRED_TOPIC, desired_payload(9, {"mode": "unmanaged"}))
+    unsigned = cmd_payload("cmd-rels0008", "release")
+    assert acks(core.handle(CMD_TOPIC, unsigned)) == [
+        ("cmd-rels0008", "rejected", "unsigned release: refused")
+    ]
+    assert platform.executed == []
+    core.handle(CMD_TOPIC, release("cmd-rels0009"))
+    assert platform.executed == ["release"]
 
 
 def test_a_policy_that_locks_is_what_holds_against_lock_and_unlock_commands(

@@ -73,9 +73,9 @@ class FakeHost(inst.Host):
         self.calls.append(("userdel", name))
         del self.accounts[name]
 
-    def set_shell(self, name: str, shell: str) -> None:
-        self.calls.append(("usermod", name, shell))
-        self.accounts[name] = (self.accounts[name][0], shell)
+    def hand_over(self, name: str) -> None:
+        self.calls.append(("hand_over", name))
+        self.accounts[name] = (self.accounts[name][0], account.ORDINARY_SHELL)
 
     def sysrq(self) -> str | None:
         return self.sysrq_value
@@ -456,8 +456,8 @@ def test_keep_account_hands_the_account_over(tmp_path: Path) -> None:
         for s in inst.uninstall(removal(tmp_path, manage_account=True, keep_account=True), host)
     ]
     assert (
-        "client account lainaamo-client: changed "
-        "(kept and handed over as an ordinary one: shell /bin/bash)"
+        "client account lainaamo-client: changed (kept and handed over as an ordinary one: "
+        "shell /bin/bash, a password to choose at the first login)"
     ) in steps
     assert host.accounts["lainaamo-client"][1] == "/bin/bash"
 

@@ -17,7 +17,7 @@ from agent.state import AgentState
 from lainaamo.config import Settings
 from lainaamo.errors import ConfigError
 from lainaamo.protocol import Command, Kind, Topics, encode, parse
-from lainaamo.signing import Rejected, Verifier, canonical, canonical_of
+from lainaamo.signing import DESTRUCTIVE, Rejected, Verifier, canonical, canonical_of
 from server.adapters.signing import CommandSigner, generate_key_file, load_signer
 
 DEVICE = "tab-001"
@@ -106,8 +106,12 @@ def test_wrong_key_and_unknown_kid_rejected(signer: CommandSigner, verifier: Ver
 
 
 def test_unsigned_destructive_refused_others_allowed(verifier: Verifier) -> None:
-    with pytest.raises(Rejected, match="unsigned wipe"):
-        verifier.check(command(None))
+    assert DESTRUCTIVE == {"wipe", "release"}  # what cannot be undone: data, management
+    for name in sorted(DESTRUCTIVE):
+        with pytest.raises(Rejected, match=f"unsigned {name}"):
+            verifier.check(command(None, name=name))
+        with pytest.raises(Rejected, match=f"unsigned {name}"):
+            Verifier.from_setting("").check(command(None, name=name))
     verifier.check(command(None, name="ring"))
 
 

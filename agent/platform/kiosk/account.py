@@ -10,6 +10,7 @@ from the skeleton and checked; only a wipe that checked out is reported done.
 from __future__ import annotations
 
 import configparser
+import grp
 import logging
 import os
 import pwd
@@ -24,6 +25,25 @@ log = logging.getLogger(__name__)
 
 SHELL = "/usr/sbin/nologin"
 TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# Handed over to the client (release, `lainaamo agent uninstall --keep-account`): an ordinary
+# account with a login shell and the groups Debian's installer gives its first user (sound,
+# video, removable media, networks, printers, scanners), without administrator rights; no
+# password yet and one to be chosen at the first login.
+ORDINARY_SHELL = "/bin/bash"
+ORDINARY_GROUPS = (
+    "cdrom",
+    "floppy",
+    "audio",
+    "dip",
+    "video",
+    "plugdev",
+    "users",
+    "netdev",
+    "bluetooth",
+    "lpadmin",
+    "scanner",
+)
+SHADOW = "/etc/shadow"
 
 
 @dataclass(frozen=True)
@@ -142,3 +162,66 @@ def _remove_owned_temp_files(uid: int) -> None:
             except OSError as exc:
                 log.warning("wipe: cannot remove %s: %s", entry, exc)
     os.sync()
+
+
+def hand_over(name: str, shadow: str = SHADOW) -> WipeResult:
+    """Make the client account an ordinary one (see ORDINARY_GROUPS); then check it is.
+
+    Its home stays as it is. The password is emptied and expired, so the first login asks the
+    person to choose one (Debian's PAM accepts the empty one only to change it).
+    """
+    if not exists(name):
+        return WipeResult(False, f"no account {name}")
+    groups = [group for group in ORDINARY_GROUPS if _group_exists(group)]
+    steps = [
+        [
+            "usermod",
+            "--shell",
+            ORDINARY_SHELL,
+            *(["--append", "--groups", ",".join(groups)] if groups else []),
+            name,
+        ],
+        ["passwd", "--delete", name],
+        ["chage", "--lastday", "0", name],
+    ]
+    for command in steps:
+        ok, said = run_quietly(command)
+        if not ok:
+            return WipeResult(False, f"{command[0]}: {said}"[:200])
+    problem = check_ordinary(name, groups, shadow)
+    return WipeResult(problem is None, problem)
+
+
+def check_ordinary(name: str, groups: list[str], shadow: str = SHADOW) -> str | None:
+    """None if the account is handed over: login shell, its groups, a password to choose."""
+    entry = pwd.getpwnam(name)
+    if entry.pw_shell != ORDINARY_SHELL:
+        return f"the shell is {entry.pw_shell}"
+    member_of = {g.gr_name for g in grp.getgrall() if name in g.gr_mem}
+    missing = sorted(set(groups) - member_of)
+    if missing:
+        return f"not in the groups {', '.join(missing)}"
+    fields = _shadow_fields(name, shadow)
+    if fields is None:
+        return f"no {shadow} entry"
+    if fields[1] != "":
+        return "the password is not empty: locked, or set by someone else"
+    if fields[2] != "0":
+        return "no new password is asked for at the first login"
+    return None
+
+
+def _shadow_fields(name: str, shadow: str) -> list[str] | None:
+    for line in Path(shadow).read_text(encoding="utf-8").splitlines():
+        fields = line.split(":")
+        if fields[0] == name and len(fields) > 2:
+            return fields
+    return None
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True

@@ -67,6 +67,8 @@ class KioskConfig:
     skeleton: str = "/etc/skel"
     network_connections: str = "/etc/NetworkManager/system-connections"
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")
+    # Run (in the background) after a `release` handed the account over: removes the agent.
+    release_command: tuple[str, ...] = ()
     sound_file: str | None = None  # the ring tone; None: a tone the agent makes
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -84,6 +86,10 @@ class KioskConfig:
             language=settings.kiosk_language,
             network_connections=settings.kiosk_network_connections,
             reboot_command=tuple(shlex.split(settings.kiosk_reboot_command)),
+            release_command=tuple(
+                _lainaamo() if word == "{lainaamo}" else word
+                for word in shlex.split(settings.kiosk_release_command)
+            ),
         )
 
     @property
@@ -341,6 +347,12 @@ class KioskSession:
             cwd=user.pw_dir,
             env=env,
         )
+
+
+def _lainaamo() -> str:
+    """The `lainaamo` command beside the running Python (the agent's own installation)."""
+    beside = Path(sys.executable).with_name("lainaamo")
+    return str(beside) if beside.is_file() else "lainaamo"
 
 
 def run_quietly(command: Sequence[str], timeout: float = 30.0, **kwargs: Any) -> tuple[bool, str]:

@@ -52,6 +52,11 @@ MAX_LAUNCHES = 1000  # waiting to be read by the agent (it reads about once a se
 RING_DEFAULT_S = 30
 RING_MAX_S = 120
 SESSION_START_S = 30.0
+RELEASED = "handed over as an ordinary account; the agent removes itself"
+RELEASED_KEEPS_AGENT = (
+    "handed over as an ordinary account; `lainaamo agent uninstall --keep-account` removes "
+    "the agent"
+)
 
 
 class KioskPlatform:
@@ -75,6 +80,7 @@ class KioskPlatform:
         self.launcher = Launcher(config.launcher_port, self._launched)
         self.session = KioskSession(config, self.launcher.url, self._overlay_event)
         self._started = False
+        self._released = False  # for good: nothing starts the kiosk again
         # Where the remote-support question's answers are on the screen while it is shown.
         self.question_buttons: dict[str, tuple[int, int]] | None = None
         self.indicator: str | None = None  # whom the screen is shared with now
@@ -83,7 +89,7 @@ class KioskPlatform:
 
     def start(self) -> None:
         """Make the client account, serve the launcher and start the session (idempotent)."""
-        if self._started:
+        if self._started or self._released:
             return
         account.create(self.config.client_user, self.config.skeleton)
         write_policy(self.config.policy_dir, managed_policy(self.launcher.origin, None))
@@ -130,6 +136,9 @@ class KioskPlatform:
 
     def apply_policy(self, policy: Policy) -> Enforcement:
         """Enforce the mode, profile, banner and lock screen; say which keys failed."""
+        if self._released:
+            managed = policy.mode != "unmanaged" and "mode" in policy.keys
+            return Enforcement(failed={"mode": "released: no longer managed"} if managed else {})
         self.start()
         with self._lock:
             self._policy = policy
@@ -159,6 +168,8 @@ class KioskPlatform:
         return Enforcement(failed=failed)
 
     def lock(self, screen: LockScreen) -> bool:
+        if self._released:
+            return False
         self.start()
         with self._lock:
             self._command_lock = screen
@@ -191,6 +202,8 @@ class KioskPlatform:
             return CommandResult(ok=True)
         if name == "wipe":
             return self._wipe()
+        if name == "release":
+            return self._release()
         return UNSUPPORTED
 
     def network_up(self) -> bool:
@@ -268,6 +281,34 @@ class KioskPlatform:
         policy = self._policy
         self.session.browser_wanted = policy is None or policy.mode != "unmanaged"
         return CommandResult(result.ok, result.detail)
+
+    def _release(self) -> CommandResult:
+        """Leave management for good (the agent core runs it only under `unmanaged`): the
+        kiosk session ends, the client account becomes an ordinary one, and the agent is
+        removed by `release_command` in the background (the acknowledgement goes out first)."""
+        self._released = True
+        self.close()
+        try:
+            remove_policy(self.config.policy_dir)
+        except OSError as exc:
+            return CommandResult(ok=False, detail=f"browser policy: {exc}"[:200])
+        handed = account.hand_over(self.config.client_user)
+        if not handed.ok:
+            return CommandResult(ok=False, detail=handed.detail)
+        log.info("kiosk: released: %s is an ordinary account now", self.config.client_user)
+        command = self.config.release_command
+        if not command:
+            return CommandResult(ok=True, detail=RELEASED_KEEPS_AGENT)
+        threading.Thread(
+            target=self._remove_agent, args=(command,), name="kiosk-release", daemon=True
+        ).start()
+        return CommandResult(ok=True, detail=RELEASED)
+
+    @staticmethod
+    def _remove_agent(command: tuple[str, ...]) -> None:
+        ok, said = run_quietly(command, timeout=600)
+        if not ok:
+            log.error("kiosk: release: %s failed: %s", command[0], said)
 
     # --- remote support (agent/platform/base.py SupportPlatform)
 
