@@ -10,6 +10,7 @@ X window tree (xdotool), never from the agent's own idea of what it shows.
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import os
 import shutil
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mss
 import mss.tools
@@ -232,8 +234,10 @@ def _serve(
 
 
 @contextmanager
-def kiosk_tablet(root: Path) -> Iterator[Kiosk]:
-    """A running kiosk tablet whose files live under `root`; closed and its account removed."""
+def kiosk_tablet(root: Path, **overrides: Any) -> Iterator[Kiosk]:
+    """A running kiosk tablet whose files live under `root`; closed and its account removed.
+
+    `overrides` replace fields of its KioskConfig (e.g. `release_command`)."""
     require_kiosk_machine()
     policies = root / "policies"
     (policies / "managed").mkdir(parents=True)
@@ -286,7 +290,7 @@ def kiosk_tablet(root: Path) -> Iterator[Kiosk]:
         network_connections=str(networks),
         reboot_command=("true",),
     )
-    platform = KioskPlatform(config)
+    platform = KioskPlatform(dataclasses.replace(config, **overrides))
     try:
         yield Kiosk(platform, Screen(display), allowed, forbidden, networks, skeleton)
     finally:
