@@ -136,9 +136,11 @@ class Launcher:
         self._thread.start()
 
     def close(self) -> None:
-        self._server.shutdown()
+        """Stop serving and close the socket (bound since __init__); harmless when repeated."""
+        if self._thread.is_alive():
+            self._server.shutdown()  # (waits for serve_forever: never when it did not start)
+            self._thread.join(5)
         self._server.server_close()
-        self._thread.join(5)
 
     def show(self, profile: KioskProfile, language: str) -> None:
         """Show another profile or language; the open page reloads itself within 2 s."""

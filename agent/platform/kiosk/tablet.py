@@ -112,8 +112,8 @@ class KioskPlatform:
         self._ringing.set()
         if self._started:
             self.session.close()
-            self.launcher.close()
             self._started = False
+        self.launcher.close()  # its socket is bound from the start
 
     # --- Platform
 
