@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from support.clock import START, FakeClock
 from support.kiosk import CLIENT, HEIGHT, WIDTH, Kiosk, pactl, sound_server, wait_for
+from Xlib import X
+from Xlib import display as xdisplay
 
 from agent.enforcer import Applied, Enforcer
 from agent.platform.kiosk import overlay
@@ -220,6 +222,26 @@ def test_a_tap_on_a_tile_is_counted_by_its_category(kiosk: Kiosk) -> None:
     wait_for(lambda: kiosk.allowed.paths, 20, "the shortcut's site to be opened")
     launches = platform.usage().launches
     assert [launch.url for launch in launches] == [kiosk.allowed.url + "/"]
+
+
+def test_screen_on_time_stops_while_the_screen_is_blanked(kiosk: Kiosk) -> None:
+    """Usage counts screen-on time only while the screen shows something: blanked by the X
+    server's screen saver (as after ten idle minutes; DPMS sleep on a real screen alike), the
+    kiosk reports its screen off, read from the X server rather than from its own session."""
+    platform = kiosk.platform
+    back_to_launcher(kiosk)
+    wait_for(lambda: platform.usage().screen_on, 10, "the screen on")
+    display = xdisplay.Display(platform.config.display)
+    try:
+        display.force_screen_saver(X.ScreenSaverActive)
+        display.sync()
+        wait_for(lambda: not platform.usage().screen_on, 10, "the screen reported off")
+        kiosk.screen.save("screen-blanked")
+        display.force_screen_saver(X.ScreenSaverReset)
+        display.sync()
+        wait_for(lambda: platform.usage().screen_on, 10, "the screen reported on again")
+    finally:
+        display.close()
 
 
 def test_a_wipe_removes_what_the_client_made_and_signed_into(kiosk: Kiosk) -> None:

@@ -183,6 +183,8 @@ class KioskSession:
         self.overlay = Managed("overlay", self._start_overlay)
         self.browser = Managed("browser", self._start_browser)
         self._windows = WindowGuard(config.display)
+        # Not blanked nor asleep (screen saver, DPMS), as the watcher saw it; None: unknown.
+        self.screen_on: bool | None = None
 
     # --- life cycle
 
@@ -215,6 +217,7 @@ class KioskSession:
         if not self.overlay.alive:
             self._overlay_ready.clear()
         self.overlay.ensure()
+        self.screen_on = self._windows.screen_on()
         if self.browser_wanted and self._overlay_ready.is_set():
             if self.browser.ensure():
                 self._windows.close_extra_windows()

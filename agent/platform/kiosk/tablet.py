@@ -214,7 +214,9 @@ class KioskPlatform:
     def usage(self) -> UsageReading:
         with self._lock:
             launches, self._launches = tuple(self._launches), []
-        return UsageReading(screen_on=self.session.overlay.alive, launches=launches)
+        # On while the kiosk session runs and its screen is neither blanked nor asleep.
+        screen_on = self.session.overlay.alive and self.session.screen_on is not False
+        return UsageReading(screen_on=screen_on, launches=launches)
 
     def _launched(self, shortcut: Shortcut) -> None:
         with self._lock:

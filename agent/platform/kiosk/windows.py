@@ -13,6 +13,7 @@ from typing import Any
 
 from Xlib import X, error
 from Xlib import display as xdisplay
+from Xlib.ext import dpms, screensaver
 from Xlib.protocol import event
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,26 @@ class WindowGuard:
             log.debug("kiosk: cannot look at the windows: %s", exc)
             self.close()
             return 0
+
+    def screen_on(self) -> bool | None:
+        """Whether the screen shows anything: not blanked by the X server's screen saver and
+        not put to sleep by DPMS (on servers that have it: Xorg on a real screen, not Xvfb);
+        None when the display cannot be asked."""
+        try:
+            display = self._connect()
+            if display.has_extension("MIT-SCREEN-SAVER"):
+                info = display.screen().root.screensaver_query_info()
+                if info.state == screensaver.StateOn:
+                    return False
+            if display.has_extension("DPMS"):
+                power = display.dpms_info()
+                if power.state and power.power_level != dpms.DPMSModeOn:
+                    return False
+            return True
+        except (error.DisplayError, error.ConnectionClosedError, error.XError, OSError) as exc:
+            log.debug("kiosk: cannot ask whether the screen is on: %s", exc)
+            self.close()
+            return None
 
     def _connect(self) -> Any:
         if self._display is None:
