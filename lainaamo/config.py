@@ -235,6 +235,12 @@ class Settings:
     kiosk_reboot_command: str = _s(
         "systemctl reboot", "What the `reboot` command runs on a kiosk tablet.", "kiosk"
     )
+    kiosk_backlight_dir: str = _s(
+        "/sys/class/backlight",
+        "The kernel's backlight interface: the kiosk's brightness setting writes "
+        "`<device>/brightness` under it.",
+        "kiosk",
+    )
     kiosk_release_command: str = _s(
         "systemd-run --on-active=30 --collect --unit=lainaamo-agent-release "
         "{lainaamo} agent uninstall --keep-account --reboot",

@@ -67,6 +67,7 @@ class KioskConfig:
     skeleton: str = "/etc/skel"
     network_connections: str = "/etc/NetworkManager/system-connections"
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")
+    backlight_dir: str = "/sys/class/backlight"  # the brightness setting's (settings.py)
     # Run (in the background) after a `release` handed the account over: removes the agent.
     release_command: tuple[str, ...] = ()
     sound_file: str | None = None  # the ring tone; None: a tone the agent makes
@@ -86,6 +87,7 @@ class KioskConfig:
             language=settings.kiosk_language,
             network_connections=settings.kiosk_network_connections,
             reboot_command=tuple(shlex.split(settings.kiosk_reboot_command)),
+            backlight_dir=settings.kiosk_backlight_dir,
             release_command=tuple(
                 _lainaamo() if word == "{lainaamo}" else word
                 for word in shlex.split(settings.kiosk_release_command)

@@ -43,6 +43,7 @@ from agent.platform.kiosk import account
 from agent.platform.kiosk.browser import managed_policy, remove_policy, write_policy
 from agent.platform.kiosk.launcher import Launcher
 from agent.platform.kiosk.session import KioskConfig, KioskSession, run_quietly
+from agent.platform.kiosk.settings import KioskSettings
 from agent.platform.linux import LinuxPlatform
 from agent.policy import KIOSK_MODES, KioskProfile, LockScreen, Policy, Shortcut
 
@@ -77,7 +78,12 @@ class KioskPlatform:
         self._on_end: Callable[[], None] | None = None
         self._reply: Callable[[str], None] | None = None
         self._ringing = threading.Event()
-        self.launcher = Launcher(config.launcher_port, self._launched)
+        settings = KioskSettings(
+            env=lambda: _env(dict(self.config.extra_env)),
+            backlight_dir=lambda: self.config.backlight_dir,
+            client_user=lambda: self.config.client_user,
+        )
+        self.launcher = Launcher(config.launcher_port, self._launched, settings)
         self.session = KioskSession(config, self.launcher.url, self._overlay_event)
         self._started = False
         self._released = False  # for good: nothing starts the kiosk again
@@ -146,7 +152,7 @@ class KioskPlatform:
         failed: dict[str, str] = {}
         managed = policy.mode != "unmanaged"
         profile = policy.kiosk if policy.kiosk_enforced else KioskProfile()
-        self.launcher.show(profile, self.config.language)
+        self.launcher.show(profile, self.config.language, policy.mode)
         try:
             if managed:
                 allowed = profile if policy.kiosk_enforced else None
