@@ -45,6 +45,10 @@ SYSRQ = "/proc/sys/kernel/sysrq"
 SYSTEMD_RUNNING = "/run/systemd/system"
 # Debian and Ubuntu ship gdm3's unit as gdm.service (gdm3.service is an alias of it).
 DISPLAY_MANAGERS = ("gdm", "gdm3", "lightdm", "sddm")
+IMAGE_NEXT = (
+    "an image: after cloning, run `lainaamo agent install --server URL --token TOKEN "
+    "--device-id ID` on each tablet"
+)
 HANDED_OVER_SHELL = "/bin/bash"  # account.ORDINARY_SHELL
 FIRST_LOGIN_UID = 1000  # useradd's UID_MIN: below it, system accounts
 # Account names useradd accepts (Debian's default NAME_REGEX, without the trailing $).
@@ -170,6 +174,8 @@ def unit_text(command: Sequence[str]) -> str:
 Description=Lainaamo agent: the loan tablet's kiosk and its link to the fleet server
 Wants=network-online.target
 After=network-online.target systemd-user-sessions.service
+# A tablet cloned from an image (`install --image`) starts the agent once it is enrolled.
+ConditionPathExists={STATE_DIR}/enrollment.json
 
 [Service]
 Type=simple
@@ -364,6 +370,7 @@ class InstallOptions:
     root: Path = Path("/")
     manage_system: bool = True  # systemctl and sysctl (not with --root)
     manage_account: bool = True  # the client account (not with --root unless --with-account)
+    image: bool = False  # everything but the enrollment, to clone (the service enabled, idle)
 
 
 @dataclass(frozen=True)
@@ -489,7 +496,16 @@ class _Install(_Machine):
         """What would stop the install half-way, found before anything is changed."""
         from agent.enroll import load_config
 
-        if load_config(self.at(STATE_DIR)) is None:
+        enrolled = load_config(self.at(STATE_DIR))
+        if self.options.image:
+            if self.options.server or self.options.token:
+                raise InstallError("--image enrolls nothing: leave out --server and --token")
+            if enrolled is not None:
+                raise InstallError(
+                    f"this machine is enrolled as device {enrolled.get('device_id')!r}: an "
+                    "image must carry no enrollment (prepare it on a machine that is not)"
+                )
+        elif enrolled is None:
             if not (self.options.server and self.options.token):
                 raise InstallError(
                     "this tablet is not enrolled yet: give --server and --token "
@@ -518,6 +534,9 @@ class _Install(_Machine):
         config = load_config(state)
         if config is not None:
             self.add(Step("enrollment", "unchanged", f"device {config.get('device_id')}"))
+            return
+        if self.options.image:
+            self.add(Step("enrollment", "skipped", IMAGE_NEXT))
             return
         assert self.options.server and self.options.token  # _check
         made = self.make_dirs(STATE_DIR, 0o700)
@@ -635,6 +654,11 @@ class _Install(_Machine):
             self._systemctl("enable", UNIT_NAME)
             self.manifest.service_enabled = True
             done.append("enabled")
+        if self.options.image:
+            # An image's service waits for its enrollment (the unit's ConditionPathExists).
+            detail = ", ".join(done + ["starts once the tablet is enrolled"])
+            self.add(Step(what, "changed" if done else "unchanged", detail))
+            return
         holding = [
             name
             for name in DISPLAY_MANAGERS

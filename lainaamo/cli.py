@@ -112,6 +112,7 @@ def _agent_install(args: argparse.Namespace, settings: Settings) -> int:
         root=root,
         manage_system=manage_system,
         manage_account=manage_account,
+        image=args.image,
     )
     steps = install(options, Host(), report=lambda step: print(step, flush=True))
     changed = [s for s in steps if s.status not in ("unchanged", "skipped")]
@@ -401,7 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="an enrollment token from the console's Enrollment page (lnm_enr_…); needed "
         "until enrolled, not used once the tablet is",
     )
-    i.add_argument("--device-id", help="this device's id at enrollment (default: the host name)")
+    i.add_argument(
+        "--device-id",
+        help="this device's id at enrollment (default: the host name; give one to every "
+        "tablet cloned from an image, whose host names are all alike)",
+    )
+    i.add_argument(
+        "--image",
+        action="store_true",
+        help="prepare a machine to be cloned: everything but the enrollment (no --server or "
+        "--token); its service is enabled but starts only once the tablet is enrolled, by "
+        "running the install again on each clone with --server, --token and --device-id",
+    )
     i.add_argument(
         "--language",
         choices=["fi", "sv", "en"],

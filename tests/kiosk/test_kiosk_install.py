@@ -210,3 +210,37 @@ def test_uninstall_keep_account_hands_the_account_over(
     assert account.check_ordinary(CLIENT, ["audio", "video"]) is None  # groups, no password
     assert (home / "kirje.txt").read_text() == "the client's own file"
     assert snapshot(root) == {}
+
+
+def test_an_image_without_enrollment_then_the_clone_enrolls(
+    server: str, client: FlaskClient, fleet: Fleet, tmp_path: Path
+) -> None:
+    """The real command: `--image` writes everything but the enrollment; the install run again
+    on the clone with a token enrolls it against the real server and changes nothing else."""
+    root = tmp_path / "root"
+    root.mkdir()
+    code, lines = lainaamo("agent", "install", "--image", "--root", str(root), cwd=tmp_path)
+    assert code == 0, lines
+    assert outcome(lines, "enrollment").startswith("skipped: an image: after cloning")
+    image = snapshot(root)
+    assert not any(name.endswith("enrollment.json") for name in image)
+    assert (
+        "ConditionPathExists=/var/lib/lainaamo-agent/enrollment.json"
+        in (root / "etc/systemd/system/lainaamo-agent.service").read_text()
+    )
+    code, again = lainaamo("agent", "install", "--image", "--root", str(root), cwd=tmp_path)
+    assert code == 0 and again[-1] == "already installed: nothing changed", again
+
+    clone = (
+        "agent", "install", "--server", server, "--token", new_token(client, fleet),
+        "--device-id", "tab-klooni", "--root", str(root),
+    )  # fmt: skip
+    code, lines = lainaamo(*clone, cwd=tmp_path)
+    assert code == 0, lines
+    assert outcome(lines, "enrollment") == "created (device tab-klooni, unit paihde)"
+    changed = {k for k, v in snapshot(root).items() if image.get(k) != v}
+    assert changed == {f"{STATE}/enrollment.json", f"{STATE}/install.json"}, changed
+    with fleet.services.session_factory() as session:
+        assert session.get(orm.Device, "tab-klooni") is not None
+    code, lines = lainaamo("agent", "install", "--image", "--root", str(root), cwd=tmp_path)
+    assert code == 2 and "enrolled as device 'tab-klooni'" in lines[-1], lines

@@ -527,3 +527,43 @@ def test_every_option_is_explained() -> None:
         assert sub.description
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings} has no help"
+
+
+def test_an_image_is_prepared_without_an_enrollment_and_each_clone_enrolls(
+    tmp_path: Path,
+) -> None:
+    host = FakeHost(systemd=True, units={"lightdm.service": ["enabled", "active"]})
+    image = options(
+        tmp_path, server=None, token=None, device_id=None, image=True,
+        manage_system=True, manage_account=True,
+    )  # fmt: skip
+    steps = {s.what: s for s in inst.install(image, host)}
+    assert str(steps["enrollment"]) == f"enrollment: skipped: {inst.IMAGE_NEXT}"
+    assert host.enrollments == 0
+    assert load_config(tmp_path / inst.STATE_DIR.lstrip("/")) is None
+    service = steps["service lainaamo-agent.service"]
+    assert (service.status, service.detail) == (
+        "changed",
+        "enabled, starts once the tablet is enrolled",
+    )
+    assert ("systemctl", "enable", inst.UNIT_NAME) in host.calls
+    assert ("systemctl", "start", inst.UNIT_NAME) not in host.calls
+    assert steps["display managers"].status == "changed"  # the clones boot into the kiosk
+    unit = unit_options((tmp_path / inst.UNIT_FILE.lstrip("/")).read_text())
+    assert unit["Unit"]["ConditionPathExists"] == f"{inst.STATE_DIR}/enrollment.json"
+    assert {s.status for s in inst.install(image, host)} == {"unchanged", "skipped"}
+
+    with pytest.raises(inst.InstallError, match="--image enrolls nothing"):
+        inst.install(options(tmp_path, image=True, manage_system=True), host)
+
+    # A clone (booted: no display manager runs) is enrolled by the install with a token.
+    host.units["lightdm.service"][1] = "inactive"
+    host.calls.clear()
+    clone = options(tmp_path, device_id="tab-0042", manage_system=True, manage_account=True)
+    steps = {s.what: s for s in inst.install(clone, host)}
+    assert steps["enrollment"].status == "created" and host.enrollments == 1
+    assert ("systemctl", "start", inst.UNIT_NAME) in host.calls
+    assert {s.status for s in inst.install(clone, host)} == {"unchanged"}
+    # An enrolled machine is no image.
+    with pytest.raises(inst.InstallError, match="enrolled as device 'tab-0042'"):
+        inst.install(image, host)
