@@ -8,7 +8,9 @@
 #   - coturn's turnserver, which the remote-support tests start on free loopback ports;
 #   - Firefox ESR, in which remote support is tested too (over WebDriver BiDi);
 #   - Xvfb, xdotool, the DejaVu fonts and PulseAudio for the kiosk tablet tests (a real X
-#     session; the ring on a real sound server);
+#     session; the ring on a real sound server); NetworkManager's nmcli, run offline only (the
+#     kiosk's Wi-Fi setting's command lines); the NetworkManager service is not needed and is
+#     switched off when this script installed it;
 #   - promtool (Debian's prometheus package), which checks monitoring/ and runs the alert
 #     rules' unit tests; the system Prometheus service is not needed and is switched off.
 # Silent when everything is there. As root it installs and starts what is missing and says
@@ -298,12 +300,23 @@ ensure_kiosk_tools() {
     command -v unshare >/dev/null 2>&1 || need+=(util-linux)
     command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
     command -v pactl >/dev/null 2>&1 || need+=(pulseaudio-utils)
+    command -v xauth >/dev/null 2>&1 || need+=(xauth)
+    command -v setxkbmap >/dev/null 2>&1 || need+=(x11-xkb-utils)
+    command -v nmcli >/dev/null 2>&1 || need+=(network-manager)
     [ "${#need[@]}" -eq 0 ] && return 0
     if ! is_root; then
         missing "${need[*]} not installed (kiosk tablet tests): sudo apt-get install ${need[*]}"
         return 0
     fi
     apt_install "${need[@]}"
+    # The tests run nmcli --offline only; a NetworkManager this script brought must not start
+    # managing the machine's network.
+    if [[ " ${need[*]} " == *" network-manager "* ]]; then
+        if command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --now NetworkManager >/dev/null 2>&1 || true
+        fi
+        if command -v service >/dev/null 2>&1; then service network-manager stop >/dev/null 2>&1 || true; fi
+    fi
 }
 
 ensure_mosquitto

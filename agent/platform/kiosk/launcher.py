@@ -49,7 +49,7 @@ SETTING_MARKS = {
     "wifi": ("&#8776;", "#00507a"),
 }
 METER_FILL = {"volume": "#1f4e9c", "brightness": "#9c5a00", "muted": "#6e7781"}
-METER_WIDTH = 400  # px: a level of N % fills N % of it
+METER_WIDTH = 240  # px: a level of N % fills N % of it
 MAX_FORM_BYTES = 2048
 FORM_FIELDS = frozenset({"token", "action", "ssid", "password"})
 ACTIONS = {
@@ -80,21 +80,25 @@ PAGE = """<!doctype html>
     width:88px;height:88px;border-radius:44px;color:#fff;font-size:44px}}
  p.empty{{font-size:30px}}
  a.back,button{{display:inline-flex;align-items:center;gap:16px;min-height:88px;
-    padding:8px 28px 8px 12px;background:#fff;color:#111;text-decoration:none;font:inherit;
-    font-size:28px;font-weight:bold;border:3px solid #5c6670;border-radius:16px;cursor:pointer}}
- a.back{{padding-left:28px;margin:0 0 24px}}
+    padding:8px 24px 8px 12px;background:#fff;color:#111;text-decoration:none;font:inherit;
+    font-size:26px;font-weight:bold;border:3px solid #5c6670;border-radius:16px;cursor:pointer}}
+ a.back{{padding-left:28px}}
+ .top{{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:24px;
+    margin:0 0 24px}}
+ .top h1{{margin:0}}
  a.back:focus,a.back:hover,button:focus,button:hover,input:focus,label.network:hover{{
     border-color:#111;outline:4px solid #111;outline-offset:2px}}
- .sections{{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:32px}}
- section{{background:#fff;border:3px solid #c9d1d9;border-radius:18px;padding:20px 28px 28px}}
- section.wide{{grid-column:1/-1}}
- h2{{display:flex;align-items:center;gap:16px;font-size:32px;margin:0 0 12px}}
+ .sections{{display:grid;gap:24px}}
+ section{{background:#fff;border:3px solid #c9d1d9;border-radius:18px;padding:16px 28px 24px}}
+ .head{{display:flex;flex-wrap:wrap;align-items:baseline;gap:8px 32px;margin:0 0 12px}}
+ h2{{display:flex;align-items:center;gap:16px;font-size:32px;margin:0}}
  p.level,p.said,p.hint,fieldset,label{{font-size:26px}}
- p.level{{margin:0 0 12px}}
+ p.level{{margin:0}}
  .meter{{width:{meter}px;height:24px;background:#e1e6eb;border:2px solid #5c6670;
     border-radius:12px;overflow:hidden;margin:0 0 20px}}
  .meter span{{display:block;height:100%}}
- .buttons{{display:flex;flex-wrap:wrap;gap:20px}}
+ .buttons{{display:flex;flex-wrap:wrap;align-items:center;gap:20px}}
+ .buttons .meter{{margin:0}}
  .small{{width:56px;height:56px;border-radius:28px;font-size:40px}}
  p.said{{padding:16px 24px;border-radius:12px;border:3px solid #1e6b3a;background:#e6f4ea}}
  p.said.error{{border-color:#a40e26;background:#fdecee}}
@@ -108,7 +112,7 @@ PAGE = """<!doctype html>
     padding:4px 12px;border:3px solid #5c6670;border-radius:12px;margin:8px 0}}
 </style></head>
 <body data-version="{version}"><main>
-<h1>{title}</h1>
+{heading}
 {body}
 </main>
 <script>
@@ -170,6 +174,7 @@ def render(view: LauncherView, settings: bool = False) -> str:
     return PAGE.format(
         lang=view.language,
         title=html.escape(title),
+        heading=f"<h1>{html.escape(title)}</h1>",
         version=view.version,
         body=body,
         meter=METER_WIDTH,
@@ -216,7 +221,11 @@ def render_settings(view: LauncherView, state: SettingsState, token: str) -> str
         return html.escape(text(key, lang, **fields))
 
     hidden = f'<input type="hidden" name="token" value="{html.escape(token)}">'
-    parts = [f'<a class="back" href="/">&#8592; {t("home")}</a>']
+    heading = (
+        f'<div class="top"><h1>{t("settings")}</h1>'
+        f'<a class="back" href="/">&#8592; {t("home")}</a></div>'
+    )
+    parts = []
     if state.said is not None:
         sentence, error = state.said
         role = "alert" if error else "status"
@@ -225,45 +234,44 @@ def render_settings(view: LauncherView, state: SettingsState, token: str) -> str
     parts.append('<div class="sections">')
     sections = view.sections
     if "volume" in sections:
-        parts.append(
-            f'<section aria-labelledby="volume-title"><h2 id="volume-title">{t("volume")}</h2>'
-        )
+        head = f'<h2 id="volume-title">{t("volume")}</h2>'
         if state.volume is None:
-            parts.append(f'<p class="level" id="volume-level">{t("no_sound")}</p>')
+            level, form = t("no_sound"), ""
         else:
             percent, muted = state.volume
-            said = t("volume_muted" if muted else "volume_level", level=str(percent))
-            fill = METER_FILL["muted" if muted else "volume"]
-            parts.append(f'<p class="level" id="volume-level">{said}</p>{_meter(percent, fill)}')
-            parts.append(
+            level = t("volume_muted" if muted else "volume_level", level=str(percent))
+            form = (
                 f'<form method="post" action="/settings" class="buttons">{hidden}'
                 + _button("volume-down", text("quieter", lang), "volume-level")
+                + _meter(percent, METER_FILL["muted" if muted else "volume"])
                 + _button("volume-up", text("louder", lang), "volume-level")
                 + _button("volume-mute", text("unmute" if muted else "mute", lang), "volume-level")
                 + "</form>"
             )
-        parts.append("</section>")
-    if "brightness" in sections:
         parts.append(
-            '<section aria-labelledby="brightness-title">'
-            f'<h2 id="brightness-title">{t("brightness")}</h2>'
+            f'<section aria-labelledby="volume-title"><div class="head">{head}'
+            f'<p class="level" id="volume-level">{level}</p></div>{form}</section>'
         )
+    if "brightness" in sections:
+        head = f'<h2 id="brightness-title">{t("brightness")}</h2>'
         if state.brightness is None:
-            parts.append(f'<p class="level" id="brightness-level">{t("no_backlight")}</p>')
+            level, form = t("no_backlight"), ""
         else:
-            said = t("brightness_level", level=str(state.brightness))
-            parts.append(
-                f'<p class="level" id="brightness-level">{said}</p>'
-                f"{_meter(state.brightness, METER_FILL['brightness'])}"
+            level = t("brightness_level", level=str(state.brightness))
+            form = (
                 f'<form method="post" action="/settings" class="buttons">{hidden}'
                 + _button("brightness-down", text("dimmer", lang), "brightness-level")
+                + _meter(state.brightness, METER_FILL["brightness"])
                 + _button("brightness-up", text("brighter", lang), "brightness-level")
                 + "</form>"
             )
-        parts.append("</section>")
+        parts.append(
+            f'<section aria-labelledby="brightness-title"><div class="head">{head}'
+            f'<p class="level" id="brightness-level">{level}</p></div>{form}</section>'
+        )
     if "wifi" in sections:
         parts.append(
-            '<section class="wide" aria-labelledby="wifi-title">'
+            '<section aria-labelledby="wifi-title">'
             f'<h2 id="wifi-title">{_mark("wifi")}{t("wifi")}</h2>'
         )
         if state.networks is None:
@@ -298,6 +306,7 @@ def render_settings(view: LauncherView, state: SettingsState, token: str) -> str
     return PAGE.format(
         lang=lang,
         title=t("settings"),
+        heading=heading,
         version=view.version,
         body="\n".join(parts),
         meter=METER_WIDTH,
