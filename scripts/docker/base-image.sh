@@ -18,6 +18,11 @@
 # -security on those, main only. As Docker's own Debian images, it has a policy-rc.d that
 # keeps apt-get from starting services while an image is built, and no package lists (run
 # apt-get update first).
+#
+# The image trusts what this machine trusts beyond Debian's CA list: the certificates in
+# /usr/local/share/ca-certificates (e.g. a proxy's that re-signs HTTPS, as on CI machines)
+# are copied in, and pip and requests, which carry their own CA list, are pointed at the
+# system's (PIP_CERT, REQUESTS_CA_BUNDLE). The image is for this machine, never pushed.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -122,6 +127,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+old_id="$(image_id || true)"
 started=$SECONDS
 say "debootstrap --variant=minbase $SUITE from $MIRROR (about 2 minutes; log in $WORK/debootstrap.log)"
 if ! debootstrap --variant=minbase --include=ca-certificates --components=main \
@@ -140,6 +146,12 @@ EOF
 # As in Docker's Debian images: no service starts while an image is built with apt-get.
 printf '#!/bin/sh\nexit 101\n' >"$TARGET/usr/sbin/policy-rc.d"
 chmod 0755 "$TARGET/usr/sbin/policy-rc.d"
+local_cas=(/usr/local/share/ca-certificates/*.crt)
+if [ -e "${local_cas[0]}" ]; then
+    say "trusting this machine's own CA certificates: ${local_cas[*]##*/}"
+    cp "${local_cas[@]}" "$TARGET/usr/local/share/ca-certificates/"
+    chroot "$TARGET" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed"
+fi
 chroot "$TARGET" apt-get clean
 rm -rf "$TARGET"/var/lib/apt/lists/* "$TARGET"/var/cache/apt/*.bin "$TARGET"/var/log/*.log \
     "$TARGET"/tmp/* "$TARGET"/var/tmp/*
@@ -149,11 +161,17 @@ echo "lainaamo" >"$TARGET/etc/hostname"
 say "docker import as $TAG"
 tar --numeric-owner --xattrs -C "$TARGET" -c . | docker import \
     --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'CMD ["/bin/bash"]' \
     --change "LABEL org.lainaamo.base.suite=$SUITE org.lainaamo.base.mirror=$MIRROR" \
     --message "debootstrap --variant=minbase $SUITE $MIRROR (scripts/docker/base-image.sh)" \
     - "$TAG" >/dev/null
 id="$(image_id)" || die "docker import made no $TAG"
 size="$(docker image inspect --format '{{.Size}}' "$TAG")"
+if [ -n "$old_id" ] && [ "$old_id" != "$id" ]; then
+    # The one it replaces, unless images built from it still use it.
+    docker rmi "$old_id" >/dev/null 2>&1 && say "removed the earlier ${old_id:7:12}" || true
+fi
 say "made $TAG (${id:7:12}, $((size / 1000000)) MB) in $((SECONDS - started)) s"
 echo "$id"

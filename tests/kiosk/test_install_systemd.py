@@ -1,0 +1,306 @@
+"""`lainaamo agent install` and `uninstall` under a REAL systemd: a Debian tablet in a Docker
+container with systemd as PID 1 (tests/kiosk/systemd/Dockerfile, built once per source tree),
+against a real server and Mosquitto on the host.
+
+The install runs as on a tablet (no --root): it enrolls, makes the account, writes the files,
+disables an enabled display manager and enables and starts the agent's unit, whose kiosk —
+Xvfb as the screen, the overlay, Chromium as the client — must come up under the unit's
+hardening and stay up, report online and apply the policy the server sends. Run again it
+changes nothing; uninstall stops and removes it all and enables the display manager again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from support.fleet import Fleet, make_fleet
+from support.mosquitto import Mosquitto
+from support.ports import free_port
+from support.stack import online, running_stack
+from support.systemd_tablet import ARTIFACTS, Built, Tablet, tablet_container, tablet_image
+
+from server.adapters import orm
+from server.entrypoints.serve import HttpServer
+
+pytestmark = [
+    pytest.mark.kiosk,
+    pytest.mark.docker,
+    # On a fresh machine the first test installs Docker and builds both images (about four
+    # minutes here); later runs reuse them and take half a minute.
+    pytest.mark.timeout(1800),
+    pytest.mark.parametrize("migrated_db_url", ["postgresql"], indirect=True),
+]
+
+LAINAAMO = "/opt/lainaamo/bin/lainaamo"  # where the image installed the agent
+UNIT = "lainaamo-agent.service"
+CLIENT = "lainaamo-client"  # the install's default: nothing is chosen for the test
+FILES = (
+    "/etc/lainaamo/agent.env",
+    "/etc/systemd/system/lainaamo-agent.service",
+    "/etc/X11/xorg.conf.d/50-lainaamo-kiosk.conf",
+    "/etc/sysctl.d/50-lainaamo-kiosk.conf",
+    "/var/lib/lainaamo-agent/enrollment.json",
+    "/var/lib/lainaamo-agent/install.json",
+)
+SYSRQ = Path("/proc/sys/kernel/sysrq")  # the host's kernel is the container's
+# A display manager for the install to disable (and uninstall to enable again): a stub of
+# LightDM's unit, enabled as a desktop tablet has it, not running (it would hold the screen).
+DISPLAY_MANAGER = """\
+[Unit]
+Description=A stand-in for LightDM (the test's)
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+Alias=display-manager.service
+WantedBy=graphical.target
+"""
+DROP_IN = "/etc/systemd/system/lainaamo-agent.service.d/50-container.conf"
+XVFB = "Xvfb :0 -screen 0 1280x800x24 -nolisten tcp -nolisten local"
+
+
+def drop_in(launcher_port: int) -> str:
+    """What this tablet has that a real one has not: no screen (so Xvfb) and the host's
+    network (so a free launcher port, and X without an abstract socket that the host's X
+    servers would see). A region puts its own settings in such a drop-in too."""
+    return f"""\
+# The test's: the container has no screen and shares the host's network.
+[Service]
+Environment="LAINAAMO_KIOSK_DISPLAY_COMMAND={XVFB}"
+Environment=LAINAAMO_KIOSK_BROWSER_FLAGS=--disable-gpu
+Environment=LAINAAMO_KIOSK_LAUNCHER_PORT={launcher_port}
+"""
+
+
+@pytest.fixture(scope="module")
+def image() -> Built:
+    if os.geteuid() != 0:
+        pytest.skip("runs as root only: it starts Docker and privileged containers")
+    built = tablet_image()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with (ARTIFACTS / "timings.txt").open("a") as out:
+        how = "built" if built.built else "reused"
+        out.write(f"{time.strftime('%F %T')} {built.tag} {how} in {built.seconds:.1f} s\n")
+    return built
+
+
+@pytest.fixture
+def tablet(image: Built) -> Iterator[Tablet]:
+    with tablet_container(image.tag) as container:
+        container.write("/etc/systemd/system/lightdm.service", DISPLAY_MANAGER)
+        container.out("systemctl", "enable", "lightdm.service")
+        container.write(DROP_IN, drop_in(free_port()))
+        yield container
+
+
+@pytest.fixture
+def fleet(migrated_db_url: str, mosquitto: Mosquitto) -> Iterator[Fleet]:
+    """The seeded server, telling enrolling tablets the test's broker."""
+    fleet = make_fleet(migrated_db_url, mqtt_host=mosquitto.host, mqtt_port=mosquitto.port)
+    yield fleet
+    fleet.services.close()
+
+
+@pytest.fixture
+def server(
+    fleet: Fleet, client: FlaskClient, mosquitto: Mosquitto, tmp_path: Path
+) -> Iterator[str]:
+    """The API on the host's loopback (where the container reaches it), with the ingest and
+    the background jobs on the broker."""
+    http = HttpServer(fleet.services, "127.0.0.1", 0, threads=4)
+    http.start()
+    try:
+        with running_stack(fleet, client, mosquitto, tmp_path):
+            yield f"http://127.0.0.1:{http.port}"
+    finally:
+        http.stop()
+
+
+def new_token(client: FlaskClient, fleet: Fleet) -> str:
+    response = client.post(
+        "/api/v1/enrollment-tokens", json={"unit": "paihde"}, headers=fleet.headers("it_support")
+    )
+    assert response.status_code == 201, response.json
+    token: str = response.json["token"]
+    return token
+
+
+def lainaamo(tablet: Tablet, *args: str) -> list[str]:
+    """The real command in the container, as root; its output lines (it must succeed)."""
+    done = tablet.exec(LAINAAMO, *args, timeout=300)
+    lines = (done.stdout + done.stderr).splitlines()
+    assert done.returncode == 0, lines
+    return lines
+
+
+def outcome(lines: list[str], what: str) -> str:
+    found = [line[len(what) + 2 :] for line in lines if line.startswith(what + ": ")]
+    assert len(found) == 1, (what, lines)
+    return found[0]
+
+
+def wait_for(check: object, timeout: float, what: str, tablet: Tablet) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what}; the unit's processes:\n"
+        + unit_processes(tablet)
+        + "the agent's journal:\n"
+        + "\n".join(tablet.journal(UNIT).splitlines()[-40:])
+    )
+
+
+def unit_state(tablet: Tablet) -> dict[str, str]:
+    shown = tablet.systemctl(
+        "show", UNIT, "-p", "LoadState", "-p", "ActiveState", "-p", "SubState",
+        "-p", "MainPID", "-p", "NRestarts", "-p", "UnitFileState",
+    )  # fmt: skip
+    return dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+
+
+def unit_processes(tablet: Tablet) -> str:
+    """The command lines of the processes in the unit's cgroup, with their users."""
+    return tablet.out(
+        "sh", "-c",
+        f'cg=$(systemctl show -p ControlGroup --value {UNIT}); '
+        'for p in $(cat "/sys/fs/cgroup/systemd$cg/cgroup.procs" 2>/dev/null); do '
+        'ps -o user:32=,args= -p "$p" || true; done',  # one may end meanwhile
+    )  # fmt: skip
+
+
+def kiosk_runs(tablet: Tablet) -> bool:
+    """Whether the unit runs the kiosk: its X server and overlay, Chromium as the client."""
+    processes = [line.split(None, 1) for line in unit_processes(tablet).splitlines()]
+    wanted = [
+        ("root", "Xvfb :0 "),
+        ("root", "/opt/lainaamo/bin/python3 -m agent.platform.kiosk.overlay"),
+        (CLIENT, "/usr/lib/chromium/chromium "),
+    ]
+    return all(
+        any(user == who and args.startswith(start) for user, args in processes)
+        for who, start in wanted
+    )
+
+
+def device(fleet: Fleet, device_id: str) -> tuple[str | None, bool, bool]:
+    """The device's unit on the server, whether it is online, and whether it applied the
+    policy the server sent it."""
+    with fleet.services.session_factory() as session:
+        row = session.get(orm.Device, device_id, populate_existing=True)
+        desired = session.get(orm.DesiredStateRow, device_id, populate_existing=True)
+        status = session.get(orm.DeviceStatus, device_id, populate_existing=True)
+        applied = bool(
+            desired and status and desired.version > 0 and status.desired_version == desired.version
+        )
+        unit = row.unit.code if row is not None and row.unit is not None else None
+    return unit, online(fleet, device_id), applied
+
+
+def test_install_under_systemd_runs_the_kiosk_and_uninstall_removes_it(
+    tablet: Tablet, server: str, client: FlaskClient, fleet: Fleet
+) -> None:
+    install = ("agent", "install", "--server", server, "--token", new_token(client, fleet),
+               "--device-id", "tab-systemd")  # fmt: skip
+    first = lainaamo(tablet, *install)
+    assert outcome(first, "enrollment") == "created (device tab-systemd, unit paihde)"
+    assert outcome(first, f"client account {CLIENT}").startswith("created")
+    for path in FILES:
+        if not path.endswith("enrollment.json"):  # reported as the enrollment
+            assert outcome(first, path) == "created", path
+    if SYSRQ.exists():
+        assert outcome(first, "kernel.sysrq = 0").startswith(("changed", "unchanged"))
+        assert tablet.out("sysctl", "-n", "kernel.sysrq").strip() == "0"
+    else:  # a kernel without SysRq (CI's VM): nothing to apply; what systemd applies at boot
+        assert outcome(first, "kernel.sysrq = 0") == (
+            "skipped: no /proc/sys/kernel/sysrq here (applies at the next boot)"
+        )
+    assert "/etc/sysctl.d/50-lainaamo-kiosk.conf" in tablet.out(
+        "/lib/systemd/systemd-sysctl", "--cat-config"
+    )
+    assert outcome(first, "display managers") == (
+        "changed (disabled lightdm; uninstall enables them again)"
+    )
+    assert tablet.systemctl("is-enabled", "lightdm.service") == "disabled"
+    assert outcome(first, f"service {UNIT}") == "created (enabled, started)"
+    assert first[-1].startswith("installed: ")
+
+    # systemd runs the agent, and the agent its kiosk inside the unit's hardening.
+    assert tablet.systemctl("is-enabled", UNIT) == "enabled"
+    wait_for(lambda: kiosk_runs(tablet), 90, "Xvfb, the overlay and Chromium in the unit", tablet)
+    wait_for(lambda: device(fleet, "tab-systemd")[1], 60, "the device online", tablet)
+    wait_for(lambda: device(fleet, "tab-systemd")[2], 60, "the server's policy applied", tablet)
+    assert device(fleet, "tab-systemd")[0] == "paihde"  # enrolled into the token's unit
+    time.sleep(5)  # and it stays up: no restart since
+    state = unit_state(tablet)
+    running = (state["ActiveState"], state["SubState"], state["NRestarts"])
+    assert running == ("active", "running", "0"), state
+    assert kiosk_runs(tablet), unit_processes(tablet)
+    assert tablet.systemctl("is-system-running") == "running", tablet.systemctl("--failed")
+    # ... with the unit's hardening in force: a mount namespace of its own in which the
+    # control groups are read-only (ProtectControlGroups).
+    pid = state["MainPID"]
+    assert tablet.out("readlink", f"/proc/{pid}/ns/mnt") != tablet.out("readlink", "/proc/1/ns/mnt")
+    mounts = [line.split() for line in tablet.out("cat", f"/proc/{pid}/mountinfo").splitlines()]
+    cgroups = {f[4]: f[5].split(",") for f in mounts if f[4].startswith("/sys/fs/cgroup")}
+    assert cgroups and all("ro" in options for options in cgroups.values()), cgroups
+
+    # Again: every step unchanged, the agent not even restarted.
+    second = lainaamo(tablet, *install)
+    assert second[-1] == "already installed: nothing changed", second
+    for line in second[:-1]:
+        assert line.split(": ", 1)[1].startswith(("unchanged", "skipped")), line
+    assert unit_state(tablet)["MainPID"] == state["MainPID"]
+
+    removed = lainaamo(tablet, "agent", "uninstall")
+    assert outcome(removed, f"service {UNIT}") == "removed (stopped and disabled)"
+    for path in FILES:
+        if "/var/lib/" not in path:  # the state directory goes as a whole
+            assert outcome(removed, path) == "removed", path
+    assert outcome(removed, "display manager lightdm").startswith("restored")
+    assert outcome(removed, f"client account {CLIENT}") == "removed (with its home)"
+    assert removed[-1] == "uninstalled"
+    state = unit_state(tablet)
+    assert (state["LoadState"], state["ActiveState"]) == ("not-found", "inactive"), state
+    assert tablet.systemctl("is-enabled", "lightdm.service") == "enabled"
+    for path in (*FILES, "/var/lib/lainaamo-agent"):
+        assert not tablet.exists(path), path
+    # Nothing of the kiosk runs on: no X server, no browser, no overlay, no client.
+    left = tablet.out("ps", "-eo", "user:32=,args=")
+    for name in ("Xvfb", "chromium", "kiosk.overlay", "lainaamo agent"):
+        assert name not in left, left
+    assert tablet.exec("getent", "passwd", CLIENT).returncode == 2
+    assert tablet.exec("test", "-e", f"/home/{CLIENT}").returncode == 1
+    assert lainaamo(tablet, "agent", "uninstall") == [
+        "nothing to do: the agent is not installed here (no /var/lib/lainaamo-agent/install.json)"
+    ]
+
+
+def test_uninstall_keep_account_under_systemd(
+    tablet: Tablet, server: str, client: FlaskClient, fleet: Fleet
+) -> None:
+    lines = lainaamo(
+        tablet, "agent", "install", "--server", server, "--token", new_token(client, fleet),
+        "--device-id", "tab-systemd-2",
+    )  # fmt: skip
+    assert outcome(lines, f"service {UNIT}") == "created (enabled, started)"
+    wait_for(lambda: kiosk_runs(tablet), 90, "the kiosk in the unit", tablet)
+    tablet.out("runuser", "-u", CLIENT, "--", "sh", "-c", "echo kirje > ~/kirje.txt")
+
+    lines = lainaamo(tablet, "agent", "uninstall", "--keep-account")
+    assert outcome(lines, f"service {UNIT}") == "removed (stopped and disabled)"
+    assert outcome(lines, f"client account {CLIENT}").startswith(
+        "changed (kept and handed over as an ordinary one: shell /bin/bash"
+    )
+    assert unit_state(tablet)["LoadState"] == "not-found"
+    entry = tablet.out("getent", "passwd", CLIENT).strip().split(":")
+    assert entry[6] == "/bin/bash", entry
+    assert tablet.out("cat", f"{entry[5]}/kirje.txt") == "kirje\n"
+    left = tablet.out("ps", "-eo", "user:32=,args=")
+    assert "chromium" not in left and "Xvfb" not in left, left
