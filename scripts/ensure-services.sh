@@ -12,7 +12,9 @@
 #     kiosk's Wi-Fi setting's command lines); the NetworkManager service is not needed and is
 #     switched off when this script installed it;
 #   - promtool (Debian's prometheus package), which checks monitoring/ and runs the alert
-#     rules' unit tests; the system Prometheus service is not needed and is switched off.
+#     rules' unit tests; the system Prometheus service is not needed and is switched off;
+#   - as root, Docker with a running daemon and debootstrap, for the install under a real
+#     systemd in a container (scripts/docker/; the images are built by the test, once).
 # Silent when everything is there. As root it installs and starts what is missing and says
 # so; otherwise it prints the commands to run and fails. Safe to run any number of times.
 set -euo pipefail
@@ -319,6 +321,17 @@ ensure_kiosk_tools() {
     fi
 }
 
+# --- Docker (tests/kiosk/test_install_systemd.py: the install under a real systemd, in a
+# container) and debootstrap (scripts/docker/base-image.sh: the local Debian base image) ------
+
+ensure_docker() {
+    # Those tests run as root only (they skip otherwise), so only root needs Docker.
+    is_root || return 0
+    command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+    # Installs docker.io if missing and starts dockerd if none answers (silent otherwise).
+    bash "$(dirname "${BASH_SOURCE[0]}")/docker/ensure-docker.sh"
+}
+
 ensure_mosquitto
 ensure_postgres
 ensure_chromium
@@ -327,6 +340,7 @@ ensure_coturn
 ensure_firefox
 ensure_promtool
 ensure_deploy_tools
+ensure_docker
 
 if [ "${#MISSING[@]}" -gt 0 ]; then
     echo "ensure-services: the tests need real services that are not ready:" >&2
