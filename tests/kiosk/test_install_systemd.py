@@ -89,8 +89,8 @@ def image() -> Built:
 
 
 @pytest.fixture
-def tablet(image: Built) -> Iterator[Tablet]:
-    with tablet_container(image.tag) as container:
+def tablet(image: Built, request: pytest.FixtureRequest) -> Iterator[Tablet]:
+    with tablet_container(image.tag, request.node.name) as container:
         container.write("/etc/systemd/system/lightdm.service", DISPLAY_MANAGER)
         container.out("systemctl", "enable", "lightdm.service")
         container.write(DROP_IN, drop_in(free_port()))
@@ -242,6 +242,12 @@ def test_install_under_systemd_runs_the_kiosk_and_uninstall_removes_it(
     running = (state["ActiveState"], state["SubState"], state["NRestarts"])
     assert running == ("active", "running", "0"), state
     assert kiosk_runs(tablet), unit_processes(tablet)
+    complaints = [
+        line
+        for line in tablet.journal(UNIT).splitlines()
+        if " ERROR " in line or " WARNING " in line
+    ]
+    assert not complaints, complaints
     assert tablet.systemctl("is-system-running") == "running", tablet.systemctl("--failed")
     # ... with the unit's hardening in force: a mount namespace of its own in which the
     # control groups are read-only (ProtectControlGroups).

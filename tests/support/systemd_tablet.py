@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -42,7 +43,7 @@ class DockerError(AssertionError):
     """A docker command failed; the message has its output."""
 
 
-def run(*command: str | Path, timeout: float = 120.0, **kwargs: object) -> str:
+def run(*command: str | Path, timeout: float = 120.0) -> str:
     """Run a command; its output, or DockerError with it."""
     done = subprocess.run(
         [str(part) for part in command],
@@ -50,7 +51,6 @@ def run(*command: str | Path, timeout: float = 120.0, **kwargs: object) -> str:
         text=True,
         timeout=timeout,
         check=False,
-        **kwargs,  # type: ignore[arg-type]
     )
     if done.returncode != 0:
         said = (done.stdout + done.stderr).strip()[-4000:]
@@ -280,9 +280,9 @@ def _wait_booted(tablet: Tablet, timeout: float) -> str:
 
 
 @contextmanager
-def tablet_container(image: str, *, boot_timeout: float = 90.0) -> Iterator[Tablet]:
-    """A container of `image` with systemd booted; removed at the end (its journal kept in
-    var/test-artifacts/systemd/)."""
+def tablet_container(image: str, what: str, *, boot_timeout: float = 90.0) -> Iterator[Tablet]:
+    """A container of `image` with systemd booted; removed at the end, its journal kept in
+    var/test-artifacts/systemd/journal-WHAT.txt."""
     remove_leftovers()
     name = f"lainaamo-tablet-{os.getpid()}-{secrets.token_hex(3)}"
     docker(
@@ -300,13 +300,13 @@ def tablet_container(image: str, *, boot_timeout: float = 90.0) -> Iterator[Tabl
         state = _wait_booted(tablet, boot_timeout)
         if state == "degraded":
             failed = tablet.systemctl("--failed", "--no-legend", "--plain")
-            (ARTIFACTS / "failed-units.txt").parent.mkdir(parents=True, exist_ok=True)
-            (ARTIFACTS / "failed-units.txt").write_text(failed + "\n")
+            raise DockerError(f"systemd booted with failed units:\n{failed}")
         yield tablet
     finally:
         try:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            (ARTIFACTS / "journal.txt").write_text(tablet.journal())
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", what).strip("-")
+            (ARTIFACTS / f"journal-{safe}.txt").write_text(tablet.journal())
         except (OSError, subprocess.SubprocessError):
             pass
         subprocess.run(
