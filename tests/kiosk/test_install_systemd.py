@@ -90,11 +90,18 @@ def image() -> Built:
 
 @pytest.fixture
 def tablet(image: Built, request: pytest.FixtureRequest) -> Iterator[Tablet]:
-    with tablet_container(image.tag, request.node.name) as container:
-        container.write("/etc/systemd/system/lightdm.service", DISPLAY_MANAGER)
-        container.out("systemctl", "enable", "lightdm.service")
-        container.write(DROP_IN, drop_in(free_port()))
-        yield container
+    # kernel.sysrq is the host's: the install sets it to 0 and uninstall puts it back, and
+    # so does this fixture if the test ended between the two.
+    sysrq = SYSRQ.read_text() if SYSRQ.exists() else None
+    try:
+        with tablet_container(image.tag, request.node.name) as container:
+            container.write("/etc/systemd/system/lightdm.service", DISPLAY_MANAGER)
+            container.out("systemctl", "enable", "lightdm.service")
+            container.write(DROP_IN, drop_in(free_port()))
+            yield container
+    finally:
+        if sysrq is not None and SYSRQ.read_text() != sysrq:
+            SYSRQ.write_text(sysrq)
 
 
 @pytest.fixture
