@@ -339,7 +339,7 @@ class Stack:
                     while self.question_buttons is None:
                         await asyncio.sleep(0.01)
                     x, y = self.question_buttons["allow"]
-                    env = {"DISPLAY": display, "PATH": os.environ["PATH"]}
+                    env = {**self.session.x_env(), "PATH": os.environ["PATH"]}
                     command = ["xdotool", "mousemove", str(x), str(y), "click", "1"]
                     await asyncio.to_thread(subprocess.run, command, env=env, check=False)
 

@@ -232,6 +232,12 @@ class Settings:
         "NetworkManager's keyfiles; a wipe removes the networks the client added.",
         "kiosk",
     )
+    kiosk_keyboard_layout: str = _s(
+        "fi",
+        "The kiosk keyboard's XKB layout (`setxkbmap`): fi is Finland's, for Finnish and "
+        "Swedish alike; empty: as the X server has it.",
+        "kiosk",
+    )
     kiosk_reboot_command: str = _s(
         "systemctl reboot", "What the `reboot` command runs on a kiosk tablet.", "kiosk"
     )

@@ -69,7 +69,7 @@ def put_marker(kiosk: Kiosk) -> subprocess.Popen[bytes]:
         f"r.geometry('{right - left}x{bottom - top}+{left}+{top}'); "
         f"r.configure(bg='{MARKER}'); r.mainloop()"
     )
-    env = {"DISPLAY": kiosk.screen.display, "PATH": os.environ["PATH"]}
+    env = {**kiosk.platform.session.x_env(), "PATH": os.environ["PATH"]}
     return subprocess.Popen([sys.executable, "-c", script], env=env)
 
 
@@ -153,9 +153,9 @@ def test_the_counsellor_sees_the_kiosk_screen_and_helps_with_consent(
             assert isinstance(box, tuple)
             kiosk.screen.tap((box[0] + box[2]) // 2, (box[1] + box[3]) // 2)
             time.sleep(0.5)
-            kiosk.screen.xdotool("type", "--delay", "30", "Kylla nakyy")
+            kiosk.screen.xdotool("type", "--delay", "30", "Kyllä näkyy")  # ä: the Finnish layout
             kiosk.screen.keys("Return")
-            expect(page.get_by_role("log")).to_contain_text("Kylla nakyy", timeout=10_000)
+            expect(page.get_by_role("log")).to_contain_text("Kyllä näkyy", timeout=10_000)
 
             # Control mode: a click on the video taps the group tile on the kiosk.
             marker.terminate()

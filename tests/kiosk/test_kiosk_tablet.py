@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from support.clock import START, FakeClock
 from support.kiosk import CLIENT, HEIGHT, WIDTH, Kiosk, pactl, sound_server, wait_for
-from Xlib import X
+from Xlib import XK, X
 from Xlib import display as xdisplay
 
 from agent.enforcer import Applied, Enforcer
@@ -222,6 +222,45 @@ def test_a_tap_on_a_tile_is_counted_by_its_category(kiosk: Kiosk) -> None:
     wait_for(lambda: kiosk.allowed.paths, 20, "the shortcut's site to be opened")
     launches = platform.usage().launches
     assert [launch.url for launch in launches] == [kiosk.allowed.url + "/"]
+
+
+def test_only_the_kiosk_itself_may_connect_to_its_display(kiosk: Kiosk) -> None:
+    """The X server admits holders of its cookie: the agent and overlay (root's file) and the
+    client's browser (the client's copy); any other local process is refused."""
+    session = kiosk.platform.session
+    back_to_launcher(kiosk)
+    assert session.xauth is not None
+    server, own = session.xauth.server_file, session.xauth.client_file
+    assert (server.stat().st_uid, server.stat().st_mode & 0o777) == (0, 0o600)
+    client = pwd.getpwnam(CLIENT)
+    assert (own.stat().st_uid, own.stat().st_mode & 0o777) == (client.pw_uid, 0o600)
+
+    def geometry(*prefix: str, auth: str) -> subprocess.CompletedProcess[str]:
+        path = "/usr/sbin:/usr/bin:/sbin:/bin"
+        env = {"DISPLAY": session.config.display, "PATH": path, "XAUTHORITY": auth}
+        return subprocess.run(
+            [*prefix, "xdotool", "getdisplaygeometry"],
+            env=env, capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+
+    assert geometry(auth=str(server)).stdout.split() == [str(WIDTH), str(HEIGHT)]
+    assert geometry("runuser", "-u", CLIENT, "--", auth=str(own)).returncode == 0
+    for prefix, auth in (((), "/dev/null"), (("runuser", "-u", "nobody", "--"), "/dev/null")):
+        refused = geometry(*prefix, auth=auth)
+        assert refused.returncode != 0 and "open display" in refused.stderr, refused
+    nobody = geometry("runuser", "-u", "nobody", "--", auth=str(own))  # cannot read the copy
+    assert nobody.returncode != 0
+
+
+def test_the_keyboard_has_finlands_layout(kiosk: Kiosk) -> None:
+    """ö, ä and å on their own keys (right of L and P), as on Finnish and Swedish keyboards."""
+    back_to_launcher(kiosk)
+    display = xdisplay.Display(kiosk.platform.config.display)
+    try:
+        keys = [display.keycode_to_keysym(code, 0) for code in (47, 48, 34)]  # AC10 AC11 AD11
+    finally:
+        display.close()
+    assert keys == [XK.string_to_keysym(name) for name in ("odiaeresis", "adiaeresis", "aring")]
 
 
 def test_screen_on_time_stops_while_the_screen_is_blanked(kiosk: Kiosk) -> None:

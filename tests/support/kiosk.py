@@ -128,7 +128,13 @@ class Screen:
     def xdotool(self, *args: str) -> str:
         done = subprocess.run(
             ["xdotool", *args],
-            env={"DISPLAY": self.display, "PATH": os.environ["PATH"]},
+            env={
+                "DISPLAY": self.display,
+                "PATH": os.environ["PATH"],
+                "LANG": "C.UTF-8",  # xdotool reads what it types in the locale's encoding
+                # The kiosk's cookie: the agent runs in the test's process and sets it (xauth.py).
+                **{k: v for k, v in os.environ.items() if k == "XAUTHORITY"},
+            },
             capture_output=True,
             text=True,
             timeout=10,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.platform.kiosk.windows import WindowGuard
+from agent.platform.kiosk.xauth import AUTH_DIR, XAuthority
 from lainaamo.config import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class KioskConfig:
     skeleton: str = "/etc/skel"
     network_connections: str = "/etc/NetworkManager/system-connections"
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")
+    keyboard_layout: str = "fi"  # XKB layout of the kiosk's keyboard ("" leaves it alone)
     backlight_dir: str = "/sys/class/backlight"  # the brightness setting's (settings.py)
     # Run (in the background) after a `release` handed the account over: removes the agent.
     release_command: tuple[str, ...] = ()
@@ -87,6 +89,7 @@ class KioskConfig:
             language=settings.kiosk_language,
             network_connections=settings.kiosk_network_connections,
             reboot_command=tuple(shlex.split(settings.kiosk_reboot_command)),
+            keyboard_layout=settings.kiosk_keyboard_layout,
             backlight_dir=settings.kiosk_backlight_dir,
             release_command=tuple(
                 _lainaamo() if word == "{lainaamo}" else word
@@ -185,6 +188,9 @@ class KioskSession:
         self.overlay = Managed("overlay", self._start_overlay)
         self.browser = Managed("browser", self._start_browser)
         self._windows = WindowGuard(config.display)
+        # The display the agent starts admits only holders of its cookie (xauth.py).
+        self.xauth = XAuthority(AUTH_DIR, config.display) if config.display_command else None
+        self._keyboard_for: int | None = None  # the display start the layout was set for
         # Not blanked nor asleep (screen saver, DPMS), as the watcher saw it; None: unknown.
         self.screen_on: bool | None = None
 
@@ -201,6 +207,15 @@ class KioskSession:
         self._windows.close()
         for managed in (self.browser, self.overlay, self.display):
             managed.stop()
+        if self.xauth is not None:
+            self.xauth.remove()
+
+    def x_env(self) -> dict[str, str]:
+        """What an X client of the agent needs to reach the kiosk's display."""
+        env = {"DISPLAY": self.config.display}
+        if self.xauth is not None:
+            env["XAUTHORITY"] = str(self.xauth.server_file)
+        return env
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the overlay has drawn its first window (the display is up)."""
@@ -219,6 +234,11 @@ class KioskSession:
         if not self.overlay.alive:
             self._overlay_ready.clear()
         self.overlay.ensure()
+        if self._overlay_ready.is_set() and self._keyboard_for != self.display.starts:
+            # Once the overlay holds a connection: an X server with no client left resets,
+            # and the layout with it.
+            self._keyboard_for = self.display.starts
+            self._set_keyboard()
         self.screen_on = self._windows.screen_on()
         if self.browser_wanted and self._overlay_ready.is_set():
             if self.browser.ensure():
@@ -263,20 +283,41 @@ class KioskSession:
             "LANG": "C.UTF-8",
             "DISPLAY": self.config.display,
         }
+        if self.xauth is not None:
+            env["XAUTHORITY"] = str(self.xauth.server_file)
         env.update(dict(self.config.extra_env))
         env.update(extra)
         return env
 
     def _start_display(self) -> subprocess.Popen[Any]:
         assert self.config.display_command is not None
+        command = list(self.config.display_command)
+        if self.xauth is not None:
+            command += ["-auth", str(self.xauth.renew())]
+            # The agent's own X clients (the window guard, the screen capture) use it too.
+            os.environ["XAUTHORITY"] = str(self.xauth.server_file)
         return subprocess.Popen(
-            list(self.config.display_command),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             env=self._env(),
         )
+
+    def _set_keyboard(self) -> None:
+        """The keyboard layout of the display (Finnish by default: ä, ö and å type as such)."""
+        layout = self.config.keyboard_layout
+        if not layout:
+            return
+        setxkbmap = shutil.which("setxkbmap")
+        if setxkbmap is None:
+            log.warning("kiosk: setxkbmap is not installed (x11-xkb-utils): layout %s", layout)
+            return
+        command = [setxkbmap, "-display", self.config.display, "-layout", layout]
+        ok, said = run_quietly(command, timeout=10, env=self._env())
+        if not ok:
+            log.warning("kiosk: keyboard layout %s: %s", layout, said)
 
     def _display_up(self) -> bool:
         return Path(f"/tmp/.X11-unix/X{self.config.display_number}").exists()
@@ -340,6 +381,8 @@ class KioskSession:
             self.launcher_url,
         ]
         env = self._env(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
+        if self.xauth is not None:
+            env["XAUTHORITY"] = str(self.xauth.for_account(user.pw_uid, user.pw_gid))
         if os.geteuid() != user.pw_uid:
             runuser = shutil.which("runuser") or "runuser"
             command = [runuser, "-u", user.pw_name, "--", *command]

@@ -361,7 +361,7 @@ class KioskPlatform:
         if size is None or not shutil.which("xdotool"):
             return False
         px, py = round(x * (size[0] - 1)), round(y * (size[1] - 1))
-        env = {"DISPLAY": self.config.display, "PATH": "/usr/bin:/bin"}
+        env = {**self.session.x_env(), "PATH": "/usr/bin:/bin"}
         ok, said = run_quietly(
             ["xdotool", "mousemove", str(px), str(py), "click", "1"], timeout=5, env=env
         )
