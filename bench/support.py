@@ -300,35 +300,17 @@ class Stack:
     def _kiosk_tablet(self) -> Any:
         """A real kiosk (docs/tablet.md) whose question is answered by a tap on its screen."""
         import os
-        import shutil
         import subprocess
 
-        from agent.platform.kiosk.session import KioskConfig
+        from agent.platform.kiosk import virtual
         from agent.platform.kiosk.tablet import KioskPlatform
         from server.entrypoints.broker import free_port
 
-        if os.geteuid() != 0 or shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
-            raise SystemExit("--kiosk needs root, Xvfb and xdotool (make services)")
-        display = next(
-            f":{n}" for n in range(150, 250) if not Path(f"/tmp/.X11-unix/X{n}").exists()
-        )
-        policies = self.workdir / "policies"
-        (policies / "managed").mkdir(parents=True)
+        lacking = virtual.missing()
+        if lacking:
+            raise SystemExit(f"--kiosk needs {', '.join(lacking)} (make services)")
         client = f"lainaamo-b{os.getpid()}"  # one per run: two runs do not share it
-        script = (
-            f"mkdir -p /etc/chromium/policies && mount --bind {policies} "
-            '/etc/chromium/policies && exec "$@"'
-        )
-        config = KioskConfig(
-            client_user=client,
-            display=display,
-            display_command=("Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"),
-            browser_flags=("--disable-gpu", "--disable-dev-shm-usage"),
-            browser_prefix=("unshare", "--mount", "--propagation", "private", "sh", "-c",
-                            script, "kiosk"),
-            launcher_port=free_port(),
-            policy_dir=str(policies / "managed"),
-        )  # fmt: skip
+        config = virtual.virtual_config(self.workdir, client, free_port())
         consents = self.consents
 
         class Kiosk(KioskPlatform):

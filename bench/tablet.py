@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,11 +53,11 @@ class Sample:
 
 
 def run(args: argparse.Namespace, report: Report) -> None:
-    if os.geteuid() != 0:
-        raise SystemExit("bench tablet runs as root: it makes a client account")
-    missing = [t for t in ("Xvfb", "chromium", "unshare") if shutil.which(t) is None]
-    if missing:
-        raise SystemExit(f"bench tablet needs {', '.join(missing)} (make services)")
+    from agent.platform.kiosk import virtual
+
+    lacking = virtual.missing()
+    if lacking:
+        raise SystemExit(f"bench tablet needs {', '.join(lacking)} (make services)")
     seconds = 5.0 if args.smoke else args.seconds
     report.param("seconds", seconds)
     with tempfile.TemporaryDirectory(prefix="lainaamo-bench-tablet-") as tmp:
@@ -82,43 +81,25 @@ def run(args: argparse.Namespace, report: Report) -> None:
     report.note("Chromium and the X server are not counted (the issue's budget excludes them)")
 
 
-def _free_display() -> str:
-    for number in range(150, 250):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists():
-            return f":{number}"
-    raise SystemExit("no free X display")
-
-
 def _measure(port: int, work: Path, platform: str, seconds: float) -> Sample:
     import paho.mqtt.client as paho
     import psutil
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from agent.platform.kiosk import virtual
     from lainaamo.protocol import DesiredState, Kind, Topics, encode
 
     work.mkdir(parents=True)
-    display = _free_display()
-    policies = work / "policies"
-    (policies / "managed").mkdir(parents=True)
-    namespace = (
-        f"unshare --mount --propagation private sh -c 'mkdir -p /etc/chromium/policies && "
-        f'mount --bind {policies} /etc/chromium/policies && exec "$@"\' kiosk'
-    )
+    kiosk = virtual.virtual_config(work, CLIENT, free_port())
     env = {
         **os.environ,
         "LAINAAMO_MQTT_HOST": "127.0.0.1",
         "LAINAAMO_MQTT_PORT": str(port),
         "LAINAAMO_DEVICE_ID": DEVICE,
         "LAINAAMO_AGENT_STATE_DIR": str(work / "agent"),
+        **virtual.settings_env(kiosk),
         "LAINAAMO_AGENT_PLATFORM": platform,
         "LAINAAMO_LOG_LEVEL": "WARNING",
-        "LAINAAMO_KIOSK_CLIENT_USER": CLIENT,
-        "LAINAAMO_KIOSK_DISPLAY": display,
-        "LAINAAMO_KIOSK_DISPLAY_COMMAND": f"Xvfb {display} -screen 0 1280x800x24 -nolisten tcp",
-        "LAINAAMO_KIOSK_BROWSER_FLAGS": "--disable-gpu --disable-dev-shm-usage",
-        "LAINAAMO_KIOSK_BROWSER_PREFIX": namespace,
-        "LAINAAMO_KIOSK_POLICY_DIR": str(policies / "managed"),
-        "LAINAAMO_KIOSK_LAUNCHER_PORT": str(free_port()),
     }
     topics = Topics("fleet/v1")
     kiosk_on = threading.Event()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -27,50 +26,21 @@ import mss
 import mss.tools
 from mss.screenshot import ScreenShot
 
-from agent.platform.kiosk import KioskConfig, KioskPlatform
+from agent.platform.kiosk import KioskPlatform, virtual
 from support.ports import free_port
 from support.processes import forget
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "kiosk"
-NEEDED = ("Xvfb", "xdotool", "chromium", "unshare", "useradd", "runuser")
-WIDTH, HEIGHT = 1280, 800
+WIDTH, HEIGHT = virtual.WIDTH, virtual.HEIGHT
 CLIENT = "lainaamo-kt"  # the test's client account
-
-
-def missing_tools() -> list[str]:
-    return [tool for tool in NEEDED if shutil.which(tool) is None]
 
 
 def require_kiosk_machine() -> None:
     """Fail (never skip) when the machine cannot run a kiosk; `make services` installs it."""
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("the kiosk tests run as root (they make a client account)")
-    missing = missing_tools()
-    if missing:
-        problems.append(f"missing: {', '.join(missing)} (run `make services`)")
-    if problems:
-        raise RuntimeError("cannot run a kiosk tablet here: " + "; ".join(problems))
-
-
-def free_display() -> str:
-    for number in range(90, 200):
-        if (
-            not Path(f"/tmp/.X11-unix/X{number}").exists()
-            and not Path(f"/tmp/.X{number}-lock").exists()
-        ):
-            return f":{number}"
-    raise RuntimeError("no free X display number")
-
-
-def namespace_prefix(policies: Path) -> tuple[str, ...]:
-    """Run the browser with `policies` in place of /etc/chromium/policies."""
-    script = (
-        f"mkdir -p /etc/chromium/policies && mount --bind {policies} /etc/chromium/policies "
-        '&& exec "$@"'
-    )
-    return ("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "kiosk")
+    lacking = virtual.missing()
+    if lacking:
+        raise RuntimeError(f"cannot run a kiosk tablet here: missing {', '.join(lacking)}")
 
 
 @dataclass
@@ -245,8 +215,6 @@ def kiosk_tablet(root: Path, **overrides: Any) -> Iterator[Kiosk]:
 
     `overrides` replace fields of its KioskConfig (e.g. `release_command`)."""
     require_kiosk_machine()
-    policies = root / "policies"
-    (policies / "managed").mkdir(parents=True)
     networks = root / "system-connections"
     networks.mkdir()
     skeleton = root / "skel"
@@ -274,29 +242,17 @@ def kiosk_tablet(root: Path, **overrides: Any) -> Iterator[Kiosk]:
         },
     )
     remove_account(CLIENT)
-    display = free_display()
-    config = KioskConfig(
-        client_user=CLIENT,
-        display=display,
-        display_command=(
-            "Xvfb",
-            display,
-            "-screen",
-            "0",
-            f"{WIDTH}x{HEIGHT}x24",
-            "-nolisten",
-            "tcp",
-        ),
-        browser_flags=("--disable-gpu", "--disable-dev-shm-usage"),
-        browser_prefix=namespace_prefix(policies),
-        launcher_port=free_port(),
-        policy_dir=str(policies / "managed"),
+    config = virtual.virtual_config(
+        root,
+        CLIENT,
+        free_port(),
         language="fi",
         skeleton=str(skeleton),
         network_connections=str(networks),
         reboot_command=("true",),
     )
     platform = KioskPlatform(dataclasses.replace(config, **overrides))
+    display = config.display
     try:
         yield Kiosk(platform, Screen(display), allowed, forbidden, networks, skeleton)
     finally:
