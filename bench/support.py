@@ -303,7 +303,6 @@ class Stack:
         import subprocess
 
         from agent.platform.kiosk import virtual
-        from agent.platform.kiosk.tablet import KioskPlatform
         from server.entrypoints.broker import free_port
 
         lacking = virtual.missing()
@@ -311,29 +310,8 @@ class Stack:
             raise SystemExit(f"--kiosk needs {', '.join(lacking)} (make services)")
         client = f"lainaamo-b{os.getpid()}"  # one per run: two runs do not share it
         config = virtual.virtual_config(self.workdir, client, free_port())
-        consents = self.consents
-
-        class Kiosk(KioskPlatform):
-            """Taps "Allow" on its own screen (xdotool: real X input) once it is asked."""
-
-            async def ask_consent(self, caller: str, purpose: str, mode: str, timeout_s: float):  # type: ignore[no-untyped-def]
-                async def tap() -> None:
-                    while self.question_buttons is None:
-                        await asyncio.sleep(0.01)
-                    x, y = self.question_buttons["allow"]
-                    env = {**self.session.x_env(), "PATH": os.environ["PATH"]}
-                    command = ["xdotool", "mousemove", str(x), str(y), "click", "1"]
-                    await asyncio.to_thread(subprocess.run, command, env=env, check=False)
-
-                tapper = asyncio.ensure_future(tap())
-                try:
-                    answer = await super().ask_consent(caller, purpose, mode, timeout_s)
-                finally:
-                    tapper.cancel()
-                consents.append(time.monotonic())
-                return answer
-
-        kiosk = Kiosk(config)
+        kiosk = virtual.AnsweringKiosk(config)
+        kiosk.answered = self.consents  # the moment of each consent
 
         def close() -> None:
             kiosk.close()

@@ -184,6 +184,13 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(f"  Metrics  {info.api_url}/metrics")
         print(f"  Database {info.database}\n")
+        if info.kiosk_display:
+            print(
+                f"  Kiosk    tab-001 is a real kiosk tablet on X display {info.kiosk_display}: "
+                "open remote support for it\n"
+                "           as the counsellor; a stand-in client taps Allow on its screen after "
+                "3 s\n"
+            )
         print("  Logins (new on every start):")
         for login in info.logins:
             units = f" units: {', '.join(login.units)}" if login.units else ""
@@ -210,6 +217,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             prefer_mosquitto=not args.embedded_broker,
             stop=stop,
             on_ready=banner,
+            kiosk=args.kiosk,
         )
     print("Demo stopped.")
     return 0
@@ -489,6 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedded-broker",
         action="store_true",
         help="use the embedded Python broker even if Mosquitto is installed",
+    )
+    p.add_argument(
+        "--kiosk",
+        action="store_true",
+        help="make tab-001 a real Linux kiosk tablet on a virtual screen (root; Xvfb and "
+        "Chromium from `make services`) whose real screen remote support shows",
     )
 
     db = sub.add_parser("db", help="Database schema.", description="Database schema.")

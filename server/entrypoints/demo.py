@@ -1,4 +1,9 @@
-"""`lainaamo demo`: broker, server, ingest and a simulated South Savo pilot fleet in one process."""
+"""`lainaamo demo`: broker, server, ingest and a simulated South Savo pilot fleet in one process.
+
+With `--kiosk` (root, `make services`), tab-001 is not simulated but a real Linux kiosk tablet
+on a virtual screen (docs/tablet.md): the real agent, client account, Chromium and overlay,
+whose real screen a counsellor can open with remote support.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import random
 import secrets
 import shutil
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -45,6 +51,9 @@ UNITS = [
     ("paihde", "Päihdepalvelut"),
 ]
 MODELS = ["Samsung Galaxy Tab A9", "Lenovo Tab M10", "Samsung Galaxy Tab A8"]
+KIOSK_DEVICE = "tab-001"  # on loan to the counsellor's unit: the real kiosk with --kiosk
+KIOSK_CLIENT = "lainaamo-demo"  # its client account
+KIOSK_ANSWER_S = 3.0  # the demo's stand-in client taps "Allow" this long after being asked
 
 
 @dataclass
@@ -63,6 +72,7 @@ class DemoInfo:
     mqtt_port: int
     database: str
     logins: list[Login] = field(default_factory=list)
+    kiosk_display: str | None = None  # the real kiosk tablet's X display, with --kiosk
 
 
 def seed(services_uow: Callable[[], UnitOfWork], devices_count: int) -> list[Login]:
@@ -231,6 +241,7 @@ def run_demo(
     prefer_mosquitto: bool = True,
     stop: threading.Event | None = None,
     on_ready: Callable[[DemoInfo], None] | None = None,
+    kiosk: bool = False,
 ) -> None:
     """Run until `stop` is set (the CLI sets it on Ctrl-C); starts from a fresh state each time."""
     from agent.simulator import run_simulation
@@ -268,6 +279,8 @@ def run_demo(
     http = ingest = None
     background: Background | None = None
     simulator = None
+    close_kiosk: Callable[[], None] | None = None
+    kiosk_display = None
     try:
         upgrade(database)
         services = bootstrap(settings)
@@ -289,11 +302,16 @@ def run_demo(
             {"ingest": ingest.health, "scheduler": background.health},
         )
         http.start()
+        # The tablets use their own listener (where client id = user name = device id).
+        tablets = settings.replace(mqtt_port=broker.device_port)
+        simulated = [f"tab-{i:03d}" for i in range(1, devices_count + 1)]
+        if kiosk:
+            simulated.remove(KIOSK_DEVICE)
+            kiosk_display, close_kiosk = start_kiosk_tablet(tablets, workdir, stop)
         simulator = threading.Thread(
             target=run_simulation,
-            # The tablets use their own listener (where client id = user name = device id).
-            args=(settings.replace(mqtt_port=broker.device_port), devices_count),
-            kwargs={"stop_event": stop, "state_root": workdir / "agents"},
+            args=(tablets,),
+            kwargs={"device_ids": simulated, "stop_event": stop, "state_root": workdir / "agents"},
             name="simulator",
             daemon=True,
         )
@@ -301,7 +319,12 @@ def run_demo(
         if on_ready:
             on_ready(
                 DemoInfo(
-                    f"http://127.0.0.1:{http_port}", broker.name, broker.port, database, logins
+                    f"http://127.0.0.1:{http_port}",
+                    broker.name,
+                    broker.port,
+                    database,
+                    logins,
+                    kiosk_display,
                 )
             )
         wait_for(stop)
@@ -309,6 +332,8 @@ def run_demo(
         stop.set()
         if simulator is not None:
             simulator.join(15)
+        if close_kiosk is not None:
+            close_kiosk()
         if http is not None:
             http.stop()
         if background is not None:
@@ -318,3 +343,42 @@ def run_demo(
         if services is not None:
             services.close()
         broker.stop()
+
+
+def start_kiosk_tablet(
+    settings: Settings, workdir: Path, stop: threading.Event
+) -> tuple[str, Callable[[], None]]:
+    """Run KIOSK_DEVICE's agent on a real kiosk on a virtual screen until `stop`; its X display
+    and what ends it (the kiosk's processes and its client account)."""
+    from agent.platform.kiosk import virtual
+    from agent.runner import run_agent
+    from server.entrypoints.broker import free_port
+
+    lacking = virtual.missing()
+    if lacking:
+        raise RuntimeError(f"--kiosk needs {', '.join(lacking)} (run `make services` as root)")
+    config = virtual.virtual_config(workdir / "kiosk", KIOSK_CLIENT, free_port())
+    platform = virtual.AnsweringKiosk(config, delay_s=KIOSK_ANSWER_S)
+    agent_settings = settings.replace(
+        device_id=KIOSK_DEVICE,
+        agent_state_dir=str(workdir / "agents" / KIOSK_DEVICE),
+        agent_platform="kiosk",
+    )
+    thread = threading.Thread(
+        target=run_agent,
+        args=(agent_settings, stop),
+        kwargs={"platform": platform},
+        name="kiosk-agent",
+        daemon=True,
+    )
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(15)
+        platform.close()  # the agent closes only a platform it made itself
+        subprocess.run(
+            ["userdel", "--remove", "--force", KIOSK_CLIENT], capture_output=True, check=False
+        )
+
+    return config.display, close

@@ -9,14 +9,19 @@ the browser runs in a mount namespace where a private directory is bind-mounted 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import shutil
+import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from agent.platform.base import ConsentAnswer
 from agent.platform.kiosk.session import KioskConfig
+from agent.platform.kiosk.tablet import KioskPlatform
 
 NEEDED = ("Xvfb", "xdotool", "xauth", "setxkbmap", "chromium", "unshare", "useradd", "runuser")
 WIDTH, HEIGHT = 1280, 800
@@ -91,3 +96,34 @@ def settings_env(config: KioskConfig) -> dict[str, str]:
         "LAINAAMO_KIOSK_LAUNCHER_PORT": str(config.launcher_port),
         "LAINAAMO_KIOSK_LANGUAGE": config.language,
     }
+
+
+class AnsweringKiosk(KioskPlatform):
+    """A virtual kiosk whose remote-support question is answered "Allow" by a real tap on its
+    own screen (xdotool: X input, as a finger would give it), `delay_s` after it is drawn —
+    standing in for the client where no one sits at the screen (the demo, a benchmark)."""
+
+    def __init__(self, config: KioskConfig, delay_s: float = 0.0) -> None:
+        super().__init__(config)
+        self.delay_s = delay_s
+        self.answered: list[float] = []  # time.monotonic() of each answer
+
+    async def ask_consent(
+        self, caller: str, purpose: str, mode: str, timeout_s: float
+    ) -> ConsentAnswer:
+        async def tap() -> None:
+            while self.question_buttons is None:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(self.delay_s)
+            x, y = self.question_buttons["allow"]
+            env = {**self.session.x_env(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            command = ["xdotool", "mousemove", str(x), str(y), "click", "1"]
+            await asyncio.to_thread(subprocess.run, command, env=env, check=False)
+
+        tapper = asyncio.ensure_future(tap())
+        try:
+            answer = await super().ask_consent(caller, purpose, mode, timeout_s)
+        finally:
+            tapper.cancel()
+        self.answered.append(time.monotonic())
+        return answer
