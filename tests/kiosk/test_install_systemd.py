@@ -7,25 +7,36 @@ disables an enabled display manager and enables and starts the agent's unit, who
 Xvfb as the screen, the overlay, Chromium as the client — must come up under the unit's
 hardening and stay up, report online and apply the policy the server sends. Run again it
 changes nothing; uninstall stops and removes it all and enables the display manager again.
+
+Released to its client, the tablet runs the default `kiosk_release_command` (only its wait
+shortened): a transient unit outside the agent's uninstalls the agent and reboots the tablet,
+which comes up with the client's ordinary account; IT support's `reboot` reboots it, and the
+agent comes back by itself. A container's systemd does not restart a machine: its reboot(2)
+ends the container (Docker reports 128 + SIGHUP) and the test starts it again.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from support.fleet import Fleet, make_fleet
 from support.mosquitto import Mosquitto
 from support.ports import free_port
 from support.stack import online, running_stack
 from support.systemd_tablet import ARTIFACTS, Built, Tablet, tablet_container, tablet_image
 
+from agent.platform.kiosk import account
+from agent.platform.kiosk.tablet import RELEASED
+from lainaamo.config import Settings
 from server.adapters import orm
 from server.entrypoints.serve import HttpServer
+from server.service_layer import broker_auth
 
 pytestmark = [
     pytest.mark.kiosk,
@@ -127,11 +138,11 @@ def server(
         http.stop()
 
 
-def new_token(client: FlaskClient, fleet: Fleet) -> str:
+def new_token(client: FlaskClient, fleet: Fleet, unit: str = "paihde") -> str:
     response = client.post(
-        "/api/v1/enrollment-tokens", json={"unit": "paihde"}, headers=fleet.headers("it_support")
+        "/api/v1/enrollment-tokens", json={"unit": unit}, headers=fleet.headers("it_support")
     )
-    assert response.status_code == 201, response.json
+    assert response.status_code == 201 and response.json is not None, response.json
     token: str = response.json["token"]
     return token
 
@@ -317,3 +328,226 @@ def test_uninstall_keep_account_under_systemd(
     assert tablet.out("cat", f"{entry[5]}/kirje.txt") == "kirje\n"
     left = tablet.out("ps", "-eo", "user:32=,args=")
     assert "chromium" not in left and "Xvfb" not in left, left
+
+
+# --- release and reboot: the tablet's systemd restarts it ------------------------------------
+
+RELEASE_UNIT = "lainaamo-agent-release"  # the default kiosk_release_command's transient unit
+KIOSK_POLICY = "/etc/chromium/policies/managed/lainaamo-kiosk.json"
+RELEASE_DROP_IN = "/etc/systemd/system/lainaamo-agent.service.d/60-release.conf"
+
+
+def release_drop_in() -> str:
+    """The default kiosk_release_command with a shorter wait (2 s instead of 30), the rest as
+    it is: the real systemd-run, the real `{lainaamo} agent uninstall --keep-account
+    --reboot`."""
+    default = Settings.kiosk_release_command
+    assert default.count("--on-active=30 ") == 1, default
+    command = default.replace("--on-active=30 ", "--on-active=2 ")
+    assert command.startswith(f"systemd-run --on-active=2 --collect --unit={RELEASE_UNIT} ")
+    return f'[Service]\nEnvironment="LAINAAMO_KIOSK_RELEASE_COMMAND={command}"\n'
+
+
+def commands(fleet: Fleet, device_id: str) -> list[tuple[str, str, str | None]]:
+    """The device's commands on the server, oldest first: (name, state, detail)."""
+    with fleet.services.session_factory() as session:
+        rows = session.scalars(
+            select(orm.CommandRow)
+            .where(orm.CommandRow.device_id == device_id)
+            .order_by(orm.CommandRow.created_at)
+        ).all()
+        return [(row.name, row.state, row.detail) for row in rows]
+
+
+def boots(fleet: Fleet, device_id: str) -> tuple[int | None, int | None]:
+    """The agent's boot counter (one more at each start of its process) in the device's
+    latest presence and status on the server."""
+    with fleet.services.session_factory() as session:
+        status = session.get(orm.DeviceStatus, device_id, populate_existing=True)
+        return (status.presence_boot, status.status_boot) if status else (None, None)
+
+
+def install_online(tablet: Tablet, server: str, token: str, device_id: str, fleet: Fleet) -> None:
+    lines = lainaamo(
+        tablet, "agent", "install", "--server", server, "--token", token, "--device-id", device_id
+    )
+    assert outcome(lines, f"service {UNIT}") == "created (enabled, started)"
+    wait_for(lambda: kiosk_runs(tablet), 90, "the kiosk in the unit", tablet)
+    wait_for(lambda: device(fleet, device_id)[1], 60, "the device online", tablet)
+    wait_for(lambda: device(fleet, device_id)[2], 60, "the server's policy applied", tablet)
+
+
+def acked_before_reboot(tablet: Tablet, acked: Callable[[], bool], timeout: float) -> float | None:
+    """Watch the container until its systemd goes down (or `timeout`): how long before that
+    `acked()` was first true while it still ran; None if it never was."""
+    seen: float | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = acked()
+        if tablet.inspect("{{.State.Running}}") != "true":
+            break
+        if done and seen is None:
+            seen = time.monotonic()
+        time.sleep(0.1)
+    return None if seen is None else time.monotonic() - seen
+
+
+def reboots(tablet: Tablet) -> int:
+    """How many times the container's systemd went down to reboot, by its journal."""
+    return tablet.journal().count("Reached target reboot.target")
+
+
+def log_timing(what: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with (ARTIFACTS / "timings.txt").open("a") as out:
+        out.write(f"{time.strftime('%F %T')} {what}\n")
+
+
+def complaints(journal: str) -> list[str]:
+    return [line for line in journal.splitlines() if " ERROR " in line or " WARNING " in line]
+
+
+def test_release_under_systemd_removes_the_agent_and_reboots_to_the_ordinary_account(
+    tablet: Tablet, server: str, client: FlaskClient, fleet: Fleet
+) -> None:
+    device_id = "tab-systemd-release"
+    tablet.keep_journal()  # the transient unit's output is read after the reboot
+    tablet.write(RELEASE_DROP_IN, release_drop_in())
+    install_online(tablet, server, new_token(client, fleet, "aikuissosiaalityo"), device_id, fleet)
+    tablet.out("runuser", "-u", CLIENT, "--", "sh", "-c", "echo kirje > ~/kirje.txt")
+
+    # The loan, as in tests/kiosk/test_kiosk_release.py: requested, assigned, handed over.
+    it, counsellor = fleet.headers("it_support"), fleet.headers("counsellor")
+    response = client.post(
+        "/api/v1/agreements", json={"version": "1", "text": "ehdot"}, headers=fleet.headers("admin")
+    )
+    assert response.status_code == 201, response.json
+    response = client.post(
+        "/api/v1/loans",
+        json={"unit": "aikuissosiaalityo", "client_ref": "ASK-93"},
+        headers=counsellor,
+    )
+    assert response.status_code == 201 and response.json is not None, response.json
+    loan = response.json["loan_id"]
+    for headers, step, body in (
+        (it, "assign", {"device_id": device_id}),
+        (counsellor, "handover", {"agreement_version": "1", "agreement_accepted": True}),
+    ):
+        response = client.post(f"/api/v1/loans/{loan}/{step}", json=body, headers=headers)
+        assert response.status_code == 200, response.json
+    wait_for(lambda: device(fleet, device_id)[2], 60, "the loan's policy applied", tablet)
+    assert kiosk_runs(tablet), unit_processes(tablet)
+    started = tablet.inspect("{{.State.StartedAt}}")
+
+    response = client.post(
+        f"/api/v1/loans/{loan}/release",
+        json={"device_id": device_id, "reason": "the programme's decision"},
+        headers=it,
+    )
+    assert response.status_code == 200, response.json
+    # The wipe, then the release, both acked done while the tablet still runs; (two seconds
+    # and systemd's timer accuracy) later the transient unit uninstalls the agent and reboots.
+    both_done = [("wipe", "done"), ("release", "done")]
+    before = acked_before_reboot(
+        tablet, lambda: [c[:2] for c in commands(fleet, device_id)] == both_done, 180
+    )
+    assert commands(fleet, device_id) == [("wipe", "done", None), ("release", "done", RELEASED)]
+    assert before is not None, "the release was acked only after the tablet went down"
+    tablet.rebooted(60)
+    assert tablet.inspect("{{.State.StartedAt}}") != started
+    log_timing(f"release: rebooted {before:.1f} s after its ack was seen")
+
+    # What ran before the reboot: the release's unit, outside the agent's, did it all.
+    released = tablet.journal(f"{RELEASE_UNIT}.service")
+    said = [line.split(": ", 1)[-1] for line in released.splitlines()]
+    assert f"service {UNIT}: removed (stopped and disabled)" in said, released
+    assert "uninstalled" in said and "rebooting" in said, released
+    assert f"{LAINAAMO} agent uninstall --keep-account --reboot" in tablet.journal(), released
+    assert not complaints(released), released
+    assert not complaints(tablet.journal(UNIT)), tablet.journal(UNIT)
+    assert reboots(tablet) == 1
+
+    # After the reboot: no agent, no release unit (collected), nothing of the kiosk running.
+    state = unit_state(tablet)
+    assert (state["LoadState"], state["ActiveState"]) == ("not-found", "inactive"), state
+    for unit in (f"{RELEASE_UNIT}.service", f"{RELEASE_UNIT}.timer"):
+        assert tablet.systemctl("show", unit, "-p", "LoadState") == "LoadState=not-found", unit
+    left = tablet.out("ps", "-eo", "user:32=,args=")
+    for name in ("Xvfb", "chromium", "kiosk.overlay", "lainaamo agent", "lainaamo"):
+        assert name not in left, left
+    for path in (*FILES, "/var/lib/lainaamo-agent", KIOSK_POLICY):
+        assert not tablet.exists(path), path
+    assert tablet.systemctl("is-enabled", "lightdm.service") == "enabled"
+    assert tablet.systemctl("is-system-running") == "running", tablet.systemctl("--failed")
+    # ... and the client's account is an ordinary one, its home wiped before the hand-over.
+    entry = tablet.out("getent", "passwd", CLIENT).strip().split(":")
+    assert entry[6] == "/bin/bash", entry
+    assert not tablet.exists(f"{entry[5]}/kirje.txt")
+    existing = {line.split(":")[0] for line in tablet.out("getent", "group").splitlines()}
+    wanted = {group for group in account.ORDINARY_GROUPS if group in existing}
+    member_of = set(tablet.out("id", "-nG", CLIENT).split())
+    assert wanted and wanted <= member_of, (wanted, member_of)
+    assert not member_of & {"sudo", "root", "adm"}, member_of
+    shadow = [line.split(":") for line in tablet.out("cat", "/etc/shadow").splitlines()]
+    fields = [f for f in shadow if f[0] == CLIENT]
+    assert len(fields) == 1 and (fields[0][1], fields[0][2]) == ("", "0"), fields
+
+    # The server: the tablet left management and its broker login is revoked.
+    with fleet.services.session_factory() as session:
+        row = session.get(orm.Device, device_id)
+        assert row is not None and row.lifecycle_state == "released"
+        revoked = session.scalars(
+            select(orm.DeviceCredential).where(orm.DeviceCredential.device_id == device_id)
+        ).all()
+        assert [(c.revoked_at is not None, c.revoked_reason) for c in revoked] == [
+            (True, "released")
+        ]
+        logins = broker_auth.broker_logins(session, fleet.services.clock())
+        assert device_id not in {login for login, _ in logins}
+
+
+def test_reboot_command_under_systemd_reboots_and_the_agent_comes_back(
+    tablet: Tablet, server: str, client: FlaskClient, fleet: Fleet
+) -> None:
+    device_id = "tab-systemd-reboot"
+    tablet.keep_journal()
+    install_online(tablet, server, new_token(client, fleet), device_id, fleet)
+    wait_for(lambda: boots(fleet, device_id) == (1, 1), 30, "boot 1 in presence and status", tablet)
+    started = tablet.inspect("{{.State.StartedAt}}")
+
+    response = client.post(
+        f"/api/v1/devices/{device_id}/commands",
+        json={"name": "reboot"},
+        headers=fleet.headers("it_support"),
+    )
+    assert response.status_code == 202 and response.json is not None, response.json
+    cmd_id = response.json["cmd_id"]
+    # Acked done while the tablet still runs (the agent waits 3 s), then systemd reboots.
+    before = acked_before_reboot(
+        tablet, lambda: commands(fleet, device_id) == [("reboot", "done", None)], 60
+    )
+    assert before is not None, commands(fleet, device_id)
+    tablet.rebooted(60)
+    assert tablet.inspect("{{.State.StartedAt}}") != started
+
+    # The agent is back by itself (its unit enabled), a new process: boot 2.
+    wait_for(lambda: kiosk_runs(tablet), 90, "the kiosk again after the reboot", tablet)
+    wait_for(lambda: boots(fleet, device_id) == (2, 2), 60, "boot 2 on the server", tablet)
+    wait_for(lambda: device(fleet, device_id)[1], 30, "the device online again", tablet)
+    log_timing(f"reboot: rebooted {before:.1f} s after its ack was seen")
+    # ... and the reboot ran once: after longer than the 3 s the agent waits before running
+    # it, the container still runs as started, and the command is the one it acked.
+    after = tablet.inspect("{{.State.StartedAt}}")
+    time.sleep(5)
+    assert tablet.inspect("{{.State.Status}} {{.State.StartedAt}}") == f"running {after}"
+    state = unit_state(tablet)
+    running = (state["ActiveState"], state["SubState"], state["NRestarts"])
+    assert running == ("active", "running", "0"), state
+    assert boots(fleet, device_id) == (2, 2)
+    assert commands(fleet, device_id) == [("reboot", "done", None)]
+    journal = tablet.journal(UNIT)
+    ran = [line for line in journal.splitlines() if f"command {cmd_id} (reboot): done" in line]
+    assert len(ran) == 1, journal
+    assert not complaints(journal), journal
+    assert reboots(tablet) == 1
+    assert tablet.systemctl("is-system-running") == "running", tablet.systemctl("--failed")

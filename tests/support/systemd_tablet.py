@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -214,6 +215,48 @@ class Tablet:
     def journal(self, unit: str | None = None) -> str:
         args = ["journalctl", "--no-pager", "-o", "short-monotonic"]
         return self.exec(*args, *(["-u", unit] if unit else [])).stdout
+
+    def inspect(self, template: str) -> str:
+        """What `docker inspect` says of the container (a Go template, e.g. {{.State.Status}})."""
+        return docker("inspect", "--format", template, self.name).strip()
+
+    def keep_journal(self) -> None:
+        """Make systemd's journal persistent (in /var/log/journal, which outlives a reboot,
+        where /run is a new tmpfs): what ran before a reboot can then be read after it."""
+        self.out("mkdir", "-p", "/var/log/journal")
+        self.out("journalctl", "--flush")
+
+    def rebooted(self, timeout: float, *, boot_timeout: float = 90.0) -> float:
+        """Wait for the container's systemd to reboot, then boot it again; the seconds until
+        it went down.
+
+        In a container, systemd's reboot(2) does not restart a machine: the kernel ends the
+        PID namespace's init with SIGHUP (SIGINT for a power-off), so Docker sees the
+        container exit with 128 + SIGHUP = 129 and, having no restart policy here, leaves it
+        stopped. `docker start` is then the machine coming up again: the same disk (the
+        container's layer), a fresh /run and /tmp, systemd booting from scratch."""
+        started = time.monotonic()
+        deadline = started + timeout
+        state = self.inspect("{{.State.Status}} {{.State.ExitCode}}")
+        while state.startswith("running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            state = self.inspect("{{.State.Status}} {{.State.ExitCode}}")
+        took = time.monotonic() - started
+        if state != f"exited {REBOOT_EXIT}":
+            raise DockerError(
+                f"expected systemd to reboot (exit {REBOOT_EXIT}) within {timeout} s; "
+                f"the container is {state!r}"
+            )
+        docker("start", self.name)
+        booted = _wait_booted(self, boot_timeout)
+        if booted == "degraded":
+            failed = self.systemctl("--failed", "--no-legend", "--plain")
+            raise DockerError(f"systemd booted again with failed units:\n{failed}")
+        return took
+
+
+# How Docker reports a container whose systemd rebooted (see Tablet.rebooted).
+REBOOT_EXIT = 128 + signal.SIGHUP
 
 
 def remove_leftovers() -> None:
