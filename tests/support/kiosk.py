@@ -28,7 +28,7 @@ from mss.screenshot import ScreenShot
 
 from agent.platform.kiosk import KioskPlatform, virtual
 from support.ports import free_port
-from support.processes import forget
+from support.processes import T, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "kiosk"
@@ -136,21 +136,9 @@ class Screen:
         return names
 
 
-def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.25) -> object:
-    """Poll `check` until it is truthy; an error counts as "not yet" (the display may still be
-    starting) and is shown if time runs out."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # noqa: BLE001 - reported below when it never passes
-            last = forget(exc)
-        else:
-            if last:
-                return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0.25) -> T:
+    """`processes.wait_until`, looking four times a second (a screen grab costs more)."""
+    return wait_until(check, timeout, what, interval=every)
 
 
 def remove_account(name: str) -> None:

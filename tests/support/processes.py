@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 LAINAAMO = [sys.executable, "-m", "lainaamo.cli"]
 GUNICORN = [sys.executable, "-m", "gunicorn"]
@@ -64,19 +66,26 @@ class Process:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def wait_until(check: object, timeout: float, what: str, interval: float = 0.1) -> None:
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll `check` until it returns something truthy, and return that. An error counts as
+    "not yet" (a server or display may still be starting); the last result or error is shown
+    if time runs out."""
     deadline = time.monotonic() + timeout
-    last_error: str | None = None
+    last: object = None
     while time.monotonic() < deadline:
         try:
-            if check():  # type: ignore[operator]
-                return
-        except Exception as exc:  # the server may not be up yet
-            last_error = forget(exc)
+            result = check()
+        except Exception as exc:  # noqa: BLE001 - reported below when it never passes
+            last = f"error: {forget(exc)}"
+        else:
+            if result:
+                return result
+            last = result
         time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout} s waiting for {what} (last error: {last_error})"
-    )
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 def forget(exc: BaseException) -> str:
