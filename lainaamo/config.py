@@ -248,8 +248,8 @@ class Settings:
         "kiosk",
     )
     kiosk_release_command: str = _s(
-        "systemd-run --on-active=30 --collect --unit=lainaamo-agent-release "
-        "{lainaamo} agent uninstall --keep-account --reboot",
+        "systemd-run --on-active=30 --timer-property=AccuracySec=1s --collect "
+        "--unit=lainaamo-agent-release {lainaamo} agent uninstall --keep-account --reboot",
         "What a kiosk tablet runs, in the background, once a `release` command has handed the "
         "client account over: by default, half a minute later (the acknowledgement goes out "
         "first) and outside the agent's service, the agent uninstalls itself and the tablet "

@@ -344,7 +344,7 @@ def release_drop_in() -> str:
     default = Settings.kiosk_release_command
     assert default.count("--on-active=30 ") == 1, default
     command = default.replace("--on-active=30 ", "--on-active=2 ")
-    assert command.startswith(f"systemd-run --on-active=2 --collect --unit={RELEASE_UNIT} ")
+    assert command.startswith("systemd-run --on-active=2 --timer-property=AccuracySec=1s "), command
     return f'[Service]\nEnvironment="LAINAAMO_KIOSK_RELEASE_COMMAND={command}"\n'
 
 
