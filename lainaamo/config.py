@@ -238,6 +238,13 @@ class Settings:
         "Swedish alike; empty: as the X server has it.",
         "kiosk",
     )
+    kiosk_sound_command: str = _s(
+        "pulseaudio --daemonize=no --exit-idle-time=-1 --use-pid-file=no",
+        "The kiosk session's sound server, run as the client account (the tablet's sound "
+        "card; the browser's calls, the ring and the volume setting all use it); empty: the "
+        "system's sound server, as the agent's environment reaches it.",
+        "kiosk",
+    )
     kiosk_reboot_command: str = _s(
         "systemctl reboot", "What the `reboot` command runs on a kiosk tablet.", "kiosk"
     )

@@ -1,7 +1,8 @@
 """The kiosk's settings on the real kiosk: Xvfb, real Chromium on the launcher, taps by xdotool.
 
-Volume is checked on a real PulseAudio (a null sink as the speaker, as the ring test does),
-read back with pactl. Brightness goes through the kernel's backlight interface
+Volume is checked on the kiosk's own sound server (PulseAudio run as the client; with no sound
+card here, its stand-in sink), read back with pactl, as the ring test does. Brightness goes
+through the kernel's backlight interface
 (/sys/class/backlight/<device>/{brightness,max_brightness}); no real backlight exists on the
 test machine (a virtual screen has no panel), so the test lays out a directory like the
 kernel's and the agent writes it as it would write the kernel's. Wi-Fi cannot be joined here
@@ -22,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from support.kiosk import Kiosk, pactl, sound_server, wait_for
+from support.kiosk import Kiosk, pactl, wait_for
 
 from agent.platform.kiosk import account
 from agent.platform.kiosk.launcher import METER_FILL, METER_WIDTH, SETTING_MARKS, SETTINGS_MARK
@@ -46,8 +47,8 @@ def policy(settings_locked: bool, mode: str = "kiosk") -> Policy:
 
 def volume(address: str) -> tuple[int | None, bool | None]:
     return (
-        parse_volume(pactl(address, "get-sink-volume", "speaker")),
-        parse_mute(pactl(address, "get-sink-mute", "speaker")),
+        parse_volume(pactl(address, "get-sink-volume", "@DEFAULT_SINK@")),
+        parse_mute(pactl(address, "get-sink-mute", "@DEFAULT_SINK@")),
     )
 
 
@@ -93,20 +94,18 @@ def settings_kiosk(kiosk: Kiosk, tmp_path: Path) -> Iterator[tuple[Kiosk, str, P
     (device / "type").write_text("raw\n")
     platform = kiosk.platform
     before = platform.config
-    with sound_server(tmp_path / "pulse") as address:
-        pactl(address, "set-sink-mute", "speaker", "0")
-        pactl(address, "set-sink-volume", "speaker", "30%")
-        platform.config = replace(
-            before,
-            extra_env=(("PULSE_SERVER", address),),
-            backlight_dir=str(tmp_path / "backlight"),
-        )
-        try:
-            yield kiosk, address, device / "brightness"
-        finally:
-            platform.config = replace(
-                platform.config, extra_env=before.extra_env, backlight_dir=before.backlight_dir
-            )
+    # The kiosk's own sound server (PulseAudio as the client; here its stand-in sink), which
+    # runs with the managed session.
+    platform.apply_policy(policy(settings_locked=True))
+    address = platform.session.sound_env()["PULSE_SERVER"]
+    wait_for(lambda: pactl(address, "info").startswith("Server String"), 30, "the sound server")
+    pactl(address, "set-sink-mute", "@DEFAULT_SINK@", "0")
+    pactl(address, "set-sink-volume", "@DEFAULT_SINK@", "30%")
+    platform.config = replace(before, backlight_dir=str(tmp_path / "backlight"))
+    try:
+        yield kiosk, address, device / "brightness"
+    finally:
+        platform.config = replace(platform.config, backlight_dir=before.backlight_dir)
 
 
 def test_volume_and_brightness_from_the_settings_tile(

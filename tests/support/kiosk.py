@@ -252,30 +252,6 @@ def kiosk_tablet(root: Path, **overrides: Any) -> Iterator[Kiosk]:
         remove_account(CLIENT)
 
 
-@contextmanager
-def sound_server(root: Path) -> Iterator[str]:
-    """A PulseAudio server with one null sink ("speaker") as the default; yields its address."""
-    root.mkdir(parents=True, exist_ok=True)
-    address = f"unix:{root}/native"
-    process = subprocess.Popen(
-        [
-            "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-            "--system=false", "-L", "module-null-sink sink_name=speaker",
-            "-L", f"module-native-protocol-unix socket={root}/native auth-anonymous=1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={"PATH": os.environ["PATH"], "HOME": str(root), "XDG_RUNTIME_DIR": str(root)},
-    )  # fmt: skip
-    try:
-        wait_for(lambda: pactl(address, "info").startswith("Server String"), 10, "PulseAudio")
-        pactl(address, "set-default-sink", "speaker")
-        yield address
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
 def pactl(address: str, *args: str) -> str:
     done = subprocess.run(
         ["pactl", *args],

@@ -69,6 +69,8 @@ class KioskConfig:
     network_connections: str = "/etc/NetworkManager/system-connections"
     reboot_command: tuple[str, ...] = ("systemctl", "reboot")
     keyboard_layout: str = "fi"  # XKB layout of the kiosk's keyboard ("" leaves it alone)
+    # The session's sound server, run as the client (empty: the system's, per extra_env).
+    sound_command: tuple[str, ...] = ()
     backlight_dir: str = "/sys/class/backlight"  # the brightness setting's (settings.py)
     # Run (in the background) after a `release` handed the account over: removes the agent.
     release_command: tuple[str, ...] = ()
@@ -90,6 +92,7 @@ class KioskConfig:
             network_connections=settings.kiosk_network_connections,
             reboot_command=tuple(shlex.split(settings.kiosk_reboot_command)),
             keyboard_layout=settings.kiosk_keyboard_layout,
+            sound_command=tuple(shlex.split(settings.kiosk_sound_command)),
             backlight_dir=settings.kiosk_backlight_dir,
             release_command=tuple(
                 _lainaamo() if word == "{lainaamo}" else word
@@ -187,7 +190,11 @@ class KioskSession:
         self.display = Managed("display", self._start_display)
         self.overlay = Managed("overlay", self._start_overlay)
         self.browser = Managed("browser", self._start_browser)
+        self.sound = Managed("sound", self._start_sound) if config.sound_command else None
         self._windows = WindowGuard(config.display)
+        number = config.display.lstrip(":").split(".", 1)[0]
+        # The sound server's socket: in a directory only the client (and root) can enter.
+        self.sound_dir = Path(AUTH_DIR) / f"sound-{number}"
         # The display the agent starts admits only holders of its cookie (xauth.py).
         self.xauth = XAuthority(AUTH_DIR, config.display) if config.display_command else None
         self._keyboard_for: int | None = None  # the display start the layout was set for
@@ -205,10 +212,17 @@ class KioskSession:
         if self._thread is not None:
             self._thread.join(10)
         self._windows.close()
-        for managed in (self.browser, self.overlay, self.display):
-            managed.stop()
+        for managed in (self.browser, self.sound, self.overlay, self.display):
+            if managed is not None:
+                managed.stop()
         if self.xauth is not None:
             self.xauth.remove()
+
+    def sound_env(self) -> dict[str, str]:
+        """What a sound client needs to reach the session's sound server (none: its own)."""
+        if self.sound is None:
+            return {}
+        return {"PULSE_SERVER": f"unix:{self.sound_dir}/native"}
 
     def x_env(self) -> dict[str, str]:
         """What an X client of the agent needs to reach the kiosk's display."""
@@ -240,6 +254,13 @@ class KioskSession:
             self._keyboard_for = self.display.starts
             self._set_keyboard()
         self.screen_on = self._windows.screen_on()
+        if self.sound is not None:
+            # Wanted with the browser: in every managed mode (a lost tablet must ring), not
+            # while a wipe makes the account anew.
+            if self.browser_wanted:
+                self.sound.ensure()
+            else:
+                self.sound.stop()
         if self.browser_wanted and self._overlay_ready.is_set():
             if self.browser.ensure():
                 self._windows.close_extra_windows()
@@ -362,6 +383,37 @@ class KioskSession:
             except Exception:
                 log.exception("kiosk: handling the overlay's %s failed", event.get("event"))
 
+    def _start_sound(self) -> subprocess.Popen[Any]:
+        """PulseAudio as the client, with its usual configuration (the tablet's sound card) and
+        one more socket, in a directory of the client's, for the agent (ring, volume)."""
+        user = pwd.getpwnam(self.config.client_user)
+        self.sound_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+        self.sound_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chown(self.sound_dir, user.pw_uid, user.pw_gid)
+        os.chmod(self.sound_dir, 0o700)
+        (self.sound_dir / "native").unlink(missing_ok=True)
+        socket = f"module-native-protocol-unix socket={self.sound_dir}/native auth-anonymous=1"
+        command = [*self.config.sound_command, "-L", socket]
+        if os.geteuid() != user.pw_uid:
+            runuser = shutil.which("runuser") or "runuser"
+            command = [runuser, "-u", user.pw_name, "--", *command]
+        env = self._env(
+            HOME=user.pw_dir,
+            USER=user.pw_name,
+            LOGNAME=user.pw_name,
+            XDG_RUNTIME_DIR=str(self.sound_dir),
+        )
+        env.pop("XAUTHORITY", None)
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=user.pw_dir,
+            env=env,
+        )
+
     def _start_browser(self) -> subprocess.Popen[Any]:
         user = pwd.getpwnam(self.config.client_user)
         width, height = self.screen_size or (1280, 800)
@@ -381,6 +433,7 @@ class KioskSession:
             self.launcher_url,
         ]
         env = self._env(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
+        env.update(self.sound_env())  # calls and videos sound where the ring and volume do
         if self.xauth is not None:
             env["XAUTHORITY"] = str(self.xauth.for_account(user.pw_uid, user.pw_gid))
         if os.geteuid() != user.pw_uid:

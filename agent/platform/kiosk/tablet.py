@@ -79,7 +79,7 @@ class KioskPlatform:
         self._reply: Callable[[str], None] | None = None
         self._ringing = threading.Event()
         settings = KioskSettings(
-            env=lambda: _env(dict(self.config.extra_env)),
+            env=lambda: _env({**self.session.sound_env(), **dict(self.config.extra_env)}),
             backlight_dir=lambda: self.config.backlight_dir,
             client_user=lambda: self.config.client_user,
         )
@@ -268,7 +268,7 @@ class KioskPlatform:
         return CommandResult(ok=True)
 
     def _play(self, player: str, tone: str, seconds: float) -> None:
-        env = dict(self.config.extra_env)
+        env = {**self.session.sound_env(), **dict(self.config.extra_env)}
         if player.endswith("paplay") and shutil.which("pactl"):
             # Audible even when muted: unmute and turn up the default output while ringing.
             run_quietly(["pactl", "set-sink-mute", "@DEFAULT_SINK@", "0"], env=_env(env))

@@ -22,6 +22,7 @@ from typing import Any
 from agent.platform.base import ConsentAnswer
 from agent.platform.kiosk.session import KioskConfig
 from agent.platform.kiosk.tablet import KioskPlatform
+from lainaamo.config import Settings
 
 NEEDED = ("Xvfb", "xdotool", "xauth", "setxkbmap", "chromium", "unshare", "useradd", "runuser")
 WIDTH, HEIGHT = 1280, 800
@@ -79,6 +80,7 @@ def virtual_config(
         browser_prefix=namespace_prefix(policies),
         launcher_port=launcher_port,
         policy_dir=str(policies / "managed"),
+        sound_command=tuple(shlex.split(Settings.kiosk_sound_command)),  # as on a tablet
     )
     return replace(config, **overrides)
 
