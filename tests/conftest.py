@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from support import socket_origins
 from support.fleet import Fleet, make_fleet
 from support.mosquitto import Mosquitto
 from support.postgres import (
@@ -30,7 +31,19 @@ PG_URL_ENV = "LAINAAMO_TEST_PG_URL"
 PG_FIXTURES = frozenset({"pg_base_url", "pg_url"})
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failure over an unclosed socket says where that socket was made (socket_origins)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and "unclosed <socket" in str(report.longrepr):
+        origin = socket_origins.describe(str(report.longrepr))
+        if origin:
+            report.sections.append(("where the unclosed socket was made", origin))
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    socket_origins.install()
     # Registered here rather than in pyproject.toml, which belongs to the packaging side.
     config.addinivalue_line(
         "markers",
