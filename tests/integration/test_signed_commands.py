@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask.testing import FlaskClient
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
+from support import loans
 from support.fleet import Fleet
 from support.mosquitto import Mosquitto
 from support.stack import Stack, online, running_stack, wait_until
@@ -262,33 +263,11 @@ def test_a_tablet_released_to_its_client_is_wiped_then_leaves_management(
             broker_auth.issue(session, VICTIM, device.organisation_id, fleet.services.clock())
             session.commit()
             assert VICTIM in dict(broker_auth.broker_logins(session, fleet.services.clock()))
-        it, counsellor = fleet.headers("it_support"), fleet.headers("counsellor")
-        client.post(
-            "/api/v1/agreements",
-            json={"version": "1", "text": "ehdot"},
-            headers=fleet.headers("admin"),
-        )
-        loan = client.post(
-            "/api/v1/loans",
-            json={"unit": "aikuissosiaalityo", "client_ref": "ASK-91"},
-            headers=counsellor,
-        ).json["loan_id"]
-        for headers, step, body in (
-            (it, "assign", {"device_id": VICTIM}),
-            (counsellor, "handover", {"agreement_version": "1", "agreement_accepted": True}),
-            (it, "release", {"device_id": VICTIM, "reason": "the programme's decision"}),
-        ):
-            response = client.post(f"/api/v1/loans/{loan}/{step}", json=body, headers=headers)
-            assert response.status_code == 200, response.json
+        loan = loans.hand_over(client, fleet, VICTIM, "ASK-91")
+        loans.release(client, fleet, loan, VICTIM)
 
         def commands() -> list[tuple[str, str]]:
-            with fleet.services.session_factory() as session:
-                rows = session.scalars(
-                    select(orm.CommandRow)
-                    .where(orm.CommandRow.device_id == VICTIM)
-                    .order_by(orm.CommandRow.created_at)
-                ).all()
-                return [(row.name, row.state) for row in rows]
+            return [(name, state) for name, state, _ in loans.commands(fleet, VICTIM)]
 
         wait_until(
             lambda: commands() == [("wipe", "done"), ("release", "done")], what="wipe, release"

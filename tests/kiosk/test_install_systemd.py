@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from support import loans
 from support.fleet import Fleet, make_fleet
 from support.mosquitto import Mosquitto
 from support.ports import free_port
@@ -348,17 +349,6 @@ def release_drop_in() -> str:
     return f'[Service]\nEnvironment="LAINAAMO_KIOSK_RELEASE_COMMAND={command}"\n'
 
 
-def commands(fleet: Fleet, device_id: str) -> list[tuple[str, str, str | None]]:
-    """The device's commands on the server, oldest first: (name, state, detail)."""
-    with fleet.services.session_factory() as session:
-        rows = session.scalars(
-            select(orm.CommandRow)
-            .where(orm.CommandRow.device_id == device_id)
-            .order_by(orm.CommandRow.created_at)
-        ).all()
-        return [(row.name, row.state, row.detail) for row in rows]
-
-
 def boots(fleet: Fleet, device_id: str) -> tuple[int | None, int | None]:
     """The agent's boot counter (one more at each start of its process) in the device's
     latest presence and status on the server."""
@@ -417,41 +407,20 @@ def test_release_under_systemd_removes_the_agent_and_reboots_to_the_ordinary_acc
     tablet.out("runuser", "-u", CLIENT, "--", "sh", "-c", "echo kirje > ~/kirje.txt")
 
     # The loan, as in tests/kiosk/test_kiosk_release.py: requested, assigned, handed over.
-    it, counsellor = fleet.headers("it_support"), fleet.headers("counsellor")
-    response = client.post(
-        "/api/v1/agreements", json={"version": "1", "text": "ehdot"}, headers=fleet.headers("admin")
-    )
-    assert response.status_code == 201, response.json
-    response = client.post(
-        "/api/v1/loans",
-        json={"unit": "aikuissosiaalityo", "client_ref": "ASK-93"},
-        headers=counsellor,
-    )
-    assert response.status_code == 201 and response.json is not None, response.json
-    loan = response.json["loan_id"]
-    for headers, step, body in (
-        (it, "assign", {"device_id": device_id}),
-        (counsellor, "handover", {"agreement_version": "1", "agreement_accepted": True}),
-    ):
-        response = client.post(f"/api/v1/loans/{loan}/{step}", json=body, headers=headers)
-        assert response.status_code == 200, response.json
+    loan = loans.hand_over(client, fleet, device_id, "ASK-93")
     wait_for(lambda: device(fleet, device_id)[2], 60, "the loan's policy applied", tablet)
     assert kiosk_runs(tablet), unit_processes(tablet)
     started = tablet.inspect("{{.State.StartedAt}}")
 
-    response = client.post(
-        f"/api/v1/loans/{loan}/release",
-        json={"device_id": device_id, "reason": "the programme's decision"},
-        headers=it,
-    )
-    assert response.status_code == 200, response.json
+    loans.release(client, fleet, loan, device_id)
     # The wipe, then the release, both acked done while the tablet still runs; (two seconds
     # and systemd's timer accuracy) later the transient unit uninstalls the agent and reboots.
     both_done = [("wipe", "done"), ("release", "done")]
     before = acked_before_reboot(
-        tablet, lambda: [c[:2] for c in commands(fleet, device_id)] == both_done, 180
+        tablet, lambda: [c[:2] for c in loans.commands(fleet, device_id)] == both_done, 180
     )
-    assert commands(fleet, device_id) == [("wipe", "done", None), ("release", "done", RELEASED)]
+    expected = [("wipe", "done", None), ("release", "done", RELEASED)]
+    assert loans.commands(fleet, device_id) == expected
     assert before is not None, "the release was acked only after the tablet went down"
     tablet.rebooted(60)
     assert tablet.inspect("{{.State.StartedAt}}") != started
@@ -524,9 +493,9 @@ def test_reboot_command_under_systemd_reboots_and_the_agent_comes_back(
     cmd_id = response.json["cmd_id"]
     # Acked done while the tablet still runs (the agent waits 3 s), then systemd reboots.
     before = acked_before_reboot(
-        tablet, lambda: commands(fleet, device_id) == [("reboot", "done", None)], 60
+        tablet, lambda: loans.commands(fleet, device_id) == [("reboot", "done", None)], 60
     )
-    assert before is not None, commands(fleet, device_id)
+    assert before is not None, loans.commands(fleet, device_id)
     tablet.rebooted(60)
     assert tablet.inspect("{{.State.StartedAt}}") != started
 
@@ -544,7 +513,7 @@ def test_reboot_command_under_systemd_reboots_and_the_agent_comes_back(
     running = (state["ActiveState"], state["SubState"], state["NRestarts"])
     assert running == ("active", "running", "0"), state
     assert boots(fleet, device_id) == (2, 2)
-    assert commands(fleet, device_id) == [("reboot", "done", None)]
+    assert loans.commands(fleet, device_id) == [("reboot", "done", None)]
     journal = tablet.journal(UNIT)
     ran = [line for line in journal.splitlines() if f"command {cmd_id} (reboot): done" in line]
     assert len(ran) == 1, journal

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from support import loans
 from support.fleet import Fleet
 from support.kiosk import HEIGHT, WIDTH, Kiosk, wait_for
 from support.mosquitto import Mosquitto
@@ -50,27 +51,14 @@ def test_the_loan_decides_what_the_kiosk_tablet_shows(
     fleet.services.clock = lambda: now[0]
     screen = kiosk.screen
     with running_stack(fleet, client, mosquitto, tmp_path) as stack:
-        admin, it, counsellor = (fleet.headers(r) for r in ("admin", "it_support", "counsellor"))
-        client.post("/api/v1/agreements", json={"version": "1", "text": "ehdot"}, headers=admin)
+        it, counsellor = fleet.headers("it_support"), fleet.headers("counsellor")
         response = client.put(
             "/api/v1/units/aikuissosiaalityo/kiosk-profile",
             json={"shortcuts": list(SHORTCUTS), "settings_locked": True},
             headers=it,
         )
         assert response.status_code == 200, response.json
-        loan = client.post(
-            "/api/v1/loans",
-            json={"unit": "aikuissosiaalityo", "client_ref": "ASK-78"},
-            headers=counsellor,
-        ).json["loan_id"]
-        for role, step, body in (
-            ("it_support", "assign", {"device_id": DEVICE}),
-            ("counsellor", "handover", {"agreement_version": "1", "agreement_accepted": True}),
-        ):
-            response = client.post(
-                f"/api/v1/loans/{loan}/{step}", json=body, headers=fleet.headers(role)
-            )
-            assert response.status_code == 200, response.json
+        loan = loans.hand_over(client, fleet, DEVICE, "ASK-78")
 
         stack.start_agent(DEVICE, platform=kiosk.platform)
         wait_for(lambda: converged(fleet), 60, "the loan's kiosk policy applied")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from support import loans
 from support.fleet import Fleet
 from support.kiosk import CLIENT, Kiosk, kiosk_tablet, wait_for
 from support.mosquitto import Mosquitto
@@ -28,7 +28,6 @@ from agent.platform.kiosk import account
 from agent.platform.kiosk.browser import POLICY_FILE
 from agent.platform.kiosk.tablet import RELEASED
 from agent.policy import LockScreen
-from server.adapters import orm
 from server.entrypoints.demo import SHORTCUTS
 
 pytestmark = pytest.mark.kiosk
@@ -84,26 +83,13 @@ def test_a_released_kiosk_tablet_hands_the_account_over_and_removes_the_agent(
     kiosk = released_kiosk
     policy_file = Path(kiosk.platform.config.policy_dir) / POLICY_FILE
     with running_stack(fleet, client, mosquitto, tmp_path) as stack:
-        it, counsellor = fleet.headers("it_support"), fleet.headers("counsellor")
-        admin = fleet.headers("admin")
-        client.post("/api/v1/agreements", json={"version": "1", "text": "ehdot"}, headers=admin)
         response = client.put(
             "/api/v1/units/aikuissosiaalityo/kiosk-profile",
             json={"shortcuts": list(SHORTCUTS), "settings_locked": True},
-            headers=it,
+            headers=fleet.headers("it_support"),
         )
         assert response.status_code == 200, response.json
-        loan = client.post(
-            "/api/v1/loans",
-            json={"unit": "aikuissosiaalityo", "client_ref": "ASK-92"},
-            headers=counsellor,
-        ).json["loan_id"]
-        for headers, step, body in (
-            (it, "assign", {"device_id": DEVICE}),
-            (counsellor, "handover", {"agreement_version": "1", "agreement_accepted": True}),
-        ):
-            response = client.post(f"/api/v1/loans/{loan}/{step}", json=body, headers=headers)
-            assert response.status_code == 200, response.json
+        loan = loans.hand_over(client, fleet, DEVICE, "ASK-92")
         stack.start_agent(DEVICE, platform=kiosk.platform)
         wait_for(lambda: kiosk.platform.kiosk, 90, "the kiosk on loan")
         wait_for(lambda: any("chromium" in p for p in client_processes()), 30, "the browser")
@@ -112,21 +98,10 @@ def test_a_released_kiosk_tablet_hands_the_account_over_and_removes_the_agent(
         (home / "muistiinpano.txt").write_text("the client's note, made during the loan")
         kiosk.screen.save("release-before")
 
-        response = client.post(
-            f"/api/v1/loans/{loan}/release",
-            json={"device_id": DEVICE, "reason": "the programme's decision"},
-            headers=it,
-        )
-        assert response.status_code == 200, response.json
+        loans.release(client, fleet, loan, DEVICE)
 
         def commands() -> list[tuple[str, str, str | None]]:
-            with fleet.services.session_factory() as session:
-                rows = session.scalars(
-                    select(orm.CommandRow)
-                    .where(orm.CommandRow.device_id == DEVICE)
-                    .order_by(orm.CommandRow.created_at)
-                ).all()
-                return [(row.name, row.state, row.detail) for row in rows]
+            return loans.commands(fleet, DEVICE)
 
         wait_for(lambda: len(commands()) == 2 and commands()[1][1] == "done", 120, "released")
         assert commands() == [("wipe", "done", None), ("release", "done", RELEASED)]

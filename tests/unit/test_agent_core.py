@@ -103,7 +103,11 @@ def platform() -> FakePlatform:
 
 
 def make_core(
-    tmp_path: Path, clock: FakeClock, platform: FakePlatform, interval: float = 60.0
+    tmp_path: Path,
+    clock: FakeClock,
+    platform: FakePlatform,
+    interval: float = 60.0,
+    command_public_key: str = "",
 ) -> AgentCore:
     state = AgentState(tmp_path / "state")
     return AgentCore(
@@ -114,6 +118,7 @@ def make_core(
         boot=state.next_boot(),
         status_interval_s=interval,
         clock=clock,
+        command_public_key=command_public_key,
     )
 
 
@@ -568,17 +573,7 @@ def test_a_release_runs_only_on_a_device_the_desired_state_releases(
 ) -> None:
     """Protocol §10: leaving management for good takes the signed command and `unmanaged`."""
     signer = CommandSigner(Ed25519PrivateKey.generate())
-    state = AgentState(tmp_path / "state")
-    core = AgentCore(
-        device_id=DEVICE,
-        topics=TOPICS,
-        platform=platform,
-        state=state,
-        boot=state.next_boot(),
-        status_interval_s=60,
-        clock=clock,
-        command_public_key=signer.public_key_b64,
-    )
+    core = make_core(tmp_path, clock, platform, command_public_key=signer.public_key_b64)
 
     def release(cmd_id: str) -> bytes:
         data = json.loads(cmd_payload(cmd_id, "release"))

@@ -393,26 +393,9 @@ class KioskSession:
         os.chmod(self.sound_dir, 0o700)
         (self.sound_dir / "native").unlink(missing_ok=True)
         socket = f"module-native-protocol-unix socket={self.sound_dir}/native auth-anonymous=1"
-        command = [*self.config.sound_command, "-L", socket]
-        if os.geteuid() != user.pw_uid:
-            runuser = shutil.which("runuser") or "runuser"
-            command = [runuser, "-u", user.pw_name, "--", *command]
-        env = self._env(
-            HOME=user.pw_dir,
-            USER=user.pw_name,
-            LOGNAME=user.pw_name,
-            XDG_RUNTIME_DIR=str(self.sound_dir),
-        )
+        env = self._env(XDG_RUNTIME_DIR=str(self.sound_dir))
         env.pop("XAUTHORITY", None)
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=user.pw_dir,
-            env=env,
-        )
+        return _as_client(user, [*self.config.sound_command, "-L", socket], env)
 
     def _start_browser(self) -> subprocess.Popen[Any]:
         user = pwd.getpwnam(self.config.client_user)
@@ -432,22 +415,32 @@ class KioskSession:
             *self.config.browser_flags,
             self.launcher_url,
         ]
-        env = self._env(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
-        env.update(self.sound_env())  # calls and videos sound where the ring and volume do
+        env = {**self._env(), **self.sound_env()}  # calls sound where the ring and volume do
         if self.xauth is not None:
             env["XAUTHORITY"] = str(self.xauth.for_account(user.pw_uid, user.pw_gid))
-        if os.geteuid() != user.pw_uid:
-            runuser = shutil.which("runuser") or "runuser"
-            command = [runuser, "-u", user.pw_name, "--", *command]
-        return subprocess.Popen(
-            [*self.config.browser_prefix, *command],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=user.pw_dir,
-            env=env,
-        )
+        return _as_client(user, command, env, outside=self.config.browser_prefix)
+
+
+def _as_client(
+    user: pwd.struct_passwd,
+    command: list[str],
+    env: dict[str, str],
+    outside: Sequence[str] = (),
+) -> subprocess.Popen[Any]:
+    """Start `command` as the client account (through runuser when the agent is root), in its
+    home, in a process group of its own; `outside` runs in front of runuser, as the agent (e.g.
+    the mount namespace of the browser's policy)."""
+    if os.geteuid() != user.pw_uid:
+        command = [shutil.which("runuser") or "runuser", "-u", user.pw_name, "--", *command]
+    return subprocess.Popen(
+        [*outside, *command],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=user.pw_dir,
+        env={**env, "HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name},
+    )
 
 
 def _lainaamo() -> str:
