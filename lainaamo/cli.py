@@ -60,6 +60,15 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return run(args)
 
 
+def _bench_missing(args: argparse.Namespace, settings: Settings) -> int:
+    print(
+        "lainaamo bench: the benchmarks are not part of this installation (the server image "
+        "leaves them out); run them from a checkout: pip install '.[dev]' (docs/benchmarks.md)",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def _agent(args: argparse.Namespace, settings: Settings) -> int:
     from agent.enroll import with_enrollment
     from agent.runner import run_agent
@@ -575,10 +584,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Benchmarks: each prints its figures beside a baseline measured in the same run "
         "(docs/benchmarks.md). Needs a development install (Mosquitto, PostgreSQL).",
     )
-    bench_sub = p.add_subparsers(dest="bench_name", metavar="BENCHMARK", required=True)
-    from bench.cli import add_parsers  # light: benchmarks import the server only when run
-
-    add_parsers(bench_sub)
+    try:
+        from bench.cli import add_parsers  # light: benchmarks import the server only when run
+    except ModuleNotFoundError as error:
+        # An installation without the benchmarks (the server image has only what serves):
+        # every other command works; this one says so.
+        if error.name != "bench":
+            raise
+        p.set_defaults(handler=_bench_missing)
+    else:
+        bench_sub = p.add_subparsers(dest="bench_name", metavar="BENCHMARK", required=True)
+        add_parsers(bench_sub)
     p = add("config", _config, "Print the settings in effect.")
     p.add_argument("--markdown", action="store_true", help="print the settings reference instead")
     return parser
