@@ -6,6 +6,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,18 @@ def test_reload_signals_the_pid_in_the_file(tmp_path: Path) -> None:
     assert not ma.reload_broker(pid_file)  # no file
     pid_file.write_text("garbage")
     assert not ma.reload_broker(pid_file)
-    child = subprocess.Popen(["sleep", "30"])
+    # SIGHUP's default action in the child even where this process ignores it (as under
+    # `nohup`: an ignored signal stays ignored across exec, and sleep would live on).
+    child = subprocess.Popen(
+        ["sleep", "30"], preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    )
     try:
+        # Only once the child is `sleep` (the default action set before that).
+        sleep = Path(shutil.which("sleep") or "/bin/sleep").resolve()
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{child.pid}/exe").resolve() != sleep:
+            assert time.monotonic() < deadline, "the child never became sleep"
+            time.sleep(0.01)
         pid_file.write_text(f"{child.pid}\n")
         assert ma.reload_broker(pid_file)
         assert child.wait(5) == -signal.SIGHUP  # sleep dies of the SIGHUP it did not expect
