@@ -8,7 +8,7 @@
 #   python      lainaamo/python:3.11-bookworm  Debian's python3 3.11, for the project's image
 #                                              (--build-arg PYTHON_IMAGE=...; not an upstream tag)
 #   postgres    postgres:15                    Debian's postgresql-15
-#   mosquitto   eclipse-mosquitto:2            Debian's mosquitto 2.0.11
+#   mosquitto   eclipse-mosquitto:2            mosquitto 2.0.21 from bookworm-backports
 #   caddy       caddy:2                        Debian's caddy 2.6
 #   coturn      coturn/coturn:4.6              Debian's coturn 4.6
 #   prometheus  prom/prometheus:v2.53.0        Debian's prometheus 2.42
