@@ -147,12 +147,14 @@ class Browser:
     """The counsellor's browser as support.js sets it up: receives video, sends its voice
     (silence here), opens the `support` data channel."""
 
-    def __init__(self) -> None:
+    def __init__(self, configuration: Any = None) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
         from agent.support.tracks import SilenceTrack
 
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # No ICE servers by default (the benchmark's peers share a host); the stack test
+        # passes the TURN server a session's state names.
+        self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.pc.addTransceiver("video", direction="recvonly")
         self.pc.addTrack(SilenceTrack())
         self.channel = self.pc.createDataChannel("support")

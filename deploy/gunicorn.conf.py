@@ -32,6 +32,10 @@ graceful_timeout = 15
 keepalive = 5
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+# Gunicorn 25's control socket (`gunicornc`) is not used here; by default it goes into the
+# home directory, which the image's user cannot write (an ERROR at every start). Older
+# releases ignore the name.
+control_socket_disable = True
 
 # Set before any worker imports prometheus_client (the app is loaded in the workers, after
 # the fork), so that each worker writes its values to files in this directory.
