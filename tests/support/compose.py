@@ -54,9 +54,9 @@ class Phases:
             print(f"[stack] {name}: {self.took[name]:.1f} s", flush=True)
 
     def report(self) -> str:
-        lines = [f"  {name:<40} {seconds:7.1f} s" for name, seconds in self.took.items()]
+        lines = [f"  {name:<56} {seconds:7.1f} s" for name, seconds in self.took.items()]
         total = sum(self.took.values())
-        return "\n".join(["stack test phases:", *lines, f"  {'total':<40} {total:7.1f} s"])
+        return "\n".join(["stack test phases:", *lines, f"  {'total':<56} {total:7.1f} s"])
 
 
 def stack_images() -> str:
@@ -103,22 +103,12 @@ class Stack:
         ]  # fmt: skip
 
     def __call__(self, *args: str, timeout: float = 300.0, stdin: str | None = None) -> str:
-        done = subprocess.run(
-            self.argv(*args),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={**os.environ, **self.extra_env},
-        )
-        if done.returncode != 0:
-            said = (done.stdout + done.stderr).strip()[-6000:]
-            raise DockerError(f"docker compose {' '.join(args)} exited {done.returncode}:\n{said}")
-        return done.stdout
+        """Run `docker compose ARGS`; its output, or DockerError with what it said."""
+        data = stdin.encode() if stdin is not None else None
+        return self.binary(*args, stdin=data, timeout=timeout).decode()
 
     def binary(self, *args: str, stdin: bytes | None = None, timeout: float = 300.0) -> bytes:
-        """A compose command whose input or output is bytes (a dump); its stdout."""
+        """The same, with bytes in and out (a database dump)."""
         done = subprocess.run(
             self.argv(*args),
             input=stdin,
@@ -128,7 +118,7 @@ class Stack:
             env={**os.environ, **self.extra_env},
         )
         if done.returncode != 0:
-            said = done.stderr.decode(errors="replace").strip()[-6000:]
+            said = (done.stdout[-3000:] + done.stderr).decode(errors="replace").strip()[-6000:]
             raise DockerError(f"docker compose {' '.join(args)} exited {done.returncode}:\n{said}")
         return done.stdout
 
