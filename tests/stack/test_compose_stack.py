@@ -49,7 +49,6 @@ PROJECT_PREFIX = "lainaamo-stacktest"
 IMAGE_TAG = "stacktest"
 ORG, UNIT = "esavo", "aikuissosiaalityo"
 ADMIN, IT = "admin@esavo.example", "it@esavo.example"
-FAULT_DEVICES = "device_id LIKE 'tab-fault-%'"
 
 
 @dataclass
@@ -447,6 +446,8 @@ class TlsPublisher:
 
         self.sent: set[tuple[str, int, int]] = set()
         self.resent = 0
+        # PUBACKs that said "No matching subscribers" (0x10, a success code in MQTT 5).
+        self.no_subscribers = 0
         self._stop = threading.Event()
         self._clients = []
         for device, password in logins.items():
@@ -456,10 +457,15 @@ class TlsPublisher:
             client.username_pw_set(device, password)
             client.tls_set(ca_certs=str(ca))
             client.reconnect_delay_set(1, 2)
+            client.on_publish = self._on_publish
             client.connect_async("127.0.0.1", port, keepalive=10)
             client.loop_start()
             self._clients.append((device, client))
         self._thread = threading.Thread(target=self._run, name="stack-publisher", daemon=True)
+
+    def _on_publish(self, _c: Any, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+        if getattr(reason, "value", None) == 0x10:
+            self.no_subscribers += 1
 
     def start(self) -> TlsPublisher:
         for _device, client in self._clients:
@@ -501,11 +507,12 @@ class TlsPublisher:
         return set(self.sent)
 
 
-def _stored(stack: Stack) -> list[tuple[str, int, int]]:
+def _stored(stack: Stack, prefix: str) -> list[tuple[str, int, int]]:
     out = stack(
         "exec", "-T", "postgres", "psql", "--username", "lainaamo", "--dbname", "lainaamo",
         "--no-align", "--tuples-only", "--field-separator", ",",
-        "--command", f"SELECT device_id, boot, seq FROM status_reports WHERE {FAULT_DEVICES}",
+        "--command",
+        f"SELECT device_id, boot, seq FROM status_reports WHERE device_id LIKE '{prefix}-%'",
     )  # fmt: skip
     rows = []
     for line in out.splitlines():
@@ -535,42 +542,119 @@ def _more_sent(publisher: TlsPublisher, more: int = 30) -> Callable[[], bool]:
     return lambda: len(publisher.sent) >= start + more
 
 
-def test_broker_ingest_and_database_killed_lose_nothing(running: Running) -> None:
-    """`docker kill` of the broker, one of two ingests and the database while tablets
-    send numbered reports; `docker compose up -d` brings each back. Every acknowledged
-    report is stored once."""
+WAIT_FOR_REPORTS = "wait until 30 more reports are acknowledged"
+
+
+def _break_while_publishing(
+    running: Running, prefix: str, steps: list[tuple[str, list[list[str]]]]
+) -> tuple[set[tuple[str, int, int]], TlsPublisher]:
+    """Three tablets (PREFIX-1..3) publish numbered reports while each step's commands run
+    (a list of argv: `docker …` as is, [WAIT_FOR_REPORTS], or else a compose command), each
+    step after 30
+    more reports were acknowledged and followed by `up -d` and all healthy again; then the
+    reports acknowledged, once every one that will be stored is."""
     stack, phases = running.stack, running.phases
     token = _it_token(running)
-    logins = {f"tab-fault-{i}": _enroll(running, token, f"tab-fault-{i}") for i in (1, 2, 3)}
-    with phases.timed("break: a second ingest, as docs/deploy.md adds one"):
-        # "Scale": a further ingest is a service of its own in an override file (the
-        # guide's YAML block, as written there), never `--scale ingest=2`: the two would
-        # share one client id and knock each other off the broker.
-        stack.overrides.append(compose.guide_block("ingest-2", running.work))
-        stack("up", "--detach", "--no-build")
-        stack.wait_healthy(timeout=120)
+    logins = {f"{prefix}-{i}": _enroll(running, token, f"{prefix}-{i}") for i in (1, 2, 3)}
     publisher = TlsPublisher(running.mqtts_port, running.ca, logins).start()
     try:
-        for service in ("mosquitto", "ingest-2", "postgres"):
-            with phases.timed(f"break: docker kill {service}, up -d"):
+        for name, commands in steps:
+            with phases.timed(f"break: {name}, up -d"):
                 wait_until(_more_sent(publisher), 60, "reports sent")
-                run("docker", "kill", stack.container(service))
+                for command in commands:
+                    if command == [WAIT_FOR_REPORTS]:
+                        wait_until(_more_sent(publisher), 90, "reports sent meanwhile")
+                    elif command[0] == "docker":
+                        run(*command)
+                    else:
+                        stack(*command)
                 time.sleep(3)
                 stack("up", "--detach", "--no-build")
                 stack.wait_healthy(timeout=180)
                 wait_until(_more_sent(publisher), 90, "reports sent again")
     finally:
         sent = publisher.stop()
-    with phases.timed("break: every report stored once"):
+    with phases.timed(f"break: {prefix} reports stored"):
         try:
-            wait_until(lambda: sent <= set(_stored(stack)), 120, "every sent report stored")
+            wait_until(lambda: sent <= set(_stored(stack, prefix)), 60, "every report stored")
         except AssertionError:
-            missing = sorted(sent - set(_stored(stack)))
-            lost = f"{len(missing)} of {len(sent)} reports lost: {missing[:10]}"
-            raise AssertionError(lost) from None
-        rows = _stored(stack)
-        assert len(rows) == len(set(rows)), "a report was stored twice"
-        print(f"[stack] {len(sent)} reports sent ({publisher.resent} sent again), all stored once")
+            pass  # what is missing is said by the caller
+    return sent, publisher
+
+
+def _second_ingest(running: Running) -> None:
+    stack = running.stack
+    if any(path.name == "guide-ingest-2.yml" for path in stack.overrides):
+        return
+    with running.phases.timed("break: a second ingest, as docs/deploy.md adds one"):
+        # "Scale": a further ingest is a service of its own in an override file (the
+        # guide's YAML block, as written there), never `--scale ingest=2`: the two would
+        # share one client id and knock each other off the broker.
+        stack.overrides.append(compose.guide_block("ingest-2", running.work))
+        stack("up", "--detach", "--no-build")
+        stack.wait_healthy(timeout=120)
+
+
+def _lost(running: Running, prefix: str, sent: set[tuple[str, int, int]]) -> str:
+    rows = _stored(running.stack, prefix)
+    assert len(rows) == len(set(rows)), "a report was stored twice"
+    missing = sorted(sent - set(rows))
+    return f"{len(missing)} of {len(sent)} acknowledged reports lost: {missing[:10]}"
+
+
+def test_an_ingest_and_the_database_killed_lose_nothing(running: Running) -> None:
+    """`docker kill` of one of two ingests, then of the database, while tablets send
+    numbered reports; `docker compose up -d` brings each back. Every acknowledged report is
+    stored exactly once."""
+    _second_ingest(running)
+    c = running.stack.container
+    sent, publisher = _break_while_publishing(
+        running,
+        "tab-fault",
+        [
+            ("docker kill ingest-2", [["docker", "kill", c("ingest-2")]]),
+            ("docker kill postgres", [["docker", "kill", c("postgres")]]),
+        ],
+    )
+    lost = _lost(running, "tab-fault", sent)
+    assert lost.startswith("0 of"), lost
+    print(f"[stack] {len(sent)} reports sent ({publisher.resent} sent again), all stored once")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 17: a restarted broker acknowledges reports that find no ingest subscribed "
+    "yet ('No matching subscribers') and the tablet drops them from its outbox",
+)
+def test_a_broker_crash_loses_nothing(running: Running) -> None:
+    """`docker kill` of the broker; it comes back before the ingests do (as it may: each
+    reconnects on its own timer). Today the tablets' reports of those seconds are lost:
+    the broker answers them 'No matching subscribers' (it does not route to the shared
+    subscriptions of the sessions it restored until their ingests subscribe again), and a
+    tablet's outbox counts that as delivered. Deterministic here: the ingests are stopped
+    while the broker restarts. When the end-to-end acknowledgement of issue 17 lands, this
+    passes and the strict xfail fails the suite: remove the mark then."""
+    _second_ingest(running)
+    stack = running.stack
+    sent, publisher = _break_while_publishing(
+        running,
+        "tab-crash",
+        [
+            (
+                "docker kill mosquitto, the ingests back only after it",
+                [
+                    ["docker", "kill", stack.container("mosquitto")],
+                    ["stop", "ingest", "ingest-2"],
+                    ["up", "--detach", "--no-build", "--no-deps", "mosquitto"],
+                    [WAIT_FOR_REPORTS],  # the tablets publish to the restarted broker
+                ],
+            )
+        ],
+    )
+    print(f"[stack] broker crash: {publisher.no_subscribers} reports acknowledged with "
+          f"'No matching subscribers'")  # fmt: skip
+    lost = _lost(running, "tab-crash", sent)
+    assert lost.startswith("0 of"), lost
 
 
 def _guide(stack: Stack, line: str, work: Path) -> bytes:
