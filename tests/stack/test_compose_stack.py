@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -30,12 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from support import compose
 from support.compose import Phases, Stack
+from support.messages import status_report
 from support.ports import free_port
 from support.processes import Process, wait_until
 from support.systemd_tablet import DockerError, run
+
+from lainaamo.protocol import Kind, Topics, encode
 
 pytestmark = [
     pytest.mark.docker,
@@ -61,7 +67,8 @@ class Running:
     prometheus: str
     passwords: dict[str, str]
     phases: Phases
-    tokens: dict[str, str]
+    image: str  # the server image under test
+    tokens: dict[str, str]  # API tokens the tests made, by role
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +143,8 @@ def running(tmp_path_factory: pytest.TempPathFactory, phases: Phases) -> Iterato
             prometheus=f"http://127.0.0.1:{prometheus_port}",
             passwords=passwords,
             phases=phases,
-            tokens={"image": image},
+            image=image,
+            tokens={},
         )
     finally:
         compose.ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -159,7 +167,7 @@ def test_every_service_comes_up_healthy(running: Running) -> None:
     # The compose file is clean as a newcomer's .env fills it.
     stack("config", "--quiet")
     # The image: the unprivileged user, a health check of its own, no build tools.
-    image = running.tokens["image"]
+    image = running.image
     assert stack("exec", "-T", "web", "id", "-u").strip() == "10001"
     inspected = json.loads(run("docker", "image", "inspect", image))[0]["Config"]
     assert inspected["User"] == "lainaamo"
@@ -210,6 +218,37 @@ def _json(
         return json.load(response)
 
 
+def _token_of(out: str) -> str:
+    found = re.search(r"API token \(shown once\): (\S+)", out)
+    assert found, out
+    return found.group(1)
+
+
+def _agent_tablet(running: Running, token: str, device: str, work: Path) -> tuple[Process, Path]:
+    """A tablet agent process (simulated platform) enrolled as `device` over HTTPS with the
+    stack's CA, and started; the agent and its state directory."""
+    enrollment = _json(
+        _https(running), f"{running.https}/api/v1/enrollment-tokens", token, {"unit": UNIT}
+    )
+    state = work / "agent"
+    env = {
+        "LAINAAMO_AGENT_STATE_DIR": str(state),
+        "LAINAAMO_MQTT_CA_FILE": str(running.ca),
+        "SSL_CERT_FILE": str(running.ca),  # enrollment's HTTPS, against the stack's CA
+        "LAINAAMO_AGENT_PLATFORM": "simulated",
+        "LAINAAMO_STATUS_INTERVAL_S": "5",
+    }
+    enroll = Process(
+        ["agent", "enroll", "--server", running.https, "--token", enrollment["token"],
+         "--device-id", device],
+        env, work / "enroll.log",
+    ).start()  # fmt: skip
+    wait_until(lambda: not enroll.running, 60, "lainaamo agent enroll")
+    log = (work / "enroll.log").read_text()
+    assert enroll.stop() == 0 and f"enrolled as device {device}" in log, log
+    return Process(["agent"], env, work / "agent.log").start(), state
+
+
 def test_a_newcomer_sets_up_and_manages_a_tablet(running: Running, tmp_path: Path) -> None:
     stack, phases = running.stack, running.phases
     with phases.timed("organisation, unit and users (docker compose run)"):
@@ -221,9 +260,7 @@ def test_a_newcomer_sets_up_and_manages_a_tablet(running: Running, tmp_path: Pat
                 *lainaamo, "user", "add", user, "--org", ORG, "--role", role,
                 "--password-stdin", stdin=running.passwords[role] + "\n",
             )  # fmt: skip
-    found = re.search(r"API token \(shown once\): (\S+)", out)
-    assert found, out
-    token = found.group(1)
+    token = _token_of(out)
     running.tokens["it"] = token
 
     with phases.timed("console sign-in over HTTPS through Caddy"):
@@ -244,27 +281,9 @@ def test_a_newcomer_sets_up_and_manages_a_tablet(running: Running, tmp_path: Pat
 
     with phases.timed("tablet enrolled over HTTPS, online over MQTT/TLS"):
         api = _https(running)
-        enrollment = _json(api, f"{running.https}/api/v1/enrollment-tokens", token, {"unit": UNIT})
-        state = tmp_path / "agent"
-        env = {
-            "LAINAAMO_AGENT_STATE_DIR": str(state),
-            "LAINAAMO_MQTT_CA_FILE": str(running.ca),
-            "SSL_CERT_FILE": str(running.ca),  # enrollment's HTTPS, against the stack's CA
-            "LAINAAMO_AGENT_PLATFORM": "simulated",
-            "LAINAAMO_STATUS_INTERVAL_S": "5",
-        }
-        enroll = Process(
-            ["agent", "enroll", "--server", running.https, "--token", enrollment["token"],
-             "--device-id", "tab-stack-1"],
-            env, tmp_path / "enroll.log",
-        )  # fmt: skip
-        enroll.start()
-        wait_until(lambda: not enroll.running, 60, "lainaamo agent enroll")
-        log = (tmp_path / "enroll.log").read_text()
-        assert enroll.stop() == 0 and "enrolled as device tab-stack-1" in log, log
+        agent, state = _agent_tablet(running, token, "tab-stack-1", tmp_path)
         config = json.loads((state / "enrollment.json").read_text())
         assert config["mqtt"]["port"] == running.mqtts_port and config["mqtt"]["tls"] is True
-        agent = Process(["agent"], env, tmp_path / "agent.log").start()
         try:
             device = f"{running.https}/api/v1/devices/tab-stack-1"
             wait_until(
@@ -281,12 +300,6 @@ def test_a_newcomer_sets_up_and_manages_a_tablet(running: Running, tmp_path: Pat
         finally:
             agent.stop()
             print((tmp_path / "agent.log").read_text()[-3000:])
-
-
-def _token_of(out: str) -> str:
-    found = re.search(r"API token \(shown once\): (\S+)", out)
-    assert found, out
-    return found.group(1)
 
 
 def _relay_ports(sdp: str) -> list[int]:
@@ -317,22 +330,7 @@ def test_remote_support_through_coturn(running: Running, tmp_path: Path) -> None
         admin = _token_of(stack(*lainaamo, "token", "create", ADMIN, "--name", "stack test"))
         api, base = _https(running), running.https
         _json(api, f"{base}/api/v1/agreements", admin, {"version": "1", "text": "Ehdot"})
-        enrollment = _json(api, f"{base}/api/v1/enrollment-tokens", token, {"unit": UNIT})
-        state = tmp_path / "agent"
-        env = {
-            "LAINAAMO_AGENT_STATE_DIR": str(state),
-            "LAINAAMO_MQTT_CA_FILE": str(running.ca),
-            "SSL_CERT_FILE": str(running.ca),
-            "LAINAAMO_AGENT_PLATFORM": "simulated",
-        }
-        enroll = Process(
-            ["agent", "enroll", "--server", base, "--token", enrollment["token"],
-             "--device-id", "tab-stack-2"],
-            env, tmp_path / "enroll.log",
-        ).start()  # fmt: skip
-        wait_until(lambda: not enroll.running, 60, "lainaamo agent enroll")
-        assert enroll.stop() == 0, (tmp_path / "enroll.log").read_text()
-        agent = Process(["agent"], env, tmp_path / "agent.log").start()
+        agent, _state = _agent_tablet(running, token, "tab-stack-2", tmp_path)
     try:
         device = f"{base}/api/v1/devices/tab-stack-2"
         wait_until(lambda: _json(api, device, token)["presence"]["online"], 60, "tablet online")
@@ -439,11 +437,6 @@ class TlsPublisher:
     through broker restarts (the ingest drops what arrives twice)."""
 
     def __init__(self, port: int, ca: Path, logins: dict[str, str]) -> None:
-        import threading
-
-        import paho.mqtt.client as paho
-        from paho.mqtt.enums import CallbackAPIVersion
-
         self.sent: set[tuple[str, int, int]] = set()
         self.resent = 0
         # PUBACKs that said "No matching subscribers" (0x10, a success code in MQTT 5).
@@ -474,10 +467,6 @@ class TlsPublisher:
         return self
 
     def _run(self) -> None:
-        from support.messages import status_report
-
-        from lainaamo.protocol import Kind, Topics, encode
-
         topics, seq = Topics(), 0
         while not self._stop.is_set():
             seq += 1
@@ -508,15 +497,13 @@ class TlsPublisher:
 
 
 def _stored(stack: Stack, prefix: str) -> list[tuple[str, int, int]]:
-    out = stack(
-        "exec", "-T", "postgres", "psql", "--username", "lainaamo", "--dbname", "lainaamo",
-        "--no-align", "--tuples-only", "--field-separator", ",",
-        "--command",
-        f"SELECT device_id, boot, seq FROM status_reports WHERE device_id LIKE '{prefix}-%'",
-    )  # fmt: skip
+    """Every stored status report of the devices PREFIX-… (a list: one stored twice shows)."""
+    out = _psql(
+        stack, f"SELECT device_id, boot, seq FROM status_reports WHERE device_id LIKE '{prefix}-%'"
+    )
     rows = []
     for line in out.splitlines():
-        device, boot, seq = line.split(",")
+        device, boot, seq = line.split("|")
         rows.append((device, int(boot), int(seq)))
     return rows
 
@@ -769,9 +756,7 @@ def test_an_upgrade_from_the_previous_commit_keeps_the_data(
                 *lainaamo, "user", "add", IT, "--org", ORG, "--role", "it_support",
                 "--password-stdin", stdin=running.passwords["it_support"] + "\n",
             )  # fmt: skip
-            found = re.search(r"API token \(shown once\): (\S+)", out)
-            assert found, out
-            token = found.group(1)
+            token = _token_of(out)
             api, base = _https(running), f"https://localhost:{https_port}"
             made = _json(api, f"{base}/api/v1/enrollment-tokens", token, {"unit": UNIT})
         with phases.timed("upgrade: the guide's steps to the current image"):

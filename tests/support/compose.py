@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -20,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from support.systemd_tablet import DockerError, ensure_docker, run
 
@@ -65,20 +68,28 @@ def stack_images() -> str:
     return run("bash", STACK_IMAGES, timeout=3600)
 
 
-def server_image(tag: str) -> str:
-    """The project's image, built from its Dockerfile on the local Python stand-in."""
+def _build(context: Path | str, tag: str, what: str) -> str:
+    """`docker build` of a context on the local Python stand-in, as lainaamo-server:TAG;
+    its log in ARTIFACTS."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     image = f"{SERVER_REPOSITORY}:{tag}"
-    with (ARTIFACTS / f"build-{tag}.log").open("w") as log:
+    log_path = ARTIFACTS / f"build-{tag}.log"
+    with log_path.open("w") as log:
         done = subprocess.run(
             ["docker", "build", "--network", "host", "--build-arg",
-             f"PYTHON_IMAGE={PYTHON_IMAGE}", "--tag", image, str(ROOT)],
+             f"PYTHON_IMAGE={PYTHON_IMAGE}", "--tag", image, str(context)],
             stdout=log, stderr=subprocess.STDOUT, timeout=1800, check=False,
         )  # fmt: skip
     if done.returncode != 0:
-        tail = (ARTIFACTS / f"build-{tag}.log").read_text()[-4000:]
-        raise DockerError(f"docker build of {image} failed:\n{tail}")
+        raise DockerError(
+            f"docker build of {image} ({what}) failed:\n{log_path.read_text()[-4000:]}"
+        )
     return image
+
+
+def server_image(tag: str) -> str:
+    """The project's image, built from its Dockerfile on the local Python stand-in."""
+    return _build(ROOT, tag, "this checkout")
 
 
 def image_size(image: str) -> int:
@@ -211,10 +222,6 @@ def guide_block(marker: str, directory: Path) -> Path:
     """The compose file a docs/deploy.md YAML block holding `marker` shows, written to
     `directory` as the guide's reader would save it next to docker-compose.yml (its
     `extends: {file: docker-compose.yml}` made absolute: the file is not next to it here)."""
-    import re
-
-    import yaml
-
     guide = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
     (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if marker in b]
     data = yaml.safe_load(block)
@@ -230,8 +237,6 @@ def guide_block(marker: str, directory: Path) -> Path:
 def guide_commands(heading: str, start: str = "") -> list[str]:
     """The shell lines of the first ```sh block after `start` (or the first at all) in the
     docs/deploy.md section `heading`, continuation lines joined, as a reader types them."""
-    import re
-
     guide = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
     section = guide.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     after = section.split(start, 1)[1] if start else section
@@ -262,25 +267,13 @@ def previous_commit() -> tuple[str, bool]:
 
 def previous_image(tag: str, commit: str) -> str:
     """The image of an earlier commit, built from its own Dockerfile like the current one."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    image = f"{SERVER_REPOSITORY}:{tag}"
-    log_path = ARTIFACTS / f"build-{tag}.log"
     with tempfile.TemporaryDirectory(prefix="lainaamo-previous-") as context:
         archive = subprocess.run(
             ["git", "-C", str(ROOT), "archive", "--format=tar", commit],
             capture_output=True, check=True, timeout=120,
         )  # fmt: skip
         subprocess.run(["tar", "-x", "-C", context], input=archive.stdout, check=True)
-        with log_path.open("w") as log:
-            done = subprocess.run(
-                ["docker", "build", "--network", "host", "--build-arg",
-                 f"PYTHON_IMAGE={PYTHON_IMAGE}", "--tag", image, context],
-                stdout=log, stderr=subprocess.STDOUT, timeout=1800, check=False,
-            )  # fmt: skip
-    if done.returncode != 0:
-        tail = log_path.read_text()[-4000:]
-        raise DockerError(f"docker build of {image} ({commit[:10]}) failed:\n{tail}")
-    return image
+        return _build(context, tag, commit[:10])
 
 
 def make_tls(directory: Path, host: str = "localhost") -> None:
