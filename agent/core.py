@@ -31,6 +31,7 @@ from lainaamo.protocol import (
     EnforcementReport,
     Kind,
     Message,
+    OutboxReport,
     Presence,
     SessionEvent,
     SessionSignal,
@@ -107,6 +108,8 @@ class AgentCore:
         usage_tz: tzinfo | None = None,
     ) -> None:
         self.device_id = device_id
+        # The link's outbox as a status report tells it (set by the link; protocol.md §6.2).
+        self.outbox_report: Callable[[], OutboxReport | None] = lambda: None
         # The server's keys: destructive commands run only when signed by one (protocol §10.1).
         self.verifier = Verifier.from_setting(command_public_key)
         self.topics = topics
@@ -171,8 +174,9 @@ class AgentCore:
     # --- connection life cycle
 
     def subscriptions(self) -> list[str]:
-        """Topics the agent subscribes to (QoS 1) on every connect."""
-        return [self.topics.topic(self.device_id, k) for k in _INCOMING]
+        """Topics the agent subscribes to (QoS 1) on every connect: the link handles receipts
+        itself (they concern its outbox), the core everything else."""
+        return [self.topics.topic(self.device_id, k) for k in (*_INCOMING, Kind.RECEIPT)]
 
     def will(self) -> Outgoing:
         """The last will for the next connect attempt; the birth's seq is reserved just below it.
@@ -262,6 +266,7 @@ class AgentCore:
             desired_version=desired_version,
             reason=reason,
             enforcement=enforcement,
+            outbox=self.outbox_report(),
         )
         # The end-to-end tests read this line to prove that no report is ever lost.
         log.debug("%s: status boot=%d seq=%d (%s)", self.device_id, report.boot, report.seq, reason)

@@ -22,10 +22,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.backoff import Backoff
 from agent.core import AgentCore, Outgoing
-from agent.outbox import InFlight, Outbox
+from agent.outbox import NO_MATCHING_SUBSCRIBERS, InFlight, Outbox
 from agent.pahoglue import PAHO_LOG, guarded, will_properties
 from lainaamo.config import Settings
+from lainaamo.errors import ProtocolError
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_properties
+from lainaamo.protocol import Kind, OutboxReport, Receipt, parse
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,11 @@ class Link:
         self.outbox = outbox
         self.device_id = core.device_id
         self.backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s, rng)
-        self.inflight = InFlight(outbox, window)
+        self.inflight = InFlight(
+            outbox, window, receipt_timeout_s=settings.receipt_timeout_s, clock=self._now
+        )
+        self._receipt_topic = core.topics.topic(self.device_id, Kind.RECEIPT)
+        core.outbox_report = self.outbox_report
         options = SessionOptions(
             client_id=self.device_id,
             username=self.device_id,
@@ -127,7 +133,7 @@ class Link:
                 self._birth_status_due = False
                 for out in self.core.status("birth"):
                     self._send(out)
-            if self._flush_due:
+            if self._flush_due or now >= self.inflight.next_due():
                 self._flush()
         if self.state is LinkState.STOPPING:
             self._advance_stop(now)
@@ -221,6 +227,8 @@ class Link:
             wake = min(wake, max(self.reconnect_at, now + MISC_INTERVAL_S))
         if self.client.socket() is not None:
             wake = min(wake, now + MISC_INTERVAL_S)
+        if self.state is LinkState.CONNECTED:
+            wake = min(wake, self.inflight.next_due())
         if self.state is LinkState.STOPPING:
             wake = min(wake, self._stop_deadline)
         return wake
@@ -229,7 +237,8 @@ class Link:
 
     def _send(self, out: Outgoing) -> None:
         if out.durable:
-            self.outbox.add(out.topic, out.payload, out.qos, out.retain)
+            position = out.message.position
+            self.outbox.add(out.topic, out.payload, out.qos, out.retain, position)
             if out.on_queued is not None:
                 out.on_queued()
             self._flush_due = True
@@ -237,6 +246,14 @@ class Link:
                 self._flush()
         elif self.state is LinkState.CONNECTED:
             self._publish(out.topic, out.payload, out.retain)
+
+    def outbox_report(self) -> OutboxReport:
+        """The outbox as the next status report tells the server (protocol.md §6.2)."""
+        return OutboxReport(
+            depth=min(len(self.outbox), 10**9),
+            oldest_s=min(round(self.outbox.oldest_age_s()), 10**9),
+            resent=min(self.inflight.take_resent(), 10**9),
+        )
 
     def _flush(self) -> None:
         """Hand paho the oldest outbox rows it does not already hold."""
@@ -264,6 +281,7 @@ class Link:
         self.state = LinkState.CONNECTED
         self.core.on_connected()
         self.backoff.reset()
+        self.inflight.reconnected()
         birth = self.core.birth()
         self._publish(birth.topic, birth.payload, birth.retain)
         client.subscribe([(topic, 1) for topic in self.core.subscriptions()])
@@ -290,18 +308,37 @@ class Link:
         except UnicodeDecodeError:
             log.warning("%s: ignoring a message whose topic is not UTF-8", self.device_id)
             return
+        if topic == self._receipt_topic:
+            self._on_receipt(bytes(msg.payload))
+            return
         for out in self.core.handle(topic, bytes(msg.payload)):
             self._send(out)
+
+    def _on_receipt(self, payload: bytes) -> None:
+        """The server confirms what it has committed: those rows are safe (§11.1)."""
+        try:
+            receipt = parse(Kind.RECEIPT, self.device_id, payload)
+        except ProtocolError as exc:
+            log.warning("%s: ignoring a bad receipt: %s", self.device_id, exc)
+            return
+        assert isinstance(receipt, Receipt)
+        self.outbox.server_sends_receipts()
+        self.inflight.confirmed(receipt.committed)
 
     @guarded
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         if mid == self._shutdown_mid:
             self._shutdown_acked = True
-        if self.inflight.acked(mid):
+        code = int(reason.value)
+        if self.inflight.acked(mid, code):
             self._flush_due = True
             if reason.is_failure:
                 # Retrying would be refused again and block the outbox behind it.
                 log.warning("%s: broker refused a report: %s", self.device_id, reason)
+            elif code == NO_MATCHING_SUBSCRIBERS:
+                log.info(
+                    "%s: no one received a report (%s): kept to send again", self.device_id, reason
+                )
 
     @guarded
     def _on_subscribe(self, _c: Any, _u: Any, _m: int, reasons: list[ReasonCode], _p: Any) -> None:

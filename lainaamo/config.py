@@ -158,6 +158,18 @@ class Settings:
         "Port of `/metrics` and `/healthz` of a separate `lainaamo ingest` process (0: none).",
         "ingest",
     )
+    ingest_receipts: bool = _s(
+        True,
+        "Publish receipts of what is committed to each tablet (docs/protocol.md §11.1), so that "
+        "tablets keep every report until it is in the database, not only at the broker.",
+        "ingest",
+    )
+    ingest_receipt_interval_ms: int = _s(
+        500,
+        "At most one receipt per tablet in this time: what is committed meanwhile goes into "
+        "the next one.",
+        "ingest",
+    )
     rejection_log_interval_s: int = _s(
         300,
         "A rejected message is logged at most once per device and reason in this time.",
@@ -184,7 +196,17 @@ class Settings:
         "agent",
     )
     outbox_max: int = _s(
-        10000, "Most unsent reports kept on disk; the oldest are dropped beyond this.", "agent"
+        10000,
+        "Most reports kept on disk until the server confirms them (a week of status reports at "
+        "the default interval); beyond this the oldest are dropped, logged and counted.",
+        "agent",
+    )
+    receipt_timeout_s: float = _s(
+        300.0,
+        "A report the broker accepted but the server has not confirmed (protocol.md §11.1) is "
+        "sent again after this many seconds, then after twice as long each time, up to an hour; "
+        "and after every reconnect.",
+        "agent",
     )
     reconnect_min_s: float = _s(1.0, "First reconnect delay; doubles up to the maximum.", "agent")
     reconnect_max_s: float = _s(60.0, "Longest reconnect delay.", "agent")
@@ -336,9 +358,12 @@ class Settings:
             "status_interval_s",
             "usage_interval_s",
             "mqtt_keepalive_s",
+            "receipt_timeout_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.ingest_receipt_interval_ms < 0:
+            raise ConfigError("ingest_receipt_interval_ms must not be negative")
         if self.device_mqtt_url:
             url = urlsplit(self.device_mqtt_url)
             try:

@@ -12,7 +12,9 @@ from lainaamo.protocol.messages import (
     EnforcementReport,
     Envelope,
     Message,
+    OutboxReport,
     Presence,
+    Receipt,
     SessionEvent,
     SessionSignal,
     StatusReport,
@@ -20,6 +22,7 @@ from lainaamo.protocol.messages import (
     encode,
     format_ts,
     parse,
+    ranges_of,
 )
 from lainaamo.protocol.topics import Kind, Topics
 
@@ -32,7 +35,9 @@ __all__ = [
     "Envelope",
     "Kind",
     "Message",
+    "OutboxReport",
     "Presence",
+    "Receipt",
     "SessionEvent",
     "SessionSignal",
     "StatusReport",
@@ -41,4 +46,5 @@ __all__ = [
     "encode",
     "format_ts",
     "parse",
+    "ranges_of",
 ]

@@ -12,7 +12,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import resources
@@ -105,6 +105,21 @@ class EnforcementReport:
         return {"unsupported": list(self.unsupported), "failed": dict(self.failed)}
 
 
+@dataclass(frozen=True)
+class OutboxReport:
+    """A device's outbox when it made a status report (docs/protocol.md §6.2, §11): messages
+    waiting for the server's receipt, how long the oldest has waited, and how many it sent
+    again since its previous status report."""
+
+    depth: int = 0
+    oldest_s: int = 0
+    resent: int = 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OutboxReport:
+        return cls(int(data["depth"]), int(data["oldest_s"]), int(data["resent"]))
+
+
 @dataclass(frozen=True, kw_only=True)
 class StatusReport(Envelope):
     battery_pct: int
@@ -122,6 +137,8 @@ class StatusReport(Envelope):
     reason: str | None = None
     # Of the policy of `desired_version`; None: the device does not say (an older agent).
     enforcement: EnforcementReport | None = None
+    # None: the device does not say (an agent from before receipts, 2026-12).
+    outbox: OutboxReport | None = None
 
     kind = Kind.STATUS
 
@@ -192,6 +209,35 @@ class SessionEvent(Envelope):
     kind = Kind.SESSION_EVT
 
 
+Range = tuple[int, int, int]  # (boot, first seq, last seq), inclusive
+MAX_RECEIPT_RANGES = 512
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt(Envelope):
+    """Which of a device's messages the server has committed (docs/protocol.md §11.1): the
+    device may forget every message of its outbox whose (boot, seq) one of the ranges holds."""
+
+    committed: tuple[Range, ...]
+
+    kind = Kind.RECEIPT
+
+    def covers(self, boot: int, seq: int) -> bool:
+        return any(b == boot and first <= seq <= last for b, first, last in self.committed)
+
+
+def ranges_of(positions: Iterable[tuple[int, int]]) -> list[Range]:
+    """Positions folded into the fewest inclusive ranges, in order: [(3, 1), (3, 2), (3, 4)]
+    gives [(3, 1, 2), (3, 4, 4)]."""
+    found: list[Range] = []
+    for boot, seq in sorted(set(positions)):
+        if found and found[-1][0] == boot and found[-1][2] == seq - 1:
+            found[-1] = (boot, found[-1][1], seq)
+        else:
+            found.append((boot, seq, seq))
+    return found
+
+
 USAGE_CATEGORIES = ("chat", "appointment", "digipath", "group", "other")
 
 
@@ -217,6 +263,7 @@ Message = (
     | SessionSignal
     | SessionEvent
     | UsageReport
+    | Receipt
 )
 
 _CLASSES: dict[Kind, type[Envelope]] = {
@@ -228,6 +275,7 @@ _CLASSES: dict[Kind, type[Envelope]] = {
     Kind.SESSION: SessionSignal,
     Kind.SESSION_EVT: SessionEvent,
     Kind.USAGE: UsageReport,
+    Kind.RECEIPT: Receipt,
 }
 _TIME_FIELDS = ("ts", "expires_at")
 
@@ -300,6 +348,13 @@ def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
             data["enforcement"] = EnforcementReport.from_json(data["enforcement"])
         except ValueError as exc:
             raise ProtocolError("invalid", f"enforcement: {exc}") from None
+    if kind is Kind.STATUS and "outbox" in data:
+        data["outbox"] = OutboxReport.from_json(data["outbox"])
+    if kind is Kind.RECEIPT:
+        committed = tuple((b, first, last) for b, first, last in data["committed"])
+        if any(b < 1 or first > last for b, first, last in committed):
+            raise ProtocolError("invalid", "a committed range needs boot >= 1 and first <= last")
+        data["committed"] = committed
     message: Message = _build(_CLASSES[kind], data)  # type: ignore[assignment]
     return message
 

@@ -23,6 +23,7 @@ class Kind(enum.StrEnum):
     SESSION = "session"  # remote-support signals, server → device
     SESSION_EVT = "session/evt"  # remote-support events, device → server
     USAGE = "usage"  # daily usage totals, device → server
+    RECEIPT = "receipt"  # which device messages are committed, server → device (§11.1)
 
     @property
     def schema_name(self) -> str:

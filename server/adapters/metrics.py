@@ -97,6 +97,40 @@ class IngestMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
             registry=registry,
         )
+        # End-to-end receipts (docs/protocol.md §11.1) and the tablets' outboxes (§6.2).
+        self.receipts = Counter(
+            "lainaamo_ingest_receipts_total",
+            "Receipts published to tablets (each confirms what ingest committed of one tablet).",
+            registry=registry,
+        )
+        self.receipt_delay = Histogram(
+            "lainaamo_ingest_receipt_delay_seconds",
+            "Time from receiving a message to publishing the receipt that confirms it (how far "
+            "the tablets' confirmed positions lag behind what they sent).",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
+        self.outbox_depth = Histogram(
+            "lainaamo_device_outbox_messages",
+            "Messages waiting in a tablet's outbox for the server's receipt, as its status "
+            "reports say (one observation per report).",
+            buckets=(0, 1, 10, 100, 1000, 10000),
+            registry=registry,
+        )
+        self.outbox_age = Histogram(
+            "lainaamo_device_outbox_oldest_seconds",
+            "How long the oldest message of a tablet's outbox has waited, as its status reports "
+            "say (one observation per report).",
+            buckets=(1, 10, 60, 300, 3600, 21600, 86400, 604800),
+            registry=registry,
+        )
+        self.resent = Counter(
+            "lainaamo_device_reports_resent_total",
+            "Messages tablets sent again because no receipt confirmed them (after a reconnect, "
+            "a broker that had no subscriber, or the receipt timeout), as their status reports "
+            "count them.",
+            registry=registry,
+        )
         for reason in sorted(ProtocolError.REASONS):
             self.rejected.labels(reason)
         for reason in ("duplicate", "stale", "not_collected", "implausible"):

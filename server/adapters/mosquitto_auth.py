@@ -31,7 +31,7 @@ FILE_MODE = 0o640
 
 # Topics under `{prefix}/{device id}/` a device may publish to, and read.
 DEVICE_WRITES = ("presence", "status", "cmd/ack", "session/evt", "usage")
-DEVICE_READS = ("desired", "cmd", "session")
+DEVICE_READS = ("desired", "cmd", "session", "receipt")
 
 
 def hash_password(password: str, *, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:

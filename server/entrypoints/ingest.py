@@ -9,6 +9,7 @@ only forward.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -26,9 +27,19 @@ from sqlalchemy.orm import Session
 from lainaamo.config import Settings
 from lainaamo.errors import ProtocolError
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_intake_client
-from lainaamo.protocol import Kind, SessionEvent, Topics, UsageReport, parse
+from lainaamo.protocol import (
+    Kind,
+    Receipt,
+    SessionEvent,
+    StatusReport,
+    Topics,
+    UsageReport,
+    encode,
+    parse,
+)
 from server.adapters.metrics import IngestMetrics
 from server.domain.events import DeviceWentOffline
+from server.domain.receipts import ReceiptBook
 from server.domain.usage import parse_day
 from server.service_layer import support_events
 from server.service_layer.ingest import BatchOutcome, Received, ingest_batch
@@ -36,8 +47,18 @@ from server.service_layer.ingest import BatchOutcome, Received, ingest_batch
 log = logging.getLogger(__name__)
 
 SUBSCRIBED_KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT, Kind.USAGE)
+# What tablets keep in their outbox until a receipt confirms it (protocol.md §11.1); presence
+# is not kept, so it is not confirmed.
+CONFIRMED_KINDS = frozenset({Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT, Kind.USAGE})
+# Refusals that are final for a message a tablet may hold: confirmed, so that it is not sent
+# again and again. Not confirmed: messages of unknown devices or topics (no one to tell) and
+# oversized ones (not read at all).
+_FINAL_REFUSALS = frozenset(
+    {"malformed", "invalid", "mismatched", "personal_data", "internal_error"}
+)
 # Errors that mean "the database is away", after which the same batch is tried again.
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+MAX_POSITION = 2**53 - 1
 # After this many transient failures of one batch, ingest asks the database whether it answers
 # at all: if it does, the failure is the batch's own and the batch is split up.
 TRANSIENT_ATTEMPTS = 3
@@ -114,6 +135,26 @@ class RejectionLog:
         return True
 
 
+def claimed_position(payload: bytes, device_id: str) -> tuple[int, int] | None:
+    """The `(boot, seq)` a refused payload claims, if it names the topic's device and has
+    well-formed ones; None otherwise. Never raises."""
+    try:
+        data = json.loads(payload)
+        if not isinstance(data, dict) or data.get("device_id") != device_id:
+            return None
+        boot, seq = data.get("boot"), data.get("seq")
+        if (
+            type(boot) is int
+            and type(seq) is int
+            and 1 <= boot <= MAX_POSITION
+            and 0 <= seq <= MAX_POSITION
+        ):
+            return boot, seq
+    except Exception:  # anything a hostile payload can make json do
+        return None
+    return None
+
+
 def _source(topic: str) -> str:
     """The device a topic names (or the topic), for logging rejections once per device."""
     source = topic.split("/")[-2] if "/" in topic else topic
@@ -145,6 +186,14 @@ class IngestConsumer:
         self._connected = threading.Event()
         self._worker = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
         self._rejections = RejectionLog(settings.rejection_log_interval_s)
+        # Receipts (protocol.md §11.1), published by the committing thread after each commit.
+        self._receipts = (
+            ReceiptBook(settings.ingest_receipt_interval_ms / 1000)
+            if settings.ingest_receipts
+            else None
+        )
+        self._boot = int(time.time())  # a server message's boot: this process's start
+        self._seq = 0
         self._options = SessionOptions(
             client_id=settings.ingest_client_id,
             username=settings.mqtt_username,
@@ -262,7 +311,9 @@ class IngestConsumer:
                 if batch:
                     self._handle(batch)
                 elif self._stop.is_set():
+                    self._publish_receipts(flush=True)
                     return
+                self._publish_receipts()
         except BaseException:
             # Nothing a message holds gets here (_handle sets such messages aside); this is a
             # bug in ingest itself. Without the worker nothing is committed any more, so the
@@ -331,6 +382,7 @@ class IngestConsumer:
         )
         try:
             self._account(batch, rejected, outcome)
+            self._observe_outboxes(valid, unknown)
         except Exception:
             # Counting must never keep a committed batch from being acknowledged (unacknowledged
             # messages fill the broker's in-flight window until nothing arrives any more).
@@ -342,6 +394,86 @@ class IngestConsumer:
             for incoming in batch
             if incoming.qos == 1 and incoming.generation == generation
         )
+        if self._receipts is not None:
+            try:
+                self._note_receipts(valid, rejected)
+            except Exception:
+                log.exception("could not note the receipts of a committed batch")
+
+    def _observe_outboxes(self, valid: list[tuple[Incoming, Received]], unknown: set[str]) -> None:
+        """The tablets' outboxes as their status reports describe them (protocol.md §6.2)."""
+        metrics = self._metrics
+        for _, received in valid:
+            message = received.message
+            if (
+                isinstance(message, StatusReport)
+                and message.outbox is not None
+                and message.device_id not in unknown
+            ):
+                metrics.outbox_depth.observe(message.outbox.depth)
+                metrics.outbox_age.observe(message.outbox.oldest_s)
+                if message.outbox.resent:
+                    metrics.resent.inc(message.outbox.resent)
+
+    # --- receipts (protocol.md §11.1) ---------------------------------------------------------
+
+    def _note_receipts(
+        self,
+        valid: list[tuple[Incoming, Received]],
+        rejected: list[tuple[Incoming, ProtocolError]],
+    ) -> None:
+        """Book the positions a committed batch made safe: every valid message a tablet keeps
+        in its outbox (stored, or dropped as a duplicate: stored before), and those refused
+        for good whose position can be read."""
+        assert self._receipts is not None
+        book = self._receipts
+        refused = {id(incoming): error.reason for incoming, error in rejected}
+        for incoming, received in valid:
+            message = received.message
+            if message.kind in CONFIRMED_KINDS and refused.get(id(incoming)) in (
+                None,
+                "internal_error",
+            ):
+                book.add(message.device_id, (message.position,), incoming.received_mono)
+        for incoming, error in rejected:
+            if error.reason not in _FINAL_REFUSALS or any(incoming is inc for inc, _ in valid):
+                continue
+            try:
+                device_id, kind = self._topics.parse(incoming.topic)
+            except ProtocolError:
+                continue
+            if kind not in CONFIRMED_KINDS:
+                continue
+            position = claimed_position(incoming.payload, device_id)
+            if position is not None:
+                book.add(device_id, (position,), incoming.received_mono)
+
+    def _publish_receipts(self, *, flush: bool = False) -> None:
+        """Publish the receipts that are due (QoS 1, not retained, not waited for: a lost
+        receipt only makes the tablet send those reports again)."""
+        if self._receipts is None or not len(self._receipts):
+            return
+        now = time.monotonic()
+        if not flush and now < self._receipts.next_due():
+            return
+        for due in self._receipts.due(now, flush=flush):
+            self._seq += 1
+            receipt = Receipt(
+                device_id=due.device_id,
+                ts=datetime.now(UTC),
+                boot=self._boot,
+                seq=self._seq,
+                committed=due.committed,
+            )
+            try:
+                self._client.publish(
+                    self._topics.topic(due.device_id, Kind.RECEIPT), encode(receipt), qos=1
+                )
+            except Exception:  # paho's queue full, say: the tablet sends them again later
+                log.warning("could not publish a receipt to %s", due.device_id, exc_info=True)
+                continue
+            self._metrics.receipts.inc()
+            self._metrics.receipt_delay.observe(max(0.0, now - due.since))
 
     def _validate(self, incoming: Incoming) -> Received:
         """The message a raw one holds, or ProtocolError saying why it is refused."""

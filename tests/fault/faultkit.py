@@ -82,6 +82,37 @@ def ingest_process(db_url: str, broker: Mosquitto, log: Path, **env: str) -> tup
     return Process(["ingest"], settings, log), port
 
 
+def agent_process(
+    device: str, broker: Mosquitto, state_dir: Path, log: Path, **env: str
+) -> Process:
+    """A `lainaamo agent --platform simulated` (not started) that reports every 0.2 s and logs
+    each status report it makes (DEBUG, read by `made_reports`); `env` overrides."""
+    settings = {
+        "LAINAAMO_MQTT_HOST": broker.host,
+        "LAINAAMO_MQTT_PORT": str(broker.port),
+        "LAINAAMO_RECONNECT_MIN_S": "0.2",
+        "LAINAAMO_RECONNECT_MAX_S": "1",
+        "LAINAAMO_AGENT_STATE_DIR": str(state_dir),
+        "LAINAAMO_STATUS_INTERVAL_S": "0.2",
+        "LAINAAMO_MQTT_KEEPALIVE_S": "2",
+        "LAINAAMO_LOG_LEVEL": "DEBUG",
+        **env,
+    }
+    return Process(["agent", "--device-id", device, "--platform", "simulated"], settings, log)
+
+
+STATUS_LINE = re.compile(r"(tab-\d{3}): status boot=(\d+) seq=(\d+)")
+
+
+def made_reports(logs: list[Path]) -> set[Report]:
+    """Every status report the agents made, from their debug logs."""
+    found: set[Report] = set()
+    for log in logs:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        found.update((m[1], int(m[2]), int(m[3])) for m in STATUS_LINE.finditer(text))
+    return found
+
+
 def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of a process's `/metrics`, by (name, sorted labels)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:

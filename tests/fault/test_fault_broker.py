@@ -2,25 +2,27 @@
 started again from its persistence file, which it saves every second.
 
 Real processes: `lainaamo ingest` and three `lainaamo agent --platform simulated`, each
-numbering its status reports (boot, seq) and keeping them in its outbox until the broker
-acknowledges them. The reports the agents made are read from their debug logs; after the
-broker is back every one of them must be in the database exactly once — those made while the
-broker was dead too (they waited in the outboxes), and those the broker had taken just before
-it died (it had already handed them to the connected ingest, or the agent sends them again).
+numbering its status reports (boot, seq) and keeping them in its outbox until the server's
+receipt confirms them (docs/protocol.md §11.1). The reports the agents made are read from their
+debug logs; after the broker is back every one of them must be in the database exactly once —
+those made while the broker was dead too (they waited in the outboxes), and those the broker
+had taken just before it died (it had already handed them to the connected ingest, or the agent
+sends them again).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from faultkit import (
     DEVICES,
     Report,
+    agent_process,
     assert_no_errors,
     dump,
     ingest_process,
+    made_reports,
     stored_reports,
     subscribed,
     wait_stored,
@@ -28,20 +30,9 @@ from faultkit import (
 from support.fleet import make_fleet
 from support.mosquitto import Mosquitto
 from support.postgres import create_database, drop_database
-from support.processes import Process, wait_until
+from support.processes import wait_until
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(60)]
-
-STATUS_LINE = re.compile(r"(tab-\d{3}): status boot=(\d+) seq=(\d+)")
-
-
-def made_reports(logs: list[Path]) -> set[Report]:
-    """Every status report the agents made, from their debug logs."""
-    found: set[Report] = set()
-    for log in logs:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        found.update((m[1], int(m[2]), int(m[3])) for m in STATUS_LINE.finditer(text))
-    return found
 
 
 def test_a_broker_crash_during_steady_ingest_loses_no_report(
@@ -53,20 +44,7 @@ def test_a_broker_crash_during_steady_ingest_loses_no_report(
     ingest, port = ingest_process(db_url, mosquitto, tmp_path / "ingest.log")
     logs = [tmp_path / f"{device}.log" for device in DEVICES]
     agents = [
-        Process(
-            ["agent", "--device-id", device, "--platform", "simulated"],
-            {
-                "LAINAAMO_MQTT_HOST": mosquitto.host,
-                "LAINAAMO_MQTT_PORT": str(mosquitto.port),
-                "LAINAAMO_RECONNECT_MIN_S": "0.2",
-                "LAINAAMO_RECONNECT_MAX_S": "1",
-                "LAINAAMO_AGENT_STATE_DIR": str(tmp_path / "agents" / device),
-                "LAINAAMO_STATUS_INTERVAL_S": "0.2",
-                "LAINAAMO_MQTT_KEEPALIVE_S": "2",
-                "LAINAAMO_LOG_LEVEL": "DEBUG",
-            },
-            log,
-        )
+        agent_process(device, mosquitto, tmp_path / "agents" / device, log)
         for device, log in zip(DEVICES, logs, strict=True)
     ]
     processes = [ingest, *agents]

@@ -250,11 +250,12 @@ def test_shutdown_presence(core: AgentCore) -> None:
     assert (presence.state, presence.reason, out.retain) == ("offline", "shutdown", True)
 
 
-def test_subscriptions_are_own_desired_cmd_and_session(core: AgentCore) -> None:
+def test_subscriptions_are_own_desired_cmd_session_and_receipt(core: AgentCore) -> None:
     assert core.subscriptions() == [
         "fleet/v1/tab-001/desired",
         "fleet/v1/tab-001/cmd",
         "fleet/v1/tab-001/session",
+        "fleet/v1/tab-001/receipt",
     ]
 
 

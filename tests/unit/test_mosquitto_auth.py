@@ -63,6 +63,7 @@ def test_acl_gives_devices_only_their_own_topics() -> None:
         "pattern read fleet/v1/%u/desired",
         "pattern read fleet/v1/%u/cmd",
         "pattern read fleet/v1/%u/session",
+        "pattern read fleet/v1/%u/receipt",
     ]
     assert "\nuser " not in ma.render_acl("fleet/v1", "")  # no server identity: patterns only
 

@@ -1,0 +1,137 @@
+"""A broker that forgets: Mosquitto **without persistence** killed with SIGKILL while it holds a
+backlog for a frozen ingest, then started again empty (no sessions, no queued messages).
+
+Real processes: `lainaamo ingest` and four `lainaamo agent --platform simulated`, each
+numbering its status reports and keeping them in its outbox until the server's receipt
+confirms them (docs/protocol.md §11.1). The ingest is frozen (SIGSTOP) so that the broker
+holds what the tablets send; then the broker dies and comes back knowing nothing, the tablets
+reconnect (and meet "no matching subscribers" until the ingest is back), and the ingest
+resumes. Every report the agents made must be in the database exactly once.
+
+Before receipts, the tablets dropped each report at the broker's PUBACK: everything the broker
+held for the frozen ingest was lost here (and the stack test lost hundreds after a crash of a
+broker with persistence, tests/stack).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from faultkit import (
+    agent_process,
+    assert_no_errors,
+    dump,
+    ingest_process,
+    made_reports,
+    metric,
+    pause,
+    resume,
+    stored_reports,
+    subscribed,
+    wait_stored,
+)
+from support.fleet import make_fleet
+from support.mosquitto import Mosquitto
+from support.postgres import create_database, drop_database
+from support.processes import wait_until
+
+from agent.outbox import Outbox
+
+pytestmark = [pytest.mark.fault, pytest.mark.timeout(150)]
+
+TABLETS = ("tab-001", "tab-002", "tab-004", "tab-007")
+
+
+def test_a_broker_without_persistence_crashing_with_a_backlog_loses_no_report(
+    pg_url: str, tmp_path: Path
+) -> None:
+    broker = Mosquitto(tmp_path / "mosquitto", persistence=False)
+    broker.start()
+    db_url = create_database(pg_url)
+    fleet = make_fleet(db_url, devices=9)
+    factory = fleet.services.session_factory
+    # A small receive maximum: the broker hands the frozen ingest only a few messages (which
+    # wait in its socket) and holds the rest in its queue, in memory.
+    ingest, port = ingest_process(
+        db_url, broker, tmp_path / "ingest.log", LAINAAMO_INGEST_RECEIVE_MAXIMUM="10"
+    )
+    logs = [tmp_path / f"{tablet}.log" for tablet in TABLETS]
+    states = [tmp_path / "agents" / tablet for tablet in TABLETS]
+    agents = [
+        agent_process(tablet, broker, state, log)
+        for tablet, state, log in zip(TABLETS, states, logs, strict=True)
+    ]
+    processes = [ingest, *agents]
+
+    def stored() -> set[tuple[str, int, int]]:
+        return set(stored_reports(factory))
+
+    def confirmed_by_server(state: Path) -> bool:
+        path = state / "outbox.sqlite"
+        if not path.exists():
+            return False
+        with Outbox(path, 10_000) as outbox:
+            return outbox.receipts
+
+    try:
+        ingest.start()
+        wait_until(subscribed(port), 30, "the ingest to subscribe")
+        for agent in agents:
+            agent.start()
+        wait_until(
+            lambda: {t for t, _, _ in stored()} == set(TABLETS) and len(stored()) >= 20,
+            30,
+            "steady ingest from the four agents",
+        )
+        wait_until(
+            lambda: all(confirmed_by_server(state) for state in states),
+            15,
+            "every agent to have had a receipt",
+        )
+
+        # The ingest freezes: the broker takes the tablets' reports (PUBACK) and holds them
+        # for the ingest's session, in memory only.
+        pause(ingest)
+        frozen_at = made_reports(logs)
+        wait_until(
+            lambda: len(made_reports(logs)) >= len(frozen_at) + 40,
+            20,
+            "the agents to report while the ingest is frozen",
+        )
+        held = made_reports(logs) - stored()
+        broker.kill()
+        broker.start()  # empty: no sessions, no queued messages
+        wait_until(
+            lambda: all(log.read_text().count(": connected (session present") >= 2 for log in logs),
+            20,
+            "every agent to reconnect to the new broker",
+        )
+        resume(ingest)
+
+        made = made_reports(logs)
+        wait_stored(factory, made, 90, "every report made before, during and after the crash")
+        # The crash did take a backlog with it, and the tablets sent it again (their status
+        # reports count what they sent again).
+        assert len(held) >= 20, "the broker held a backlog when it died"
+        wait_until(
+            lambda: (metric(port, "lainaamo_device_reports_resent_total") or 0) >= len(held),
+            15,
+            "the tablets' count of reports sent again",
+        )
+        for agent in agents:
+            assert agent.stop() == 0, agent.tail()
+        rows = stored_reports(factory)
+        assert len(rows) == len(set(rows)), "a report is stored twice"
+        assert set(rows) <= made_reports(logs), "a stored report no agent made"
+        assert_no_errors(ingest, *agents)
+    except AssertionError:
+        dump(*processes)
+        print(broker.log_tail())
+        raise
+    finally:
+        codes = [p.stop() for p in processes if p.running]
+        fleet.services.close()
+        drop_database(db_url)
+        broker.stop()
+    assert codes == [0]
