@@ -11,6 +11,15 @@ end closes the peer connection and hides the indicator. Events go out through `e
 of SessionEvent fields without the envelope), which must be safe to call from this loop;
 `on_connection` hears when a session connects (True) and when a connected one ends (False),
 for the day's support seconds.
+
+Signals may come twice: the broker redelivers a QoS 1 message, and the server sends a signal
+again when the device has reconnected since (a broker restarted without its store forgets what
+it held). So a request of the current session is ignored, and so is the same request again
+(the same session id, caller, purpose and mode) of one of the last FINISHED_REMEMBERED sessions
+that ended here (declined, timed out, answered `busy`, ended): the client is never asked twice.
+An offer counts only in phase ACCEPTED (the first one moves the session on at once, before
+anything is awaited); a candidate the peer connection already has, or one after the end of
+candidates, changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +41,9 @@ from lainaamo.protocol import SessionSignal
 log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any]], None]
+Asks = tuple[str, str, str]  # what a request asks: caller, purpose, mode
 STALE_GRACE_S = 30.0  # a request older than its consent timeout plus this is not shown at all
+FINISHED_REMEMBERED = 64  # ids of sessions finished here whose redelivered requests are ignored
 _NO_BYE = (None, "hangup_peer", "heartbeat_lost", "connection_failed")
 
 
@@ -47,6 +59,7 @@ class Session:
     session_id: str
     caller: str
     mode: str
+    purpose: str
     ice_servers: list[dict[str, Any]]
     max_duration_s: float
     phase: Phase = Phase.ASKING
@@ -63,6 +76,10 @@ class Session:
     indicator: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+    @property
+    def asks(self) -> Asks:
+        return self.caller, self.purpose, self.mode
 
 
 class SupportManager:
@@ -92,6 +109,7 @@ class SupportManager:
         self.on_connection = on_connection
         self.session: Session | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._finished: OrderedDict[str, Asks] = OrderedDict()  # oldest first
 
     # --- signals
 
@@ -129,25 +147,42 @@ class SupportManager:
         session = self.session
         return session if session is not None and session.session_id == signal.session_id else None
 
+    def finished(self, session_id: str) -> bool:
+        """Whether the session ended here lately (its request again is ignored)."""
+        return session_id in self._finished
+
+    def _finish(self, session_id: str, asks: Asks) -> None:
+        self._finished[session_id] = asks
+        self._finished.move_to_end(session_id)
+        while len(self._finished) > FINISHED_REMEMBERED:
+            self._finished.popitem(last=False)
+
     async def _on_request(self, signal: SessionSignal) -> None:
+        asks = (signal.caller or "?", signal.purpose or "", signal.mode or "view")
+        if self._finished.get(signal.session_id) == asks:
+            log.info("%s: support: ignoring the request of a finished session", self.label)
+            return
         if self.session is not None:
             if self.session.session_id != signal.session_id:  # not a redelivery of QoS 1
                 self.emit(signal.session_id, "consent", consent="busy", control=False)
+                self._finish(signal.session_id, asks)
             return
         timeout = float(signal.consent_timeout_s or 60)
         if (self._wall() - signal.ts).total_seconds() > timeout + STALE_GRACE_S:
             log.info("%s: support: request arrived after its consent time", self.label)
             self.emit(signal.session_id, "consent", consent="timeout", control=False)
+            self._finish(signal.session_id, asks)
             return
         session = Session(
             session_id=signal.session_id,
-            caller=signal.caller or "?",
-            mode=signal.mode or "view",
+            caller=asks[0],
+            purpose=asks[1],
+            mode=asks[2],
             ice_servers=list(signal.ice_servers or []),
             max_duration_s=float(signal.max_duration_s or 3600),
         )
         self.session = session
-        ask = self.platform.ask_consent(session.caller, signal.purpose or "", session.mode, timeout)
+        ask = self.platform.ask_consent(session.caller, session.purpose, session.mode, timeout)
         session.ask = asyncio.ensure_future(ask)
         done, _ = await asyncio.wait({session.ask}, timeout=timeout)
         answer: ConsentAnswer | None = None
@@ -164,6 +199,7 @@ class SupportManager:
         if answer is None or not answer.accepted:
             self.session = None
             session.phase = Phase.ENDED
+            self._finish(session.session_id, session.asks)
             consent = "timeout" if answer is None else "declined"
             self.emit(session.session_id, "consent", consent=consent, control=False)
             return
@@ -254,6 +290,7 @@ class SupportManager:
             return
         log.info("%s: support: session ends (%s)", self.label, reason or "hangup")
         session.phase = Phase.ENDED
+        self._finish(session.session_id, session.asks)
         if reason not in _NO_BYE and session.channel is not None:
             self.send(session, "bye")
         if self.session is session:

@@ -500,8 +500,10 @@ class DesiredStateRow(Base):
 class CommandRow(Base):
     """A one-shot command in the server-side outbox, from queued to its outcome.
 
-    Never retained on the broker: a command reaches a device when it is online, and is sent
-    again when the device comes back with a new boot before acknowledging it.
+    Never retained on the broker: a command reaches a device when it is online. Each send
+    records the device's presence position `(sent_boot, sent_seq)` at the time; a command the
+    device has not acknowledged is sent again while it is online once that position has moved
+    (it has connected again since) or after a backoff (service_layer/device_commands.py).
     """
 
     __tablename__ = "commands"
@@ -521,7 +523,9 @@ class CommandRow(Base):
     created_by: Mapped[str] = mapped_column(String(140))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The device's presence (boot, seq) at the last send; NULL: unknown (taken as -1).
     sent_boot: Mapped[int | None] = mapped_column(BigInteger)
+    sent_seq: Mapped[int | None] = mapped_column(BigInteger)
     sends: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -577,7 +581,12 @@ class SupportSession(Base):
 
 
 class SessionSignalRow(Base):
-    """A signal waiting to be published to a device (QoS 1, never retained) by the background."""
+    """A signal for a device, published by the background (QoS 1, never retained).
+
+    Each send records the device's presence position `(sent_boot, sent_seq)` at the time: a
+    signal is sent again once the device has connected again since, while it is young and its
+    session needs it (adapters/support_signals.py).
+    """
 
     __tablename__ = "support_signals"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -591,6 +600,9 @@ class SessionSignalRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, info=machine_made("signals"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    sent_boot: Mapped[int | None] = mapped_column(BigInteger)
+    sent_seq: Mapped[int | None] = mapped_column(BigInteger)
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class UsageDeviceDay(Base):

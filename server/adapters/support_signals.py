@@ -1,20 +1,39 @@
 """The server's SignalSender: signals go into the `support_signals` outbox of the transaction.
 
 The background worker publishes them (QoS 1, never retained) with the server's boot/seq and
-marks them sent; a rolled-back transaction therefore never sends a signal.
+marks them sent with the device's presence position at the time; a rolled-back transaction
+therefore never sends a signal.
+
+A broker that restarts without its store forgets what it held for a device, and the device
+reconnects with a new birth. So a signal already sent is sent again (`due`) while
+
+- its device is online and has connected again since: its presence position
+  `(presence_boot, presence_seq)` differs from the one recorded at the last send
+  (`sent_boot`, `sent_seq`; NULL counts as -1),
+- the signal is younger than the worker's stale limit (SIGNAL_STALE_S), and
+- its session still needs it: the session is live (not declined, timed out or ended), or the
+  signal is the `hangup` that ended it.
+
+The agent ignores what it already has (a request or offer of its current session, a request of
+a session it has finished, a candidate it knows).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Mapped, Session
 
 from lainaamo.protocol import SessionSignal
 from server.adapters import orm, wakeup
+from signaling import LIVE
+
+# A device's presence position (boot, seq) as the server last applied it; None: unknown.
+Position = tuple[int | None, int | None]
+_LIVE = sorted(state.value for state in LIVE)
 
 _ENVELOPE = ("device_id", "ts", "boot", "seq", "v")
 
@@ -43,13 +62,58 @@ class DbSignalSender:
         wakeup.announce(self._session)  # relayed at once, not at the scheduler's next poll
 
 
-def unsent(session: Session, limit: int = 200) -> list[orm.SessionSignalRow]:
-    """Signals not published yet, oldest first."""
-    return list(
-        session.scalars(
-            select(orm.SessionSignalRow)
-            .where(orm.SessionSignalRow.sent_at.is_(None))
-            .order_by(orm.SessionSignalRow.id)
-            .limit(limit)
-        )
+def presence_moved(
+    sent_boot: Mapped[int | None], sent_seq: Mapped[int | None]
+) -> ColumnElement[bool]:
+    """Whether the device's presence position (orm.DeviceStatus, joined) differs from the one
+    recorded at a send: the device has connected again since (NULL counts as -1 either side).
+
+    Only a birth moves the position of an online device (a will or shutdown says offline), so
+    `differs` means `newer`, and also holds after IT support reset the device's sequence
+    state, when the position the server adopts may be lower."""
+    status = orm.DeviceStatus
+    return or_(
+        func.coalesce(status.presence_boot, -1) != func.coalesce(sent_boot, -1),
+        func.coalesce(status.presence_seq, -1) != func.coalesce(sent_seq, -1),
     )
+
+
+def due(
+    session: Session, now: datetime, stale_s: float, limit: int = 200
+) -> list[tuple[orm.SessionSignalRow, Position]]:
+    """Signals to publish now, oldest first, each with its device's presence position (to
+    record with the send): those never sent, and those to send again (see the module's
+    docstring). Unsent ones older than `stale_s` are among them: the caller drops them."""
+    table, status, support = orm.SessionSignalRow, orm.DeviceStatus, orm.SupportSession
+    unsent = session.execute(
+        select(table, status.presence_boot, status.presence_seq)
+        .outerjoin(status, status.device_id == table.device_id)
+        .where(table.sent_at.is_(None))
+        .order_by(table.id)
+        .limit(limit)
+    ).all()
+    since = now - timedelta(seconds=stale_s)
+    again = session.execute(
+        select(table, status.presence_boot, status.presence_seq)
+        .join(status, status.device_id == table.device_id)
+        .join(support, support.id == table.session_id)
+        .where(
+            table.sent_at >= since,  # implied by the next (sent after made): on the index
+            table.created_at >= since,
+            status.online.is_(True),
+            presence_moved(table.sent_boot, table.sent_seq),
+            or_(support.state.in_(_LIVE), table.payload["type"].as_string() == "hangup"),
+        )
+        .order_by(table.id)
+        .limit(limit)
+    ).all()
+    found = [(row, (boot, seq)) for row, boot, seq in [*unsent, *again]]
+    found.sort(key=lambda item: item[0].id)
+    return found[:limit]
+
+
+def mark_sent(row: orm.SessionSignalRow, position: Position, now: datetime) -> None:
+    """Record a send, with the device's presence position at the time."""
+    row.sent_at = now
+    row.sent_boot, row.sent_seq = position
+    row.sends = (row.sends or 0) + 1

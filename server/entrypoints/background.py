@@ -5,6 +5,13 @@ published only after the broker's PUBACK), sends queued commands, re-evaluates o
 escalation as time passes and prunes the status history. Other processes stand by and take over
 within one lease period if the holder dies.
 
+What the broker forgets (a restart without its store loses what it held for devices) is sent
+again: commands a device has not acknowledged and remote-support signals once the device has
+connected again since their last send (commands also after a backoff; see
+service_layer/device_commands.py and adapters/support_signals.py), and the desired state of an
+online device that still reports an older version a while after it was published
+(`republish_behind`), besides the fleet sweep after every reconnect of this publisher.
+
 Rounds run every `tick_s` and, on PostgreSQL, also as soon as another process commits a command
 (adapters/wakeup.py: LISTEN/NOTIFY), so a command reaches an online tablet in milliseconds
 rather than half a poll interval later; polling stays the fallback.
@@ -54,7 +61,10 @@ LEASE_RENEW_S = 3.0
 SWEEP_SLICE_S = 0.05  # of each round for the fleet sweep (desired states recomputed, republished)
 SWEEP_BATCH = 50  # devices per step of the sweep (what they depend on is read together)
 SWEEP_PAUSE_S = 0.01  # between rounds while a sweep is under way (else the tick)
-SIGNAL_STALE_S = 120  # a signal not sent by then is dropped, and expires at the broker
+SIGNAL_STALE_S = 120  # a signal not sent by then is dropped, and expires at the broker;
+# sent ones are sent again only while younger than this
+DESIRED_REPUBLISH_AFTER_S = 60.0  # a device still behind is sent its state again after this
+DESIRED_REPUBLISH_BATCH = 200  # desired states published again per round of that job
 PUBACK_WAIT_S = 5.0
 COMMAND_BATCH = 500  # commands read, published and marked sent per round
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
@@ -105,6 +115,7 @@ class Background:
             "broker_auth": 1.0,
             "webhooks": 1.0,
             "catch_up": 60.0,
+            "republish": 10.0,
         }
         # Webhooks are posted in a thread of their own: a slow receiver never stalls the tick.
         self._sender = sender or webhook_sender.post
@@ -236,6 +247,8 @@ class Background:
             self._sweep = Sweep(recompute=not self._recomputed)
         if self._sweep is not None:
             self.reconcile(now)
+        elif self._due("republish"):  # (a sweep publishes every state anyway)
+            self.republish_behind()
         if self._due("catch_up"):
             with self._session_factory() as session:
                 jumped = desired.catch_up_versions(session, now)
@@ -389,6 +402,36 @@ class Background:
                 done += 1
         return done
 
+    def republish_behind(self) -> int:
+        """Publish again the desired states of online devices that still report an older
+        version DESIRED_REPUBLISH_AFTER_S after their last publish (the broker may have lost
+        them), at most DESIRED_REPUBLISH_BATCH a round, least recently published first;
+        returns how many the broker acknowledged. Their PUBACKs are waited for together.
+        """
+        if not self._client.is_connected():
+            return 0
+        with self._session_factory() as session:
+            rows = desired.behind(
+                session, self._clock(), DESIRED_REPUBLISH_AFTER_S, DESIRED_REPUBLISH_BATCH
+            )
+            sent = [
+                (row, self._publish_nowait(self._desired_message(row), retain=True)) for row in rows
+            ]
+            deadline = time.monotonic() + PUBACK_WAIT_S
+            done = 0
+            for row, info in sent:
+                if _acked(info, deadline):
+                    row.published_at = self._clock()  # only that: the version may have moved on
+                    done += 1
+            session.commit()
+        if done:
+            log.info(
+                "published the desired state again to %d device(s) still reporting an older "
+                "version",
+                done,
+            )
+        return done
+
     def _publish(
         self,
         message: DesiredState | Command | SessionSignal,
@@ -417,7 +460,9 @@ class Background:
         )
 
     def dispatch_commands(self) -> int:
-        """Expire stale commands and send due ones (QoS 1, never retained).
+        """Expire stale commands and send due ones (QoS 1, never retained): queued ones, and
+        unacknowledged ones again (device_commands.to_send), each marked with the device's
+        presence position at the time.
 
         A round publishes its whole batch before waiting for the PUBACKs (the broker acknowledges
         them as fast as they come, instead of one round trip each), then marks sent, in one
@@ -429,10 +474,10 @@ class Background:
                 session.commit()
             if not self._client.is_connected():
                 return 0
-            due = device_commands.to_send(session, COMMAND_BATCH)
-            published: list[tuple[str, int, paho.MQTTMessageInfo]] = []
             now = self._clock()
-            for row, boot in due:
+            due = device_commands.to_send(session, now, COMMAND_BATCH)
+            published: list[tuple[str, support_signals.Position, paho.MQTTMessageInfo]] = []
+            for row, position in due:
                 remaining = int((row.expires_at - now).total_seconds())
                 if remaining <= 0:
                     continue
@@ -462,9 +507,9 @@ class Background:
                     info = self._publish_nowait(message, retain=False, expiry_s=remaining)
                 except (RuntimeError, ValueError):  # paho: the queue is full
                     break
-                published.append((row.id, boot, info))
+                published.append((row.id, position, info))
             deadline = time.monotonic() + PUBACK_WAIT_S  # for the batch, not for each
-            acked = [(c, boot) for c, boot, info in published if _acked(info, deadline)]
+            acked = [(c, position) for c, position, info in published if _acked(info, deadline)]
             device_commands.mark_sent_many(session, acked, now)
             session.commit()
         if len(due) == COMMAND_BATCH and len(acked) == len(published):
@@ -502,16 +547,21 @@ class Background:
         return changed
 
     def dispatch_signals(self) -> int:
-        """Publish queued remote-support signals (QoS 1, never retained), oldest first."""
+        """Publish remote-support signals (QoS 1, never retained), oldest first: queued ones,
+        and sent ones again once their device has connected again since, while they are
+        younger than SIGNAL_STALE_S and their session needs them (support_signals.due). Each
+        expires at the broker when it turns SIGNAL_STALE_S old."""
         if not self._client.is_connected():
             return 0
         sent = 0
         with self._session_factory() as session:
-            for row in support_signals.unsent(session):
+            for row, position in support_signals.due(session, self._clock(), SIGNAL_STALE_S):
                 now = self._clock()
-                if (now - row.created_at).total_seconds() > SIGNAL_STALE_S:
-                    row.sent_at = now  # too late to matter (the session has timed out)
-                    session.commit()
+                age = (now - row.created_at).total_seconds()
+                if age > SIGNAL_STALE_S:
+                    if row.sent_at is None:
+                        row.sent_at = now  # too late to matter (the session has timed out)
+                        session.commit()
                     continue
                 self._seq += 1
                 message = SessionSignal(
@@ -521,9 +571,10 @@ class Background:
                     seq=self._seq,
                     **row.payload,
                 )
-                if not self._publish(message, retain=False, expiry_s=SIGNAL_STALE_S):
+                expiry_s = max(1, int(SIGNAL_STALE_S - age))
+                if not self._publish(message, retain=False, expiry_s=expiry_s):
                     break
-                row.sent_at = now
+                support_signals.mark_sent(row, position, now)
                 session.commit()
                 sent += 1
         return sent

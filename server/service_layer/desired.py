@@ -4,10 +4,10 @@ reports it applied and enforced (domain/policy_state.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lainaamo.protocol import EnforcementReport
@@ -245,6 +245,38 @@ def drift_json(
         ),
         "override": desired.override,
     }
+
+
+def behind(
+    session: Session, now: datetime, min_interval_s: float, limit: int
+) -> list[orm.DesiredStateRow]:
+    """Published desired states that their online device still reports an older version of,
+    last published at least `min_interval_s` ago, least recently published first: to publish
+    again, in case the broker lost them (a restart without its store, a dropped message).
+
+    A device that has never reported (no `desired_version`) is not counted as behind, nor one
+    ahead of the server (catch_up_versions deals with those); an unpublished state is
+    `unpublished`'s. Publishing again sets `published_at`, which rate-limits each device.
+    """
+    state, status = orm.DesiredStateRow, orm.DeviceStatus
+    return list(
+        session.scalars(
+            select(state)
+            .join(status, status.device_id == state.device_id)
+            .where(
+                status.online.is_(True),
+                status.desired_version < state.version,
+                state.published_version >= state.version,
+                state.version > 0,
+                or_(
+                    state.published_at.is_(None),
+                    state.published_at <= now - timedelta(seconds=min_interval_s),
+                ),
+            )
+            .order_by(state.published_at, state.device_id)
+            .limit(limit)
+        )
+    )
 
 
 def unpublished(session: Session, limit: int = 500) -> list[orm.DesiredStateRow]:

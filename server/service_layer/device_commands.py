@@ -1,18 +1,35 @@
-"""Issuing commands, sending them when devices are reachable, and applying their acks."""
+"""Issuing commands, sending them when devices are reachable, and applying their acks.
+
+A command is sent while its device is online. The broker may still lose it (one restarted
+without its store forgets what it held for the device, in flight or queued), so a command the
+device has not acknowledged (`sent`, not yet `received`) is sent again while the device is
+online and the command has not expired, when either
+
+- the device has connected again since the last send: its presence position
+  `(presence_boot, presence_seq)` differs from the one recorded at that send
+  (`sent_boot`, `sent_seq`; NULL counts as -1), or
+- its last send is older than `resend_after_s(sends)`: RESEND_BASE_S after the first send,
+  doubling with each send, at most RESEND_CAP_S (a message dropped without any reconnect).
+
+A command the device has acknowledged `received`, or that is final, is never sent again; the
+agent de-duplicates by cmd_id and acks a finished command's state again (protocol.md §10).
+"""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from itertools import count
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from lainaamo.errors import InvalidInput, NotFound
 from lainaamo.protocol import CommandAck
 from server.adapters import orm, wakeup
+from server.adapters.support_signals import Position, presence_moved
 from server.domain.device_commands import (
     FINAL,
     MAX_TTL_S,
@@ -30,6 +47,34 @@ from server.service_layer.desired import refresh_desired
 from server.service_layer.unit_of_work import UnitOfWork
 
 MAX_BULK = 5000
+RESEND_BASE_S = 120  # an unacknowledged command is sent again this long after its first send,
+RESEND_CAP_S = 3600  # then after twice as long with each send, at most this long
+
+
+def resend_after_s(sends: int) -> int:
+    """How long after its last send an unacknowledged command is sent again to a device that
+    stayed online (and connected): RESEND_BASE_S after the first send, doubling with each send
+    since, at most RESEND_CAP_S."""
+    doublings = min(max(sends, 1) - 1, 30)
+    return min(RESEND_BASE_S << doublings, RESEND_CAP_S)
+
+
+def _backoff_over(now: datetime) -> ColumnElement[bool]:
+    """Rows whose last send is older than their `resend_after_s`: exact in portable SQL, one
+    time bound per send count (up to the cap, then one for all larger counts)."""
+    table = orm.CommandRow
+    terms = []
+    for sends in count(1):
+        wait = resend_after_s(sends)
+        capped = wait >= RESEND_CAP_S
+        if capped:
+            matches = table.sends >= sends if sends > 1 else true()
+        else:
+            matches = table.sends <= 1 if sends == 1 else table.sends == sends
+        terms.append(and_(matches, table.sent_at <= now - timedelta(seconds=wait)))
+        if capped:
+            return or_(*terms)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def new_command(
@@ -207,24 +252,32 @@ def record_finished(session: Session, row: orm.CommandRow, part: str) -> None:
     )
 
 
-def to_send(session: Session, limit: int = 500) -> list[tuple[orm.CommandRow, int]]:
-    """Commands to (re)send now, with the device's current boot: queued ones for online
-    devices, and sent ones whose device has restarted (new boot) without acknowledging."""
+def to_send(
+    session: Session, now: datetime, limit: int = 500
+) -> list[tuple[orm.CommandRow, Position]]:
+    """Commands to (re)send now, oldest first, each with its device's presence position (to
+    record with the send): for online devices, unexpired ones that are queued, or sent and
+    not acknowledged when the device has connected again since or their backoff is over (see
+    the module's docstring)."""
+    table, status = orm.CommandRow, orm.DeviceStatus
     rows = session.execute(
-        select(orm.CommandRow, orm.DeviceStatus.presence_boot)
-        .join(orm.DeviceStatus, orm.DeviceStatus.device_id == orm.CommandRow.device_id)
+        select(table, status.presence_boot, status.presence_seq)
+        .join(status, status.device_id == table.device_id)
         .where(
-            orm.DeviceStatus.online.is_(True),
-            (orm.CommandRow.state == CommandState.QUEUED.value)
-            | (
-                (orm.CommandRow.state == CommandState.SENT.value)
-                & (orm.DeviceStatus.presence_boot > orm.CommandRow.sent_boot)
+            status.online.is_(True),
+            table.expires_at > now,
+            or_(
+                table.state == CommandState.QUEUED.value,
+                and_(
+                    table.state == CommandState.SENT.value,
+                    or_(presence_moved(table.sent_boot, table.sent_seq), _backoff_over(now)),
+                ),
             ),
         )
-        .order_by(orm.CommandRow.created_at)
+        .order_by(table.created_at)
         .limit(limit)
     ).all()
-    return [(row, int(boot or 0)) for row, boot in rows]
+    return [(row, (boot, seq)) for row, boot, seq in rows]
 
 
 def cancel_pending(session: Session, device_id: str, name: str, why: str, now: datetime) -> int:
@@ -242,13 +295,15 @@ def cancel_pending(session: Session, device_id: str, name: str, why: str, now: d
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def mark_sent(session: Session, cmd_id: str, boot: int, now: datetime) -> None:
-    """Record a send; conditional, since the device's ack may already have moved it on."""
+def mark_sent(session: Session, cmd_id: str, position: Position, now: datetime) -> None:
+    """Record a send with the device's presence position at the time; the state moves to
+    sent only from queued, since the device's ack may already have moved it on."""
     table = orm.CommandRow
+    boot, seq = position
     session.execute(
         update(table)
         .where(table.id == cmd_id)
-        .values(sent_at=now, sent_boot=boot, sends=table.sends + 1)
+        .values(sent_at=now, sent_boot=boot, sent_seq=seq, sends=table.sends + 1)
     )
     session.execute(
         update(table)
@@ -257,30 +312,31 @@ def mark_sent(session: Session, cmd_id: str, boot: int, now: datetime) -> None:
     )
 
 
-def mark_sent_many(session: Session, sent: Iterable[tuple[str, int]], now: datetime) -> None:
-    """Record the sends of many commands, `(cmd_id, boot)` each, and commit.
+def mark_sent_many(session: Session, sent: Iterable[tuple[str, Position]], now: datetime) -> None:
+    """Record the sends of many commands, `(cmd_id, device's presence position)` each, and
+    commit.
 
     The ingest locks the commands whose acks it applies, and acks come back while a batch is
     being marked: to never wait for it while holding locks of our own (a deadlock), rows it
     holds are skipped at first and marked afterwards, one per transaction.
     """
-    boots = dict(sent)
-    if not boots:
+    positions = dict(sent)
+    if not positions:
         return
     table = orm.CommandRow
     free = set(
         session.scalars(
-            select(table.id).where(table.id.in_(list(boots))).with_for_update(skip_locked=True)
+            select(table.id).where(table.id.in_(list(positions))).with_for_update(skip_locked=True)
         )
     )
-    by_boot: defaultdict[int, list[str]] = defaultdict(list)
+    by_position: defaultdict[Position, list[str]] = defaultdict(list)
     for cmd_id in free:
-        by_boot[boots[cmd_id]].append(cmd_id)
-    for boot, ids in by_boot.items():
+        by_position[positions[cmd_id]].append(cmd_id)
+    for (boot, seq), ids in by_position.items():
         session.execute(
             update(table)
-            .where(table.id.in_(ids))
-            .values(sent_at=now, sent_boot=boot, sends=table.sends + 1)
+            .where(table.id.in_(sorted(ids)))
+            .values(sent_at=now, sent_boot=boot, sent_seq=seq, sends=table.sends + 1)
         )
     if free:
         session.execute(
@@ -289,8 +345,8 @@ def mark_sent_many(session: Session, sent: Iterable[tuple[str, int]], now: datet
             .values(state=CommandState.SENT.value)
         )
     session.commit()
-    for cmd_id in boots.keys() - free:
-        mark_sent(session, cmd_id, boots[cmd_id], now)
+    for cmd_id in sorted(positions.keys() - free):
+        mark_sent(session, cmd_id, positions[cmd_id], now)
         session.commit()
 
 
