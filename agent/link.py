@@ -247,8 +247,12 @@ class Link:
         elif self.state is LinkState.CONNECTED:
             self._publish(out.topic, out.payload, out.retain)
 
-    def outbox_report(self) -> OutboxReport:
-        """The outbox as the next status report tells the server (protocol.md §6.2)."""
+    def outbox_report(self) -> OutboxReport | None:
+        """The outbox as the next status report tells the server (protocol.md §6.2); None
+        until the server has sent a receipt, since a server from before receipts refuses a
+        status report with a field it does not know."""
+        if not self.outbox.receipts:
+            return None
         return OutboxReport(
             depth=min(len(self.outbox), 10**9),
             oldest_s=min(round(self.outbox.oldest_age_s()), 10**9),

@@ -19,7 +19,8 @@ def add_parsers(sub: Any) -> None:
     """One subparser per benchmark under `lainaamo bench`."""
     for name, module_name in BENCHMARKS.items():
         module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=module.DESCRIPTION, description=module.__doc__,
+        summary = module.DESCRIPTION.replace("%", "%%")  # argparse %-formats help texts
+        p = sub.add_parser(name, help=summary, description=module.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         p.add_argument("--smoke", action="store_true", help="tiny sizes; keeps it working")
         p.add_argument("--json", type=Path, help="also write the figures to this JSON file")

@@ -3,8 +3,9 @@
 Baseline: a bare paho QoS-1 subscriber that does nothing but count, draining a backlog that
 the broker holds for its persistent session (the ceiling of one MQTT consumer on this
 machine). Measured: the Lainaamo ingest (`IngestConsumer`) draining the same backlog into the
-database, every report stored once and acknowledged only after its commit. Because both drain
-a backlog, the publisher's speed does not count.
+database, every report stored once and acknowledged only after its commit, first without and
+then with receipts (docs/protocol.md §11.1: a receipt per device and interval of what is
+committed). Because each drains a backlog, the publisher's speed does not count.
 
 Scale-out: the same again with real `lainaamo ingest` processes on an MQTT 5 shared
 subscription (`ingest_shared_group`, one client id each), first one process, then
@@ -98,10 +99,15 @@ def _run(setup: Setup, args: argparse.Namespace, report: Report) -> None:
 
     base = _bare_subscriber(setup, "bench/base")
     report.baseline("bare paho QoS-1 subscriber", base, "msg/s")
-    rate, batch = _ingest_in_process(setup, "bench/ingest")
-    report.figure("IngestConsumer into the database", rate, "msg/s")
+    rate, batch = _ingest_in_process(setup, "bench/ingest", boot=1, receipts=True)
+    report.figure("IngestConsumer, receipts on (the default)", rate, "msg/s")
     report.figure("its mean batch", batch, "messages")
-    lost = setup.messages - _stored(setup, boot=1)
+    # Without receipts: the ingest as it was before them (ingest_receipts off). Second, so
+    # that a cold start, if anything, counts against receipts, not for them.
+    plain, _ = _ingest_in_process(setup, "bench/plain", boot=4, receipts=False)
+    report.figure("IngestConsumer, receipts off", plain, "msg/s")
+    report.figure("cost of receipts", (1 - rate / plain) * 100 if plain else 0.0, "%")
+    lost = 2 * setup.messages - _stored(setup, boot=1) - _stored(setup, boot=4)
     report.target("lost", lost, "messages", below=1)
     if args.no_scale_out:
         report.ratio("ingest (1 process) / bare subscriber", rate, base, at_least=0.7)
@@ -236,9 +242,12 @@ def _bare_subscriber(setup: Setup, prefix: str) -> float:
     return setup.messages / elapsed
 
 
-def _ingest_in_process(setup: Setup, prefix: str) -> tuple[float, float]:
+def _ingest_in_process(
+    setup: Setup, prefix: str, *, boot: int, receipts: bool
+) -> tuple[float, float]:
     """Messages per second `IngestConsumer` drains from its session into the database, and
-    the mean size of its batches."""
+    the mean size of its batches; with `receipts`, it also publishes a receipt to each device
+    at most every `ingest_receipt_interval_ms` (docs/protocol.md §11.1)."""
     from prometheus_client import CollectorRegistry
 
     from lainaamo.config import Settings
@@ -250,8 +259,8 @@ def _ingest_in_process(setup: Setup, prefix: str) -> tuple[float, float]:
         database_url=setup.db_url,
         mqtt_port=setup.port,
         topic_prefix=prefix,
-        ingest_client_id="bench-ingest",
-        **setup.overrides,
+        ingest_client_id=f"bench-ingest-{boot}",
+        **{**setup.overrides, "ingest_receipts": receipts},
     )
     services = bootstrap(settings, fleet_metrics=False)
     try:
@@ -263,7 +272,7 @@ def _ingest_in_process(setup: Setup, prefix: str) -> tuple[float, float]:
         if not first.wait_connected(10):
             raise SystemExit("ingest did not connect")
         first.stop()
-        _prefill(setup, prefix, boot=1)
+        _prefill(setup, prefix, boot=boot)
         registry = CollectorRegistry()
         consumer = IngestConsumer(settings, services.session_factory, IngestMetrics(registry))
         heap.settle()  # as `lainaamo ingest` does once started

@@ -15,6 +15,7 @@ broker with persistence, tests/stack).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,12 +32,18 @@ from faultkit import (
     subscribed,
     wait_stored,
 )
+from sqlalchemy import select
 from support.fleet import make_fleet
 from support.mosquitto import Mosquitto
+from support.ports import free_port
 from support.postgres import create_database, drop_database
-from support.processes import wait_until
+from support.processes import Process, wait_until
 
 from agent.outbox import Outbox
+from server.adapters import orm
+from server.domain.device_commands import IssueCommand
+from server.service_layer import device_commands
+from server.service_layer.accounts import principal_of
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(150)]
 
@@ -135,3 +142,99 @@ def test_a_broker_without_persistence_crashing_with_a_backlog_loses_no_report(
         drop_database(db_url)
         broker.stop()
     assert codes == [0]
+
+
+def test_a_command_the_crashed_broker_held_for_an_offline_tablet_runs_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The same broker without persistence, now holding a command for a tablet it has just
+    disconnected (frozen: keepalive exceeded) while the frozen ingest has not yet told the
+    server: the scheduler sends the command, the broker queues it in the tablet's session,
+    and dies. The tablet comes back with the same boot; the server sends the command again
+    because the tablet connected again (protocol.md §11.2), and it runs once."""
+    broker = Mosquitto(tmp_path / "mosquitto", persistence=False)
+    broker.start()
+    db_url = create_database(pg_url)
+    fleet = make_fleet(db_url, devices=3)
+    services, factory = fleet.services, fleet.services.session_factory
+    settings = services.settings
+    with factory() as session:
+        user = session.scalars(
+            select(orm.User).where(orm.User.username == fleet.logins["it_support"].username)
+        ).one()
+    it_support = principal_of(user)
+    ingest, _ = ingest_process(db_url, broker, tmp_path / "ingest.log")
+    scheduler = Process(
+        ["scheduler"],
+        {
+            "LAINAAMO_DATABASE_URL": db_url,
+            "LAINAAMO_MQTT_HOST": broker.host,
+            "LAINAAMO_MQTT_PORT": str(broker.port),
+            "LAINAAMO_RECONNECT_MIN_S": "0.2",
+            "LAINAAMO_RECONNECT_MAX_S": "1",
+            "LAINAAMO_SCHEDULER_METRICS_PORT": str(free_port()),
+            "LAINAAMO_COMMAND_SIGNING_KEY_FILE": settings.command_signing_key_file,
+        },
+        tmp_path / "scheduler.log",
+    )
+    log = tmp_path / "tab-001.log"
+    agent = agent_process(
+        "tab-001",
+        broker,
+        tmp_path / "tablet",
+        log,
+        LAINAAMO_COMMAND_PUBLIC_KEY=settings.command_public_key,
+        LAINAAMO_STATUS_INTERVAL_S="1",
+    )
+    processes = [ingest, scheduler, agent]
+
+    def command() -> orm.CommandRow:
+        with factory() as session:
+            return session.scalars(
+                select(orm.CommandRow).where(orm.CommandRow.device_id == "tab-001")
+            ).one()
+
+    def online() -> bool:
+        with factory() as session:
+            row = session.get(orm.DeviceStatus, "tab-001")
+            return row is not None and bool(row.online)
+
+    try:
+        for process in processes:
+            process.start()
+        wait_until(online, 30, "the tablet online")
+        pause(ingest)  # the server will not hear of the tablet's will
+        pause(agent)
+        wait_until(
+            lambda: "tab-001 has exceeded timeout" in broker.log_tail(200),
+            15,
+            "the broker to drop the frozen tablet (keepalive)",
+        )
+        issued = device_commands.issue(
+            services.uow(),
+            it_support,
+            IssueCommand("tab-001", "ring", {}, 3600),
+            services.clock(),
+        )
+        wait_until(lambda: command().state == "sent", 15, "the ring sent (to the broker)")
+        broker.kill()
+        broker.start()  # empty: the tablet's session and its queued ring are gone
+        resume(ingest)
+        resume(agent)
+        wait_until(lambda: command().state == "done", 45, "the ring done after all")
+        assert command().sends >= 2, "the ring was sent again"
+        text = log.read_text(errors="replace")
+        assert len(re.findall(rf"command {issued} \(ring\): done", text)) == 1, text[-3000:]
+        assert text.count("status boot=") and "boot=2" not in text, "the same boot throughout"
+        assert agent.stop() == 0, agent.tail()
+        assert_no_errors(ingest, scheduler)
+    except AssertionError:
+        dump(*processes)
+        print(broker.log_tail())
+        raise
+    finally:
+        codes = [p.stop() for p in processes if p.running]
+        fleet.services.close()
+        drop_database(db_url)
+        broker.stop()
+    assert codes == [0, 0]

@@ -219,6 +219,8 @@ def test_a_device_cannot_publish_to_another_device_or_as_the_server(secured: Sec
         f"{P}/tab-001/desired",
         f"{P}/tab-001/cmd",
         f"{P}/tab-001/session",
+        f"{P}/tab-001/receipt",  # a forged receipt would make A forget its own reports
+        f"{P}/tab-002/receipt",
         f"{P}/tab-001/status/extra",
         "elsewhere/tab-001",
     ]
@@ -239,16 +241,18 @@ def test_a_device_cannot_read_the_fleet_or_another_devices_commands(secured: Sec
         for topic in (f"{P}/#", "#", f"{P}/+/cmd", f"{P}/tab-002/cmd", f"{P}/tab-002/desired")
     }
     assert a.subscribe(f"{P}/tab-001/cmd") == 1
+    assert a.subscribe(f"{P}/tab-001/receipt") == 1  # receipts (protocol.md §11.1)
     server = secured.server()
-    for topic in (f"{P}/tab-002/cmd", f"{P}/tab-002/desired", f"{P}/tab-002/session"):
-        assert server.publish(topic, b"for B") == 0
+    for leaf in ("cmd", "desired", "session", "receipt"):
+        assert server.publish(f"{P}/tab-002/{leaf}", b"for B") == 0
     assert server.publish(f"{P}/tab-001/cmd", b"for A") == 0
-    wait_until(lambda: len(a.received) >= 1)
+    assert server.publish(f"{P}/tab-001/receipt", b"for A") == 0
+    wait_until(lambda: len({topic for topic, _ in a.received}) >= 2)
     time.sleep(0.3)
     # Mosquitto 2.0 may grant a wildcard subscription (SUBACK 1) and then check the read ACL
     # for every message it would deliver; A's own command arrives once per matching
     # subscription, nothing of B's ever does.
-    assert {topic for topic, _ in a.received} == {f"{P}/tab-001/cmd"}, codes
+    assert {topic for topic, _ in a.received} == {f"{P}/tab-001/cmd", f"{P}/tab-001/receipt"}
     assert {payload for _, payload in a.received} == {b"for A"}
     assert all(code in (NOT_AUTHORIZED, 1) for code in codes.values()), codes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sqlite3
 import subprocess
@@ -10,22 +11,21 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = [
-    ["serve"],
-    ["ingest"],
-    ["scheduler"],
-    ["agent"],
-    ["simulate"],
-    ["demo"],
-    ["db", "upgrade"],
-    ["db", "current"],
-    ["org", "add"],
-    ["unit", "add"],
-    ["user", "add"],
-    ["token", "create"],
-    ["audit", "verify"],
-    ["config"],
-]
+from lainaamo.cli import build_parser
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every command and subcommand the CLI has, walked from its parser (none forgotten)."""
+    found: list[list[str]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append([*prefix, name])
+                found += _commands(sub, (*prefix, name))
+    return found
+
+
+COMMANDS = _commands(build_parser())
 
 
 def lainaamo(

@@ -19,7 +19,7 @@ from support.fleet import Fleet
 from support.messages import status_report
 from support.mosquitto import Mosquitto
 from support.processes import wait_until
-from test_agent_mqtt import AgentThread
+from test_agent_mqtt import AgentThread, Observer
 from test_ingest_mqtt import Device, device, metric, settings_for, start_consumer
 
 from agent.outbox import Outbox
@@ -212,3 +212,29 @@ def test_an_agent_keeps_every_report_until_the_ingest_confirms_it(
     # receipt, waiting for one when the agent stopped).
     assert made <= set(rows) | left
     assert len(left) <= 3
+
+
+def test_with_a_server_that_never_confirms_the_agent_works_as_before(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A server from before receipts: it refuses status fields it does not know, and never
+    sends a receipt. The agent sends no `outbox` field and forgets a report at its PUBACK."""
+    settings = Settings(
+        mqtt_host=mosquitto.host,
+        mqtt_port=mosquitto.port,
+        device_id="tab-001",
+        agent_state_dir=str(tmp_path / "agent"),
+        agent_platform="simulated",
+        status_interval_s=0.2,
+    )
+    observer = Observer(mosquitto)
+    agent = AgentThread(settings)
+    try:
+        observer.wait("status reports", lambda: len(observer.messages("status")) >= 4)
+    finally:
+        agent.stop()
+        observer.close()
+    assert all("outbox" not in m.data for m in observer.messages("status"))
+    with Outbox(tmp_path / "agent" / "outbox.sqlite", 10_000) as outbox:
+        assert not outbox.receipts
+        assert len(outbox) == 0

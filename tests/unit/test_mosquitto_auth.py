@@ -102,3 +102,18 @@ def test_reload_signals_the_pid_in_the_file(tmp_path: Path) -> None:
             child.kill()
             child.wait()
     assert not ma.reload_broker(pid_file)  # the process is gone
+
+
+def test_the_acl_in_the_protocol_document_is_the_one_the_server_writes() -> None:
+    """docs/protocol.md §2.0 shows the ACL; a broker configured from it must behave as the
+    server's own (a copy once left out `usage`, and its brokers refused usage reports)."""
+    text = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = text[text.index("### 2.0 Broker authentication and ACL") :]
+    block = section[section.index("```\n") + 4 : section.index("```", section.index("```\n") + 4)]
+    shown = [line.strip() for line in block.splitlines() if line.strip()]
+    written = [
+        line
+        for line in ma.render_acl("fleet/v1", "lainaamo-server").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert shown == written
