@@ -257,6 +257,7 @@ class Link:
             depth=min(len(self.outbox), 10**9),
             oldest_s=min(round(self.outbox.oldest_age_s()), 10**9),
             resent=min(self.inflight.take_resent(), 10**9),
+            dropped=min(self.outbox.take_dropped(), 10**9),
         )
 
     def _flush(self) -> None:

@@ -76,7 +76,8 @@ class Outbox:
             raise ValueError(f"outbox max_rows must be at least 1, not {max_rows}")
         self.path = Path(path)
         self.max_rows = max_rows
-        self.dropped = 0
+        self.dropped = 0  # rows dropped from a full outbox since start
+        self._dropped_told = 0  # of which the server has been told (take_dropped)
         self._wall = wall
         self._db = sqlite3.connect(self.path)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -184,6 +185,11 @@ class Outbox:
                         (boot, first, last),
                     )
         return gone
+
+    def take_dropped(self) -> int:
+        """Rows dropped since the last call (for the next status report)."""
+        new, self._dropped_told = self.dropped - self._dropped_told, self.dropped
+        return new
 
     def oldest_age_s(self) -> float:
         """Seconds the oldest row has waited (0 when empty; rows from before receipts, which

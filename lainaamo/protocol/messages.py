@@ -109,15 +109,18 @@ class EnforcementReport:
 class OutboxReport:
     """A device's outbox when it made a status report (docs/protocol.md §6.2, §11): messages
     waiting for the server's receipt, how long the oldest has waited, and how many it sent
-    again since its previous status report."""
+    again, and dropped from a full outbox, since its previous status report."""
 
     depth: int = 0
     oldest_s: int = 0
     resent: int = 0
+    dropped: int = 0
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OutboxReport:
-        return cls(int(data["depth"]), int(data["oldest_s"]), int(data["resent"]))
+        return cls(
+            int(data["depth"]), int(data["oldest_s"]), int(data["resent"]), int(data["dropped"])
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

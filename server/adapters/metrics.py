@@ -131,6 +131,12 @@ class IngestMetrics:
             "count them.",
             registry=registry,
         )
+        self.outbox_dropped = Counter(
+            "lainaamo_device_reports_dropped_total",
+            "Messages tablets dropped from a full outbox (lost for good), as their status "
+            "reports count them.",
+            registry=registry,
+        )
         for reason in sorted(ProtocolError.REASONS):
             self.rejected.labels(reason)
         for reason in ("duplicate", "stale", "not_collected", "implausible"):

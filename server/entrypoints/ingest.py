@@ -414,6 +414,8 @@ class IngestConsumer:
                 metrics.outbox_age.observe(message.outbox.oldest_s)
                 if message.outbox.resent:
                     metrics.resent.inc(message.outbox.resent)
+                if message.outbox.dropped:
+                    metrics.outbox_dropped.inc(message.outbox.dropped)
 
     # --- receipts (protocol.md §11.1) ---------------------------------------------------------
 

@@ -41,6 +41,7 @@ from support.ports import free_port
 from support.processes import Process, wait_until
 from support.systemd_tablet import DockerError, run
 
+from agent.outbox import Outbox
 from lainaamo.protocol import Kind, Topics, encode
 
 pytestmark = [
@@ -224,7 +225,9 @@ def _token_of(out: str) -> str:
     return found.group(1)
 
 
-def _agent_tablet(running: Running, token: str, device: str, work: Path) -> tuple[Process, Path]:
+def _agent_tablet(
+    running: Running, token: str, device: str, work: Path, **env_overrides: str
+) -> tuple[Process, Path]:
     """A tablet agent process (simulated platform) enrolled as `device` over HTTPS with the
     stack's CA, and started; the agent and its state directory."""
     enrollment = _json(
@@ -237,6 +240,7 @@ def _agent_tablet(running: Running, token: str, device: str, work: Path) -> tupl
         "SSL_CERT_FILE": str(running.ca),  # enrollment's HTTPS, against the stack's CA
         "LAINAAMO_AGENT_PLATFORM": "simulated",
         "LAINAAMO_STATUS_INTERVAL_S": "5",
+        **env_overrides,
     }
     enroll = Process(
         ["agent", "enroll", "--server", running.https, "--token", enrollment["token"],
@@ -433,14 +437,13 @@ def test_prometheus_scrapes_every_target_and_loads_the_rules(running: Running) -
 class TlsPublisher:
     """Stands in for tablets on the broker's TLS listener, each with its own login: QoS 1
     status reports, seq counting up, in a thread. A report counts as sent only once the
-    broker acknowledged it (PUBACK); until then it is sent again, as the agent's outbox does,
-    through broker restarts (the ingest drops what arrives twice)."""
+    broker acknowledged it (PUBACK); until then it is sent again through broker restarts (the
+    ingest drops what arrives twice). Enough where the broker stays up; the real agent keeps a
+    report longer, until the server's receipt (test_a_broker_crash_loses_nothing)."""
 
     def __init__(self, port: int, ca: Path, logins: dict[str, str]) -> None:
         self.sent: set[tuple[str, int, int]] = set()
         self.resent = 0
-        # PUBACKs that said "No matching subscribers" (0x10, a success code in MQTT 5).
-        self.no_subscribers = 0
         self._stop = threading.Event()
         self._clients = []
         for device, password in logins.items():
@@ -450,15 +453,10 @@ class TlsPublisher:
             client.username_pw_set(device, password)
             client.tls_set(ca_certs=str(ca))
             client.reconnect_delay_set(1, 2)
-            client.on_publish = self._on_publish
             client.connect_async("127.0.0.1", port, keepalive=10)
             client.loop_start()
             self._clients.append((device, client))
         self._thread = threading.Thread(target=self._run, name="stack-publisher", daemon=True)
-
-    def _on_publish(self, _c: Any, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
-        if getattr(reason, "value", None) == 0x10:
-            self.no_subscribers += 1
 
     def start(self) -> TlsPublisher:
         for _device, client in self._clients:
@@ -607,38 +605,93 @@ def test_an_ingest_and_the_database_killed_lose_nothing(running: Running) -> Non
     print(f"[stack] {len(sent)} reports sent ({publisher.resent} sent again), all stored once")
 
 
-def test_a_broker_crash_loses_nothing(running: Running) -> None:
-    """`docker kill` of the broker; it comes back before the ingests do (as it may: each
-    reconnects on its own timer). Today the tablets' reports of those seconds are lost:
-    the broker answers them 'No matching subscribers' (it does not route to the shared
-    subscriptions of the sessions it restored until their ingests subscribe again), and a
-    tablet's outbox counts that as delivered. Deterministic here: the ingests are stopped
-    while the broker restarts. So this test is an expected failure for exactly that reason,
-    and fails outright when nothing is lost any more (issue 17's end-to-end acknowledgement):
-    then it becomes a plain test."""
+STATUS_LINE = re.compile(r"(tab-crash-\d): status boot=(\d+) seq=(\d+)")
+
+
+def _made(logs: list[Path]) -> set[tuple[str, int, int]]:
+    """The status reports the agents made, from their debug logs."""
+    found: set[tuple[str, int, int]] = set()
+    for log in logs:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        found.update((m[1], int(m[2]), int(m[3])) for m in STATUS_LINE.finditer(text))
+    return found
+
+
+def test_a_broker_crash_loses_nothing(running: Running, tmp_path: Path) -> None:
+    """`docker kill` of the broker while three real tablet agents report; it comes back
+    before the ingests do (as it may: each reconnects on its own timer; here the ingests are
+    stopped meanwhile, which makes it certain). The restarted Mosquitto routes nothing to the
+    shared subscriptions of the sessions it restored until their ingests subscribe again, and
+    answers the tablets' reports 'No matching subscribers'. The tablets keep every report until
+    the server's receipt confirms it (protocol.md §11.1), so every report they made is stored
+    exactly once."""
     _second_ingest(running)
-    stack = running.stack
-    sent, publisher = _break_while_publishing(
-        running,
-        "tab-crash",
-        [
-            (
-                "docker kill mosquitto, the ingests back only after it",
-                [
-                    ["docker", "kill", stack.container("mosquitto")],
-                    ["stop", "ingest", "ingest-2"],
-                    ["up", "--detach", "--no-build", "--no-deps", "mosquitto"],
-                    [WAIT_FOR_REPORTS],  # the tablets publish to the restarted broker
-                ],
+    stack, phases = running.stack, running.phases
+    token = _it_token(running)
+    tablets = [f"tab-crash-{i}" for i in (1, 2, 3)]
+    agents, logs, states = [], [], []
+    with phases.timed("break: three tablet agents enrolled and reporting"):
+        for device in tablets:
+            work = tmp_path / device
+            work.mkdir()
+            agent, state = _agent_tablet(
+                running,
+                token,
+                device,
+                work,
+                LAINAAMO_STATUS_INTERVAL_S="0.3",
+                LAINAAMO_LOG_LEVEL="DEBUG",
+                LAINAAMO_RECONNECT_MAX_S="2",
             )
-        ],
-    )
-    lost = _lost(running, "tab-crash", sent)
-    if lost.startswith("0 of"):
-        pytest.fail("a broker crash lost nothing: make this a plain test (issue 17 done?)")
-    unrouted = publisher.no_subscribers
-    assert unrouted, f"lost, but not for the known reason (no 0x10 PUBACK): {lost}"
-    pytest.xfail(f"issue 17: {lost}; {unrouted} answered 'No matching subscribers'")
+            agents.append(agent)
+            logs.append(work / "agent.log")
+            states.append(state)
+
+        def confirmed(state: Path) -> bool:
+            with Outbox(state / "outbox.sqlite", 10_000) as outbox:
+                return outbox.receipts
+
+        try:
+            wait_until(
+                lambda: {d for d, _, _ in _stored(stack, "tab-crash")} == set(tablets),
+                60,
+                "every tablet's reports stored",
+            )
+            wait_until(lambda: all(confirmed(s) for s in states), 30, "a receipt to every tablet")
+        except AssertionError:
+            for agent in agents:
+                print(agent.tail(40))
+            raise
+    try:
+        with phases.timed("break: docker kill mosquitto, the ingests back only after it"):
+            before = len(_made(logs))
+            run("docker", "kill", stack.container("mosquitto"))
+            stack("stop", "ingest", "ingest-2")
+            stack("up", "--detach", "--no-build", "--no-deps", "mosquitto")
+            wait_until(lambda: len(_made(logs)) >= before + 30, 60, "reports made meanwhile")
+            wait_until(
+                lambda: all("no one received a report" in log.read_text() for log in logs),
+                60,
+                "the restarted broker to answer 'No matching subscribers'",
+            )
+            stack("up", "--detach", "--no-build")
+            stack.wait_healthy(timeout=180)
+        with phases.timed("break: every report the tablets made stored"):
+            made = _made(logs)
+            wait_until(lambda: made <= set(_stored(stack, "tab-crash")), 120, "every report")
+    except AssertionError:
+        for agent in agents:
+            print(agent.tail(40))
+        missing = sorted(_made(logs) - set(_stored(stack, "tab-crash")))
+        print(f"[stack] {len(missing)} reports missing: {missing[:10]}")
+        raise
+    finally:
+        codes = [agent.stop() for agent in agents]
+    assert codes == [0, 0, 0]
+    rows = _stored(stack, "tab-crash")
+    assert len(rows) == len(set(rows)), "a report was stored twice"
+    assert set(rows) <= _made(logs), "a stored report no tablet made"
+    print(f"[stack] broker crash: {len(made)} reports made, every one stored once")
 
 
 def _guide(stack: Stack, line: str, work: Path) -> bytes:

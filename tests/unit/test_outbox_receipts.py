@@ -349,3 +349,13 @@ def test_a_long_receipt_is_split() -> None:
     assert len(receipts) == 3
     assert sum(len(r.committed) for r in receipts) == 1500
     assert all(len(r.committed) <= 512 for r in receipts)
+
+
+def test_what_a_full_outbox_dropped_is_told_once(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite", 3) as outbox:
+        _add(outbox, *range(5))
+        assert outbox.take_dropped() == 2
+        assert outbox.take_dropped() == 0, "told in one status report, not in every one"
+        _add(outbox, 5)
+        assert outbox.take_dropped() == 1
+        assert [row.seq for row in outbox.pending(10)] == [3, 4, 5]
