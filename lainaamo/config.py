@@ -165,9 +165,9 @@ class Settings:
         "ingest",
     )
     ingest_receipt_interval_ms: int = _s(
-        500,
-        "At most one receipt per tablet in this time: what is committed meanwhile goes into "
-        "the next one.",
+        1000,
+        "Receipts go out once in this time, one per tablet with anything newly committed "
+        "(what is committed meanwhile goes into the next one).",
         "ingest",
     )
     rejection_log_interval_s: int = _s(

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
@@ -399,7 +399,13 @@ _SHAPES = {cls: _shape(cls) for cls in _CLASSES.values()}
 
 def encode(message: Message) -> bytes:
     """Serialise a message to its JSON payload (None-valued optional fields are left out)."""
-    data = {k: v for k, v in asdict(message).items() if v is not None}
+    # The instance's own fields (vars(): what __init__ or _build set), not asdict(), whose deep
+    # copy was most of the cost; a nested part (a status report's enforcement) is converted.
+    data: dict[str, Any] = {
+        k: asdict(v) if is_dataclass(v) and not isinstance(v, type) else v
+        for k, v in vars(message).items()
+        if v is not None
+    }
     for name in _TIME_FIELDS:
         if name in data:
             data[name] = format_ts(data[name])

@@ -155,6 +155,16 @@ def claimed_position(payload: bytes, device_id: str) -> tuple[int, int] | None:
     return None
 
 
+def _written(info: paho.MQTTMessageInfo) -> bool:
+    """Whether paho has nothing more to do for a message: written to the socket, or refused
+    (paho's `is_published` raises for a message published while the connection was down,
+    which it keeps and sends after the next connect)."""
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return True
+
+
 def _source(topic: str) -> str:
     """The device a topic names (or the topic), for logging rejections once per device."""
     source = topic.split("/")[-2] if "/" in topic else topic
@@ -192,6 +202,8 @@ class IngestConsumer:
             if settings.ingest_receipts
             else None
         )
+        # Receipts handed to paho and perhaps not yet written to the socket.
+        self._receipts_on_way: list[paho.MQTTMessageInfo] = []
         self._boot = int(time.time())  # a server message's boot: this process's start
         self._seq = 0
         self._options = SessionOptions(
@@ -235,6 +247,15 @@ class IngestConsumer:
         """Commit and acknowledge what is queued, then disconnect."""
         self._stop.set()
         self._worker.join(timeout)
+        # The last receipts (published as the worker stopped) leave before the DISCONNECT:
+        # lost, they would make the tablets wait receipt_timeout_s to send those reports again.
+        deadline = time.monotonic() + 2.0
+        for info in self._receipts_on_way:
+            if not _written(info):
+                try:
+                    info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                except (RuntimeError, ValueError):  # the connection went meanwhile
+                    break
         self._client.disconnect()
         self._client.loop_stop()
         self._metrics.connected.set(0)
@@ -310,7 +331,9 @@ class IngestConsumer:
                 batch = self._next_batch()
                 if batch:
                     self._handle(batch)
-                elif self._stop.is_set():
+                if self._stop.is_set() and (not batch or self._queue.empty()):
+                    # What was queued is committed and acknowledged (what arrives from now on
+                    # is not: the broker delivers it again); its receipts go before leaving.
                     self._publish_receipts(flush=True)
                     return
                 self._publish_receipts()
@@ -436,7 +459,7 @@ class IngestConsumer:
                 None,
                 "internal_error",
             ):
-                book.add(message.device_id, (message.position,), incoming.received_mono)
+                book.add(message.device_id, message.position, incoming.received_mono)
         for incoming, error in rejected:
             if error.reason not in _FINAL_REFUSALS or any(incoming is inc for inc, _ in valid):
                 continue
@@ -448,16 +471,18 @@ class IngestConsumer:
                 continue
             position = claimed_position(incoming.payload, device_id)
             if position is not None:
-                book.add(device_id, (position,), incoming.received_mono)
+                book.add(device_id, position, incoming.received_mono)
 
     def _publish_receipts(self, *, flush: bool = False) -> None:
-        """Publish the receipts that are due (QoS 1, not retained, not waited for: a lost
-        receipt only makes the tablet send those reports again)."""
-        if self._receipts is None or not len(self._receipts):
+        """Publish the receipts that are due: QoS 1 (paho keeps them while the broker is away,
+        the broker for a tablet that is offline), not retained, not waited for: a receipt lost
+        all the same only makes the tablet send those reports again."""
+        if self._receipts is None:
             return
         now = time.monotonic()
         if not flush and now < self._receipts.next_due():
             return
+        on_way = self._receipts_on_way = [i for i in self._receipts_on_way if not _written(i)]
         for due in self._receipts.due(now, flush=flush):
             self._seq += 1
             receipt = Receipt(
@@ -468,12 +493,13 @@ class IngestConsumer:
                 committed=due.committed,
             )
             try:
-                self._client.publish(
+                info = self._client.publish(
                     self._topics.topic(due.device_id, Kind.RECEIPT), encode(receipt), qos=1
                 )
             except Exception:  # paho's queue full, say: the tablet sends them again later
                 log.warning("could not publish a receipt to %s", due.device_id, exc_info=True)
                 continue
+            on_way.append(info)
             self._metrics.receipts.inc()
             self._metrics.receipt_delay.observe(max(0.0, now - due.since))
 

@@ -172,6 +172,10 @@ def test_an_agent_keeps_every_report_until_the_ingest_confirms_it(
         with Outbox(outbox_path, 10_000) as outbox:
             return len(outbox)
 
+    def kept_rows() -> set[tuple[int | None, int | None]]:
+        with Outbox(outbox_path, 10_000) as outbox:
+            return {(row.boot, row.seq) for row in outbox.pending(10_000)}
+
     def server_confirms() -> bool:
         with Outbox(outbox_path, 10_000) as outbox:
             return outbox.receipts
@@ -185,8 +189,11 @@ def test_an_agent_keeps_every_report_until_the_ingest_confirms_it(
         # The broker still takes the reports (it queues them for the ingest's session), but
         # nothing confirms them: they stay in the outbox.
         wait_until(lambda: outbox_depth() >= 5, 15, "reports kept while nothing confirms")
+        kept = kept_rows()
         consumer, registry = start_consumer(base, fleet.services.session_factory)
-        wait_until(lambda: outbox_depth() <= 1, 15, "the outbox to drain once confirmed")
+        wait_until(
+            lambda: not kept & kept_rows(), 15, "what was kept confirmed and gone once stored"
+        )
         wait_until(
             lambda: metric(registry, "lainaamo_device_outbox_messages_count") > 0,
             15,
@@ -207,11 +214,11 @@ def test_an_agent_keeps_every_report_until_the_ingest_confirms_it(
     }
     with Outbox(outbox_path, 10_000) as outbox:
         left = {(row.boot, row.seq) for row in outbox.pending(10_000)}
-    assert len(made) >= 10
+    assert len(made) >= 8  # 3 stored before, 5 kept while nothing confirmed
     # Every report the agent made is stored, or still in its outbox (made after the last
     # receipt, waiting for one when the agent stopped).
     assert made <= set(rows) | left
-    assert len(left) <= 3
+    assert len(left) <= 10, "no more than about a receipt interval's reports unconfirmed"
 
 
 def test_with_a_server_that_never_confirms_the_agent_works_as_before(

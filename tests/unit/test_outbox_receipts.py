@@ -325,26 +325,29 @@ def test_ranges_name_exactly_the_positions(positions: set[tuple[int, int]]) -> N
 
 def test_a_tablet_gets_at_most_one_receipt_per_interval() -> None:
     book = ReceiptBook(interval_s=0.5)
-    book.add("tab-001", [(1, 0), (1, 1)], received=10.0)
-    book.add("tab-002", [(2, 5)], received=10.1)
+    book.add("tab-001", (1, 0), received=10.0)
+    book.add("tab-001", (1, 1), received=10.05)
+    book.add("tab-002", (2, 5), received=10.1)
     first = book.due(10.2)
-    assert {(d.device_id, d.committed) for d in first} == {
-        ("tab-001", ((1, 0, 1),)),
-        ("tab-002", ((2, 5, 5),)),
+    assert {(d.device_id, d.committed, d.since) for d in first} == {
+        ("tab-001", ((1, 0, 1),), 10.0),
+        ("tab-002", ((2, 5, 5),), 10.1),
     }
-    book.add("tab-001", [(1, 2)], received=10.3)
+    assert book.due(10.3) == [] and book.next_due() == float("inf"), "nothing waits"
+    book.add("tab-001", (1, 2), received=10.3)
     assert book.due(10.4) == [], "within the interval: waits"
     assert book.next_due() == pytest.approx(10.7)
     (later,) = book.due(10.7)
     assert later.committed == ((1, 2, 2),) and later.since == 10.3
-    book.add("tab-001", [(1, 3)], received=10.8)
+    book.add("tab-001", (1, 3), received=10.8)
     (flushed,) = book.due(10.8, flush=True)
     assert flushed.committed == ((1, 3, 3),)
 
 
 def test_a_long_receipt_is_split() -> None:
     book = ReceiptBook(interval_s=0)
-    book.add("tab-001", [(1, seq) for seq in range(0, 3000, 2)], received=0.0)
+    for seq in range(0, 3000, 2):
+        book.add("tab-001", (1, seq), received=0.0)
     receipts = book.due(1.0)
     assert len(receipts) == 3
     assert sum(len(r.committed) for r in receipts) == 1500
