@@ -188,8 +188,9 @@ class SimulatedTablet(SupportDefaults):
         """Run a command on the fake tablet; every v1 command is supported."""
         now = self._advance()
         if name == "lock":
-            message = args.get("message")
-            self.lock(LockScreen(message if isinstance(message, str) else None))
+            # Neutral, whatever the arguments: a lock screen's words come only from the
+            # policy (protocol.md §10), never from an unsigned command.
+            self.lock(LockScreen(None))
         elif name == "unlock":
             self._set_lock_screen(None)
         elif name == "message":

@@ -24,15 +24,14 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import Mapped, Session
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from lainaamo.protocol import SessionSignal
 from server.adapters import orm, wakeup
+from server.adapters.presence_sql import Position, presence_moved
 from signaling import LIVE
 
-# A device's presence position (boot, seq) as the server last applied it; None: unknown.
-Position = tuple[int | None, int | None]
 _LIVE = sorted(state.value for state in LIVE)
 
 _ENVELOPE = ("device_id", "ts", "boot", "seq", "v")
@@ -60,22 +59,6 @@ class DbSignalSender:
             )
         )
         wakeup.announce(self._session)  # relayed at once, not at the scheduler's next poll
-
-
-def presence_moved(
-    sent_boot: Mapped[int | None], sent_seq: Mapped[int | None]
-) -> ColumnElement[bool]:
-    """Whether the device's presence position (orm.DeviceStatus, joined) differs from the one
-    recorded at a send: the device has connected again since (NULL counts as -1 either side).
-
-    Only a birth moves the position of an online device (a will or shutdown says offline), so
-    `differs` means `newer`, and also holds after IT support reset the device's sequence
-    state, when the position the server adopts may be lower."""
-    status = orm.DeviceStatus
-    return or_(
-        func.coalesce(status.presence_boot, -1) != func.coalesce(sent_boot, -1),
-        func.coalesce(status.presence_seq, -1) != func.coalesce(sent_seq, -1),
-    )
 
 
 def due(

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lainaamo.config import Settings
 from lainaamo.mqtt import SessionOptions, connect_kwargs, new_client, publish_properties
 from lainaamo.protocol import Command, DesiredState, SessionSignal, Topics, encode
-from server.adapters import orm, signing, support_signals, wakeup, webhook_sender
+from server.adapters import orm, presence_sql, signing, support_signals, wakeup, webhook_sender
 from server.adapters.metrics import NullSupportMetrics, SchedulerMetrics, SupportObserver
 from server.bootstrap import Services
 from server.service_layer import (
@@ -476,7 +476,7 @@ class Background:
                 return 0
             now = self._clock()
             due = device_commands.to_send(session, now, COMMAND_BATCH)
-            published: list[tuple[str, support_signals.Position, paho.MQTTMessageInfo]] = []
+            published: list[tuple[str, presence_sql.Position, paho.MQTTMessageInfo]] = []
             for row, position in due:
                 remaining = int((row.expires_at - now).total_seconds())
                 if remaining <= 0:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from lainaamo.errors import InvalidInput, NotFound
 from lainaamo.protocol import CommandAck
 from server.adapters import orm, wakeup
-from server.adapters.support_signals import Position, presence_moved
+from server.adapters.presence_sql import Position, presence_moved
 from server.domain.device_commands import (
     FINAL,
     MAX_TTL_S,

@@ -203,9 +203,10 @@ def test_unmanaged_mode_releases_everything() -> None:
 def test_commands_lock_on_top_of_the_policy_until_it_is_applied_again() -> None:
     kiosk = Policy.from_dict({"mode": "kiosk", "kiosk": KIOSK})
     tablet = tablet_with({"mode": "kiosk", "kiosk": KIOSK})
-    assert tablet.execute("lock", {"message": "Ota yhteyttä ohjaajaasi."}).ok
+    # Words in a lock command are not shown: only the policy's (protocol.md §10).
+    assert tablet.execute("lock", {"message": "Soita numeroon 0700 123 456"}).ok
     assert (tablet.kiosk, tablet.locked) == (True, True)
-    assert tablet.lock_screen == LockScreen("Ota yhteyttä ohjaajaasi.")
+    assert tablet.lock_screen == LockScreen(None)
     tablet.apply_policy(kiosk)
     assert not tablet.locked
     # And an unlock on top of a locked policy, likewise.

@@ -6,10 +6,12 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.core import AgentCore
@@ -17,7 +19,16 @@ from agent.state import AgentState
 from lainaamo.config import Settings
 from lainaamo.errors import ConfigError
 from lainaamo.protocol import Command, Kind, Topics, encode, parse
-from lainaamo.signing import DESTRUCTIVE, Rejected, Verifier, canonical, canonical_of
+from lainaamo.signing import (
+    DESTRUCTIVE,
+    Rejected,
+    Verifier,
+    b64url,
+    canonical,
+    canonical_of,
+    key_id,
+    public_key_b64,
+)
 from server.adapters.signing import CommandSigner, generate_key_file, load_signer
 
 DEVICE = "tab-001"
@@ -249,3 +260,27 @@ def test_public_key_for_the_enrollment(tmp_path: Path) -> None:
     settings = Settings().replace(command_signing_key_file=str(tmp_path / "k.pem"))
     assert public_key_of(settings) == made.public_key_b64
     assert public_key_of(Settings()) is None
+
+
+def test_the_test_vector_in_the_protocol_document_holds() -> None:
+    """docs/protocol.md §10.1 gives the exact bytes signed and the signature for a fixed key,
+    so that a native agent can check its own implementation: they must be what this code
+    signs and verifies."""
+    text = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = text[text.index("- **Test vector**") :]
+    section = section[: section.index("\n- **The server**")]
+    signed = re.search(r"```text\n\s*(\{.*\})\n", section)
+    public = re.search(r"public\s+key `([^`]+)`", section)
+    kid = re.search(r"key\s+id `([^`]+)`", section)
+    sig = re.search(r"`sig` is\s+`([^`]+)`", section)
+    assert signed and public and kid and sig, section
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    expected = canonical(
+        "tab-001", "01JDQ3M7Z9K4T2", "wipe", {}, datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
+    )
+    assert signed.group(1).encode() == expected
+    assert public.group(1) == public_key_b64(raw)
+    assert kid.group(1) == key_id(raw)
+    assert sig.group(1) == b64url(key.sign(expected))  # Ed25519 signatures are deterministic
+    Verifier.from_setting(public.group(1))  # and the key reads as a setting

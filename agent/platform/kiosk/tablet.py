@@ -187,8 +187,9 @@ class KioskPlatform:
 
     def execute(self, name: str, args: Mapping[str, Any]) -> CommandResult:
         if name == "lock":
-            message = args.get("message")
-            ok = self.lock(LockScreen(message if isinstance(message, str) else None))
+            # Neutral, whatever the arguments: a lock screen's words come only from the
+            # policy (protocol.md §10), never from an unsigned command.
+            ok = self.lock(LockScreen(None))
             return CommandResult(ok, None if ok else "the overlay did not take the screen")
         if name == "unlock":
             with self._lock:
