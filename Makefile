@@ -16,7 +16,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check
 help:
 	@echo "make demo       install once into .venv, then run .venv/bin/lainaamo demo"
 	@echo "make test       everything CI runs: lint, type check, all tests on real services"
-	@echo "make lint       ruff check, ruff format --check, mypy"
+	@echo "make lint       ruff check, ruff format --check, mypy, lint-imports (import contracts)"
 	@echo "make unit       only tests/unit (no services needed)"
 	@echo "make test-clock-ahead   all tests with the wall clock a year ahead (CLOCK_AHEAD_DAYS)"
 	@echo "make services   install/start Mosquitto, PostgreSQL and Chromium for the tests if missing"
@@ -26,7 +26,7 @@ help:
 
 # Each check runs even when an earlier one failed, so that one run (and one CI round) shows
 # every problem; the exit status still says whether all passed.
-LINT_CHECKS := "$(BIN)/ruff check ." "$(BIN)/ruff format --check ." "$(BIN)/mypy"
+LINT_CHECKS := "$(BIN)/ruff check ." "$(BIN)/ruff format --check ." "$(BIN)/mypy" "$(BIN)/lint-imports --no-cache"
 define run_checks
 	@failed=""; \
 	for check in $(1); do \

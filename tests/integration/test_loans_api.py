@@ -467,8 +467,8 @@ def test_counsellors_cannot_probe_other_units_devices(client: FlaskClient, fleet
 
 def test_the_openapi_document_says_which_steps_need_a_reason() -> None:
     from server.domain.loan_commands import REASON_REQUIRED
-    from server.entrypoints.api.loans import STEPS
     from server.entrypoints.api.openapi import document
+    from server.entrypoints.web.loan_input import STEPS
 
     paths = document()["paths"]
     for segment, action in STEPS.items():

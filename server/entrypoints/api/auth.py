@@ -10,7 +10,7 @@ from flask import g, request
 
 from lainaamo.errors import DomainError, Forbidden
 from server.domain.model import Principal, Role
-from server.entrypoints.api.context import services
+from server.entrypoints.web.context import services
 from server.service_layer.accounts import authenticate_token
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -13,8 +13,8 @@ from server.domain.device_commands import DEFAULT_TTL_S, IssueCommand
 from server.domain.model import Role
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
-from server.entrypoints.api.context import services
 from server.entrypoints.api.devices import _states
+from server.entrypoints.web.context import services
 from server.service_layer import device_commands, views
 
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)

@@ -14,7 +14,7 @@ from server.domain.model import LifecycleState, Role
 from server.domain.staff_lock import LockDevice, UnlockDevice
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
-from server.entrypoints.api.context import services
+from server.entrypoints.web.context import services
 from server.service_layer import device_claims, staff_lock, views
 from server.service_layer import devices as handlers
 

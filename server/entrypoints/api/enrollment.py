@@ -11,7 +11,7 @@ from lainaamo.errors import InvalidInput
 from server.domain.model import Role
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
-from server.entrypoints.api.context import services
+from server.entrypoints.web.context import services
 from server.service_layer import enrollment
 
 MANAGERS = (Role.ADMIN, Role.IT_SUPPORT)

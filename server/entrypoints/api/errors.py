@@ -13,6 +13,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from lainaamo.errors import DomainError, InvalidInput
+from server.entrypoints.web.context import HTML_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +23,6 @@ def error_response(
 ) -> tuple[Response, int]:
     body = {"error": {"status": status, "code": code, "message": message, "details": details or []}}
     return jsonify(body), status
-
-
-HTML_ERRORS = "lainaamo.html_errors"  # app.extensions key: the console's error page renderer
 
 
 def _page(status: int, code: str, message: str) -> tuple[Any, int] | None:

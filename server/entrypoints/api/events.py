@@ -22,8 +22,8 @@ from server.domain.model import Principal, Role
 from server.entrypoints import streaming
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
-from server.entrypoints.api.context import services
 from server.entrypoints.input_guard import BIGINT_MAX, whole_number
+from server.entrypoints.web.context import services
 from server.service_layer import events, webhooks
 
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)

@@ -13,7 +13,7 @@ from server.adapters import orm
 from server.domain.model import Role
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
-from server.entrypoints.api.context import services
+from server.entrypoints.web.context import services
 from server.service_layer import accounts, api_auth, unit_admin
 
 LOGIN_TOKEN_LIFETIME = timedelta(hours=12)

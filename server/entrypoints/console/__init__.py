@@ -11,7 +11,6 @@ from typing import Any
 from flask import Blueprint, Flask, g, make_response, render_template, request
 
 from server.domain.model import Role
-from server.entrypoints.api.errors import HTML_ERRORS
 from server.entrypoints.console import (
     account,
     admin,
@@ -25,6 +24,7 @@ from server.entrypoints.console import (
     support_api,
 )
 from server.entrypoints.console.i18n import lazy_gettext as _l
+from server.entrypoints.web.context import HTML_ERRORS
 
 # (endpoint, label, roles that see it) for the navigation bar, in order.
 NAVIGATION: tuple[tuple[str, Any, frozenset[Role]], ...] = (

@@ -9,9 +9,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError
 from server.domain.model import Role
-from server.entrypoints.api.context import services
 from server.entrypoints.console import core, i18n
 from server.entrypoints.console.i18n import _
+from server.entrypoints.web.context import services
 from server.service_layer import accounts, console_auth
 
 HOME_BY_ROLE = {

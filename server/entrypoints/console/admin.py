@@ -17,10 +17,10 @@ from server.domain.commands import AddUser, SetUserActive
 from server.domain.loans import LoanRules
 from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
-from server.entrypoints.api.context import services
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.i18n import _
 from server.entrypoints.input_guard import whole_number
+from server.entrypoints.web.context import services
 from server.service_layer import loans, people, unit_admin
 
 Page = tuple[str, int] | BaseResponse

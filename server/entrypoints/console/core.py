@@ -19,9 +19,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
 from server.domain.model import Principal, Role
-from server.entrypoints.api.context import services
 from server.entrypoints.console import i18n, redirects
 from server.entrypoints.security_headers import add_hsts
+from server.entrypoints.web.context import services
 from server.service_layer import audit, console_auth
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,12 +15,12 @@ from server.domain.device_claims import ResetSequence
 from server.domain.device_commands import NAMES, NEEDS_CONFIRMATION, IssueCommand
 from server.domain.model import LifecycleState, Role
 from server.domain.staff_lock import LockDevice, UnlockDevice
-from server.entrypoints.api.context import services
 from server.entrypoints.console import charts, enrollment_page
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.fleet_view import state_labels
 from server.entrypoints.console.i18n import fmt_number
 from server.entrypoints.console.i18n import gettext as _
+from server.entrypoints.web.context import services
 from server.service_layer import (
     device_claims,
     device_commands,

@@ -15,9 +15,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from lainaamo.errors import DomainError, InvalidInput
 from server.adapters import orm
 from server.domain.model import Role
-from server.entrypoints.api.context import services
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.i18n import gettext as _
+from server.entrypoints.web.context import services
 from server.service_layer import enrollment
 
 MANAGERS = (Role.IT_SUPPORT, Role.ADMIN)

@@ -13,11 +13,11 @@ from werkzeug.datastructures import MultiDict
 
 from lainaamo.errors import InvalidInput
 from server.domain.model import LifecycleState, Role
-from server.entrypoints.api.context import services
 from server.entrypoints.console import fleet_live, fleet_upload
 from server.entrypoints.console.core import principal, render, roles
 from server.entrypoints.console.fleet_view import FIELDS, Formatter, state_labels
 from server.entrypoints.console.i18n import gettext as _
+from server.entrypoints.web.context import services
 from server.service_layer import fleet_console, spreadsheet, views
 from server.service_layer.fleet_console import EXPORT_COLUMNS, FleetFilter
 

@@ -19,10 +19,10 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from server.bootstrap import Services
 from server.domain.model import Principal, Role
-from server.entrypoints.api.context import services
 from server.entrypoints.console.core import principal, roles
 from server.entrypoints.console.fleet_view import Cells, Formatter
 from server.entrypoints.streaming import SlotBody, slots, stopping
+from server.entrypoints.web.context import services
 from server.service_layer import fleet_console
 
 INTERVAL_KEY = "FLEET_LIVE_INTERVAL_S"  # app.config: seconds between checks (default 2)

@@ -15,10 +15,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
 from server.domain.model import Role
-from server.entrypoints.api.context import services
 from server.entrypoints.console.core import principal, render, roles
 from server.entrypoints.console.i18n import gettext as _
 from server.entrypoints.console.i18n import ngettext
+from server.entrypoints.web.context import services
 from server.service_layer import fleet_import
 from server.service_layer.devices import CSV_COLUMNS, MAX_IMPORT_ROWS
 from server.service_layer.fleet_console import EXPORT_ONLY

@@ -18,10 +18,10 @@ from server.adapters import orm
 from server.domain.loan_commands import REASON_REQUIRED
 from server.domain.loans import LoanAction
 from server.domain.model import Principal, Role
-from server.entrypoints.api.context import services
-from server.entrypoints.api.loans import STEPS
 from server.entrypoints.console import core
 from server.entrypoints.console.i18n import _, fmt_date
+from server.entrypoints.web.context import services
+from server.entrypoints.web.loan_input import STEPS
 from server.service_layer import loan_console, loan_views, loans
 from server.service_layer.loans import IT_ONLY
 

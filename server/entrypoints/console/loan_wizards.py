@@ -17,10 +17,10 @@ from lainaamo.errors import DomainError, InvalidInput, NotFound
 from server.adapters import orm
 from server.domain.loan_commands import CONDITIONS, KIT_KINDS, KitLine
 from server.domain.loans import LoanAction, LoanState
-from server.entrypoints.api.context import services
-from server.entrypoints.api.loans import parse_step
 from server.entrypoints.console import core
 from server.entrypoints.console.i18n import _, fmt_date
+from server.entrypoints.web.context import services
+from server.entrypoints.web.loan_input import parse_step
 from server.service_layer import loan_console, loans
 
 KIT_ORDER = ("charger", "case", "sim", "headphones", "stylus", "other")

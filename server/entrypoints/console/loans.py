@@ -14,11 +14,11 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from lainaamo.errors import DomainError, NotFound
 from server.domain.loan_commands import RequestLoan, free_text
 from server.domain.loans import LoanAction, LoanState
-from server.entrypoints.api.context import services
-from server.entrypoints.api.loans import STEPS, parse_step
 from server.entrypoints.console import core, loan_confirm, loan_wizards
 from server.entrypoints.console.i18n import _, current_language
 from server.entrypoints.input_guard import INT_MAX, whole_number
+from server.entrypoints.web.context import services
+from server.entrypoints.web.loan_input import STEPS, parse_step
 from server.service_layer import loan_console, loan_views, loans
 
 PAGE_SIZE = 50

@@ -16,10 +16,10 @@ from lainaamo.errors import InvalidInput
 from server.domain.disclosure import Shown, Suppressed
 from server.domain.model import Role
 from server.domain.usage import CATEGORIES
-from server.entrypoints.api.context import services
 from server.entrypoints.console import charts
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.i18n import _, fmt_number, fmt_percent
+from server.entrypoints.web.context import services
 from server.service_layer import reports as report_service
 from server.service_layer import spreadsheet
 from server.service_layer.reports import FIELDS, Report, Row

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from server.entrypoints.api.context import services
 from server.entrypoints.console.core import principal, render
 from server.entrypoints.console.i18n import _
+from server.entrypoints.web.context import services
 from server.service_layer import support
 
 

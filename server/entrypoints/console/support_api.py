@@ -13,9 +13,9 @@ from flask import Blueprint, Response, flash, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
-from server.entrypoints.api.context import services
-from server.entrypoints.api.support import parse_candidate, parse_start
 from server.entrypoints.console.core import local_path, principal
+from server.entrypoints.web.context import services
+from server.entrypoints.web.support_input import parse_candidate, parse_start
 from server.service_layer import support
 
 

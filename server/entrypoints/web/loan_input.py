@@ -1,0 +1,92 @@
+"""A loan step as the API (JSON) and the console (forms, turned into the same dict) send it:
+which URL segment is which step, which fields each step takes, and the LoanStep they make."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lainaamo.errors import InvalidInput
+from server.domain.loan_commands import KitLine, LoanStep
+from server.domain.loans import LoanAction
+from server.entrypoints.input_guard import INT_MAX
+
+# URL segment of each step: POST /loans/{id}/<segment>
+STEPS = {
+    "assign": LoanAction.ASSIGN,
+    "unassign": LoanAction.UNASSIGN,
+    "cancel": LoanAction.CANCEL,
+    "handover": LoanAction.HAND_OVER,
+    "renew": LoanAction.RENEW,
+    "pause": LoanAction.PAUSE,
+    "resume": LoanAction.RESUME,
+    "return": LoanAction.RETURN,
+    "lost": LoanAction.REPORT_LOST,
+    "release": LoanAction.RELEASE,
+}
+STEP_FIELDS = {
+    LoanAction.ASSIGN: {"device_id"},
+    LoanAction.HAND_OVER: {"agreement_version", "agreement_accepted", "kit"},
+    LoanAction.RETURN: {"kit"},
+    LoanAction.RELEASE: {"device_id"},
+}
+
+
+def _kit_lines(value: Any) -> tuple[KitLine, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InvalidInput("invalid kit", [{"field": "kit", "message": "a list of {kind, label}"}])
+    lines = []
+    for item in value:
+        if (
+            set(item) - {"kind", "label"}
+            or not isinstance(item.get("kind"), str)
+            or not isinstance(item.get("label", ""), str)
+        ):
+            raise InvalidInput(
+                "invalid kit", [{"field": "kit", "message": "items are {kind, label}"}]
+            )
+        lines.append(KitLine(item["kind"], item.get("label", "")))
+    return tuple(lines)
+
+
+def _returned(value: Any) -> dict[int, str]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, dict)
+        and isinstance(v.get("id"), int)
+        and not isinstance(v.get("id"), bool)
+        and 0 < v["id"] <= INT_MAX
+        and isinstance(v.get("condition"), str)
+        for v in value
+    ):
+        raise InvalidInput(
+            "invalid kit check", [{"field": "kit", "message": "a list of {id, condition}"}]
+        )
+    return {v["id"]: v["condition"] for v in value}
+
+
+def parse_step(loan_id: int, action: LoanAction, body: dict[str, Any]) -> LoanStep:
+    """A LoanStep from a JSON body, refusing fields the step does not take."""
+    allowed = STEP_FIELDS.get(action, set()) | {"reason"}
+    unknown = set(body) - allowed
+    if unknown:
+        raise InvalidInput(
+            "unknown fields",
+            [{"field": k, "message": "not used by this step"} for k in sorted(unknown)],
+        )
+    for name in ("reason", "device_id", "agreement_version"):
+        if name in body and not isinstance(body[name], str):
+            raise InvalidInput(f"invalid {name}", [{"field": name, "message": "must be a string"}])
+    if "agreement_accepted" in body and not isinstance(body["agreement_accepted"], bool):
+        raise InvalidInput(
+            "invalid agreement_accepted",
+            [{"field": "agreement_accepted", "message": "true or false"}],
+        )
+    return LoanStep(
+        loan_id=loan_id,
+        action=action,
+        reason=body.get("reason"),
+        device_id=body.get("device_id"),
+        agreement_version=body.get("agreement_version"),
+        agreement_accepted=body.get("agreement_accepted", False),
+        kit=_kit_lines(body["kit"]) if action is LoanAction.HAND_OVER and "kit" in body else (),
+        returned=_returned(body["kit"]) if action is LoanAction.RETURN and "kit" in body else {},
+    )
