@@ -59,9 +59,9 @@ class Session:
     session_id: str
     caller: str
     mode: str
-    purpose: str
     ice_servers: list[dict[str, Any]]
     max_duration_s: float
+    purpose: str = ""  # as the request said: a repeated request is known by it too
     phase: Phase = Phase.ASKING
     control: bool = False
     ask: asyncio.Future[ConsentAnswer] | None = None

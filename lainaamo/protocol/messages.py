@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
@@ -395,17 +395,20 @@ def _build(cls: type[Envelope], data: dict[str, Any]) -> Envelope:
 
 
 _SHAPES = {cls: _shape(cls) for cls in _CLASSES.values()}
+_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in _CLASSES.values()}
+_NESTED = (EnforcementReport, OutboxReport)  # parts of a message that are dataclasses too
 
 
 def encode(message: Message) -> bytes:
     """Serialise a message to its JSON payload (None-valued optional fields are left out)."""
-    # The instance's own fields (vars(): what __init__ or _build set), not asdict(), whose deep
-    # copy was most of the cost; a nested part (a status report's enforcement) is converted.
-    data: dict[str, Any] = {
-        k: asdict(v) if is_dataclass(v) and not isinstance(v, type) else v
-        for k, v in vars(message).items()
-        if v is not None
-    }
+    # The fields in their declared order, read from the instance (not asdict(), whose deep
+    # copy was most of the cost); a nested part (a status report's enforcement) is converted.
+    own = vars(message)
+    data: dict[str, Any] = {}
+    for name in _FIELD_NAMES[type(message)]:
+        value = own[name]
+        if value is not None:
+            data[name] = asdict(value) if isinstance(value, _NESTED) else value
     for name in _TIME_FIELDS:
         if name in data:
             data[name] = format_ts(data[name])
