@@ -185,6 +185,36 @@ FLEET_OPERATIONS: list[tuple[str, list[Panel]]] = [
                     ("sum(increase(lainaamo_ingest_commit_errors_total[5m]))", "commit errors"),
                 ],
             ),
+            (
+                "timeseries",
+                "Tablets' outboxes: oldest unconfirmed report (p50, p90)",
+                12,
+                8,
+                "s",
+                [
+                    (
+                        "histogram_quantile(0.5, sum by (le) "
+                        "(rate(lainaamo_device_outbox_oldest_seconds_bucket[15m])))",
+                        "p50",
+                    ),
+                    (
+                        "histogram_quantile(0.9, sum by (le) "
+                        "(rate(lainaamo_device_outbox_oldest_seconds_bucket[15m])))",
+                        "p90",
+                    ),
+                ],
+            ),
+            (
+                "timeseries",
+                "Reports tablets sent again or dropped, per hour",
+                12,
+                8,
+                "short",
+                [
+                    ("sum(increase(lainaamo_device_reports_resent_total[1h]))", "sent again"),
+                    ("sum(increase(lainaamo_device_reports_dropped_total[1h]))", "dropped"),
+                ],
+            ),
         ],
     ),
     (
