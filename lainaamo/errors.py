@@ -4,12 +4,14 @@ LainaamoError
 ├── ConfigError            bad or missing setting
 ├── ProtocolError          an MQTT message that breaks the contract (carries a bounded `reason`)
 └── DomainError            a request the domain refuses
-    ├── NotFound           404
-    ├── Conflict           409
-    ├── InvalidInput       400/422 (carries per-field `errors`)
-    └── Forbidden          403
+    ├── NotFound           nothing (visible to the caller) is so named
+    ├── Conflict           the state does not allow it
+    ├── InvalidInput       input fails validation (carries per-field `errors`)
+    └── Forbidden          the caller may not
 
-Entrypoints translate these into one JSON error shape (API) or a rejection counter (ingest).
+They carry a stable `code` and a message safe to show, never an HTTP status: entrypoints
+translate them, the web ones into status codes (server/entrypoints/web/status.py) and one
+JSON error shape (API) or a page (console), the ingest into a rejection counter.
 """
 
 from __future__ import annotations
@@ -50,29 +52,24 @@ class ProtocolError(LainaamoError):
 class DomainError(LainaamoError):
     """A request that the domain refuses; the message is safe to show to the user."""
 
-    status = 400
     code = "bad_request"
 
 
 class NotFound(DomainError):
-    status = 404
     code = "not_found"
 
 
 class Conflict(DomainError):
-    status = 409
     code = "conflict"
 
 
 class Forbidden(DomainError):
-    status = 403
     code = "forbidden"
 
 
 class InvalidInput(DomainError):
     """Input that fails validation; `errors` maps a field (or row) to what is wrong with it."""
 
-    status = 422
     code = "invalid_input"
 
     def __init__(self, message: str, errors: list[dict[str, object]] | None = None) -> None:

@@ -32,12 +32,10 @@ MAX_PASSWORD = 256
 
 
 class SignInFailed(DomainError):
-    status = 401
     code = "sign_in_failed"
 
 
 class AccountLocked(DomainError):
-    status = 423
     code = "account_locked"
 
     def __init__(self, until: datetime) -> None:

@@ -45,7 +45,6 @@ MAX_LISTED = 200
 class EnrollmentRefused(DomainError):
     """The one refusal of an enrollment: never says which of the reasons applied."""
 
-    status = 401
     code = "enrollment_refused"
 
     def __init__(self) -> None:

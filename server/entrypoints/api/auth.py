@@ -8,17 +8,13 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from lainaamo.errors import DomainError, Forbidden
+from lainaamo.errors import Forbidden
 from server.domain.model import Principal, Role
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import Unauthorized
 from server.service_layer.accounts import authenticate_token
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Unauthorized(DomainError):
-    status = 401
-    code = "unauthorized"
 
 
 def load_principal() -> None:

@@ -15,6 +15,7 @@ from server.domain.staff_lock import LockDevice, UnlockDevice
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import UnsupportedMediaType
 from server.service_layer import device_claims, staff_lock, views
 from server.service_layer import devices as handlers
 
@@ -214,9 +215,7 @@ def register(bp: Blueprint) -> None:
         upload = request.files.get("file")
         raw = upload.read() if upload is not None else request.get_data()
         if request.mimetype not in ("text/csv", "multipart/form-data"):
-            raise params.UnsupportedMediaType(
-                "send the CSV as text/csv or as a multipart field 'file'"
-            )
+            raise UnsupportedMediaType("send the CSV as text/csv or as a multipart field 'file'")
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from lainaamo.errors import DomainError, InvalidInput
 from server.entrypoints.web.context import HTML_ERRORS
+from server.entrypoints.web.status import http_status
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError) -> tuple[Any, int]:
         details = exc.errors if isinstance(exc, InvalidInput) else []
-        page = _page(exc.status, exc.code, str(exc))
-        return page or error_response(exc.status, exc.code, str(exc), details)
+        page = _page(http_status(exc), exc.code, str(exc))
+        return page or error_response(http_status(exc), exc.code, str(exc), details)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

@@ -6,12 +6,8 @@ from typing import Any
 
 from flask import request
 
-from lainaamo.errors import DomainError, InvalidInput
-
-
-class UnsupportedMediaType(DomainError):
-    status = 415
-    code = "unsupported_media_type"
+from lainaamo.errors import InvalidInput
+from server.entrypoints.web.status import UnsupportedMediaType
 
 
 def query(allowed: set[str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from server.domain.model import Role
 from server.entrypoints.console import core, i18n
 from server.entrypoints.console.i18n import _
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import http_status
 from server.service_layer import accounts, console_auth
 
 HOME_BY_ROLE = {
@@ -112,7 +113,7 @@ def register(bp: Blueprint) -> None:
                 svc.clock(),
             )
         except DomainError as exc:
-            return _account_page(exc.status, core.form_error(exc))
+            return _account_page(http_status(exc), core.form_error(exc))
         flash(_("Your password has been changed. Your other sessions were signed out."), "info")
         return redirect(url_for("console.account"))
 

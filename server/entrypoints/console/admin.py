@@ -21,6 +21,7 @@ from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.i18n import _
 from server.entrypoints.input_guard import whole_number
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import http_status
 from server.service_layer import loans, people, unit_admin
 
 Page = tuple[str, int] | BaseResponse
@@ -85,7 +86,7 @@ def register(bp: Blueprint) -> None:
             )
             user_id = people.add_user(svc.uow(), cmd, principal())
         except DomainError as exc:
-            return _users_page(exc.status, form_error(exc))
+            return _users_page(http_status(exc), form_error(exc))
         flash(_("User %(name)s was created.", name=cmd.username), "info")
         return redirect(url_for("console.user_detail", user_id=user_id))
 
@@ -116,7 +117,7 @@ def register(bp: Blueprint) -> None:
             else:
                 abort(404)
         except DomainError as exc:
-            return _user_page(user_id, exc.status, form_error(exc))
+            return _user_page(user_id, http_status(exc), form_error(exc))
         flash(message, "info")
         return redirect(url_for("console.user_detail", user_id=user_id))
 
@@ -140,9 +141,9 @@ def register(bp: Blueprint) -> None:
             cmd = SetUserActive(user_id, False, form.get("reason", ""))
             people.set_active(svc.uow(), principal(), cmd, svc.clock())
         except DomainError as exc:
-            if exc.status == 404:
+            if http_status(exc) == 404:
                 raise
-            return _deactivate_page(user_id, exc.status, form_error(exc))
+            return _deactivate_page(user_id, http_status(exc), form_error(exc))
         flash(_("The user was deactivated: signed out, API tokens revoked."), "info")
         return redirect(url_for("console.user_detail", user_id=user_id))
 
@@ -161,7 +162,7 @@ def register(bp: Blueprint) -> None:
                 )
             loans.add_agreement(services().uow(), principal(), version, text)
         except DomainError as exc:
-            return _units_page(exc.status, form_error(exc))
+            return _units_page(http_status(exc), form_error(exc))
         flash(_("Agreement version %(v)s was published.", v=version), "info")
         return redirect(url_for("console.unit_settings"))
 
@@ -190,7 +191,7 @@ def register(bp: Blueprint) -> None:
             else:
                 abort(404)
         except DomainError as exc:
-            return _unit_page(code, exc.status, form_error(exc), form)
+            return _unit_page(code, http_status(exc), form_error(exc), form)
         flash(_("Saved."), "info")
         return redirect(url_for("console.unit_detail", code=code))
 

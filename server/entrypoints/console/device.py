@@ -21,6 +21,7 @@ from server.entrypoints.console.fleet_view import state_labels
 from server.entrypoints.console.i18n import fmt_number
 from server.entrypoints.console.i18n import gettext as _
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import http_status
 from server.service_layer import (
     device_claims,
     device_commands,
@@ -155,12 +156,12 @@ def register(bp: Blueprint) -> None:
             signing.check_can_sign(cmd.name, svc.settings)
             device_commands.issue(svc.uow(), principal(), cmd, svc.clock())
         except DomainError as exc:
-            if exc.status == 404:
+            if http_status(exc) == 404:
                 raise
             errors = form_error(exc)
             if name in NEEDS_CONFIRMATION:
-                return _confirm_page(device_id, "wipe", exc.status, errors=errors)
-            return _page(device_id, exc.status, errors=errors)
+                return _confirm_page(device_id, "wipe", http_status(exc), errors=errors)
+            return _page(device_id, http_status(exc), errors=errors)
         flash(_("Command %(name)s queued; it is sent when the tablet is online.", name=name))
         return back("console.device", device_id=device_id)
 
@@ -172,9 +173,9 @@ def register(bp: Blueprint) -> None:
             cmd = LockDevice(device_id, request.form.get("reason", "").strip() or None)
             staff_lock.lock(svc.uow(), principal(), cmd, svc.clock())
         except DomainError as exc:
-            if exc.status == 404:
+            if http_status(exc) == 404:
                 raise
-            return _page(device_id, exc.status, errors=form_error(exc))
+            return _page(device_id, http_status(exc), errors=form_error(exc))
         flash(_("Locked: the tablet shows a neutral lock screen until someone unlocks it."))
         return back("console.device", device_id=device_id)
 
@@ -186,9 +187,9 @@ def register(bp: Blueprint) -> None:
             cmd = UnlockDevice(device_id, request.form.get("reason", "").strip() or None)
             staff_lock.unlock(svc.uow(), principal(), cmd, svc.clock())
         except DomainError as exc:
-            if exc.status == 404:
+            if http_status(exc) == 404:
                 raise
-            return _page(device_id, exc.status, errors=form_error(exc))
+            return _page(device_id, http_status(exc), errors=form_error(exc))
         flash(_("Unlocked: the tablet goes back to what its loan says."))
         return back("console.device", device_id=device_id)
 
@@ -200,12 +201,12 @@ def register(bp: Blueprint) -> None:
             cmd = ResetSequence(device_id, request.form.get("sequence_reason", "").strip() or None)
             device_claims.reset_sequence(svc.uow(), principal(), cmd, svc.clock())
         except DomainError as exc:
-            if exc.status == 404:
+            if http_status(exc) == 404:
                 raise
             errors = form_error(exc)
             if "reason" in errors:  # the form's field has a name of its own on this page
                 errors["sequence_reason"] = errors.pop("reason")
-            return _page(device_id, exc.status, errors=errors)
+            return _page(device_id, http_status(exc), errors=errors)
         flash(_("Sequence state reset: the tablet's next report sets its position."))
         return back("console.device", device_id=device_id)
 
@@ -229,9 +230,9 @@ def register(bp: Blueprint) -> None:
             reason = request.form.get("reason", "").strip() or None
             loans.record_wipe(svc.uow(), principal(), device_id, "manual", reason, svc.clock())
         except DomainError as exc:
-            if exc.status == 404:
+            if http_status(exc) == 404:
                 raise
-            return _confirm_page(device_id, "manual_wipe", exc.status, errors=form_error(exc))
+            return _confirm_page(device_id, "manual_wipe", http_status(exc), errors=form_error(exc))
         flash(_("Manual wipe recorded; the tablet is back in stock."))
         return back("console.device", device_id=device_id)
 

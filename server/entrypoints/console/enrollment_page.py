@@ -18,6 +18,7 @@ from server.domain.model import Role
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.i18n import gettext as _
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import http_status
 from server.service_layer import enrollment
 
 MANAGERS = (Role.IT_SUPPORT, Role.ADMIN)
@@ -96,7 +97,7 @@ def register(bp: Blueprint) -> None:
                 svc.clock(),
             )
         except DomainError as exc:
-            return _page(exc.status, errors=form_error(exc), form=form)
+            return _page(http_status(exc), errors=form_error(exc), form=form)
         server = server_url()
         uri = enroll_uri(server, token)
         created = {
@@ -116,8 +117,8 @@ def register(bp: Blueprint) -> None:
         try:
             enrollment.revoke(svc.uow(), principal(), token_id, svc.clock())
         except DomainError as exc:
-            if exc.status == 404:
+            if http_status(exc) == 404:
                 raise
-            return _page(exc.status, errors=form_error(exc))
+            return _page(http_status(exc), errors=form_error(exc))
         flash(_("Enrollment token %(id)s revoked.", id=token_id))
         return back("console.enrollment")

@@ -19,6 +19,7 @@ from server.entrypoints.console.core import principal, render, roles
 from server.entrypoints.console.i18n import gettext as _
 from server.entrypoints.console.i18n import ngettext
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import http_status
 from server.service_layer import fleet_import
 from server.service_layer.devices import CSV_COLUMNS, MAX_IMPORT_ROWS
 from server.service_layer.fleet_console import EXPORT_ONLY
@@ -47,13 +48,13 @@ def _json_error(exc: DomainError) -> tuple[Response, int]:
     return _json(
         {
             "error": {
-                "status": exc.status,
+                "status": http_status(exc),
                 "code": exc.code,
                 "message": str(exc),
                 "details": details,
             }
         },
-        exc.status,
+        http_status(exc),
     )
 
 
@@ -84,7 +85,7 @@ def register(bp: Blueprint) -> None:
             return _page(422, errors)
         except DomainError as exc:
             flash(_("Nothing was imported: %(reason)s", reason=str(exc)), "error")
-            return _page(exc.status)
+            return _page(http_status(exc))
         flash(ngettext("%(num)s device imported.", "%(num)s devices imported.", created), "ok")
         return redirect(url_for("console.devices"))
 

@@ -21,6 +21,7 @@ from server.entrypoints.console import core
 from server.entrypoints.console.i18n import _, fmt_date
 from server.entrypoints.web.context import services
 from server.entrypoints.web.loan_input import parse_step
+from server.entrypoints.web.status import http_status
 from server.service_layer import loan_console, loans
 
 KIT_ORDER = ("charger", "case", "sim", "headphones", "stylus", "other")
@@ -96,7 +97,7 @@ def register(bp: Blueprint) -> None:
             errors = core.form_error(exc)
             if isinstance(exc, NotFound):  # the loan exists: the device is what is unknown
                 return _page(loan_id, "device", 422, {"device_id": str(exc)})
-            return _page(loan_id, "device", exc.status, errors)
+            return _page(loan_id, "device", http_status(exc), errors)
         flash(_("Device %(device)s is reserved for this client.", device=device), "info")
         return redirect(url_for("console.handover", loan_id=loan_id), 303)
 
@@ -115,7 +116,7 @@ def register(bp: Blueprint) -> None:
             for line in kit:
                 KitLine(line["kind"], line["label"])
         except InvalidInput as exc:
-            return _page(loan_id, "kit", exc.status, core.form_error(exc))
+            return _page(loan_id, "kit", http_status(exc), core.form_error(exc))
         return _page(loan_id, "confirm", kit=kit)
 
     @bp.post("/loans/<int:loan_id>/handover/confirm")
@@ -136,7 +137,7 @@ def register(bp: Blueprint) -> None:
             stage = (
                 "agreement" if {"agreement_accepted", "agreement_version"} & set(errors) else "kit"
             )
-            return _page(loan_id, stage, exc.status, errors)
+            return _page(loan_id, stage, http_status(exc), errors)
         with svc.session_factory() as session:
             due = loans.loan_for(session, core.principal(), loan_id).due_at
         flash(
@@ -212,5 +213,5 @@ def _return(loan_id: int, items: list[tuple[int, str, str]]) -> tuple[int, dict[
         fields = core.form_error(exc)
         if "reason" in fields:
             fields["note"] = fields.pop("reason")
-        return exc.status, fields
+        return http_status(exc), fields
     return None

@@ -19,6 +19,7 @@ from server.entrypoints.console.i18n import _, current_language
 from server.entrypoints.input_guard import INT_MAX, whole_number
 from server.entrypoints.web.context import services
 from server.entrypoints.web.loan_input import STEPS, parse_step
+from server.entrypoints.web.status import http_status
 from server.service_layer import loan_console, loan_views, loans
 
 PAGE_SIZE = 50
@@ -165,7 +166,11 @@ def register(bp: Blueprint) -> None:
             loan_id = loans.request_loan(svc.uow(), who, cmd, svc.clock())
         except DomainError as exc:
             return core.render(
-                "loans/new.html", exc.status, units=units, form=form, errors=core.form_error(exc)
+                "loans/new.html",
+                http_status(exc),
+                units=units,
+                form=form,
+                errors=core.form_error(exc),
             )
         with svc.session_factory() as session:
             loan = loans.loan_for(session, who, loan_id)
@@ -206,8 +211,8 @@ def register(bp: Blueprint) -> None:
             raise
         except DomainError as exc:
             if confirmed:
-                return loan_confirm.page(loan_id, segment, exc.status, core.form_error(exc))
-            return loan_page(loan_id, exc.status, core.form_error(exc))
+                return loan_confirm.page(loan_id, segment, http_status(exc), core.form_error(exc))
+            return loan_page(loan_id, http_status(exc), core.form_error(exc))
         flash(loan_confirm.done(loan_id, action), "info")
         return core.back("console.loan", loan_id=loan_id)
 
@@ -231,7 +236,7 @@ def register(bp: Blueprint) -> None:
         except NotFound:
             raise
         except DomainError as exc:
-            return loan_confirm.page(loan_id, act, exc.status, core.form_error(exc))
+            return loan_confirm.page(loan_id, act, http_status(exc), core.form_error(exc))
         flash(
             _("The loan is on hold: no reminders, restrictions or offline lock.")
             if choice == "1"

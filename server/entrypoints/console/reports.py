@@ -20,6 +20,7 @@ from server.entrypoints.console import charts
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.i18n import _, fmt_number, fmt_percent
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import http_status
 from server.service_layer import reports as report_service
 from server.service_layer import spreadsheet
 from server.service_layer.reports import FIELDS, Report, Row
@@ -188,7 +189,7 @@ def register(bp: Blueprint) -> None:
         except InvalidInput as exc:
             return render(
                 "reports/index.html",
-                exc.status,
+                http_status(exc),
                 report=None,
                 errors=form_error(exc),
                 start=request.args.get("start", ""),

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from lainaamo.errors import DomainError, InvalidInput
 from server.entrypoints.console.core import local_path, principal
 from server.entrypoints.web.context import services
+from server.entrypoints.web.status import http_status
 from server.entrypoints.web.support_input import parse_candidate, parse_start
 from server.service_layer import support
 
@@ -22,9 +23,14 @@ from server.service_layer import support
 def _error(exc: DomainError) -> tuple[Response, int]:
     details = exc.errors if isinstance(exc, InvalidInput) else []
     body = {
-        "error": {"status": exc.status, "code": exc.code, "message": str(exc), "details": details}
+        "error": {
+            "status": http_status(exc),
+            "code": exc.code,
+            "message": str(exc),
+            "details": details,
+        }
     }
-    return jsonify(body), exc.status
+    return jsonify(body), http_status(exc)
 
 
 def _json() -> dict[str, Any]:
