@@ -174,16 +174,13 @@ class Outbox:
         gone: set[int] = set()
         with self._db:
             for boot, first, last in ranges:
-                found = self._db.execute(
-                    "SELECT id FROM outbox WHERE boot = ? AND seq BETWEEN ? AND ?",
-                    (boot, first, last),
-                ).fetchall()
-                if found:
-                    gone.update(row_id for (row_id,) in found)
-                    self._db.execute(
-                        "DELETE FROM outbox WHERE boot = ? AND seq BETWEEN ? AND ?",
+                gone.update(
+                    row_id
+                    for (row_id,) in self._db.execute(
+                        "DELETE FROM outbox WHERE boot = ? AND seq BETWEEN ? AND ? RETURNING id",
                         (boot, first, last),
                     )
+                )
         return gone
 
     def take_dropped(self) -> int:

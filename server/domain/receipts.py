@@ -16,6 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lainaamo.protocol.messages import MAX_RECEIPT_RANGES, Range, ranges_of
+from lainaamo.protocol.topics import Kind
+
+# What tablets keep in their outbox until a receipt confirms it (presence is not kept).
+CONFIRMED_KINDS = frozenset({Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT, Kind.USAGE})
+# Refusals that are final: confirmed, or the tablet would send the message again and again.
+# Not final here: unknown devices and topics (no one to tell), oversized payloads (not read).
+FINAL_REFUSALS = frozenset(
+    {"malformed", "invalid", "mismatched", "personal_data", "internal_error"}
+)
+
+
+def confirmed(kind: Kind, refusal: str | None) -> bool:
+    """Whether a message of `kind` the ingest has handled is confirmed to its tablet: stored
+    (no refusal: new or a duplicate) or refused for good."""
+    return kind in CONFIRMED_KINDS and (refusal is None or refusal in FINAL_REFUSALS)
 
 
 @dataclass

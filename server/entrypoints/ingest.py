@@ -38,8 +38,8 @@ from lainaamo.protocol import (
     parse,
 )
 from server.adapters.metrics import IngestMetrics
+from server.domain import receipts
 from server.domain.events import DeviceWentOffline
-from server.domain.receipts import ReceiptBook
 from server.domain.usage import parse_day
 from server.service_layer import support_events
 from server.service_layer.ingest import BatchOutcome, Received, ingest_batch
@@ -47,15 +47,6 @@ from server.service_layer.ingest import BatchOutcome, Received, ingest_batch
 log = logging.getLogger(__name__)
 
 SUBSCRIBED_KINDS = (Kind.PRESENCE, Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT, Kind.USAGE)
-# What tablets keep in their outbox until a receipt confirms it (protocol.md §11.1); presence
-# is not kept, so it is not confirmed.
-CONFIRMED_KINDS = frozenset({Kind.STATUS, Kind.CMD_ACK, Kind.SESSION_EVT, Kind.USAGE})
-# Refusals that are final for a message a tablet may hold: confirmed, so that it is not sent
-# again and again. Not confirmed: messages of unknown devices or topics (no one to tell) and
-# oversized ones (not read at all).
-_FINAL_REFUSALS = frozenset(
-    {"malformed", "invalid", "mismatched", "personal_data", "internal_error"}
-)
 # Errors that mean "the database is away", after which the same batch is tried again.
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
 MAX_POSITION = 2**53 - 1
@@ -198,7 +189,7 @@ class IngestConsumer:
         self._rejections = RejectionLog(settings.rejection_log_interval_s)
         # Receipts (protocol.md §11.1), published by the committing thread after each commit.
         self._receipts = (
-            ReceiptBook(settings.ingest_receipt_interval_ms / 1000)
+            receipts.ReceiptBook(settings.ingest_receipt_interval_ms / 1000)
             if settings.ingest_receipts
             else None
         )
@@ -455,22 +446,18 @@ class IngestConsumer:
         refused = {id(incoming): error.reason for incoming, error in rejected}
         for incoming, received in valid:
             message = received.message
-            if message.kind in CONFIRMED_KINDS and refused.get(id(incoming)) in (
-                None,
-                "internal_error",
-            ):
+            if receipts.confirmed(message.kind, refused.get(id(incoming))):
                 book.add(message.device_id, message.position, incoming.received_mono)
+        parsed = {id(incoming) for incoming, _ in valid}  # their positions are booked above
         for incoming, error in rejected:
-            if error.reason not in _FINAL_REFUSALS or any(incoming is inc for inc, _ in valid):
+            if id(incoming) in parsed or error.reason not in receipts.FINAL_REFUSALS:
                 continue
             try:
                 device_id, kind = self._topics.parse(incoming.topic)
             except ProtocolError:
                 continue
-            if kind not in CONFIRMED_KINDS:
-                continue
             position = claimed_position(incoming.payload, device_id)
-            if position is not None:
+            if receipts.confirmed(kind, error.reason) and position is not None:
                 book.add(device_id, position, incoming.received_mono)
 
     def _publish_receipts(self, *, flush: bool = False) -> None:

@@ -16,6 +16,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
+from support.fleet import Fleet
 from support.messages import status_report
 from support.mosquitto import Mosquitto
 from support.ports import free_port
@@ -23,6 +24,8 @@ from support.processes import Process, wait_until
 
 from lainaamo.protocol import Kind, Topics, encode
 from server.adapters import orm
+from server.domain.model import Principal
+from server.service_layer.accounts import principal_of
 
 Report = tuple[str, int, int]  # (device, boot, seq)
 DEVICES = ("tab-001", "tab-002", "tab-003")
@@ -101,16 +104,27 @@ def agent_process(
     return Process(["agent", "--device-id", device, "--platform", "simulated"], settings, log)
 
 
-STATUS_LINE = re.compile(r"(tab-\d{3}): status boot=(\d+) seq=(\d+)")
+def scheduler_process(db_url: str, broker: Mosquitto, log: Path, signing_key_file: str) -> Process:
+    """A `lainaamo scheduler` (not started) that signs commands with `signing_key_file`."""
+    settings = {
+        "LAINAAMO_DATABASE_URL": db_url,
+        "LAINAAMO_MQTT_HOST": broker.host,
+        "LAINAAMO_MQTT_PORT": str(broker.port),
+        "LAINAAMO_RECONNECT_MIN_S": "0.2",
+        "LAINAAMO_RECONNECT_MAX_S": "1",
+        "LAINAAMO_SCHEDULER_METRICS_PORT": str(free_port()),
+        "LAINAAMO_COMMAND_SIGNING_KEY_FILE": signing_key_file,
+    }
+    return Process(["scheduler"], settings, log)
 
 
-def made_reports(logs: list[Path]) -> set[Report]:
-    """Every status report the agents made, from their debug logs."""
-    found: set[Report] = set()
-    for log in logs:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        found.update((m[1], int(m[2]), int(m[3])) for m in STATUS_LINE.finditer(text))
-    return found
+def principal(fleet: Fleet, role: str) -> Principal:
+    """The seeded user of `role` (admin, it_support, counsellor) as the service layer sees it."""
+    with fleet.services.session_factory() as session:
+        user = session.scalars(
+            select(orm.User).where(orm.User.username == fleet.logins[role].username)
+        ).one()
+        return principal_of(user)
 
 
 def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -22,11 +22,11 @@ from faultkit import (
     assert_no_errors,
     dump,
     ingest_process,
-    made_reports,
     stored_reports,
     subscribed,
     wait_stored,
 )
+from support.agent_logs import made_reports
 from support.fleet import make_fleet
 from support.mosquitto import Mosquitto
 from support.postgres import create_database, drop_database

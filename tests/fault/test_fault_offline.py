@@ -25,18 +25,24 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from faultkit import assert_no_errors, dump, ingest_process, pause, resume
+from faultkit import (
+    assert_no_errors,
+    dump,
+    ingest_process,
+    pause,
+    principal,
+    resume,
+    scheduler_process,
+)
 from sqlalchemy import select
 from support.fleet import Fleet, make_fleet
 from support.mosquitto import Mosquitto
-from support.ports import free_port
 from support.postgres import create_database, drop_database
 from support.processes import Process, wait_until
 
 from server.adapters import orm
 from server.domain.device_commands import IssueCommand
 from server.service_layer import device_commands, devices
-from server.service_layer.accounts import principal_of
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(60)]
 
@@ -63,11 +69,7 @@ def test_a_tablet_back_after_a_week_applies_every_waiting_command_once(
     services = fleet.services
     settings = services.settings
     factory = services.session_factory
-    with factory() as session:
-        user = session.scalars(
-            select(orm.User).where(orm.User.username == fleet.logins["it_support"].username)
-        ).one()
-        it_support = principal_of(user)
+    it_support = principal(fleet, "it_support")
 
     def issue(name: str, ttl_s: int = TTL_S, **args: str) -> str:
         command = IssueCommand(DEVICE, name, dict(args), ttl_s)
@@ -100,14 +102,11 @@ def test_a_tablet_back_after_a_week_applies_every_waiting_command_once(
         "LAINAAMO_RECONNECT_MAX_S": "1",
     }
     ingest, _ = ingest_process(settings.database_url, mosquitto, tmp_path / "ingest.log")
-    scheduler = Process(
-        ["scheduler"],
-        {
-            **common,
-            "LAINAAMO_SCHEDULER_METRICS_PORT": str(free_port()),
-            "LAINAAMO_COMMAND_SIGNING_KEY_FILE": settings.command_signing_key_file,
-        },
+    scheduler = scheduler_process(
+        settings.database_url,
+        mosquitto,
         tmp_path / "scheduler.log",
+        settings.command_signing_key_file,
     )
     agent_log = tmp_path / "agent.log"
 

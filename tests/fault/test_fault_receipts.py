@@ -16,6 +16,8 @@ broker with persistence, tests/stack).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,40 +26,60 @@ from faultkit import (
     assert_no_errors,
     dump,
     ingest_process,
-    made_reports,
     metric,
     pause,
+    principal,
     resume,
+    scheduler_process,
     stored_reports,
     subscribed,
     wait_stored,
 )
 from sqlalchemy import select
-from support.fleet import make_fleet
+from support.agent_logs import made_reports
+from support.fleet import Fleet, make_fleet
 from support.mosquitto import Mosquitto
-from support.ports import free_port
 from support.postgres import create_database, drop_database
-from support.processes import Process, wait_until
+from support.processes import wait_until
 
 from agent.outbox import Outbox
 from server.adapters import orm
 from server.domain.device_commands import IssueCommand
 from server.service_layer import device_commands
-from server.service_layer.accounts import principal_of
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(150)]
 
 TABLETS = ("tab-001", "tab-002", "tab-004", "tab-007")
 
 
-def test_a_broker_without_persistence_crashing_with_a_backlog_loses_no_report(
-    pg_url: str, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class Forgetful:
+    """A Mosquitto without persistence, and a seeded fleet in a database of its own."""
+
+    broker: Mosquitto
+    db_url: str
+    fleet: Fleet
+
+
+@pytest.fixture
+def forgetful(pg_url: str, tmp_path: Path) -> Iterator[Forgetful]:
     broker = Mosquitto(tmp_path / "mosquitto", persistence=False)
     broker.start()
     db_url = create_database(pg_url)
     fleet = make_fleet(db_url, devices=9)
-    factory = fleet.services.session_factory
+    try:
+        yield Forgetful(broker, db_url, fleet)
+    finally:
+        fleet.services.close()
+        drop_database(db_url)
+        broker.stop()
+
+
+def test_a_broker_without_persistence_crashing_with_a_backlog_loses_no_report(
+    forgetful: Forgetful, tmp_path: Path
+) -> None:
+    broker, db_url = forgetful.broker, forgetful.db_url
+    factory = forgetful.fleet.services.session_factory
     # A small receive maximum: the broker hands the frozen ingest only a few messages (which
     # wait in its socket) and holds the rest in its queue, in memory.
     ingest, port = ingest_process(
@@ -138,44 +160,24 @@ def test_a_broker_without_persistence_crashing_with_a_backlog_loses_no_report(
         raise
     finally:
         codes = [p.stop() for p in processes if p.running]
-        fleet.services.close()
-        drop_database(db_url)
-        broker.stop()
     assert codes == [0]
 
 
 def test_a_command_the_crashed_broker_held_for_an_offline_tablet_runs_once(
-    pg_url: str, tmp_path: Path
+    forgetful: Forgetful, tmp_path: Path
 ) -> None:
     """The same broker without persistence, now holding a command for a tablet it has just
     disconnected (frozen: keepalive exceeded) while the frozen ingest has not yet told the
     server: the scheduler sends the command, the broker queues it in the tablet's session,
     and dies. The tablet comes back with the same boot; the server sends the command again
     because the tablet connected again (protocol.md §11.2), and it runs once."""
-    broker = Mosquitto(tmp_path / "mosquitto", persistence=False)
-    broker.start()
-    db_url = create_database(pg_url)
-    fleet = make_fleet(db_url, devices=3)
-    services, factory = fleet.services, fleet.services.session_factory
-    settings = services.settings
-    with factory() as session:
-        user = session.scalars(
-            select(orm.User).where(orm.User.username == fleet.logins["it_support"].username)
-        ).one()
-    it_support = principal_of(user)
+    broker, db_url = forgetful.broker, forgetful.db_url
+    services = forgetful.fleet.services
+    factory, settings = services.session_factory, services.settings
+    it_support = principal(forgetful.fleet, "it_support")
     ingest, _ = ingest_process(db_url, broker, tmp_path / "ingest.log")
-    scheduler = Process(
-        ["scheduler"],
-        {
-            "LAINAAMO_DATABASE_URL": db_url,
-            "LAINAAMO_MQTT_HOST": broker.host,
-            "LAINAAMO_MQTT_PORT": str(broker.port),
-            "LAINAAMO_RECONNECT_MIN_S": "0.2",
-            "LAINAAMO_RECONNECT_MAX_S": "1",
-            "LAINAAMO_SCHEDULER_METRICS_PORT": str(free_port()),
-            "LAINAAMO_COMMAND_SIGNING_KEY_FILE": settings.command_signing_key_file,
-        },
-        tmp_path / "scheduler.log",
+    scheduler = scheduler_process(
+        db_url, broker, tmp_path / "scheduler.log", settings.command_signing_key_file
     )
     log = tmp_path / "tab-001.log"
     agent = agent_process(
@@ -234,7 +236,4 @@ def test_a_command_the_crashed_broker_held_for_an_offline_tablet_runs_once(
         raise
     finally:
         codes = [p.stop() for p in processes if p.running]
-        fleet.services.close()
-        drop_database(db_url)
-        broker.stop()
     assert codes == [0, 0]

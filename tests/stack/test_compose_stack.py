@@ -35,6 +35,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support import compose
+from support.agent_logs import made_reports
 from support.compose import Phases, Stack
 from support.messages import status_report
 from support.ports import free_port
@@ -605,18 +606,6 @@ def test_an_ingest_and_the_database_killed_lose_nothing(running: Running) -> Non
     print(f"[stack] {len(sent)} reports sent ({publisher.resent} sent again), all stored once")
 
 
-STATUS_LINE = re.compile(r"(tab-crash-\d): status boot=(\d+) seq=(\d+)")
-
-
-def _made(logs: list[Path]) -> set[tuple[str, int, int]]:
-    """The status reports the agents made, from their debug logs."""
-    found: set[tuple[str, int, int]] = set()
-    for log in logs:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        found.update((m[1], int(m[2]), int(m[3])) for m in STATUS_LINE.finditer(text))
-    return found
-
-
 def test_a_broker_crash_loses_nothing(running: Running, tmp_path: Path) -> None:
     """`docker kill` of the broker while three real tablet agents report; it comes back
     before the ingests do (as it may: each reconnects on its own timer; here the ingests are
@@ -664,11 +653,11 @@ def test_a_broker_crash_loses_nothing(running: Running, tmp_path: Path) -> None:
             raise
     try:
         with phases.timed("break: docker kill mosquitto, the ingests back only after it"):
-            before = len(_made(logs))
+            before = len(made_reports(logs))
             run("docker", "kill", stack.container("mosquitto"))
             stack("stop", "ingest", "ingest-2")
             stack("up", "--detach", "--no-build", "--no-deps", "mosquitto")
-            wait_until(lambda: len(_made(logs)) >= before + 30, 60, "reports made meanwhile")
+            wait_until(lambda: len(made_reports(logs)) >= before + 30, 60, "reports made meanwhile")
             wait_until(
                 lambda: all("no one received a report" in log.read_text() for log in logs),
                 60,
@@ -677,12 +666,12 @@ def test_a_broker_crash_loses_nothing(running: Running, tmp_path: Path) -> None:
             stack("up", "--detach", "--no-build")
             stack.wait_healthy(timeout=180)
         with phases.timed("break: every report the tablets made stored"):
-            made = _made(logs)
+            made = made_reports(logs)
             wait_until(lambda: made <= set(_stored(stack, "tab-crash")), 120, "every report")
     except AssertionError:
         for agent in agents:
             print(agent.tail(40))
-        missing = sorted(_made(logs) - set(_stored(stack, "tab-crash")))
+        missing = sorted(made_reports(logs) - set(_stored(stack, "tab-crash")))
         print(f"[stack] {len(missing)} reports missing: {missing[:10]}")
         raise
     finally:
@@ -690,7 +679,7 @@ def test_a_broker_crash_loses_nothing(running: Running, tmp_path: Path) -> None:
     assert codes == [0, 0, 0]
     rows = _stored(stack, "tab-crash")
     assert len(rows) == len(set(rows)), "a report was stored twice"
-    assert set(rows) <= _made(logs), "a stored report no tablet made"
+    assert set(rows) <= made_reports(logs), "a stored report no tablet made"
     print(f"[stack] broker crash: {len(made)} reports made, every one stored once")
 
 
