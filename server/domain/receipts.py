@@ -59,10 +59,6 @@ class ReceiptBook:
         self._pending: dict[str, _Pending] = {}
         self._next_at = -float("inf")  # when the next round of receipts may go (monotonic)
 
-    def __len__(self) -> int:
-        """Tablets with positions waiting to be confirmed."""
-        return len(self._pending)
-
     def add(self, device_id: str, position: tuple[int, int], received: float) -> None:
         """A position of `device_id` now committed (or refused for good), received at
         `received` (monotonic)."""
