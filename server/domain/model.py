@@ -73,6 +73,9 @@ class Principal:
     organisation_id: int
     role: Role
     unit_ids: frozenset[int]
+    # Which entrypoint acts for them: "api", "console", "cli". Audit actions begin with it
+    # (service_layer/audit.action), so the log says whether a step came from a script or a page.
+    via: str = "api"
 
     @property
     def org_wide(self) -> bool:

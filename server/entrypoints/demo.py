@@ -132,7 +132,7 @@ def seed_loans(services: Services, now: datetime, lent: int, queued: int) -> Non
         org = session.scalar(select(orm.Organisation))
         assert it_user is not None and admin_user is not None and org is not None
         org.support_phone = "+358 15 000 0000"
-        it, admin = principal_of(it_user), principal_of(admin_user)
+        it, admin = principal_of(it_user, "cli"), principal_of(admin_user, "cli")
         for code, _ in UNITS:
             unit = session.scalar(select(orm.Unit).where(orm.Unit.code == code))
             assert unit is not None

@@ -184,13 +184,15 @@ def create_token(
     return token, expires
 
 
-def principal_of(user: User) -> Principal:
+def principal_of(user: User, via: str = "api") -> Principal:
+    """The user as the domain knows them, acting through the entrypoint `via`."""
     return Principal(
         user_id=user.id,
         username=user.username,
         organisation_id=user.organisation_id,
         role=Role(user.role),
         unit_ids=frozenset(u.id for u in user.units),
+        via=via,
     )
 
 

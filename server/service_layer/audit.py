@@ -21,6 +21,12 @@ def actor_of(principal: Principal | None, system_part: str = "cli") -> tuple[str
     return f"user:{principal.user_id}:{principal.username}", principal.role.value
 
 
+def action(principal: Principal, name: str) -> str:
+    """The audit action of `name` (e.g. "loan:view") done by a person through their entrypoint:
+    "api:loan:view" from the REST API, "console:loan:view" from a console page."""
+    return f"{principal.via}:{name}"
+
+
 def record(
     session: Session,
     *,

@@ -158,7 +158,7 @@ def load(uow: UnitOfWork, cookie: str, now: datetime, touch: bool = True) -> Bro
             row.last_seen_at = now
             uow.commit()
         return BrowserSession(
-            principal_of(row.user), row.csrf_token, row.user.language, row.expires_at
+            principal_of(row.user, "console"), row.csrf_token, row.user.language, row.expires_at
         )
 
 
@@ -218,7 +218,7 @@ def _audit(
 ) -> None:
     audit.record(
         session,
-        principal=principal_of(user),
+        principal=principal_of(user, "console"),
         action=action,
         subject_type="user",
         subject_id=str(user.id),

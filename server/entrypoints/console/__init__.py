@@ -23,6 +23,7 @@ from server.entrypoints.console import (
     support,
     support_api,
 )
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import lazy_gettext as _l
 from server.entrypoints.web.context import HTML_ERRORS
 
@@ -38,18 +39,15 @@ NAVIGATION: tuple[tuple[str, Any, frozenset[Role]], ...] = (
 )
 
 
+# Modules that still define their views inside `register(bp)`: called once, at import (a
+# blueprint takes no new routes once an app has registered it). Converted modules decorate
+# module-level views with `bp` and leave this list.
+for _module in (account, fleet, device, loans, reports, admin, support, support_api):
+    if hasattr(_module, "register"):
+        _module.register(bp)
+
+
 def create_blueprint() -> Blueprint:
-    bp = Blueprint(
-        "console",
-        __name__,
-        template_folder="templates",
-        static_folder="static",
-        static_url_path="/assets",
-    )
-    bp.before_request(core.load_user)
-    bp.after_request(core.add_headers)
-    for module in (account, fleet, device, loans, reports, admin, support, support_api):
-        module.register(bp)
     return bp
 
 
