@@ -314,12 +314,11 @@ def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from lainaamo.progress import ProgressBar
     from server.bootstrap import bootstrap
-    from server.service_layer.audit import verify_chain
+    from server.service_layer.audit import check_chain
 
     services = bootstrap(settings, fleet_metrics=False)
     bar = ProgressBar("verifying")
-    with services.session_factory() as session:
-        report = verify_chain(session, bar)
+    report = check_chain(services.uow(), bar)
     bar.finish()
     services.close()
     print(f"{report.events} audit events, chain head seq {report.head_seq} hash {report.head_hash}")

@@ -28,6 +28,29 @@ async def answer_offer(manager: SupportManager, session: Session, sdp: str) -> N
     pc = RTCPeerConnection(configuration(session.ice_servers))
     session.pc = pc
     loop = asyncio.get_running_loop()
+    _follow(manager, session, pc)
+    session.media = manager.platform.support_media()
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+    session.remote_set = True
+    pc.addTrack(session.media.video)
+    pc.addTrack(session.media.audio)
+    for candidate in session.pending:
+        await pc.addIceCandidate(candidate)
+    session.pending.clear()
+    await pc.setLocalDescription(await pc.createAnswer())  # gathers every candidate
+    if manager.session is not session:
+        return  # ended meanwhile; `end` releases the connection
+    manager.emit(session.session_id, "answer", sdp=pc.localDescription.sdp)
+
+    def too_slow() -> None:
+        if not session.connected:
+            manager.spawn_end(session, "connection_failed", "ICE did not connect in time")
+
+    session.timers.append(loop.call_later(manager.connect_timeout_s, too_slow))
+
+
+def _follow(manager: SupportManager, session: Session, pc: RTCPeerConnection) -> None:
+    """React to the connection's state, the professional's voice and the support channel."""
 
     @pc.on("connectionstatechange")
     def on_state() -> None:
@@ -64,25 +87,6 @@ async def answer_offer(manager: SupportManager, session: Session, sdp: str) -> N
         session.last_rx = manager._clock()
         channel.on("message", lambda raw: manager.on_channel_message(session, raw))
         manager.background(manager.heartbeat(session), session)
-
-    session.media = manager.platform.support_media()
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-    session.remote_set = True
-    pc.addTrack(session.media.video)
-    pc.addTrack(session.media.audio)
-    for candidate in session.pending:
-        await pc.addIceCandidate(candidate)
-    session.pending.clear()
-    await pc.setLocalDescription(await pc.createAnswer())  # gathers every candidate
-    if manager.session is not session:
-        return  # ended meanwhile; `end` releases the connection
-    manager.emit(session.session_id, "answer", sdp=pc.localDescription.sdp)
-
-    def too_slow() -> None:
-        if not session.connected:
-            manager.spawn_end(session, "connection_failed", "ICE did not connect in time")
-
-    session.timers.append(loop.call_later(manager.connect_timeout_s, too_slow))
 
 
 async def add_candidate(session: Session, signal: SessionSignal) -> None:

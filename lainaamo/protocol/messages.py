@@ -338,6 +338,13 @@ def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
         raise ProtocolError(
             "mismatched", f"payload device {data['device_id']!r} on topic of {topic_device_id!r}"
         )
+    _convert_fields(kind, data)
+    message: Message = _build(_CLASSES[kind], data)  # type: ignore[assignment]
+    return message
+
+
+def _convert_fields(kind: Kind, data: dict[str, Any]) -> None:
+    """Turn a valid payload's timestamps and nested objects into their types, in place."""
     try:
         for name in _TIME_FIELDS:
             if name in data:
@@ -358,8 +365,6 @@ def parse(kind: Kind, topic_device_id: str, payload: bytes) -> Message:
         if any(b < 1 or first > last for b, first, last in committed):
             raise ProtocolError("invalid", "a committed range needs boot >= 1 and first <= last")
         data["committed"] = committed
-    message: Message = _build(_CLASSES[kind], data)  # type: ignore[assignment]
-    return message
 
 
 def _shape(cls: type[Envelope]) -> tuple[frozenset[str], dict[str, Any], dict[str, Any]]:

@@ -8,23 +8,17 @@ whose real screen a counsellor can open with remote support.
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import shutil
 import subprocess
 import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
-
 from lainaamo.config import Settings
-from lainaamo.protocol import UsageReport
 from lainaamo.signals import wait_for
-from server.adapters import orm
 from server.adapters.db import upgrade
 from server.adapters.signing import generate_key_file
 from server.bootstrap import Services, bootstrap
@@ -33,13 +27,11 @@ from server.domain.loan_commands import KitLine, LoanStep, RequestLoan
 from server.domain.loans import LoanAction
 from server.domain.model import Principal, Role
 from server.domain.policy import KioskProfile
-from server.domain.usage import LOCAL_TZ, local_day
 from server.entrypoints.background import Background
 from server.entrypoints.broker import demo_broker, wait_for_port
 from server.entrypoints.ingest import IngestConsumer
 from server.entrypoints.serve import HttpServer
-from server.service_layer import accounts, desired, devices, loans, usage
-from server.service_layer.accounts import principal_of
+from server.service_layer import accounts, demo_data, devices, loans
 from server.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -126,20 +118,8 @@ SHORTCUTS = (
 
 def seed_loans(services: Services, now: datetime, lent: int, queued: int) -> None:
     """An agreement, kiosk profiles, `lent` tablets on loan (some overdue) and a short queue."""
-    with services.session_factory() as session:
-        it_user = session.scalar(select(orm.User).where(orm.User.role == "it_support"))
-        admin_user = session.scalar(select(orm.User).where(orm.User.role == "admin"))
-        org = session.scalar(select(orm.Organisation))
-        assert it_user is not None and admin_user is not None and org is not None
-        org.support_phone = "+358 15 000 0000"
-        it, admin = principal_of(it_user, "cli"), principal_of(admin_user, "cli")
-        for code, _ in UNITS:
-            unit = session.scalar(select(orm.Unit).where(orm.Unit.code == code))
-            assert unit is not None
-            desired.set_kiosk_profile(
-                session, unit.id, KioskProfile(("fi.esavo.video",), SHORTCUTS, True), now
-            )
-        session.commit()
+    profile = KioskProfile(("fi.esavo.video",), SHORTCUTS, True)
+    it, admin = demo_data.prepare_organisation(services.uow(), profile, "+358 15 000 0000", now)
     loans.add_agreement(services.uow(), admin, "2026-1", AGREEMENT)
     for i in range(1, lent + queued + 1):
         device = f"tab-{i:03d}"
@@ -181,54 +161,7 @@ def seed_usage(services: Services, now: datetime, weeks: int = 8) -> int:
     """Plausible daily usage totals of the loans on loan, up to yesterday, through the same
     ingest code as the tablets' reports (so the unit roll-up is their sum). A few loans of one
     unit have had no use for the last 16 days. Returns the number of device-days."""
-    rng = random.Random(7)
-    today = local_day(now)
-    with services.session_factory() as session:
-        lent = session.execute(
-            select(orm.Loan.device_id, orm.Loan.handed_over_at)
-            .where(orm.Loan.state == "on_loan")
-            .order_by(orm.Loan.id)
-        ).all()
-        reports: list[tuple[UsageReport, datetime]] = []
-        for number, (device_id, handed_over_at) in enumerate(lent, 1):
-            if device_id is None or handed_over_at is None:
-                continue
-            idle_from = today - timedelta(days=16) if number % 3 == 2 and number > 4 else today
-            day = max(local_day(handed_over_at), today - timedelta(weeks=weeks))
-            while day < today:
-                weekday = day.weekday() < 5
-                used = day < idle_from and rng.random() < (0.8 if weekday else 0.5)
-                launches = {
-                    "chat": rng.randint(0, 4),
-                    "appointment": rng.randint(0, 2) if weekday else 0,
-                    "digipath": rng.randint(0, 3),
-                    "group": 1 if day.weekday() == 2 and rng.random() < 0.7 else 0,
-                    "other": rng.randint(0, 3),
-                }
-                end_of_day = datetime.combine(day + timedelta(days=1), time(0), LOCAL_TZ)
-                reports.append(
-                    (
-                        UsageReport(
-                            device_id=device_id,
-                            ts=end_of_day,
-                            boot=1,
-                            seq=day.toordinal(),
-                            day=day.isoformat(),
-                            active_s=rng.randint(600, 3 * 3600) if used else 0,
-                            launches=launches if used else {},
-                            support_s=rng.choice((600, 900, 1500))
-                            if used and rng.random() < 0.06
-                            else 0,
-                            final=True,
-                        ),
-                        end_of_day + timedelta(minutes=5),
-                    )
-                )
-                day += timedelta(days=1)
-        ingested: Counter[str] = Counter()
-        usage.ingest_reports(session, reports, ingested, Counter())
-        session.commit()
-    return ingested["usage"]
+    return demo_data.record_usage(services.uow(), now, weeks)
 
 
 def run_demo(

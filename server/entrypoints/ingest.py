@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lainaamo.config import Settings
@@ -30,7 +29,6 @@ from lainaamo.mqtt import SessionOptions, connect_kwargs, new_intake_client
 from lainaamo.protocol import (
     Kind,
     Receipt,
-    SessionEvent,
     StatusReport,
     Topics,
     UsageReport,
@@ -39,10 +37,10 @@ from lainaamo.protocol import (
 )
 from server.adapters.metrics import IngestMetrics
 from server.domain import receipts
-from server.domain.events import DeviceWentOffline
 from server.domain.usage import parse_day
-from server.service_layer import support_events
-from server.service_layer.ingest import BatchOutcome, Received, ingest_batch
+from server.service_layer import ingest
+from server.service_layer.ingest import BatchOutcome, Received
+from server.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -550,29 +548,10 @@ class IngestConsumer:
         return BatchOutcome(set_aside=list(valid))
 
     def _database_answers(self) -> bool:
-        try:
-            with self._session_factory() as session:
-                session.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
+        return ingest.database_answers(UnitOfWork(self._session_factory))
 
     def _commit_once(self, valid: list[Received]) -> BatchOutcome:
-        with self._session_factory() as session:
-            outcome = ingest_batch(session, valid)
-            # Remote support: the tablets' session events, and sessions of devices gone offline.
-            unknown = set(outcome.unknown_devices)
-            events = [
-                (r.message, r.received_at)
-                for r in valid
-                if isinstance(r.message, SessionEvent) and r.message.device_id not in unknown
-            ]
-            offline = [e.device_id for e in outcome.events if isinstance(e, DeviceWentOffline)]
-            if events or offline:
-                support_events.apply_batch(session, events, offline, self._metrics.support)
-                outcome.ingested["session_evt"] += len(events)
-            session.commit()
-        return outcome
+        return ingest.commit_batch(UnitOfWork(self._session_factory), valid, self._metrics.support)
 
     def _commit_singly(self, valid: list[Received]) -> BatchOutcome | None:
         total = BatchOutcome()

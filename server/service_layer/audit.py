@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from server.adapters.orm import GENESIS_HASH, AuditEvent, AuditHead, audit_digest
 from server.domain.model import Principal
 from server.domain.privacy import redact_identity_codes
+from server.service_layer.unit_of_work import UnitOfWork
 
 
 def actor_of(principal: Principal | None, system_part: str = "cli") -> tuple[str, str | None]:
@@ -74,6 +75,12 @@ class ChainReport:
     @property
     def intact(self) -> bool:
         return self.problem is None
+
+
+def check_chain(uow: UnitOfWork, progress: Callable[[int, int], None] | None = None) -> ChainReport:
+    """`lainaamo audit verify`'s handler: the chain checked in one read-only transaction."""
+    with uow:
+        return verify_chain(uow.session, progress)
 
 
 def verify_chain(

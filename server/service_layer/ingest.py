@@ -29,14 +29,17 @@ from lainaamo.protocol import (
     EnforcementReport,
     Message,
     Presence,
+    SessionEvent,
     StatusReport,
     UsageReport,
 )
 from server.adapters import orm
+from server.adapters.metrics import SupportObserver
 from server.domain.events import DeviceCameOnline, DeviceWentOffline, Event
 from server.domain.model import apply_presence, clock_skew_s, is_newer, plausible_boot
-from server.service_layer import usage
+from server.service_layer import support_events, usage
 from server.service_layer.device_commands import apply_ack, lock_for_acks
+from server.service_layer.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,37 @@ _HISTORY_FIELDS = (
     "desired_version",
     "reason",
 )
+
+
+def commit_batch(uow: UnitOfWork, valid: list[Received], support: SupportObserver) -> BatchOutcome:
+    """The ingest's handler: one transaction for a batch of parsed device messages, with the
+    remote-support events among them and the sessions of devices that went offline. The
+    caller acknowledges the messages only after this returns (ack-after-commit)."""
+    with uow:
+        session = uow.session
+        outcome = ingest_batch(session, valid)
+        unknown = set(outcome.unknown_devices)
+        events = [
+            (r.message, r.received_at)
+            for r in valid
+            if isinstance(r.message, SessionEvent) and r.message.device_id not in unknown
+        ]
+        offline = [e.device_id for e in outcome.events if isinstance(e, DeviceWentOffline)]
+        if events or offline:
+            support_events.apply_batch(session, events, offline, support)
+            outcome.ingested["session_evt"] += len(events)
+        uow.commit()
+    return outcome
+
+
+def database_answers(uow: UnitOfWork) -> bool:
+    """Whether the database answers a trivial query (the ingest's wait after an outage)."""
+    try:
+        with uow:
+            uow.session.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
 
 
 def ingest_batch(session: Session, items: list[Received]) -> BatchOutcome:
@@ -274,46 +308,8 @@ def _update_latest(
     last_seen_at to the latest reception. A report whose boot no real device can have reached
     is not adopted (it would freeze the latest status against every later real report): the
     device is flagged instead, until IT support resets its sequence state."""
-    newest: dict[str, Received] = {}
-    seen: dict[str, datetime] = {}
-    implausible: dict[str, Received] = {}
-    for item in items:
-        m = item.message
-        assert isinstance(m, StatusReport)
-        current = locked[m.device_id]
-        if not current.trust_next_position and not plausible_boot(m.boot, _known_boot(current)):
-            worst = implausible.get(m.device_id)
-            if worst is None or m.position > worst.message.position:
-                implausible[m.device_id] = item
-        else:
-            best = newest.get(m.device_id)
-            if best is None or m.position > best.message.position:
-                newest[m.device_id] = item
-        if m.device_id not in seen or item.received_at > seen[m.device_id]:
-            seen[m.device_id] = item.received_at
-    latest: list[tuple[StatusReport, datetime, datetime, int | None]] = []
-    only_seen: list[tuple[str, datetime]] = []
-    for device_id in seen:
-        current = locked[device_id]
-        last_seen = seen[device_id]
-        if current.last_seen_at is not None and current.last_seen_at > last_seen:
-            last_seen = current.last_seen_at
-        stored = (
-            (current.status_boot, current.status_seq)
-            if current.status_boot is not None and current.status_seq is not None
-            else None
-        )
-        chosen = newest.get(device_id)
-        report = chosen.message if chosen is not None else None
-        if (
-            chosen is not None
-            and isinstance(report, StatusReport)
-            and is_newer(report.position, stored)
-        ):
-            skew = clock_skew_s(report.ts, chosen.received_at)
-            latest.append((report, last_seen, _reported_at(chosen), skew))
-        elif last_seen != current.last_seen_at:
-            only_seen.append((device_id, last_seen))
+    newest, seen, implausible = _newest_reports(items, locked)
+    latest, only_seen = _latest_changes(locked, newest, seen)
     if implausible:
         _flag_implausible(session, implausible)
     if postgres:
@@ -360,6 +356,62 @@ def _update_latest(
             .values(last_seen_at=bindparam("b_last_seen_at")),
             [{"b_device_id": d, "b_last_seen_at": last_seen} for d, last_seen in only_seen],
         )
+
+
+def _newest_reports(
+    items: list[Received], locked: dict[str, Any]
+) -> tuple[dict[str, Received], dict[str, datetime], dict[str, Received]]:
+    """Per device: its newest plausible report, its latest reception, its newest implausible
+    report."""
+    newest: dict[str, Received] = {}
+    seen: dict[str, datetime] = {}
+    implausible: dict[str, Received] = {}
+    for item in items:
+        m = item.message
+        assert isinstance(m, StatusReport)
+        current = locked[m.device_id]
+        if not current.trust_next_position and not plausible_boot(m.boot, _known_boot(current)):
+            worst = implausible.get(m.device_id)
+            if worst is None or m.position > worst.message.position:
+                implausible[m.device_id] = item
+        else:
+            best = newest.get(m.device_id)
+            if best is None or m.position > best.message.position:
+                newest[m.device_id] = item
+        if m.device_id not in seen or item.received_at > seen[m.device_id]:
+            seen[m.device_id] = item.received_at
+    return newest, seen, implausible
+
+
+def _latest_changes(
+    locked: dict[str, Any], newest: dict[str, Received], seen: dict[str, datetime]
+) -> tuple[list[tuple[StatusReport, datetime, datetime, int | None]], list[tuple[str, datetime]]]:
+    """The latest statuses to replace (report, last seen, reported at, clock skew) and the
+    devices whose last_seen_at alone moves."""
+    latest: list[tuple[StatusReport, datetime, datetime, int | None]] = []
+    only_seen: list[tuple[str, datetime]] = []
+    for device_id, received in seen.items():
+        current = locked[device_id]
+        last_seen = received
+        if current.last_seen_at is not None and current.last_seen_at > last_seen:
+            last_seen = current.last_seen_at
+        stored = (
+            (current.status_boot, current.status_seq)
+            if current.status_boot is not None and current.status_seq is not None
+            else None
+        )
+        chosen = newest.get(device_id)
+        report = chosen.message if chosen is not None else None
+        if (
+            chosen is not None
+            and isinstance(report, StatusReport)
+            and is_newer(report.position, stored)
+        ):
+            skew = clock_skew_s(report.ts, chosen.received_at)
+            latest.append((report, last_seen, _reported_at(chosen), skew))
+        elif last_seen != current.last_seen_at:
+            only_seen.append((device_id, last_seen))
+    return latest, only_seen
 
 
 def enforcement_columns(enforcement: EnforcementReport | None) -> dict[str, Any]:

@@ -23,10 +23,10 @@ from support.mosquitto import Mosquitto
 from lainaamo.protocol import Kind, Topics, encode
 from server.adapters import orm
 from server.adapters.metrics import IngestMetrics
-from server.entrypoints import ingest as ingest_module
 from server.entrypoints.app import create_app
 from server.entrypoints.ingest import Incoming, IngestConsumer
 from server.entrypoints.serve import run_ingest
+from server.service_layer import ingest as ingest_module
 from server.service_layer.ingest import BatchOutcome, Received
 
 TOPICS = Topics()

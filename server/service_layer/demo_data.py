@@ -1,0 +1,97 @@
+"""The demo's seed data written through handlers that own their transactions.
+
+`lainaamo demo` (entrypoints/demo.py) decides what the simulated pilot looks like; these
+functions write what no other handler writes for it: the organisation's kiosk profiles and
+support phone, and plausible daily usage of the loans on loan, fed through the same ingest
+code as the tablets' own usage reports (so the unit roll-up is their sum).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+
+from lainaamo.protocol import UsageReport
+from server.adapters import orm
+from server.domain.model import Principal
+from server.domain.policy import KioskProfile
+from server.domain.usage import LOCAL_TZ, local_day
+from server.service_layer import desired, usage
+from server.service_layer.accounts import principal_of
+from server.service_layer.unit_of_work import UnitOfWork
+
+
+def prepare_organisation(
+    uow: UnitOfWork, profile: KioskProfile, support_phone: str, now: datetime
+) -> tuple[Principal, Principal]:
+    """Every unit gets `profile`, the organisation its support phone; returns the first IT
+    support and admin users, acting from the command line."""
+    with uow:
+        session = uow.session
+        it_user = session.scalar(select(orm.User).where(orm.User.role == "it_support"))
+        admin_user = session.scalar(select(orm.User).where(orm.User.role == "admin"))
+        org = session.scalar(select(orm.Organisation))
+        if it_user is None or admin_user is None or org is None:
+            raise RuntimeError("the demo organisation and its users come first")
+        org.support_phone = support_phone
+        for unit_id in session.scalars(select(orm.Unit.id).order_by(orm.Unit.id)):
+            desired.set_kiosk_profile(session, unit_id, profile, now)
+        uow.commit()
+        return principal_of(it_user, "cli"), principal_of(admin_user, "cli")
+
+
+def record_usage(uow: UnitOfWork, now: datetime, weeks: int = 8, seed: int = 7) -> int:
+    """Plausible daily usage totals of the loans on loan, up to yesterday. A few loans of one
+    unit have had no use for the last 16 days. Returns the number of device-days."""
+    rng = random.Random(seed)
+    today = local_day(now)
+    with uow:
+        session = uow.session
+        lent = session.execute(
+            select(orm.Loan.device_id, orm.Loan.handed_over_at)
+            .where(orm.Loan.state == "on_loan")
+            .order_by(orm.Loan.id)
+        ).all()
+        reports: list[tuple[UsageReport, datetime]] = []
+        for number, (device_id, handed_over_at) in enumerate(lent, 1):
+            if device_id is None or handed_over_at is None:
+                continue
+            idle_from = today - timedelta(days=16) if number % 3 == 2 and number > 4 else today
+            day = max(local_day(handed_over_at), today - timedelta(weeks=weeks))
+            while day < today:
+                end_of_day = datetime.combine(day + timedelta(days=1), time(0), LOCAL_TZ)
+                report = _usage_day(rng, device_id, day, used_before=idle_from, ts=end_of_day)
+                reports.append((report, end_of_day + timedelta(minutes=5)))
+                day += timedelta(days=1)
+        ingested: Counter[str] = Counter()
+        usage.ingest_reports(session, reports, ingested, Counter())
+        uow.commit()
+    return ingested["usage"]
+
+
+def _usage_day(
+    rng: random.Random, device_id: str, day: date, *, used_before: date, ts: datetime
+) -> UsageReport:
+    weekday = day.weekday() < 5
+    used = day < used_before and rng.random() < (0.8 if weekday else 0.5)
+    launches = {
+        "chat": rng.randint(0, 4),
+        "appointment": rng.randint(0, 2) if weekday else 0,
+        "digipath": rng.randint(0, 3),
+        "group": 1 if day.weekday() == 2 and rng.random() < 0.7 else 0,
+        "other": rng.randint(0, 3),
+    }
+    return UsageReport(
+        device_id=device_id,
+        ts=ts,
+        boot=1,
+        seq=day.toordinal(),
+        day=day.isoformat(),
+        active_s=rng.randint(600, 3 * 3600) if used else 0,
+        launches=launches if used else {},
+        support_s=rng.choice((600, 900, 1500)) if used and rng.random() < 0.06 else 0,
+        final=True,
+    )
