@@ -1,8 +1,8 @@
 """The server's SignalSender: signals go into the `support_signals` outbox of the transaction.
 
-The background worker publishes them (QoS 1, never retained) with the server's boot/seq and
-marks them sent with the device's presence position at the time; a rolled-back transaction
-therefore never sends a signal.
+The scheduler's dispatch_signals job publishes them (QoS 1, never retained) with the server's
+boot/seq and marks them sent with the device's presence position at the time; a rolled-back
+transaction therefore never sends a signal.
 
 A broker that restarts without its store forgets what it held for a device, and the device
 reconnects with a new birth. So a signal already sent is sent again (`due`) while
@@ -10,7 +10,7 @@ reconnects with a new birth. So a signal already sent is sent again (`due`) whil
 - its device is online and has connected again since: its presence position
   `(presence_boot, presence_seq)` differs from the one recorded at the last send
   (`sent_boot`, `sent_seq`; NULL counts as -1),
-- the signal is younger than the worker's stale limit (SIGNAL_STALE_S), and
+- the signal is younger than the stale limit (domain/support_signals.py: SIGNAL_STALE_S), and
 - its session still needs it: the session is live (not declined, timed out or ended), or the
   signal is the `hangup` that ended it.
 

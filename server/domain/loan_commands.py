@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lainaamo.errors import InvalidInput
@@ -102,3 +103,50 @@ class LoanStep:
             raise InvalidInput(
                 REASON_REQUIRED[self.action], [{"field": "reason", "message": "required"}]
             )
+
+
+def check_returned_kit(kit: Mapping[int, str], returned: Mapping[int, str]) -> None:
+    """A return checks every kit item lent with the loan, and only those.
+
+    `kit`: the loan's items, id → kind; `returned`: id → condition found."""
+    unknown = set(returned) - set(kit)
+    if unknown:
+        raise InvalidInput(
+            "unknown kit items",
+            [{"field": "kit", "message": f"no item {i} in this loan"} for i in sorted(unknown)],
+        )
+    unchecked = set(kit) - set(returned)
+    if unchecked:
+        raise InvalidInput(
+            "check every kit item at return",
+            [
+                {"field": "kit", "message": f"item {i} ({kit[i]}) not checked"}
+                for i in sorted(unchecked)
+            ],
+        )
+
+
+# The return form's note: short enough that the conditions found and the note together stay
+# within a step's reason (500 characters, `free_text`).
+RETURN_NOTE_MAX = 300
+
+
+def return_reason(
+    note: str | None, tablet: str | None = None, kit: Sequence[tuple[str, str]] = ()
+) -> str | None:
+    """What a return records as its reason (the loan's history shows it).
+
+    Given the conditions found (the console's return form: the tablet's, and each kit item's
+    as (kind, condition)), they come first, then the note, which is at most RETURN_NOTE_MAX
+    characters. Without them (the API, which sends only the items' conditions, stored on the
+    items) the reason is the note as sent. Either way `LoanStep` checks it as any reason."""
+    if tablet is None and not kit:
+        return note
+    note = (note or "").strip()
+    if len(note) > RETURN_NOTE_MAX:
+        raise InvalidInput(
+            "the return note is too long",
+            [{"field": "note", "message": f"at most {RETURN_NOTE_MAX} characters"}],
+        )
+    summary = "; ".join([f"tablet: {tablet}"] + [f"{kind}: {cond}" for kind, cond in kit])
+    return f"{summary}. {note}" if note else summary

@@ -16,8 +16,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lainaamo.errors import Conflict, InvalidInput
-from server.domain.model import LifecycleState
+from lainaamo.errors import Conflict, Forbidden, InvalidInput
+from server.domain.model import LifecycleState, Role
 
 
 class LoanState(enum.StrEnum):
@@ -79,6 +79,37 @@ DEVICE_AFTER: dict[LoanAction, LifecycleState | None] = {
     A.REPORT_LOST: LifecycleState.LOST,
     A.RELEASE: LifecycleState.RELEASED,  # wiped and released from management
 }
+
+
+# Steps after which the tablet is wiped by command (a manual wipe record also clears it).
+WIPE_AFTER = frozenset({A.RETURN, A.RELEASE})
+# Destructive for the client's data or for management: IT support only (with the refusal).
+IT_ONLY: dict[LoanAction, str] = {A.RELEASE: "only IT support may release a device to its client"}
+
+
+def possible_actions(state: LoanState) -> frozenset[LoanAction]:
+    """The actions the transition table allows from `state` (nothing once a loan has ended)."""
+    return frozenset(a for (s, a) in TRANSITIONS if s is state)
+
+
+def states_allowing(action: LoanAction) -> frozenset[LoanState]:
+    """The states from which the transition table allows `action`."""
+    return frozenset(s for (s, a) in TRANSITIONS if a is action)
+
+
+# Loans whose device can be taken back: the states `return` leaves from.
+RETURNABLE = states_allowing(A.RETURN)
+
+
+def may_take(role: Role, action: LoanAction) -> bool:
+    """Whether someone of `role` may take `action` at all (the state decides the rest)."""
+    return action not in IT_ONLY or role is Role.IT_SUPPORT
+
+
+def check_may_take(role: Role, action: LoanAction) -> None:
+    """Forbidden for a step only IT support may take, taken by anyone else."""
+    if not may_take(role, action):
+        raise Forbidden(IT_ONLY[action])
 
 
 def next_state(current: LoanState, action: LoanAction) -> LoanState:

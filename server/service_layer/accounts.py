@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -224,6 +226,52 @@ def verify_password(uow: UnitOfWork, username: str, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
         return stored is not None
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """One of the caller's API tokens as their account page shows it (never the token)."""
+
+    id: int
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def own_tokens(uow: UnitOfWork, principal: Principal) -> list[TokenView]:
+    """The caller's own API tokens, newest first (the console's account page)."""
+    with uow:
+        return [
+            TokenView(t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.revoked_at)
+            for t in list_tokens(uow.session, principal)
+        ]
+
+
+def profile(uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
+    """The caller: user name, role, organisation and units (API: GET /me)."""
+    with uow:
+        org = uow.session.get(Organisation, principal.organisation_id)
+        units = uow.session.scalars(select(Unit).where(Unit.id.in_(principal.unit_ids))).all()
+        return {
+            "username": principal.username,
+            "role": principal.role.value,
+            "organisation": {"code": org.code, "name": org.name} if org else None,
+            "units": [{"code": u.code, "name": u.name} for u in units],
+        }
+
+
+def visible_units(uow: UnitOfWork, principal: Principal) -> list[dict[str, Any]]:
+    """The units the caller can see, by code, with their usage collection (API: GET /units)."""
+    query = select(Unit).where(Unit.organisation_id == principal.organisation_id)
+    if not principal.org_wide:
+        query = query.where(Unit.id.in_(principal.unit_ids))
+    with uow:
+        units = uow.session.scalars(query.order_by(Unit.code)).all()
+        return [
+            {"code": u.code, "name": u.name, "usage_collection": u.usage_collection} for u in units
+        ]
 
 
 def list_tokens(session: Session, principal: Principal) -> list[ApiToken]:

@@ -7,10 +7,10 @@ attacker gains nothing by guessing through the API instead of the sign-in form.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from server.domain.model import Principal
-from server.service_layer.accounts import principal_of
+from server.service_layer.accounts import create_token, principal_of
 from server.service_layer.console_auth import checked_user
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -25,3 +25,12 @@ def check_password(uow: UnitOfWork, username: str, password: str, now: datetime)
         user = checked_user(uow, username, password, now, part="api")
         uow.commit()
         return principal_of(user)
+
+
+def sign_in(
+    uow: UnitOfWork, username: str, password: str, name: str, lifetime: timedelta, now: datetime
+) -> tuple[str, datetime | None]:
+    """A new API token for a right password (`check_password`, then `accounts.create_token`):
+    the token, shown once, and when it expires."""
+    principal = check_password(uow, username, password, now)
+    return create_token(uow, principal.username, name, lifetime, principal=principal)

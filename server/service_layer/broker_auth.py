@@ -6,8 +6,8 @@ credential: re-enrolling revokes the old one. Retiring a device, releasing it to
 and marking it lost revoke it too (audited).
 
 `BrokerAuthSync` renders the broker's `passwd` and `acl` files from the live credentials and
-makes Mosquitto reload them; the Background worker calls it every second, and it writes only
-when the set of live credentials changed.
+makes Mosquitto reload them; the scheduler's broker_auth job calls it (`sync_files`) every
+second, and it writes only when the set of live credentials changed.
 
 The last word: a device revoked because it left service (not one replaced by re-enrolling)
 keeps its login while a wipe or release command for it is still pending, so that the wipe
@@ -31,6 +31,7 @@ from lainaamo.config import Settings
 from server.adapters import mosquitto_auth, orm
 from server.domain.model import LifecycleState, Principal
 from server.service_layer import audit
+from server.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +220,12 @@ class BrokerAuthSync:
         log.info("broker auth files written: %d device login(s)", len(logins))
         self._fingerprint = digest
         return True
+
+
+def sync_files(
+    uow: UnitOfWork, sync: BrokerAuthSync, now: datetime, *, force: bool = False
+) -> bool:
+    """The scheduler's handler: `sync.sync` over a unit of work of its own (it only reads);
+    True if the files were written."""
+    with uow:
+        return sync.sync(uow.session, now, force=force)

@@ -1,9 +1,15 @@
 """Desired state: computed from loan and lifecycle, versioned, and tracked until the device
-reports it applied and enforced (domain/policy_state.py)."""
+reports it applied and enforced (domain/policy_state.py).
+
+The scheduler's handlers (`escalate`, `catch_up`, `publish_unpublished`, `publish_behind`,
+`sweep_batch`) each own their transactions. Those that publish are handed a callable that
+publishes (the service layer knows no MQTT client) and mark a state published only once that
+callable says the broker acknowledged it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +23,13 @@ from server.domain.model import LifecycleState
 from server.domain.policy import DeviceSituation, KioskProfile, canonical, compute_policy
 from server.domain.policy_state import PolicyState, in_drift, policy_state, stored_enforcement
 from server.service_layer.rules import rules_for
+from server.service_layer.unit_of_work import UnitOfWork
+
+# Publishes one desired state and waits for the broker's acknowledgement: True if it came.
+PublishOne = Callable[[orm.DesiredStateRow], bool]
+# Publishes desired states together; then, in their order, whether the broker acknowledged
+# each (an iterator may wait for each acknowledgement as it is asked for).
+PublishMany = Callable[[Sequence[orm.DesiredStateRow]], Iterable[bool]]
 
 
 def _profile(session: Session, unit_id: int | None) -> KioskProfile:
@@ -336,3 +349,97 @@ def escalate_overdue(session: Session, now: datetime) -> list[str]:
         )
     ).all()
     return refresh_desired(session, [d for d in candidates if d], now)
+
+
+# --- the scheduler's handlers
+
+
+def escalate(uow: UnitOfWork, now: datetime) -> list[str]:
+    """`escalate_overdue` in a transaction of its own; the devices whose state changed."""
+    with uow:
+        changed = escalate_overdue(uow.session, now)
+        uow.commit()
+    return changed
+
+
+def catch_up(uow: UnitOfWork, now: datetime) -> list[str]:
+    """`catch_up_versions` in a transaction of its own; the devices whose versions jumped."""
+    with uow:
+        jumped = catch_up_versions(uow.session, now)
+        uow.commit()
+    return jumped
+
+
+def publish_unpublished(uow: UnitOfWork, publish: PublishOne, clock: Callable[[], datetime]) -> int:
+    """Publish the unpublished desired states one by one, each marked published (and
+    committed) once the broker acknowledged it; stops at the first it did not. Returns how
+    many it acknowledged."""
+    done = 0
+    with uow:
+        for row in unpublished(uow.session):
+            if not publish(row):
+                break  # the broker is away; the rest on a later round
+            row.published_version = row.version
+            row.published_at = clock()
+            uow.commit()
+            done += 1
+    return done
+
+
+def publish_behind(
+    uow: UnitOfWork,
+    now: datetime,
+    min_interval_s: float,
+    limit: int,
+    publish: PublishMany,
+    clock: Callable[[], datetime],
+) -> int:
+    """Publish again the states `behind` finds (at most `limit`); each the broker acknowledged
+    gets a new `published_at` (only that: its version may have moved on meanwhile). Returns
+    how many it acknowledged."""
+    done = 0
+    with uow:
+        rows = behind(uow.session, now, min_interval_s, limit)
+        for row, acked in zip(rows, publish(rows), strict=True):
+            if acked:
+                row.published_at = clock()
+                done += 1
+        uow.commit()
+    return done
+
+
+def sweep_batch(
+    uow: UnitOfWork,
+    after: str,
+    now: datetime,
+    limit: int,
+    *,
+    recompute: bool,
+    publish: PublishMany,
+    clock: Callable[[], datetime],
+    give_way: Callable[[], bool] = lambda: False,
+) -> list[str] | None:
+    """One batch of the fleet sweep: the next devices by id after `after`, their desired
+    states recomputed (`reconcile_batch`, committed first) if `recompute`, then published
+    together and marked published if the broker acknowledged every one.
+
+    Returns the ids done, in order (none at the end of the fleet); None if the broker did not
+    acknowledge them all (nothing is marked: the same batch again later).
+    """
+    with uow:
+        session = uow.session
+        if recompute:
+            ids = reconcile_batch(session, after, now, limit, give_way=give_way)
+            uow.commit()
+            found = (session.get(orm.DesiredStateRow, device_id) for device_id in ids)
+            rows = [row for row in found if row is not None]
+        else:
+            rows = states_after(session, after, limit)
+            ids = [row.device_id for row in rows]
+        sent = [row for row in rows if row.version > 0]
+        for row, acked in zip(sent, publish(sent), strict=True):
+            if not acked:
+                return None  # the broker went away
+            row.published_version, row.published_at = row.version, clock()
+        uow.commit()
+    return ids

@@ -47,7 +47,7 @@ def reset_sequence(
         audit.record(
             uow.session,
             principal=principal,
-            action="api:device:sequence_reset",
+            action=audit.action(principal, "device:sequence_reset"),
             subject_type="device",
             subject_id=device.id,
             organisation_id=principal.organisation_id,

@@ -41,6 +41,7 @@ from server.domain.device_commands import (
 )
 from server.domain.model import LifecycleState, Principal
 from server.domain.privacy import new_hex_id
+from server.domain.wipes import AfterWipe, after_wipe
 from server.service_layer import audit, staff_lock, views
 from server.service_layer.audit import actor_of
 from server.service_layer.desired import refresh_desired
@@ -97,32 +98,64 @@ def new_command(
 
 
 def issue(uow: UnitOfWork, principal: Principal, cmd: IssueCommand, now: datetime) -> str:
-    """Queue one command for a device the principal may see.
+    """Queue one command for a device the principal may see; the command's id.
 
     `lock` and `unlock` also set and lift the device's staff lock, in its desired state: that
     is what holds (a kiosk profile saved later does not undo it); the one-shot command only
     acts at once on the tablet, and an agent leaves a lock its policy makes alone.
     """
-    cmd.check_role(principal)
     with uow:
-        device = views.get_device(uow.session, principal, cmd.device_id)  # scope: 404
-        if cmd.name in ("lock", "unlock"):
-            staff_lock.follow_command(uow.session, principal, device, cmd.name, now)
-        row = new_command(principal, cmd, now, None)
-        uow.session.add(row)
-        audit.record(
-            uow.session,
-            principal=principal,
-            action=f"api:command:{cmd.name}",
-            subject_type="device",
-            subject_id=cmd.device_id,
-            organisation_id=principal.organisation_id,
-            after={"cmd_id": row.id, "expires_at": row.expires_at.isoformat()},
-            system_part="api",
-        )
-        wakeup.announce(uow.session)  # the scheduler sends it now, not at its next poll
+        row = _queue(uow.session, principal, cmd, now)
         uow.commit()
         return row.id
+
+
+def issue_shown(
+    uow: UnitOfWork, principal: Principal, cmd: IssueCommand, now: datetime
+) -> dict[str, Any]:
+    """`issue`, answering with the queued command as the API shows it."""
+    with uow:
+        row = _queue(uow.session, principal, cmd, now)
+        uow.commit()
+        return command_json(row)  # loads the columns the database filled in
+
+
+def _queue(
+    session: Session, principal: Principal, cmd: IssueCommand, now: datetime
+) -> orm.CommandRow:
+    cmd.check_role(principal)
+    device = views.get_device(session, principal, cmd.device_id)  # scope: 404
+    if cmd.name in ("lock", "unlock"):
+        staff_lock.follow_command(session, principal, device, cmd.name, now)
+    row = new_command(principal, cmd, now, None)
+    session.add(row)
+    audit.record(
+        session,
+        principal=principal,
+        action=audit.action(principal, f"command:{cmd.name}"),
+        subject_type="device",
+        subject_id=cmd.device_id,
+        organisation_id=principal.organisation_id,
+        after={"cmd_id": row.id, "expires_at": row.expires_at.isoformat()},
+        system_part=principal.via,
+    )
+    wakeup.announce(session)  # the scheduler sends it now, not at its next poll
+    return row
+
+
+def commands_of(
+    uow: UnitOfWork, principal: Principal, device_id: str, limit: int
+) -> list[dict[str, Any]]:
+    """The newest commands of a device the principal may see (NotFound otherwise)."""
+    with uow:
+        views.get_device(uow.session, principal, device_id)  # scope: 404
+        rows = uow.session.scalars(
+            select(orm.CommandRow)
+            .where(orm.CommandRow.device_id == device_id)
+            .order_by(orm.CommandRow.created_at.desc())
+            .limit(limit)
+        ).all()
+        return [command_json(r) for r in rows]
 
 
 def issue_bulk(
@@ -156,7 +189,7 @@ def issue_bulk(
         audit.record(
             uow.session,
             principal=principal,
-            action=f"api:command:bulk_{name}",
+            action=audit.action(principal, f"command:bulk_{name}"),
             subject_type="bulk",
             subject_id=bulk_id,
             organisation_id=principal.organisation_id,
@@ -164,7 +197,7 @@ def issue_bulk(
                 "devices": len(devices),
                 "filter": {k: str(v) for k, v in filters.__dict__.items()},
             },
-            system_part="api",
+            system_part=principal.via,
         )
         wakeup.announce(uow.session)
         uow.commit()
@@ -193,19 +226,18 @@ def command_json(row: orm.CommandRow) -> dict[str, Any]:
     }
 
 
-def bulk_progress(session: Session, principal: Principal, bulk_id: str) -> dict[str, Any]:
-    counts = Counter(
-        dict(
-            session.execute(
-                select(orm.CommandRow.state, func.count())
-                .where(
-                    orm.CommandRow.bulk_id == bulk_id,
-                    orm.CommandRow.organisation_id == principal.organisation_id,
-                )
-                .group_by(orm.CommandRow.state)
-            ).all()
-        )
-    )
+def bulk_progress(uow: UnitOfWork, principal: Principal, bulk_id: str) -> dict[str, Any]:
+    """How far a bulk command has got, by state (NotFound outside the organisation)."""
+    with uow:
+        rows = uow.session.execute(
+            select(orm.CommandRow.state, func.count())
+            .where(
+                orm.CommandRow.bulk_id == bulk_id,
+                orm.CommandRow.organisation_id == principal.organisation_id,
+            )
+            .group_by(orm.CommandRow.state)
+        ).all()
+    counts: Counter[str] = Counter({str(state): int(n) for state, n in rows})
     total = sum(counts.values())
     if total == 0:
         raise NotFound(f"no bulk command {bulk_id}")
@@ -422,20 +454,26 @@ def release_after(wipe: orm.CommandRow, now: datetime) -> orm.CommandRow:
     )
 
 
+def mark_wiped(session: Session, device: orm.Device, method: str, now: datetime) -> AfterWipe:
+    """A finished wipe of `device`, by the agent or by hand: recorded, the device moved where
+    the domain's rule puts it (domain/wipes.py), its desired state recomputed."""
+    outcome = after_wipe(LifecycleState(device.lifecycle_state))
+    device.wiped_at, device.wipe_method, device.updated_at = now, method, now
+    device.lifecycle_state = outcome.state.value
+    refresh_desired(session, [device.id], now)
+    return outcome
+
+
 def _wiped(session: Session, row: orm.CommandRow, now: datetime) -> None:
     device = session.get(orm.Device, row.device_id)
     if device is None:
         return
     before = {"lifecycle_state": device.lifecycle_state}
-    device.wiped_at, device.wipe_method, device.updated_at = now, "agent", now
-    if device.lifecycle_state == LifecycleState.AWAITING_WIPE.value:
-        device.lifecycle_state = LifecycleState.IN_STOCK.value
-    elif device.lifecycle_state == LifecycleState.RELEASED.value:
+    if mark_wiped(session, device, "agent", now).release_follows:
         # Released to its client and now wiped: the tablet may leave management for good
         # (protocol §10: `release`, signed like the wipe, on behalf of whoever released it).
         session.add(release_after(row, now))
         wakeup.announce(session)
-    refresh_desired(session, [device.id], now)
     audit.record(
         session,
         principal=None,

@@ -17,12 +17,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lainaamo.config import Settings
 from server.adapters import orm
 from server.domain.model import Principal
 from server.domain.policy_state import KeyEnforcement, PolicyState, applied, key_states
-from server.service_layer import audit
+from server.domain.staff_lock import StaffLock
+from server.service_layer import audit, staff_lock, views
 from server.service_layer.desired import enforcement_of, state_of
 from server.service_layer.device_commands import command_json
+from server.service_layer.unit_of_work import UnitOfWork
 
 MAX_POINTS = 2000
 DEFAULT_INTERVAL_S = 60
@@ -35,6 +38,81 @@ class HistoryPoint:
     charging: bool
     network: str
     locked: bool
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """Everything one device's console page shows, read in one transaction."""
+
+    device: dict[str, Any]  # views.device_json
+    last_seen: datetime | None
+    clock_skew_s: int | None
+    implausible_at: datetime | None
+    compare: list[dict[str, Any]]
+    sync: str
+    enforcement: list[KeyEnforcement]
+    lock: StaffLock | None
+    commands: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
+    loans: list[dict[str, Any]]
+    points: list[HistoryPoint]
+    bands: list[tuple[datetime, datetime]]
+
+
+def device_view(
+    uow: UnitOfWork,
+    principal: Principal,
+    device_id: str,
+    *,
+    since: datetime,
+    now: datetime,
+    settings: Settings,
+) -> DeviceView:
+    """A device the principal may see, as its page shows it (NotFound otherwise). Showing its
+    loans' client references is audited (`loans_of`) and committed."""
+    with uow:
+        session = uow.session
+        device = views.get_device(session, principal, device_id)
+        compare = desired_vs_reported(device)
+        st = device.status
+        points = history_window(session, device_id, since)
+        page = DeviceView(
+            device=views.device_json(
+                device, now, settings.low_battery_pct, settings.offline_grace_factor
+            ),
+            last_seen=st.last_seen_at if st else None,
+            clock_skew_s=st.clock_skew_s if st else None,
+            implausible_at=st.implausible_at if st else None,
+            compare=compare,
+            sync=sync_state(device, compare),
+            enforcement=enforcement_rows(device),
+            lock=staff_lock.current(device),
+            commands=commands_of(session, device_id),
+            audit=audit_of(session, principal, device_id),
+            loans=loans_of(session, principal, device_id),
+            points=points,
+            bands=online_bands(
+                points,
+                st.status_interval_s if st else None,
+                settings.offline_grace_factor,
+                bool(st and st.online),
+                now,
+            ),
+        )
+        uow.commit()
+    return page
+
+
+def device_facts(uow: UnitOfWork, principal: Principal, device_id: str) -> dict[str, Any]:
+    """What a confirmation page names of a device the principal may see (NotFound otherwise)."""
+    with uow:
+        device = views.get_device(uow.session, principal, device_id)
+        return {
+            "device_id": device.id,
+            "asset_tag": device.asset_tag,
+            "lifecycle_state": device.lifecycle_state,
+            "unit": device.unit.name if device.unit else None,
+        }
 
 
 def history_window(session: Session, device_id: str, since: datetime) -> list[HistoryPoint]:
@@ -83,27 +161,27 @@ def commands_of(session: Session, device_id: str, limit: int = 50) -> list[dict[
 
 def audit_of(
     session: Session, principal: Principal, device_id: str, limit: int = 50
-) -> list[orm.AuditEvent]:
+) -> list[dict[str, Any]]:
     """The newest audit events about the device in the principal's organisation."""
-    return list(
-        session.scalars(
-            select(orm.AuditEvent)
-            .where(
-                orm.AuditEvent.subject_type == "device",
-                orm.AuditEvent.subject_id == device_id,
-                orm.AuditEvent.organisation_id == principal.organisation_id,
-            )
-            .order_by(orm.AuditEvent.id.desc())
-            .limit(limit)
-        ).all()
-    )
+    rows = session.scalars(
+        select(orm.AuditEvent)
+        .where(
+            orm.AuditEvent.subject_type == "device",
+            orm.AuditEvent.subject_id == device_id,
+            orm.AuditEvent.organisation_id == principal.organisation_id,
+        )
+        .order_by(orm.AuditEvent.id.desc())
+        .limit(limit)
+    ).all()
+    return [{"at": e.at, "actor": e.actor, "action": e.action, "reason": e.reason} for e in rows]
 
 
 def loans_of(
     session: Session, principal: Principal, device_id: str, limit: int = 50
 ) -> list[dict[str, Any]]:
     """The device's loans, newest first. The client reference is shown only to those who see
-    the loan's unit, and showing it is audited (console:loan:view); commits the audit."""
+    the loan's unit, and showing it is audited (console:loan:view) in the caller's
+    transaction."""
     rows = session.scalars(
         select(orm.Loan)
         .where(
@@ -139,8 +217,6 @@ def loans_of(
                 after={"via": "device page", "device_id": device_id},
                 system_part="console",
             )
-    if any(item["client_ref"] is not None for item in items):
-        session.commit()
     return items
 
 

@@ -6,14 +6,16 @@ import csv
 import functools
 import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from lainaamo.config import Settings
 from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from lainaamo.protocol import Kind
 from lainaamo.protocol.messages import load_schema
@@ -21,9 +23,12 @@ from server.adapters.orm import Device, DeviceStatus, Loan, Unit, utcnow
 from server.domain.commands import CreateDevice, UpdateDevice
 from server.domain.loans import HOLDS_DEVICE
 from server.domain.model import LifecycleState, Principal, Role, check_manual_transition
-from server.service_layer import audit, broker_auth, desired, staff_lock
+from server.service_layer import audit, broker_auth, desired, staff_lock, views
 from server.service_layer.desired import refresh_desired
 from server.service_layer.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from server.service_layer.device_totals import DeviceTotals
 
 CSV_COLUMNS = ("device_id", "asset_tag", "unit", "serial", "model")
 MAX_IMPORT_ROWS = 20000
@@ -113,7 +118,7 @@ def _add(session: Session, principal: Principal, cmd: CreateDevice, action: str)
         subject_id=device.id,
         organisation_id=principal.organisation_id,
         after=snapshot(device),
-        system_part="api",
+        system_part=principal.via,
     )
     return device
 
@@ -122,7 +127,7 @@ def create_device(uow: UnitOfWork, principal: Principal, cmd: CreateDevice) -> s
     """Register one device in the caller's organisation."""
     require_manager(principal)
     with uow:
-        device = _add(uow.session, principal, cmd, "api:device:create")
+        device = _add(uow.session, principal, cmd, audit.action(principal, "device:create"))
         uow.commit()
         return device.id
 
@@ -175,22 +180,22 @@ def update_device(uow: UnitOfWork, principal: Principal, cmd: UpdateDevice) -> N
             audit.record(
                 session,
                 principal=principal,
-                action="api:device:update",
+                action=audit.action(principal, "device:update"),
                 subject_type="device",
                 subject_id=device.id,
                 organisation_id=principal.organisation_id,
                 before={k: v for k, v in before.items() if after[k] != v},
                 after={k: v for k, v in after.items() if before[k] != v},
                 reason=cmd.reason,
-                system_part="api",
+                system_part=principal.via,
             )
             # Retired or lost: the device's broker login goes (audited separately).
             broker_auth.follow_lifecycle(
-                session, device, device.updated_at, principal=principal, system_part="api"
+                session, device, device.updated_at, principal=principal, system_part=principal.via
             )
             # Retired: no longer managed, so a staff lock ends (audited separately).
             staff_lock.follow_lifecycle(
-                session, device, device.updated_at, principal=principal, system_part="api"
+                session, device, device.updated_at, principal=principal, system_part=principal.via
             )
         uow.commit()
 
@@ -316,7 +321,7 @@ def import_devices(uow: UnitOfWork, principal: Principal, text: str) -> int:
             errors.sort(key=lambda e: int(str(e["row"] or 0)))
             raise InvalidInput(f"{len(errors)} problem(s) in the CSV; nothing was imported", errors)
         for _, cmd in commands:
-            _add(uow.session, principal, cmd, "api:device:import")
+            _add(uow.session, principal, cmd, audit.action(principal, "device:import"))
         uow.commit()
     return len(commands)
 
@@ -350,14 +355,14 @@ def set_override(
         audit.record(
             uow.session,
             principal=principal,
-            action="api:device:desired_override",
+            action=audit.action(principal, "device:desired_override"),
             subject_type="device",
             subject_id=device_id,
             organisation_id=principal.organisation_id,
             before={"override": before},
             after={"override": override or None},
             reason=reason,
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
 
@@ -366,3 +371,90 @@ def set_override(
 def policy_validator() -> Any:
     """The desired-state schema's policy part, compiled."""
     return fastjsonschema.compile(load_schema(Kind.DESIRED)["properties"]["policy"])
+
+
+# Reads of the REST API: each opens its own transaction and returns plain data.
+
+
+@dataclass(frozen=True)
+class DevicePage:
+    """One page of the device list as the API shows it."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int
+
+
+def list_devices(
+    uow: UnitOfWork,
+    principal: Principal,
+    filters: views.DeviceFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+    settings: Settings,
+    now: datetime,
+    totals: DeviceTotals | None = None,
+) -> DevicePage:
+    """One page of the devices in the principal's scope (staff lock reasons to managers only)."""
+    with uow:
+        devices, next_cursor, total = views.list_devices(
+            uow.session,
+            principal,
+            filters,
+            limit=limit,
+            cursor=cursor,
+            low_battery_pct=settings.low_battery_pct,
+            totals=totals,
+        )
+        items = [
+            views.device_json(
+                d,
+                now,
+                settings.low_battery_pct,
+                settings.offline_grace_factor,
+                lock_reason=principal.manages_devices,
+            )
+            for d in devices
+        ]
+    return DevicePage(items, next_cursor, total)
+
+
+def device_detail(
+    uow: UnitOfWork,
+    principal: Principal,
+    device_id: str,
+    *,
+    settings: Settings,
+    now: datetime,
+    history_limit: int = 20,
+) -> dict[str, Any]:
+    """A device the principal may see, with its newest status reports (NotFound otherwise)."""
+    with uow:
+        device = views.get_device(uow.session, principal, device_id)
+        body = views.device_json(
+            device,
+            now,
+            settings.low_battery_pct,
+            settings.offline_grace_factor,
+            lock_reason=principal.manages_devices,
+        )
+        body["history"], body["history_next_before"] = views.history(
+            uow.session, device_id, limit=history_limit, before=None
+        )
+    return body
+
+
+def device_history(
+    uow: UnitOfWork, principal: Principal, device_id: str, *, limit: int, before: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a device's status reports, newest first, and the cursor of the next one."""
+    with uow:
+        views.get_device(uow.session, principal, device_id)  # scope check
+        return views.history(uow.session, device_id, limit=limit, before=before)
+
+
+def drifting(uow: UnitOfWork, principal: Principal, now: datetime) -> list[dict[str, Any]]:
+    """Devices in the principal's scope whose reported state lags their desired state."""
+    with uow:
+        return views.drifting(uow.session, principal, now)

@@ -15,6 +15,7 @@ in the answer; re-enrolling revokes the previous one.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,12 +102,12 @@ def create_token(
         audit.record(
             uow.session,
             principal=principal,
-            action="api:enrollment_token:create",
+            action=audit.action(principal, "enrollment_token:create"),
             subject_type="enrollment_token",
             subject_id=str(row.id),
             organisation_id=principal.organisation_id,
             after={"unit": unit_code or None, "note": note, "expires_at": iso(row.expires_at)},
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
         return token, row.expires_at
@@ -136,33 +137,48 @@ def token_json(row: orm.EnrollmentToken, now: datetime) -> dict[str, Any]:
 
 
 def list_tokens(
-    session: Session, principal: Principal, now: datetime | None = None
+    uow: UnitOfWork, principal: Principal, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The organisation's newest enrollment tokens (never the tokens themselves)."""
     _require_it(principal)
+    with uow:
+        return _tokens(uow.session, principal, now or utcnow())
+
+
+def _tokens(session: Session, principal: Principal, now: datetime) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(orm.EnrollmentToken)
         .where(orm.EnrollmentToken.organisation_id == principal.organisation_id)
         .order_by(orm.EnrollmentToken.created_at.desc(), orm.EnrollmentToken.id.desc())
         .limit(MAX_LISTED)
     ).all()
-    return [token_json(r, now or utcnow()) for r in rows]
+    return [token_json(r, now) for r in rows]
 
 
-def get_token(
-    session: Session, principal: Principal, token_id: int, now: datetime | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EnrollmentPage:
+    """What the console's Enrollment page lists: the tokens, and the units to create one for."""
+
+    tokens: list[dict[str, Any]]
+    units: list[tuple[str, str]]  # (code, name), by name
+
+
+def enrollment_page(uow: UnitOfWork, principal: Principal, now: datetime) -> EnrollmentPage:
     _require_it(principal)
-    row = session.get(orm.EnrollmentToken, token_id)
-    if row is None or row.organisation_id != principal.organisation_id:
-        raise NotFound(f"no enrollment token {token_id}")
-    return token_json(row, now or utcnow())
+    with uow:
+        tokens = _tokens(uow.session, principal, now)
+        units = uow.session.execute(
+            select(orm.Unit.code, orm.Unit.name)
+            .where(orm.Unit.organisation_id == principal.organisation_id)
+            .order_by(orm.Unit.name)
+        ).all()
+    return EnrollmentPage(tokens, [(code, name) for code, name in units])
 
 
 def revoke(
     uow: UnitOfWork, principal: Principal, token_id: int, now: datetime | None = None
-) -> None:
-    """Revoke an unused token; revoking a revoked one changes nothing."""
+) -> dict[str, Any]:
+    """Revoke an unused token; revoking a revoked one changes nothing. The token afterwards."""
     _require_it(principal)
     now = now or utcnow()
     with uow:
@@ -172,19 +188,20 @@ def revoke(
         if row.used_at is not None:
             raise Conflict(f"enrollment token {token_id} was already used by {row.device_id}")
         if row.revoked_at is not None:
-            return
+            return token_json(row, now)
         row.revoked_at = now
         audit.record(
             uow.session,
             principal=principal,
-            action="api:enrollment_token:revoke",
+            action=audit.action(principal, "enrollment_token:revoke"),
             subject_type="enrollment_token",
             subject_id=str(token_id),
             organisation_id=principal.organisation_id,
             after={"revoked_at": iso(now)},
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
+        return token_json(row, now)
 
 
 def device_broker(settings: Settings) -> tuple[str, int, bool]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from server.adapters import orm
 from server.domain.model import Principal
+from server.service_layer.unit_of_work import UnitOfWork
 
 # "<subject>:<verb>" of an audit action (its source prefix dropped) -> public event type.
 TYPES: dict[str, str] = {
@@ -258,6 +259,14 @@ def page(
     if rows:
         cursor = max(cursor, rows[-1].seq or cursor)
     return found, cursor
+
+
+def read_page(
+    uow: UnitOfWork, principal: Principal, after: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """`page` in a transaction of its own (API: GET /events, one poll of a stream)."""
+    with uow:
+        return page(uow.session, principal, after, limit)
 
 
 def since(session: Session, after: int, limit: int) -> tuple[list[Event], int]:

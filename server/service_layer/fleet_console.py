@@ -19,8 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
+from lainaamo.config import Settings
 from server.adapters import orm, policy_sql
 from server.domain.model import Principal, is_stale
 from server.domain.policy_state import PolicyState, in_drift
@@ -64,6 +65,71 @@ class Facts:
     @property
     def in_drift(self) -> bool:
         return in_drift(self.policy)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A device as the overview lists it."""
+
+    id: str
+    asset_tag: str
+    unit_name: str | None
+    facts: Facts
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One page of the overview, with the state counts and the units to filter by."""
+
+    devices: list[Listed]
+    next_cursor: str | None
+    total: int
+    counts: dict[str, int]
+    units: list[tuple[str, str]]
+
+
+def overview(
+    uow: UnitOfWork,
+    principal: Principal,
+    flt: FleetFilter,
+    *,
+    cursor: str | None,
+    now: datetime,
+    settings: Settings,
+) -> Overview:
+    """One page of the devices in scope that match the filters (`list_page`), with their facts."""
+    pct, factor = settings.low_battery_pct, settings.offline_grace_factor
+    with uow:
+        page, next_cursor, total = list_page(
+            uow.session, principal, flt, cursor=cursor, low_battery_pct=pct
+        )
+        listed = [
+            Listed(
+                id=d.id,
+                asset_tag=d.asset_tag,
+                unit_name=d.unit.name if d.unit else None,
+                facts=facts(d, now, pct, factor),
+            )
+            for d in page
+        ]
+        return Overview(
+            devices=listed,
+            next_cursor=next_cursor,
+            total=total,
+            counts=state_counts(uow.session, principal),
+            units=units(uow.session, principal),
+        )
+
+
+def live_facts(
+    uow: UnitOfWork, principal: Principal, ids: list[str], now: datetime, settings: Settings
+) -> list[Facts]:
+    """The facts of the listed devices that the principal may see (`devices_by_id`)."""
+    with uow:
+        return [
+            facts(d, now, settings.low_battery_pct, settings.offline_grace_factor)
+            for d in devices_by_id(uow.session, principal, ids)
+        ]
 
 
 def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Select[Any]:
@@ -184,8 +250,32 @@ def devices_by_id(session: Session, principal: Principal, ids: list[str]) -> lis
     return list(session.scalars(query).unique())
 
 
+def start_export(
+    uow: UnitOfWork,
+    principal: Principal,
+    flt: FleetFilter,
+    filters: dict[str, str],
+    low_battery_pct: int,
+) -> int:
+    """Audit who exports which devices (by filter) and how many; how many that is."""
+    with uow:
+        total = count(uow.session, principal, flt, low_battery_pct)
+        audit.record(
+            uow.session,
+            principal=principal,
+            action="console:device:export",
+            subject_type="device",
+            subject_id="*",
+            organisation_id=principal.organisation_id,
+            after={"filters": filters, "count": total},
+            system_part="console",
+        )
+        uow.commit()
+    return total
+
+
 def export_rows(
-    session_factory: sessionmaker[Session],
+    uow: UnitOfWork,
     principal: Principal,
     flt: FleetFilter,
     *,
@@ -194,11 +284,13 @@ def export_rows(
     stale_factor: float,
     batch: int = EXPORT_BATCH,
 ) -> Iterator[list[str]]:
-    """Rows of the export (EXPORT_COLUMNS), fetched in id-ordered batches of bounded size.
+    """Rows of the export (EXPORT_COLUMNS), fetched in id-ordered batches of bounded size,
+    in one transaction that lasts while the rows are read (a streamed response).
 
     As stored: `spreadsheet.csv_lines` guards every cell when it writes the CSV."""
     after: str | None = None
-    with session_factory() as session:
+    with uow:
+        session = uow.session
         while True:
             query = filtered(principal, flt, low_battery_pct).order_by(orm.Device.id)
             if after is not None:
@@ -223,30 +315,15 @@ def export_rows(
             session.expunge_all()  # keep memory flat over 10,000 devices
 
 
-def record_export(
-    uow: UnitOfWork, principal: Principal, filters: dict[str, str], count: int
-) -> None:
-    """Audit who exported which devices (by filter) and how many."""
-    with uow:
-        audit.record(
-            uow.session,
-            principal=principal,
-            action="console:device:export",
-            subject_type="device",
-            subject_id="*",
-            organisation_id=principal.organisation_id,
-            after={"filters": filters, "count": count},
-            system_part="console",
-        )
-        uow.commit()
-
-
-def session_alive(session: Session, cookie: str, now: datetime) -> bool:
+def session_alive(uow: UnitOfWork, cookie: str, now: datetime) -> bool:
     """Whether a console session is still valid, without touching it (a stream is not use)."""
-    row = session.get(orm.ConsoleSession, hash_token(cookie)) if cookie else None
-    return (
-        row is not None
-        and row.expires_at > now
-        and row.last_seen_at + IDLE_TIMEOUT > now
-        and row.user.active
-    )
+    if not cookie:
+        return False
+    with uow:
+        row = uow.session.get(orm.ConsoleSession, hash_token(cookie))
+        return (
+            row is not None
+            and row.expires_at > now
+            and row.last_seen_at + IDLE_TIMEOUT > now
+            and row.user.active
+        )

@@ -1,4 +1,8 @@
-"""Named leases in the database: one process at a time runs the scheduler and dispatcher."""
+"""Named leases in the database: one process at a time runs the scheduler and dispatcher.
+
+`hold` and `let_go` are the scheduler's handlers (each one transaction); `acquire` and
+`release` do the work in a session the caller has.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.adapters import orm
+from server.service_layer.unit_of_work import UnitOfWork
 
 
 def acquire(session: Session, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
@@ -35,3 +40,15 @@ def release(session: Session, name: str, holder: str) -> None:
     """Give the lease up at shutdown so another process can take over at once."""
     session.execute(delete(orm.Lease).where(orm.Lease.name == name, orm.Lease.holder == holder))
     session.commit()
+
+
+def hold(uow: UnitOfWork, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+    """Take or renew the lease for `ttl` from `now`; False while another holder has it."""
+    with uow:
+        return acquire(uow.session, name, holder, ttl, now)
+
+
+def let_go(uow: UnitOfWork, name: str, holder: str) -> None:
+    """Release the lease if `holder` has it (at shutdown: another process takes over now)."""
+    with uow:
+        release(uow.session, name, holder)

@@ -1,7 +1,10 @@
-"""Queries the console's loan pages need beyond the API's: unit choices, free devices,
-the current agreement, a loan's timeline, what a user may do next, client reference search.
+"""The console's loan pages: their handlers, each one transaction returning the page's view
+model (plain data: a template never touches the database), and the queries they need beyond
+the API's: unit choices, free devices, the current agreement, a loan's timeline, what a user
+may do next, client reference search.
 
-Pure reads, scoped like `loan_views`; the caller audits what it shows (client-related data).
+Scoped like `loan_views`; a handler that shows client-related data audits the read once
+("console:loan:view", "console:loan:list", "console:worklist:view").
 """
 
 from __future__ import annotations
@@ -16,17 +19,20 @@ from sqlalchemy.orm import Session
 from server.adapters import orm
 from server.domain.loans import (
     HOLDS_DEVICE,
-    TRANSITIONS,
+    RETURNABLE,
     LoanAction,
     LoanState,
     due_after_renewal,
     escalation,
+    may_take,
     overdue_days,
+    possible_actions,
 )
-from server.domain.model import LifecycleState, Principal, Role
+from server.domain.model import LifecycleState, Principal
 from server.service_layer import loan_views
-from server.service_layer.loans import IT_ONLY
+from server.service_layer.loans import loan_for
 from server.service_layer.rules import rules_for
+from server.service_layer.unit_of_work import UnitOfWork
 
 # Steps the loan page offers as buttons, in this order (hold is separate: not a transition).
 ACTION_ORDER = (
@@ -78,11 +84,8 @@ def free_devices(session: Session, loan: orm.Loan) -> list[orm.Device]:
 
 def available_actions(principal: Principal, loan: orm.Loan) -> list[LoanAction]:
     """The steps this user may take on the loan now (the handlers still check everything)."""
-    state = LoanState(loan.state)
-    possible = {a for (s, a) in TRANSITIONS if s is state}
-    if principal.role is not Role.IT_SUPPORT:
-        possible -= IT_ONLY
-    return [a for a in ACTION_ORDER if a in possible]
+    possible = possible_actions(LoanState(loan.state))
+    return [a for a in ACTION_ORDER if a in possible and may_take(principal.role, a)]
 
 
 def hold_choice(loan: orm.Loan) -> bool | None:
@@ -205,3 +208,289 @@ def search_loans(
         after_id=after_id,
         client_ref_prefix=client_ref,
     )
+
+
+# --- view models --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KitView:
+    id: int
+    kind: str
+    label: str
+    returned_condition: str | None
+
+
+@dataclass(frozen=True)
+class LoanView:
+    """What the console's loan pages show of a loan (never a lazy relationship)."""
+
+    id: int
+    state: str
+    client_ref: str
+    unit_name: str
+    device_id: str | None
+    device_model: str | None  # None: no device
+    device_state: str | None
+    requested_at: datetime
+    handed_over_at: datetime | None
+    agreement_accepted_at: datetime | None
+    due_at: datetime | None
+    ended_at: datetime | None
+    hold: bool
+    kit: tuple[KitView, ...]
+
+
+def loan_view(loan: orm.Loan) -> LoanView:
+    return LoanView(
+        id=loan.id,
+        state=loan.state,
+        client_ref=loan.client.ref,
+        unit_name=loan.client.unit.name,
+        device_id=loan.device_id,
+        device_model=loan.device.model if loan.device else None,
+        device_state=loan.device.lifecycle_state if loan.device else None,
+        requested_at=loan.requested_at,
+        handed_over_at=loan.handed_over_at,
+        agreement_accepted_at=loan.agreement_accepted_at,
+        due_at=loan.due_at,
+        ended_at=loan.ended_at,
+        hold=loan.hold,
+        kit=tuple(
+            KitView(item.id, item.kind, item.label, item.returned_condition) for item in loan.kit
+        ),
+    )
+
+
+# A loan as a row of the console's lists: the view model and the API's representation.
+Row = tuple[LoanView, dict[str, Any]]
+
+
+def _rows(session: Session, loans: list[orm.Loan], now: datetime) -> list[Row]:
+    return [(loan_view(loan), loan_views.loan_json(session, loan, now)) for loan in loans]
+
+
+@dataclass(frozen=True)
+class LoanPage:
+    loan: LoanView
+    info: dict[str, Any]  # loan_views.loan_json(detail=True)
+    actions: list[LoanAction]
+    hold_choice: bool | None
+    timeline: list[Event]
+    handed_over_by: str | None
+    requested_by: str | None
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    id: str
+    model: str
+    asset_tag: str
+    unit_id: int | None
+
+
+@dataclass(frozen=True)
+class AgreementView:
+    version: str
+    text: str
+
+
+@dataclass(frozen=True)
+class HandoverPage:
+    loan: LoanView
+    stage: str | None  # None: the loan is not waiting for a handover
+    agreement: AgreementView | None
+    collects: bool  # the unit collects usage totals
+    devices: list[DeviceChoice]  # the device stage's choices
+
+
+@dataclass(frozen=True)
+class ConfirmPage:
+    loan: LoanView
+    info: dict[str, Any]  # loan_views.loan_json
+    preview: Preview
+    hold_choice: bool | None
+    allowed: bool  # the user's role may take the step at all
+    possible: bool  # the loan's state allows it now
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+# The handover wizard's first stage for a loan waiting for its handover.
+HANDOVER_STAGE = {LoanState.REQUESTED: "device", LoanState.READY: "agreement"}
+
+
+def unit_choices(uow: UnitOfWork, principal: Principal) -> list[tuple[str, str]]:
+    """(code, name) of `visible_units`."""
+    with uow:
+        return [(u.code, u.name) for u in visible_units(uow.session, principal)]
+
+
+def loan_list(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    unit: str | None,
+    states: list[str],
+    overdue: bool | None,
+    client_ref: str,
+    now: datetime,
+    limit: int,
+    after_id: int | None,
+    query: dict[str, Any],
+) -> tuple[list[Row], int | None]:
+    """A page of `search_loans`, audited as a list read (whether a client reference was
+    searched for, never the reference)."""
+    with uow:
+        session = uow.session
+        page, next_after = search_loans(
+            session,
+            principal,
+            unit=unit,
+            states=states,
+            overdue=overdue,
+            client_ref=client_ref,
+            now=now,
+            limit=limit,
+            after_id=after_id,
+        )
+        rows = _rows(session, page, now)
+        loan_views.record_read(
+            session,
+            principal,
+            "loan:list",
+            "loans",
+            f"{len(rows)} loans",
+            {"query": query, "client_ref_search": bool(client_ref)},
+        )
+        uow.commit()
+        return rows, next_after
+
+
+def queue_place(uow: UnitOfWork, principal: Principal, loan_id: int) -> tuple[int, str]:
+    """A request's place in its unit's queue (1 if no longer queued) and the unit's name."""
+    with uow:
+        loan = loan_for(uow.session, principal, loan_id)
+        return loan_views.queue_position(uow.session, loan) or 1, loan.client.unit.name
+
+
+def loan_state(uow: UnitOfWork, principal: Principal, loan_id: int) -> LoanState:
+    """The state of a loan the user may see (NotFound otherwise)."""
+    with uow:
+        return LoanState(loan_for(uow.session, principal, loan_id).state)
+
+
+def loan_page(uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime) -> LoanPage:
+    """The loan page, audited as a view of the loan."""
+    with uow:
+        session = uow.session
+        loan = loan_for(session, principal, loan_id)
+        loan_views.record_read(session, principal, "loan:view", "loan", str(loan_id))
+        uow.commit()
+        return LoanPage(
+            loan=loan_view(loan),
+            info=loan_views.loan_json(session, loan, now, detail=True),
+            actions=available_actions(principal, loan),
+            hold_choice=hold_choice(loan),
+            timeline=timeline(session, loan),
+            handed_over_by=username(session, loan.handed_over_by),
+            requested_by=username(session, loan.requested_by),
+        )
+
+
+def worklist_page(
+    uow: UnitOfWork, principal: Principal, now: datetime
+) -> tuple[list[Row], list[Row]]:
+    """The overdue worklist and the overdue loans on hold, audited as a view of both."""
+    with uow:
+        session = uow.session
+        items = _rows(session, loan_views.worklist(session, principal, now), now)
+        held = _rows(session, held_overdue(session, principal, now), now)
+        loan_views.record_read(
+            session, principal, "worklist:view", "loans", f"{len(items) + len(held)} loans"
+        )
+        uow.commit()
+        return items, held
+
+
+def handover_page(
+    uow: UnitOfWork, principal: Principal, loan_id: int, stage: str | None, *, audited: bool
+) -> HandoverPage:
+    """A stage of the handover wizard (None: the loan's first, if it waits for a handover);
+    `audited`: the page is shown as such (a GET), a view of the loan."""
+    with uow:
+        session = uow.session
+        loan = loan_for(session, principal, loan_id)
+        if stage is None:
+            stage = HANDOVER_STAGE.get(LoanState(loan.state))
+        if audited and stage is not None:
+            loan_views.record_read(
+                session, principal, "loan:view", "loan", str(loan_id), {"page": f"handover:{stage}"}
+            )
+            uow.commit()
+        agreement = current_agreement(session, loan.organisation_id)
+        unit = session.get(orm.Unit, loan.unit_id)
+        devices = free_devices(session, loan) if stage == "device" else []
+        return HandoverPage(
+            loan=loan_view(loan),
+            stage=stage,
+            agreement=AgreementView(agreement.version, agreement.text) if agreement else None,
+            collects=bool(unit and unit.usage_collection),
+            devices=[DeviceChoice(d.id, d.model, d.asset_tag, d.unit_id) for d in devices],
+        )
+
+
+def return_page(
+    uow: UnitOfWork, principal: Principal, loan_id: int, *, audited: bool
+) -> LoanView | None:
+    """The loan for the return form, or None if it has no device to return; `audited`: the
+    form is shown (a GET), a view of the loan."""
+    with uow:
+        loan = loan_for(uow.session, principal, loan_id)
+        if LoanState(loan.state) not in RETURNABLE:
+            return None
+        if audited:
+            loan_views.record_read(
+                uow.session, principal, "loan:view", "loan", str(loan_id), {"page": "return"}
+            )
+            uow.commit()
+        return loan_view(loan)
+
+
+def confirm_page(
+    uow: UnitOfWork,
+    principal: Principal,
+    loan_id: int,
+    now: datetime,
+    step: LoanAction | None,
+    name: str | None = None,
+    *,
+    audited: bool,
+) -> ConfirmPage:
+    """What a step's confirmation page shows (`step` None: the hold page, holding or lifting
+    the hold, whichever applies). `audited`: the page is shown (a GET): if the user may take
+    the step now it is audited as a view of the loan, "confirm:<name>" (the hold page's name
+    says which)."""
+    with uow:
+        session = uow.session
+        loan = loan_for(session, principal, loan_id)  # other units' loans: NotFound first
+        choice = hold_choice(loan)
+        allowed = step is None or may_take(principal.role, step)
+        if step is None:
+            possible = choice is not None
+            name = "hold" if choice else "unhold"
+        else:
+            possible = step in available_actions(principal, loan)
+        if audited and allowed and possible:
+            loan_views.record_read(
+                session, principal, "loan:view", "loan", str(loan_id), {"page": f"confirm:{name}"}
+            )
+            uow.commit()
+        return ConfirmPage(
+            loan=loan_view(loan),
+            info=loan_views.loan_json(session, loan, now),
+            preview=preview(session, loan, now),
+            hold_choice=choice,
+            allowed=allowed,
+            possible=possible,
+        )

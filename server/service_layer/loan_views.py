@@ -1,6 +1,8 @@
 """Read side of loans: lists, detail, unit queues and the counsellor's overdue worklist.
 
-Reading loans is reading client-related data, so every read is audited by the caller.
+Reading loans is reading client-related data: the read handlers (`read_loan`, `read_loans`,
+`read_worklist`, and the console's in `loan_console`) audit each read once, as
+"<entrypoint>:loan:view" and the like (`audit.action`). The queries below them are plain.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from sqlalchemy.orm import Session
 from server.adapters import orm
 from server.domain.loans import ACTIVE, Escalation, LoanState, escalation, overdue_days
 from server.domain.model import Principal
+from server.service_layer import audit
+from server.service_layer.loans import loan_for
 from server.service_layer.rules import rules_for
+from server.service_layer.unit_of_work import UnitOfWork
 from server.service_layer.views import iso
 
 
@@ -143,3 +148,82 @@ def worklist(session: Session, principal: Principal, now: datetime) -> list[orm.
 
 def active_states() -> list[str]:
     return sorted(s.value for s in ACTIVE)
+
+
+def record_read(
+    session: Session,
+    principal: Principal,
+    name: str,
+    subject_type: str,
+    subject_id: str,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Audit a read of client-related data, e.g. `name` "loan:view" → "console:loan:view"."""
+    audit.record(
+        session,
+        principal=principal,
+        action=audit.action(principal, name),
+        subject_type=subject_type,
+        subject_id=subject_id,
+        organisation_id=principal.organisation_id,
+        after=after or None,
+        system_part=principal.via,
+    )
+
+
+def read_loan(uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime) -> dict[str, Any]:
+    """A loan with its agreement and kit (`loan_json`), audited as a view of the loan."""
+    with uow:
+        loan = loan_for(uow.session, principal, loan_id)
+        body = loan_json(uow.session, loan, now, detail=True)
+        record_read(uow.session, principal, "loan:view", "loan", str(loan_id))
+        uow.commit()
+        return body
+
+
+def read_loans(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    unit: str | None,
+    states: list[str],
+    overdue: bool | None,
+    now: datetime,
+    limit: int,
+    after_id: int | None,
+    query: dict[str, Any],
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of `list_loans` as `loan_json` items, audited as a list read with `query`."""
+    with uow:
+        page, next_after = list_loans(
+            uow.session,
+            principal,
+            unit=unit,
+            states=states,
+            overdue=overdue,
+            now=now,
+            limit=limit,
+            after_id=after_id,
+        )
+        items = [loan_json(uow.session, loan, now) for loan in page]
+        record_read(
+            uow.session,
+            principal,
+            "loan:list",
+            "loans",
+            f"{len(items)} loans",
+            {"query": query},
+        )
+        uow.commit()
+        return items, next_after
+
+
+def read_worklist(uow: UnitOfWork, principal: Principal, now: datetime) -> list[dict[str, Any]]:
+    """The overdue worklist as `loan_json` items, audited as a view of it."""
+    with uow:
+        items = [
+            loan_json(uow.session, loan, now) for loan in worklist(uow.session, principal, now)
+        ]
+        record_read(uow.session, principal, "worklist:view", "loans", f"{len(items)} loans")
+        uow.commit()
+        return items

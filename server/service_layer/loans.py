@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,12 +14,14 @@ from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.adapters import orm, wakeup
 from server.domain.commands import reason_text
 from server.domain.device_commands import MAX_TTL_S, IssueCommand
-from server.domain.loan_commands import LoanStep, RequestLoan
+from server.domain.loan_commands import LoanStep, RequestLoan, check_returned_kit
 from server.domain.loans import (
     DEVICE_AFTER,
+    WIPE_AFTER,
     LoanAction,
     LoanRules,
     LoanState,
+    check_may_take,
     check_renewal,
     due_after_handover,
     due_after_renewal,
@@ -26,17 +29,22 @@ from server.domain.loans import (
 )
 from server.domain.model import LifecycleState, Principal, Role
 from server.domain.policy import KioskProfile
+from server.domain.wipes import check_recorded_method, check_recorded_wipe
 from server.service_layer import audit, broker_auth, staff_lock, usage
 from server.service_layer.desired import refresh_desired
 from server.service_layer.desired import set_kiosk_profile as set_unit_profile
-from server.service_layer.device_commands import cancel_pending, new_command
+from server.service_layer.device_commands import cancel_pending, mark_wiped, new_command
 from server.service_layer.rules import rules_for
 from server.service_layer.unit_of_work import UnitOfWork
 
-# Steps after which the tablet is wiped by command (a manual wipe record also clears it).
-WIPE_AFTER = frozenset({LoanAction.RETURN, LoanAction.RELEASE})
-# Destructive for the client's data or for management: IT support only.
-IT_ONLY = frozenset({LoanAction.RELEASE})
+
+@dataclass(frozen=True)
+class Stepped:
+    """Where a loan stands after a step (for the entrypoint's message)."""
+
+    state: LoanState
+    due_at: datetime | None
+    device_id: str | None
 
 
 def _locked_device(session: Session, device_id: str) -> orm.Device | None:
@@ -146,21 +154,22 @@ def request_loan(uow: UnitOfWork, principal: Principal, cmd: RequestLoan, now: d
         audit.record(
             session,
             principal=principal,
-            action="api:loan:request",
+            action=audit.action(principal, "loan:request"),
             subject_type="loan",
             subject_id=str(loan.id),
             organisation_id=principal.organisation_id,
             after=snapshot(loan),
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
         return loan.id
 
 
-def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) -> None:
-    """Take one step of a loan's lifecycle; the device follows in the same transaction."""
-    if step.action in IT_ONLY and principal.role is not Role.IT_SUPPORT:
-        raise Forbidden("only IT support may release a device to its client")
+def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) -> Stepped:
+    """Take one step of a loan's lifecycle; the device follows in the same transaction.
+
+    Audited as "<entrypoint>:loan:<action>" (e.g. "console:loan:renew")."""
+    check_may_take(principal.role, step.action)
     with uow:
         session = uow.session
         loan = loan_for(session, principal, step.loan_id, lock=True)
@@ -177,11 +186,11 @@ def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) ->
             # Lost or released: the device's broker login goes (it keeps it while the wipe
             # queued below is pending, see broker_auth).
             broker_auth.follow_lifecycle(
-                session, loan.device, now, principal=principal, system_part="api"
+                session, loan.device, now, principal=principal, system_part=principal.via
             )
             # Released to the client: no longer managed, so a staff lock ends (audited).
             staff_lock.follow_lifecycle(
-                session, loan.device, now, principal=principal, system_part="api"
+                session, loan.device, now, principal=principal, system_part=principal.via
             )
         if target in (LoanState.RETURNED, LoanState.RELEASED_TO_CLIENT, LoanState.CANCELLED):
             loan.ended_at = now
@@ -200,16 +209,17 @@ def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) ->
         audit.record(
             session,
             principal=principal,
-            action=f"api:loan:{step.action.value}",
+            action=audit.action(principal, f"loan:{step.action.value}"),
             subject_type="loan",
             subject_id=str(loan.id),
             organisation_id=principal.organisation_id,
             before=before,
             after=snapshot(loan),
             reason=step.reason,
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
+        return Stepped(target, loan.due_at, loan.device_id)
 
 
 def _assign(
@@ -299,21 +309,7 @@ def _return(
     session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
 ) -> None:
     items = {item.id: item for item in loan.kit}
-    unknown = set(step.returned) - set(items)
-    if unknown:
-        raise InvalidInput(
-            "unknown kit items",
-            [{"field": "kit", "message": f"no item {i} in this loan"} for i in sorted(unknown)],
-        )
-    unchecked = set(items) - set(step.returned)
-    if unchecked:
-        raise InvalidInput(
-            "check every kit item at return",
-            [
-                {"field": "kit", "message": f"item {i} ({items[i].kind}) not checked"}
-                for i in sorted(unchecked)
-            ],
-        )
+    check_returned_kit({i: item.kind for i, item in items.items()}, step.returned)
     for item_id, condition in step.returned.items():
         items[item_id].returned_condition = condition
 
@@ -356,40 +352,35 @@ def record_wipe(
     reason: str | None,
     now: datetime,
 ) -> None:
-    """Record a verified wipe: an awaiting-wipe device goes back into stock."""
+    """Record a verified manual wipe; the device goes where any finished wipe puts it (an
+    awaiting-wipe device back into stock: domain/wipes.py)."""
     if principal.role is not Role.IT_SUPPORT:
         raise Forbidden("only IT support records wipes")
     reason = reason_text(reason)
-    if method != "manual":
-        raise InvalidInput(
-            "only manual wipes are recorded by hand", [{"field": "method", "message": "manual"}]
-        )
+    check_recorded_method(method)
     with uow:
         device = _locked_device(uow.session, device_id)
         if device is None or device.organisation_id != principal.organisation_id:
             raise NotFound(f"no device {device_id}")
-        if device.lifecycle_state != LifecycleState.AWAITING_WIPE.value:
-            raise Conflict(f"device {device_id} is {device.lifecycle_state}, not awaiting a wipe")
+        check_recorded_wipe(device_id, LifecycleState(device.lifecycle_state))
         before = {"lifecycle_state": device.lifecycle_state, "wiped_at": None}
-        device.lifecycle_state = LifecycleState.IN_STOCK.value
-        device.wiped_at, device.wipe_method, device.updated_at = now, method, now
+        mark_wiped(uow.session, device, method, now)
         cancel_pending(uow.session, device_id, "wipe", "superseded by a manual wipe", now)
-        refresh_desired(uow.session, [device_id], now)
         audit.record(
             uow.session,
             principal=principal,
-            action="api:device:wipe_recorded",
+            action=audit.action(principal, "device:wipe_recorded"),
             subject_type="device",
             subject_id=device_id,
             organisation_id=principal.organisation_id,
             before=before,
             after={
-                "lifecycle_state": "in_stock",
+                "lifecycle_state": device.lifecycle_state,
                 "wiped_at": now.isoformat(),
                 "wipe_method": method,
             },
             reason=reason,
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
 
@@ -413,12 +404,12 @@ def add_agreement(uow: UnitOfWork, principal: Principal, version: str, text: str
         audit.record(
             uow.session,
             principal=principal,
-            action="api:agreement:create",
+            action=audit.action(principal, "agreement:create"),
             subject_type="agreement",
             subject_id=version,
             organisation_id=principal.organisation_id,
             after={"version": version},
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
 
@@ -447,7 +438,7 @@ def set_rules(
         audit.record(
             uow.session,
             principal=principal,
-            action="api:loan_rules:set",
+            action=audit.action(principal, "loan_rules:set"),
             subject_type="unit",
             subject_id=unit_code,
             organisation_id=principal.organisation_id,
@@ -456,7 +447,7 @@ def set_rules(
                 "model": model,
                 **{k: getattr(rules, k) for k in LoanRules.__dataclass_fields__},
             },
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
 
@@ -484,14 +475,14 @@ def set_hold(
         audit.record(
             uow.session,
             principal=principal,
-            action="api:loan:hold",
+            action=audit.action(principal, "loan:hold"),
             subject_type="loan",
             subject_id=str(loan_id),
             organisation_id=principal.organisation_id,
             before=before,
             after=snapshot(loan),
             reason=reason,
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
 
@@ -546,12 +537,12 @@ def set_kiosk_profile(
         audit.record(
             uow.session,
             principal=principal,
-            action="api:kiosk_profile:set",
+            action=audit.action(principal, "kiosk_profile:set"),
             subject_type="unit",
             subject_id=unit_code,
             organisation_id=principal.organisation_id,
             after=profile.as_policy(),
-            system_part="api",
+            system_part=principal.via,
         )
         uow.commit()
         return len(changed)

@@ -17,6 +17,7 @@ from server.adapters import orm
 from server.domain.loans import LoanState
 from server.service_layer import audit
 from server.service_layer.loans import snapshot
+from server.service_layer.unit_of_work import UnitOfWork
 
 BATCH = 500  # loans marked per call; the rest on the next round
 
@@ -53,3 +54,12 @@ def note_overdue(session: Session, now: datetime) -> int:
     ):
         loan.overdue_noted_at = None
     return len(late)
+
+
+def notice(uow: UnitOfWork, now: datetime) -> int:
+    """The scheduler's handler: `note_overdue` in a transaction of its own; how many were
+    newly noticed."""
+    with uow:
+        noticed = note_overdue(uow.session, now)
+        uow.commit()
+    return noticed

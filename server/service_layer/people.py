@@ -7,6 +7,7 @@ Every change is audited with the acting administrator.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,56 @@ from server.domain.model import Principal, Role
 from server.service_layer import accounts, audit
 from server.service_layer.console_auth import check_new_password
 from server.service_layer.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class UnitView:
+    """A unit as the console's pages show it."""
+
+    code: str
+    name: str
+    usage_collection: bool
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as the console's administration pages show them."""
+
+    id: int
+    username: str
+    role: str
+    units: tuple[UnitView, ...]
+    active: bool
+    locked_until: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UsersPage:
+    users: list[UserView]
+    units: list[UnitView]  # the organisation's, to choose from
+
+
+@dataclass(frozen=True)
+class UserPage:
+    user: UserView
+    units: list[UnitView]  # the organisation's, to choose from
+
+
+def unit_view(unit: Unit) -> UnitView:
+    return UnitView(unit.code, unit.name, unit.usage_collection)
+
+
+def user_view(user: User) -> UserView:
+    return UserView(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        units=tuple(unit_view(u) for u in user.units),
+        active=user.active,
+        locked_until=user.locked_until,
+        created_at=user.created_at,
+    )
 
 
 def _admin(principal: Principal) -> None:
@@ -55,6 +106,21 @@ def get_user(session: Session, principal: Principal, user_id: int) -> User:
     if user is None or user.organisation_id != principal.organisation_id:
         raise NotFound(f"no user {user_id}")
     return user
+
+
+def users_page(uow: UnitOfWork, principal: Principal) -> UsersPage:
+    """The organisation's users and units (console: /admin/users)."""
+    with uow:
+        users = [user_view(u) for u in list_users(uow.session, principal)]
+        units = [unit_view(u) for u in list_units(uow.session, principal)]
+        return UsersPage(users, units)
+
+
+def user_page(uow: UnitOfWork, principal: Principal, user_id: int) -> UserPage:
+    """One user of the administrator's organisation, and the units to choose from."""
+    with uow:
+        user = user_view(get_user(uow.session, principal, user_id))
+        return UserPage(user, [unit_view(u) for u in list_units(uow.session, principal)])
 
 
 def _snapshot(user: User) -> dict[str, Any]:
@@ -117,6 +183,20 @@ def organisation_code(session: Session, principal: Principal) -> str:
     if org is None:
         raise NotFound("no organisation")
     return org.code
+
+
+def create_user(
+    uow: UnitOfWork,
+    principal: Principal,
+    username: str,
+    role: str,
+    unit_codes: tuple[str, ...],
+    password: str,
+) -> int:
+    """An administrator creates a user in their own organisation (console: /admin/users)."""
+    with uow:
+        org = organisation_code(uow.session, principal)
+    return add_user(uow, AddUser(org, username, role, unit_codes, password), principal)
 
 
 def update_user(

@@ -403,19 +403,31 @@ def programme_report(
     )
 
 
-def record_access(
-    uow: UnitOfWork, principal: Principal, action: str, start: datetime, end: datetime
-) -> None:
-    """Audit a view or an export of the report (console:report:view / console:report:export)."""
+def read_report(
+    uow: UnitOfWork,
+    principal: Principal,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    export: bool = False,
+) -> Report:
+    """The report of [start, end) (`programme_report`); its view or export is audited in the
+    same transaction (console:report:view / console:report:export)."""
     with uow:
+        report = programme_report(uow.session, principal, start, end, now)
         audit.record(
             uow.session,
             principal=principal,
-            action=action,
+            action=audit.action(principal, "report:export" if export else "report:view"),
             subject_type="report",
             subject_id="programme",
             organisation_id=principal.organisation_id,
-            after={"start": start.isoformat(), "end": end.isoformat(), "threshold": THRESHOLD},
-            system_part="console",
+            after={
+                "start": report.start.isoformat(),
+                "end": report.end.isoformat(),
+                "threshold": THRESHOLD,
+            },
+            system_part=principal.via,
         )
         uow.commit()
+        return report

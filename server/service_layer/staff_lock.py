@@ -75,14 +75,14 @@ def place(
     audit.record(
         session,
         principal=principal,
-        action="api:device:lock",
+        action=audit.action(principal, "device:lock"),
         subject_type="device",
         subject_id=device.id,
         organisation_id=device.organisation_id,
         before={"staff_lock": None},
         after={"staff_lock": {"locked_at": views.iso(now)}, **(via or {})},
         reason=reason,
-        system_part="api",
+        system_part=principal.via,
     )
 
 
@@ -93,10 +93,13 @@ def lift(
     reason: str | None,
     now: datetime,
     *,
-    system_part: str = "api",
+    system_part: str | None = None,
     via: dict[str, Any] | None = None,
 ) -> None:
-    """Remove a staff lock (the caller has checked there is one), recompute, audit."""
+    """Remove a staff lock (the caller has checked there is one), recompute, audit (as the
+    entrypoint the person acts through, or as `system_part` when the system ends it)."""
+    if system_part is None:
+        system_part = principal.via if principal is not None else "cli"
     before = current(device)
     assert before is not None
     device.staff_locked_at = device.staff_locked_by = device.staff_lock_reason = None

@@ -335,6 +335,60 @@ def get_state(
         return state_json(own_session(uow.session, principal, session_id), settings, now)
 
 
+def start_and_state(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    device_id: str | None = None,
+    loan_id: int | None = None,
+    mode: str,
+    purpose: str,
+    settings: Settings,
+    now: datetime,
+    metrics: SupportObserver,
+) -> dict[str, Any]:
+    """`start` a session, then its state as the browser polls it (API: 201 with the state)."""
+    session_id = start(
+        uow,
+        principal,
+        device_id=device_id,
+        loan_id=loan_id,
+        mode=mode,
+        purpose=purpose,
+        settings=settings,
+        now=now,
+        metrics=metrics,
+    )
+    return get_state(uow, principal, session_id, settings, now)
+
+
+def offer_and_state(
+    uow: UnitOfWork,
+    principal: Principal,
+    session_id: str,
+    sdp: str,
+    settings: Settings,
+    now: datetime,
+    metrics: SupportObserver,
+) -> dict[str, Any]:
+    """Relay the `offer`, then the session's state (the console's session page)."""
+    offer(uow, principal, session_id, sdp, now, metrics)
+    return get_state(uow, principal, session_id, settings, now)
+
+
+def hangup_and_state(
+    uow: UnitOfWork,
+    principal: Principal,
+    session_id: str,
+    settings: Settings,
+    now: datetime,
+    metrics: SupportObserver,
+) -> dict[str, Any]:
+    """`hangup`, then the session's state as it ended."""
+    hangup(uow, principal, session_id, now, metrics)
+    return get_state(uow, principal, session_id, settings, now)
+
+
 def _ts(moment: datetime | None) -> str | None:
     return format_ts(moment) if moment else None
 

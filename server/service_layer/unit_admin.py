@@ -22,14 +22,71 @@ from server.domain.policy import KioskProfile
 from server.service_layer import audit
 from server.service_layer.desired import refresh_desired, unit_devices
 from server.service_layer.loans import unit_for
+from server.service_layer.people import UnitView, list_units, unit_view
 from server.service_layer.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
+class ModelRules:
+    """A unit's loan rules for one device model ("": every model), as stored."""
+
+    model: str
+    loan_days: int
+    renewal_days: int
+    max_renewals: int
+    reminder_after_days: int
+    restrict_after_days: int
+    offline_lock_after_days: int
+
+
+@dataclass(frozen=True)
 class UnitSettings:
-    unit: orm.Unit
+    unit: UnitView
     profile: KioskProfile | None  # None: none set yet
-    rules: list[orm.LoanRulesRow]  # model "" first
+    rules: list[ModelRules]  # model "" first
+
+
+@dataclass(frozen=True)
+class AgreementView:
+    version: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UnitsPage:
+    units: list[UnitView]
+    agreements: list[AgreementView]  # newest first
+
+
+def units_page(uow: UnitOfWork, principal: Principal) -> UnitsPage:
+    """The organisation's units and agreement texts (console: /admin/units)."""
+    with uow:
+        return UnitsPage(
+            [unit_view(u) for u in list_units(uow.session, principal)],
+            [
+                AgreementView(a.version, a.text, a.created_at)
+                for a in agreements(uow.session, principal)
+            ],
+        )
+
+
+def unit_settings(uow: UnitOfWork, principal: Principal, code: str) -> UnitSettings:
+    """A unit's name, kiosk profile and loan rules (console: /admin/units/<code>)."""
+    with uow:
+        return settings_of(uow.session, principal, code)
+
+
+def _model_rules(row: orm.LoanRulesRow) -> ModelRules:
+    return ModelRules(
+        model=row.model,
+        loan_days=row.loan_days,
+        renewal_days=row.renewal_days,
+        max_renewals=row.max_renewals,
+        reminder_after_days=row.reminder_after_days,
+        restrict_after_days=row.restrict_after_days,
+        offline_lock_after_days=row.offline_lock_after_days,
+    )
 
 
 def settings_of(session: Session, principal: Principal, code: str) -> UnitSettings:
@@ -38,14 +95,15 @@ def settings_of(session: Session, principal: Principal, code: str) -> UnitSettin
     profile = (
         KioskProfile(tuple(row.apps), tuple(row.shortcuts), row.settings_locked) if row else None
     )
-    rules = list(
-        session.scalars(
+    rules = [
+        _model_rules(row)
+        for row in session.scalars(
             select(orm.LoanRulesRow)
             .where(orm.LoanRulesRow.unit_id == unit.id)
             .order_by(orm.LoanRulesRow.model)
         )
-    )
-    return UnitSettings(unit, profile, rules)
+    ]
+    return UnitSettings(unit_view(unit), profile, rules)
 
 
 def agreements(session: Session, principal: Principal) -> list[orm.Agreement]:

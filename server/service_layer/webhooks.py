@@ -1,10 +1,11 @@
 """Outgoing webhooks: subscriptions, the fan-out of events into deliveries, signed retries.
 
 Subscriptions belong to an organisation and are managed by administrators and IT support.
-The background worker (which holds the `background` lease, so one process at a time) turns
-new audit events into queued deliveries past a cursor kept in the database, then posts due
-deliveries: 2xx is delivered, anything else is retried with growing delays and finally
-given up. Delivery is at least once: receivers deduplicate by `Lainaamo-Event-Id`.
+The scheduler's deliver_webhooks job (its process holds the `background` lease, so one at a
+time) turns new audit events into queued deliveries past a cursor kept in the database
+(`fan_out`), then posts due deliveries (`deliver_due`): 2xx is delivered, anything else is
+retried with growing delays and finally given up. Delivery is at least once: receivers
+deduplicate by `Lainaamo-Event-Id`.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ def test_marking_a_loan_lost_asks_for_a_confirmation_and_a_reason_by_keyboard(
         assert session.get(orm.Loan, loan).state == "lost"
         event = (
             session.query(orm.AuditEvent)
-            .filter_by(action="api:loan:report_lost", subject_id=str(loan))
+            .filter_by(action="console:loan:report_lost", subject_id=str(loan))
             .one()
         )
         assert event.reason == "The client reported it stolen"

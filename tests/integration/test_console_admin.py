@@ -197,7 +197,7 @@ def test_kiosk_profile_and_rules_are_saved_and_seen_by_the_api(
     assert {"code": "paihde", "name": "Päihdepalvelut Mikkeli", "usage_collection": True} in units
     assert b.post("/admin/units/paihde/name", {"name": ""}).status_code == 422
     assert b.get("/admin/units/nope").status_code == 404
-    assert {"api:kiosk_profile:set", "api:loan_rules:set", "console:unit:rename"} <= set(
+    assert {"console:kiosk_profile:set", "console:loan_rules:set", "console:unit:rename"} <= set(
         actions(fleet)
     )
 

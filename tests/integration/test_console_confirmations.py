@@ -354,14 +354,14 @@ def loan_row(fleet: Fleet, loan_id: int) -> orm.Loan:
 
 # act → (role, loan of the world, URL under /loans/<id>/, the form's fields, audit action)
 CASES: dict[str, tuple[str, str, str, dict[str, str], str]] = {
-    "cancel": ("counsellor", "requested", "steps/cancel", {}, "api:loan:cancel"),
-    "renew": ("counsellor", "on_loan", "steps/renew", {}, "api:loan:renew"),
-    "pause": ("counsellor", "on_loan", "steps/pause", {}, "api:loan:pause"),
-    "resume": ("counsellor", "paused", "steps/resume", {}, "api:loan:resume"),
-    "lost": ("counsellor", "on_loan", "steps/lost", {}, "api:loan:report_lost"),
-    "release": ("it_support", "on_loan", "steps/release", {}, "api:loan:release"),
-    "hold": ("counsellor", "on_loan", "hold", {"hold": "1"}, "api:loan:hold"),
-    "unhold": ("counsellor", "held", "hold", {"hold": "0"}, "api:loan:hold"),
+    "cancel": ("counsellor", "requested", "steps/cancel", {}, "console:loan:cancel"),
+    "renew": ("counsellor", "on_loan", "steps/renew", {}, "console:loan:renew"),
+    "pause": ("counsellor", "on_loan", "steps/pause", {}, "console:loan:pause"),
+    "resume": ("counsellor", "paused", "steps/resume", {}, "console:loan:resume"),
+    "lost": ("counsellor", "on_loan", "steps/lost", {}, "console:loan:report_lost"),
+    "release": ("it_support", "on_loan", "steps/release", {}, "console:loan:release"),
+    "hold": ("counsellor", "on_loan", "hold", {"hold": "1"}, "console:loan:hold"),
+    "unhold": ("counsellor", "held", "hold", {"hold": "0"}, "console:loan:hold"),
 }
 
 

@@ -144,7 +144,7 @@ def test_a_lock_from_the_device_page_shows_who_when_why_until_unlocked(
     username = fleet.logins["it_support"].username
     assert f"Locked by {username} since" in page and "Reason: laturi puuttuu" in page
     assert ">Unlock<" in page and 'action="/devices/tab-002/unlock"' in page
-    assert "api:device:lock" in page  # the audit trail
+    assert "console:device:lock" in page  # the audit trail
     with fleet.services.session_factory() as session:
         row = session.get(orm.DesiredStateRow, "tab-002")
         assert row is not None and row.policy["message"] == MESSAGES["locked"]
@@ -154,7 +154,7 @@ def test_a_lock_from_the_device_page_shows_who_when_why_until_unlocked(
     assert commands(fleet, "tab-002") == []  # a staff lock, not a one-shot command
     assert it.post("/devices/tab-002/unlock", {"reason": "palautettu"}).status_code == 302
     page = it.text("/devices/tab-002")
-    assert "Not locked by IT support." in page and "api:device:unlock" in page
+    assert "Not locked by IT support." in page and "console:device:unlock" in page
     assert "palautettu" in page
     assert it.post("/devices/tab-002/unlock", {}).status_code == 409
     client.delete_cookie("lainaamo_session")

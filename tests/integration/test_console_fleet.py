@@ -350,7 +350,7 @@ def test_dry_run_then_chunked_import(fleet: Fleet, client: FlaskClient) -> None:
         assert answer.status_code == 201, answer.get_json()
         assert answer.get_json() == {"created": len(rows[first : first + 4])}
     assert device_count(fleet) == before + 7
-    assert audit_actions(fleet).count("api:device:import") == 7
+    assert audit_actions(fleet).count("console:device:import") == 7
     # A chunk that fails after the dry run (its devices exist now) keeps the file's row numbers.
     again = client.post(
         "/devices/import/chunk?first_row=6",

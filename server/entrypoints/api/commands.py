@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
-from sqlalchemy import select
-
 from lainaamo.errors import InvalidInput
-from server.adapters import orm, signing
+from server.adapters import signing
 from server.domain.device_commands import DEFAULT_TTL_S, IssueCommand
 from server.domain.model import Role
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
+from server.entrypoints.api.blueprint import bp
 from server.entrypoints.api.devices import _states
 from server.entrypoints.web.context import services
 from server.service_layer import device_commands, views
@@ -31,93 +29,81 @@ def _command_fields(body: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
     return name, args, ttl
 
 
-def register(bp: Blueprint) -> None:
-    @bp.post("/devices/<device_id>/commands")
-    @roles(*ANYONE)
-    def issue_command(device_id: str) -> tuple[dict[str, Any], int]:
-        body = params.json_object()
-        unknown = set(body) - {"name", "args", "ttl_s", "confirm"}
-        if unknown:
-            raise InvalidInput(
-                "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
-            )
-        name, args, ttl = _command_fields(body)
-        confirm = body.get("confirm")
-        if confirm is not None and not isinstance(confirm, str):
-            raise InvalidInput(
-                "invalid confirm", [{"field": "confirm", "message": "the device id"}]
-            )
-        cmd = IssueCommand(device_id, name, args, ttl, confirm)
-        svc = services()
-        signing.check_can_sign(cmd.name, svc.settings)
-        cmd_id = device_commands.issue(svc.uow(), current(), cmd, svc.clock())
-        with svc.session_factory() as session:
-            row = session.get(orm.CommandRow, cmd_id)
-            assert row is not None
-            return device_commands.command_json(row), 202
-
-    @bp.get("/devices/<device_id>/commands")
-    @roles(*ANYONE)
-    def list_commands(device_id: str) -> dict[str, Any]:
-        q = params.query({"limit"})
-        limit = params.integer(q, "limit", 50, 1, 500)
-        with services().session_factory() as session:
-            views.get_device(session, current(), device_id)
-            rows = session.scalars(
-                select(orm.CommandRow)
-                .where(orm.CommandRow.device_id == device_id)
-                .order_by(orm.CommandRow.created_at.desc())
-                .limit(limit)
-            ).all()
-            return {"items": [device_commands.command_json(r) for r in rows]}
-
-    @bp.post("/commands/bulk")
-    @roles(Role.ADMIN, Role.IT_SUPPORT)
-    def bulk_command() -> tuple[dict[str, Any], int]:
-        body = params.json_object()
-        unknown = set(body) - {"name", "args", "ttl_s", "filter"}
-        if unknown:
-            raise InvalidInput(
-                "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
-            )
-        name, args, ttl = _command_fields(body)
-        raw = body.get("filter", {})
-        if not isinstance(raw, dict) or set(raw) - {"unit", "state", "online", "low_battery"}:
-            raise InvalidInput(
-                "invalid filter",
-                [{"field": "filter", "message": "unit, state, online, low_battery"}],
-            )
-        for key in ("online", "low_battery"):
-            if key in raw and not isinstance(raw[key], bool):
-                raise InvalidInput(
-                    f"invalid {key}", [{"field": f"filter.{key}", "message": "true or false"}]
-                )
-        for key in ("unit", "state"):
-            if key in raw and not isinstance(raw[key], str):
-                raise InvalidInput(
-                    f"invalid {key}", [{"field": f"filter.{key}", "message": "a string"}]
-                )
-        filters = views.DeviceFilter(
-            unit=raw.get("unit"),
-            states=_states(raw.get("state")),
-            online=raw.get("online"),
-            low_battery=raw.get("low_battery"),
+@bp.post("/devices/<device_id>/commands")
+@roles(*ANYONE)
+def issue_command(device_id: str) -> tuple[dict[str, Any], int]:
+    body = params.json_object()
+    unknown = set(body) - {"name", "args", "ttl_s", "confirm"}
+    if unknown:
+        raise InvalidInput(
+            "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
         )
-        svc = services()
-        bulk_id, count = device_commands.issue_bulk(
-            svc.uow(),
-            current(),
-            filters,
-            name,
-            args,
-            ttl,
-            svc.clock(),
-            svc.settings.low_battery_pct,
-        )
-        return {"bulk_id": bulk_id, "devices": count}, 202
+    name, args, ttl = _command_fields(body)
+    confirm = body.get("confirm")
+    if confirm is not None and not isinstance(confirm, str):
+        raise InvalidInput("invalid confirm", [{"field": "confirm", "message": "the device id"}])
+    cmd = IssueCommand(device_id, name, args, ttl, confirm)
+    svc = services()
+    signing.check_can_sign(cmd.name, svc.settings)
+    return device_commands.issue_shown(svc.uow(), current(), cmd, svc.clock()), 202
 
-    @bp.get("/commands/bulk/<bulk_id>")
-    @roles(Role.ADMIN, Role.IT_SUPPORT)
-    def bulk_progress(bulk_id: str) -> dict[str, Any]:
-        with services().session_factory() as session:
-            return device_commands.bulk_progress(session, current(), bulk_id)
+
+@bp.get("/devices/<device_id>/commands")
+@roles(*ANYONE)
+def list_commands(device_id: str) -> dict[str, Any]:
+    q = params.query({"limit"})
+    limit = params.integer(q, "limit", 50, 1, 500)
+    items = device_commands.commands_of(services().uow(), current(), device_id, limit)
+    return {"items": items}
+
+
+@bp.post("/commands/bulk")
+@roles(Role.ADMIN, Role.IT_SUPPORT)
+def bulk_command() -> tuple[dict[str, Any], int]:
+    body = params.json_object()
+    unknown = set(body) - {"name", "args", "ttl_s", "filter"}
+    if unknown:
+        raise InvalidInput(
+            "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
+        )
+    name, args, ttl = _command_fields(body)
+    raw = body.get("filter", {})
+    if not isinstance(raw, dict) or set(raw) - {"unit", "state", "online", "low_battery"}:
+        raise InvalidInput(
+            "invalid filter",
+            [{"field": "filter", "message": "unit, state, online, low_battery"}],
+        )
+    for key in ("online", "low_battery"):
+        if key in raw and not isinstance(raw[key], bool):
+            raise InvalidInput(
+                f"invalid {key}", [{"field": f"filter.{key}", "message": "true or false"}]
+            )
+    for key in ("unit", "state"):
+        if key in raw and not isinstance(raw[key], str):
+            raise InvalidInput(
+                f"invalid {key}", [{"field": f"filter.{key}", "message": "a string"}]
+            )
+    filters = views.DeviceFilter(
+        unit=raw.get("unit"),
+        states=_states(raw.get("state")),
+        online=raw.get("online"),
+        low_battery=raw.get("low_battery"),
+    )
+    svc = services()
+    bulk_id, count = device_commands.issue_bulk(
+        svc.uow(),
+        current(),
+        filters,
+        name,
+        args,
+        ttl,
+        svc.clock(),
+        svc.settings.low_battery_pct,
+    )
+    return {"bulk_id": bulk_id, "devices": count}, 202
+
+
+@bp.get("/commands/bulk/<bulk_id>")
+@roles(Role.ADMIN, Role.IT_SUPPORT)
+def bulk_progress(bulk_id: str) -> dict[str, Any]:
+    return device_commands.bulk_progress(services().uow(), current(), bulk_id)

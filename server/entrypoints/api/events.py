@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 
 from lainaamo.errors import InvalidInput
 from server.bootstrap import Services
@@ -22,6 +22,7 @@ from server.domain.model import Principal, Role
 from server.entrypoints import streaming
 from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
+from server.entrypoints.api.blueprint import bp
 from server.entrypoints.input_guard import BIGINT_MAX, whole_number
 from server.entrypoints.web.context import services
 from server.service_layer import events, webhooks
@@ -48,8 +49,7 @@ def _after(raw: str | None, field: str) -> int:
 
 
 def _page(svc: Services, who: Principal, after: int, limit: int) -> tuple[list[Any], int]:
-    with svc.session_factory() as session:
-        return events.page(session, who, after, limit)
+    return events.read_page(svc.uow(), who, after, limit)
 
 
 def stream(
@@ -80,77 +80,80 @@ def stream(
             stop.wait(interval)
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/events")
-    @roles(*ANYONE)
-    def list_events() -> Any:
-        svc = services()
-        query = params.query({"after", "limit"})
-        limit = params.integer(query, "limit", 100, 1, 500)
-        if "text/event-stream" not in request.headers.get("Accept", ""):
-            after = _after(query.get("after"), "after")
-            found, cursor = _page(svc, current(), after, limit)
-            return {"items": found, "next_after": cursor}
-        after = _after(request.headers.get("Last-Event-ID") or query.get("after"), "Last-Event-ID")
-        available = slots(current_app)
-        if not available.acquire(blocking=False):
-            response = jsonify(
-                {
-                    "error": {
-                        "status": 503,
-                        "code": "too_many_streams",
-                        "details": [],
-                        "message": "too many event streams; poll the JSON page",
-                    }
+@bp.get("/events")
+@roles(*ANYONE)
+def list_events() -> Any:
+    svc = services()
+    query = params.query({"after", "limit"})
+    limit = params.integer(query, "limit", 100, 1, 500)
+    if "text/event-stream" not in request.headers.get("Accept", ""):
+        after = _after(query.get("after"), "after")
+        found, cursor = _page(svc, current(), after, limit)
+        return {"items": found, "next_after": cursor}
+    after = _after(request.headers.get("Last-Event-ID") or query.get("after"), "Last-Event-ID")
+    available = slots(current_app)
+    if not available.acquire(blocking=False):
+        response = jsonify(
+            {
+                "error": {
+                    "status": 503,
+                    "code": "too_many_streams",
+                    "details": [],
+                    "message": "too many event streams; poll the JSON page",
                 }
-            )
-            response.status_code, response.headers["Retry-After"] = 503, "30"
-            return response
-        config = current_app.config
-        body = stream(
-            svc,
-            current(),
-            after,
-            float(config.get(INTERVAL_KEY, 1.0)),
-            float(config.get(DURATION_KEY, 60.0)),
-            streaming.stopping(current_app),
+            }
         )
-        return Response(
-            streaming.SlotBody(body, available.release),
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        response.status_code, response.headers["Retry-After"] = 503, "30"
+        return response
+    config = current_app.config
+    body = stream(
+        svc,
+        current(),
+        after,
+        float(config.get(INTERVAL_KEY, 1.0)),
+        float(config.get(DURATION_KEY, 60.0)),
+        streaming.stopping(current_app),
+    )
+    return Response(
+        streaming.SlotBody(body, available.release),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@bp.post("/webhooks")
+@roles(*MANAGERS)
+def create_webhook() -> tuple[dict[str, Any], int]:
+    svc = services()
+    body = params.json_object()
+    unknown = set(body) - {"url", "event_types"}
+    if unknown:
+        raise InvalidInput(
+            "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
         )
+    if "url" not in body:
+        raise InvalidInput("url is required", [{"field": "url", "message": "required"}])
+    created = webhooks.create(
+        svc.uow(), current(), body["url"], body.get("event_types"), svc.clock()
+    )
+    return created, 201
 
-    @bp.post("/webhooks")
-    @roles(*MANAGERS)
-    def create_webhook() -> tuple[dict[str, Any], int]:
-        svc = services()
-        body = params.json_object()
-        unknown = set(body) - {"url", "event_types"}
-        if unknown:
-            raise InvalidInput(
-                "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
-            )
-        if "url" not in body:
-            raise InvalidInput("url is required", [{"field": "url", "message": "required"}])
-        created = webhooks.create(
-            svc.uow(), current(), body["url"], body.get("event_types"), svc.clock()
-        )
-        return created, 201
 
-    @bp.get("/webhooks")
-    @roles(*MANAGERS)
-    def list_webhooks() -> dict[str, Any]:
-        return {"items": webhooks.list_subscriptions(services().uow(), current())}
+@bp.get("/webhooks")
+@roles(*MANAGERS)
+def list_webhooks() -> dict[str, Any]:
+    return {"items": webhooks.list_subscriptions(services().uow(), current())}
 
-    @bp.delete("/webhooks/<int:webhook_id>")
-    @roles(*MANAGERS)
-    def delete_webhook(webhook_id: int) -> tuple[str, int]:
-        svc = services()
-        webhooks.delete(svc.uow(), current(), webhook_id, svc.clock())
-        return "", 204
 
-    @bp.get("/webhooks/<int:webhook_id>/deliveries")
-    @roles(*MANAGERS)
-    def list_webhook_deliveries(webhook_id: int) -> dict[str, Any]:
-        return {"items": webhooks.deliveries(services().uow(), current(), webhook_id)}
+@bp.delete("/webhooks/<int:webhook_id>")
+@roles(*MANAGERS)
+def delete_webhook(webhook_id: int) -> tuple[str, int]:
+    svc = services()
+    webhooks.delete(svc.uow(), current(), webhook_id, svc.clock())
+    return "", 204
+
+
+@bp.get("/webhooks/<int:webhook_id>/deliveries")
+@roles(*MANAGERS)
+def list_webhook_deliveries(webhook_id: int) -> dict[str, Any]:
+    return {"items": webhooks.deliveries(services().uow(), current(), webhook_id)}

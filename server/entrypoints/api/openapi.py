@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
-
 import lainaamo
 from server.domain.model import LifecycleState
 from server.domain.policy_state import PolicyState
@@ -19,6 +17,7 @@ from server.entrypoints.api import (
     openapi_loans,
     openapi_support,
 )
+from server.entrypoints.api.blueprint import bp
 from server.entrypoints.api.openapi_parts import (
     ISO,
     NBOOL,
@@ -698,7 +697,6 @@ def document() -> dict[str, Any]:
     }
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/openapi.json")
-    def openapi_document() -> dict[str, Any]:
-        return document()
+@bp.get("/openapi.json")
+def openapi_document() -> dict[str, Any]:
+    return document()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, flash, g, make_response, redirect, request, url_for
+from flask import abort, flash, g, make_response, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError
 from server.domain.model import Role
 from server.entrypoints.console import core, i18n
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
@@ -23,115 +24,121 @@ HOME_BY_ROLE = {
 TOKEN_LIFETIMES = {"30": 30, "90": 90, "365": 365}  # days offered for a new API token
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/")
-    def home() -> BaseResponse:
-        return redirect(url_for(HOME_BY_ROLE[core.principal().role]))
+@bp.get("/")
+def home() -> BaseResponse:
+    return redirect(url_for(HOME_BY_ROLE[core.principal().role]))
 
-    @bp.route("/login", methods=["GET", "POST"])
-    def login() -> BaseResponse:
-        if request.method == "GET":
-            if core.signed_in():
-                return redirect(url_for("console.home"))
-            return _login_page(200)
-        core.check_csrf(request.cookies.get(core.PRE_CSRF_COOKIE))
-        svc = services()
-        try:
-            cookie, _csrf = console_auth.sign_in(
-                svc.uow(),
-                request.form.get("username", ""),
-                request.form.get("password", ""),
-                svc.clock(),
-            )
-        except console_auth.AccountLocked as exc:
-            flash(
-                _("Too many failed sign-ins. Try again after %(time)s.")
-                % {"time": i18n.fmt_datetime(exc.until)},
-                "error",
-            )
-            return _login_page(423)
-        except console_auth.SignInFailed:
-            flash(_("Wrong user name or password."), "error")
-            return _login_page(401)
-        response = core.back("console.home")
-        # A new session id on every sign-in: a cookie planted before it is worthless.
-        response.set_cookie(
-            core.SESSION_COOKIE,
-            cookie,
-            max_age=int(console_auth.SESSION_LIFETIME.total_seconds()),
-            httponly=True,
-            secure=core.cookie_secure(),
-            samesite="Lax",
-        )
-        response.delete_cookie(core.PRE_CSRF_COOKIE)
-        return response
 
-    @bp.post("/logout")
-    def logout() -> BaseResponse:
-        console_auth.sign_out(services().uow(), g.session_cookie)
-        response = redirect(url_for("console.login"))
-        response.delete_cookie(core.SESSION_COOKIE)
-        flash(_("You have signed out."), "info")
-        return response
-
-    @bp.post("/language")
-    def set_language() -> BaseResponse:
-        language = request.form.get("language", "")
-        if language not in i18n.LANGUAGES:
-            abort(400)
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> BaseResponse:
+    if request.method == "GET":
         if core.signed_in():
-            core.check_csrf(g.csrf_token)
-            console_auth.set_language(services().uow(), core.principal(), language)
-        response = core.back("console.home")
-        response.set_cookie(
-            core.LANGUAGE_COOKIE,
-            language,
-            max_age=365 * 86400,
-            secure=core.cookie_secure(),
-            samesite="Lax",
+            return redirect(url_for("console.home"))
+        return _login_page(200)
+    core.check_csrf(request.cookies.get(core.PRE_CSRF_COOKIE))
+    svc = services()
+    try:
+        cookie, _csrf = console_auth.sign_in(
+            svc.uow(),
+            request.form.get("username", ""),
+            request.form.get("password", ""),
+            svc.clock(),
         )
-        return response
-
-    @bp.get("/account")
-    def account() -> tuple[str, int]:
-        return _account_page(200)
-
-    @bp.post("/account/password")
-    def change_password() -> BaseResponse | tuple[str, int]:
-        form = request.form
-        if form.get("new_password", "") != form.get("repeat_password", ""):
-            flash(_("The new passwords do not match."), "error")
-            return _account_page(422, {"repeat_password": _("Does not match")})
-        svc = services()
-        try:
-            console_auth.change_password(
-                svc.uow(),
-                core.principal(),
-                g.session_cookie,
-                form.get("current_password", ""),
-                form.get("new_password", ""),
-                svc.clock(),
-            )
-        except DomainError as exc:
-            return _account_page(http_status(exc), core.form_error(exc))
-        flash(_("Your password has been changed. Your other sessions were signed out."), "info")
-        return redirect(url_for("console.account"))
-
-    @bp.post("/account/tokens")
-    def create_token() -> tuple[str, int]:
-        name = request.form.get("name", "").strip()[:100] or "console"
-        days = TOKEN_LIFETIMES.get(request.form.get("valid_days", "90"), 90)
-        principal = core.principal()
-        token, expires = accounts.create_token(
-            services().uow(), principal.username, name, timedelta(days=days), principal
+    except console_auth.AccountLocked as exc:
+        flash(
+            _("Too many failed sign-ins. Try again after %(time)s.")
+            % {"time": i18n.fmt_datetime(exc.until)},
+            "error",
         )
-        return _account_page(201, new_token=token, new_token_expires=expires)
+        return _login_page(423)
+    except console_auth.SignInFailed:
+        flash(_("Wrong user name or password."), "error")
+        return _login_page(401)
+    response = core.back("console.home")
+    # A new session id on every sign-in: a cookie planted before it is worthless.
+    response.set_cookie(
+        core.SESSION_COOKIE,
+        cookie,
+        max_age=int(console_auth.SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        secure=core.cookie_secure(),
+        samesite="Lax",
+    )
+    response.delete_cookie(core.PRE_CSRF_COOKIE)
+    return response
 
-    @bp.post("/account/tokens/<int:token_id>/revoke")
-    def revoke_token(token_id: int) -> BaseResponse:
-        accounts.revoke_token(services().uow(), core.principal(), token_id)
-        flash(_("The token was revoked."), "info")
-        return redirect(url_for("console.account"))
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    console_auth.sign_out(services().uow(), g.session_cookie)
+    response = redirect(url_for("console.login"))
+    response.delete_cookie(core.SESSION_COOKIE)
+    flash(_("You have signed out."), "info")
+    return response
+
+
+@bp.post("/language")
+def set_language() -> BaseResponse:
+    language = request.form.get("language", "")
+    if language not in i18n.LANGUAGES:
+        abort(400)
+    if core.signed_in():
+        core.check_csrf(g.csrf_token)
+        console_auth.set_language(services().uow(), core.principal(), language)
+    response = core.back("console.home")
+    response.set_cookie(
+        core.LANGUAGE_COOKIE,
+        language,
+        max_age=365 * 86400,
+        secure=core.cookie_secure(),
+        samesite="Lax",
+    )
+    return response
+
+
+@bp.get("/account")
+def account() -> tuple[str, int]:
+    return _account_page(200)
+
+
+@bp.post("/account/password")
+def change_password() -> BaseResponse | tuple[str, int]:
+    form = request.form
+    if form.get("new_password", "") != form.get("repeat_password", ""):
+        flash(_("The new passwords do not match."), "error")
+        return _account_page(422, {"repeat_password": _("Does not match")})
+    svc = services()
+    try:
+        console_auth.change_password(
+            svc.uow(),
+            core.principal(),
+            g.session_cookie,
+            form.get("current_password", ""),
+            form.get("new_password", ""),
+            svc.clock(),
+        )
+    except DomainError as exc:
+        return _account_page(http_status(exc), core.form_error(exc))
+    flash(_("Your password has been changed. Your other sessions were signed out."), "info")
+    return redirect(url_for("console.account"))
+
+
+@bp.post("/account/tokens")
+def create_token() -> tuple[str, int]:
+    name = request.form.get("name", "").strip()[:100] or "console"
+    days = TOKEN_LIFETIMES.get(request.form.get("valid_days", "90"), 90)
+    principal = core.principal()
+    token, expires = accounts.create_token(
+        services().uow(), principal.username, name, timedelta(days=days), principal
+    )
+    return _account_page(201, new_token=token, new_token_expires=expires)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+def revoke_token(token_id: int) -> BaseResponse:
+    accounts.revoke_token(services().uow(), core.principal(), token_id)
+    flash(_("The token was revoked."), "info")
+    return redirect(url_for("console.account"))
 
 
 def _login_page(status: int) -> BaseResponse:
@@ -148,14 +155,14 @@ def _login_page(status: int) -> BaseResponse:
 def _account_page(
     status: int, errors: dict[str, str] | None = None, **extra: object
 ) -> tuple[str, int]:
-    with services().session_factory() as session:
-        tokens = accounts.list_tokens(session, core.principal())
-        return core.render(
-            "account.html",
-            status,
-            tokens=tokens,
-            errors=errors or {},
-            lifetimes=TOKEN_LIFETIMES,
-            now=services().clock(),
-            **extra,
-        )
+    svc = services()
+    tokens = accounts.own_tokens(svc.uow(), core.principal())
+    return core.render(
+        "account.html",
+        status,
+        tokens=tokens,
+        errors=errors or {},
+        lifetimes=TOKEN_LIFETIMES,
+        now=svc.clock(),
+        **extra,
+    )

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
-from server.domain.commands import AddUser, SetUserActive
+from server.domain.commands import SetUserActive
 from server.domain.loans import LoanRules
 from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.i18n import _
 from server.entrypoints.input_guard import whole_number
@@ -67,212 +68,219 @@ def parse_profile(form: Any) -> KioskProfile:
     return KioskProfile(apps, tuple(shortcuts), form.get("settings_locked") == "on")
 
 
-def register(bp: Blueprint) -> None:
-    @bp.route("/admin/users", methods=["GET", "POST"])
-    @roles(Role.ADMIN)
-    def users() -> Page:
-        if request.method == "GET":
-            return _users_page(200, {})
-        form, svc = request.form, services()
-        try:
-            with svc.session_factory() as session:
-                org = people.organisation_code(session, principal())
-            cmd = AddUser(
-                org,
-                form.get("username", "").strip(),
-                form.get("role", ""),
-                tuple(form.getlist("units")),
-                form.get("password", ""),
+@bp.route("/admin/users", methods=["GET", "POST"])
+@roles(Role.ADMIN)
+def users() -> Page:
+    if request.method == "GET":
+        return _users_page(200, {})
+    form, svc = request.form, services()
+    username = form.get("username", "").strip()
+    try:
+        user_id = people.create_user(
+            svc.uow(),
+            principal(),
+            username,
+            form.get("role", ""),
+            tuple(form.getlist("units")),
+            form.get("password", ""),
+        )
+    except DomainError as exc:
+        return _users_page(http_status(exc), form_error(exc))
+    flash(_("User %(name)s was created.", name=username), "info")
+    return redirect(url_for("console.user_detail", user_id=user_id))
+
+
+@bp.get("/admin/users/<int:user_id>")
+@roles(Role.ADMIN)
+def user_detail(user_id: int) -> Page:
+    return _user_page(user_id, 200, {})
+
+
+@bp.post("/admin/users/<int:user_id>/<action>")
+@roles(Role.ADMIN)
+def user_action(user_id: int, action: str) -> Page:
+    svc, form, who = services(), request.form, principal()
+    try:
+        if action == "update":
+            people.update_user(
+                svc.uow(), who, user_id, form.get("role", ""), tuple(form.getlist("units"))
             )
-            user_id = people.add_user(svc.uow(), cmd, principal())
-        except DomainError as exc:
-            return _users_page(http_status(exc), form_error(exc))
-        flash(_("User %(name)s was created.", name=cmd.username), "info")
-        return redirect(url_for("console.user_detail", user_id=user_id))
+            message = _("The role and units were saved.")
+        elif action == "reactivate":
+            people.set_active(svc.uow(), who, SetUserActive(user_id, True), svc.clock())
+            message = _("The user was reactivated.")
+        elif action == "unlock":
+            people.unlock(svc.uow(), who, user_id)
+            message = _("The account was unlocked.")
+        elif action == "password":
+            people.set_password(svc.uow(), who, user_id, form.get("password", ""), svc.clock())
+            message = _("The new password was set; the user's sessions were ended.")
+        else:
+            abort(404)
+    except DomainError as exc:
+        return _user_page(user_id, http_status(exc), form_error(exc))
+    flash(message, "info")
+    return redirect(url_for("console.user_detail", user_id=user_id))
 
-    @bp.get("/admin/users/<int:user_id>")
-    @roles(Role.ADMIN)
-    def user_detail(user_id: int) -> Page:
-        return _user_page(user_id, 200, {})
 
-    @bp.post("/admin/users/<int:user_id>/<action>")
-    @roles(Role.ADMIN)
-    def user_action(user_id: int, action: str) -> Page:
-        svc, form, who = services(), request.form, principal()
-        try:
-            if action == "update":
-                people.update_user(
-                    svc.uow(), who, user_id, form.get("role", ""), tuple(form.getlist("units"))
-                )
-                message = _("The role and units were saved.")
-            elif action == "reactivate":
-                people.set_active(svc.uow(), who, SetUserActive(user_id, True), svc.clock())
-                message = _("The user was reactivated.")
-            elif action == "unlock":
-                people.unlock(svc.uow(), who, user_id)
-                message = _("The account was unlocked.")
-            elif action == "password":
-                people.set_password(svc.uow(), who, user_id, form.get("password", ""), svc.clock())
-                message = _("The new password was set; the user's sessions were ended.")
-            else:
-                abort(404)
-        except DomainError as exc:
-            return _user_page(user_id, http_status(exc), form_error(exc))
-        flash(message, "info")
-        return redirect(url_for("console.user_detail", user_id=user_id))
+@bp.route("/admin/users/<int:user_id>/deactivate", methods=["GET", "POST"])
+@roles(Role.ADMIN)
+def user_deactivate(user_id: int) -> Page:
+    """Deactivating ends sessions and revokes API tokens for good: confirmed, with a reason.
+    A POST without the tick or the reason changes nothing and gets this page back."""
+    if request.method == "GET":
+        return _deactivate_page(user_id, 200, {})
+    form, svc = request.form, services()
+    errors = {}
+    if form.get("confirm") != "yes":
+        errors["confirm"] = _("Tick this box to confirm.")
+    if not form.get("reason", "").strip():
+        errors["reason"] = _("Say why: a reason is required.")
+    if errors:
+        flash(_("Nothing was changed: fill in the marked fields to confirm."), "error")
+        return _deactivate_page(user_id, 422, errors)
+    try:
+        cmd = SetUserActive(user_id, False, form.get("reason", ""))
+        people.set_active(svc.uow(), principal(), cmd, svc.clock())
+    except DomainError as exc:
+        if http_status(exc) == 404:
+            raise
+        return _deactivate_page(user_id, http_status(exc), form_error(exc))
+    flash(_("The user was deactivated: signed out, API tokens revoked."), "info")
+    return redirect(url_for("console.user_detail", user_id=user_id))
 
-    @bp.route("/admin/users/<int:user_id>/deactivate", methods=["GET", "POST"])
-    @roles(Role.ADMIN)
-    def user_deactivate(user_id: int) -> Page:
-        """Deactivating ends sessions and revokes API tokens for good: confirmed, with a reason.
-        A POST without the tick or the reason changes nothing and gets this page back."""
-        if request.method == "GET":
-            return _deactivate_page(user_id, 200, {})
-        form, svc = request.form, services()
-        errors = {}
-        if form.get("confirm") != "yes":
-            errors["confirm"] = _("Tick this box to confirm.")
-        if not form.get("reason", "").strip():
-            errors["reason"] = _("Say why: a reason is required.")
-        if errors:
-            flash(_("Nothing was changed: fill in the marked fields to confirm."), "error")
-            return _deactivate_page(user_id, 422, errors)
-        try:
-            cmd = SetUserActive(user_id, False, form.get("reason", ""))
-            people.set_active(svc.uow(), principal(), cmd, svc.clock())
-        except DomainError as exc:
-            if http_status(exc) == 404:
-                raise
-            return _deactivate_page(user_id, http_status(exc), form_error(exc))
-        flash(_("The user was deactivated: signed out, API tokens revoked."), "info")
-        return redirect(url_for("console.user_detail", user_id=user_id))
 
-    @bp.route("/admin/units", methods=["GET", "POST"])
-    @roles(Role.ADMIN)
-    def unit_settings() -> Page:
-        if request.method == "GET":
-            return _units_page(200, {})
-        form = request.form
-        try:
-            version = check_text("version", form.get("version", ""), max_len=40)
-            text = form.get("text", "").strip()
-            if not text:
-                raise InvalidInput(
-                    "the agreement text is required", [{"field": "text", "message": "required"}]
-                )
-            loans.add_agreement(services().uow(), principal(), version, text)
-        except DomainError as exc:
-            return _units_page(http_status(exc), form_error(exc))
-        flash(_("Agreement version %(v)s was published.", v=version), "info")
-        return redirect(url_for("console.unit_settings"))
+@bp.route("/admin/units", methods=["GET", "POST"])
+@roles(Role.ADMIN)
+def unit_settings() -> Page:
+    if request.method == "GET":
+        return _units_page(200, {})
+    form = request.form
+    try:
+        version = check_text("version", form.get("version", ""), max_len=40)
+        text = form.get("text", "").strip()
+        if not text:
+            raise InvalidInput(
+                "the agreement text is required", [{"field": "text", "message": "required"}]
+            )
+        loans.add_agreement(services().uow(), principal(), version, text)
+    except DomainError as exc:
+        return _units_page(http_status(exc), form_error(exc))
+    flash(_("Agreement version %(v)s was published.", v=version), "info")
+    return redirect(url_for("console.unit_settings"))
 
-    @bp.get("/admin/units/<code>")
-    @roles(Role.ADMIN)
-    def unit_detail(code: str) -> Page:
-        return _unit_page(code, 200, {})
 
-    @bp.post("/admin/units/<code>/<part>")
-    @roles(Role.ADMIN)
-    def unit_save(code: str, part: str) -> Page:
-        svc, form, who = services(), request.form, principal()
-        try:
-            if part == "name":
-                unit_admin.rename_unit(svc.uow(), who, code, form.get("name", ""))
-            elif part == "kiosk":
-                loans.set_kiosk_profile(svc.uow(), who, code, parse_profile(form), svc.clock())
-            elif part == "rules":
-                model, rules = parse_rules(form)
-                loans.set_rules(svc.uow(), who, code, model, rules)
-            elif part == "usage":
-                enabled = form.get("usage_collection") == "on"
-                unit_admin.set_usage_collection(
-                    svc.uow(), who, code, enabled, svc.clock(), "console"
-                )
-            else:
-                abort(404)
-        except DomainError as exc:
-            return _unit_page(code, http_status(exc), form_error(exc), form)
-        flash(_("Saved."), "info")
-        return redirect(url_for("console.unit_detail", code=code))
+@bp.get("/admin/units/<code>")
+@roles(Role.ADMIN)
+def unit_detail(code: str) -> Page:
+    return _unit_page(code, 200, {})
+
+
+@bp.post("/admin/units/<code>/<part>")
+@roles(Role.ADMIN)
+def unit_save(code: str, part: str) -> Page:
+    svc, form, who = services(), request.form, principal()
+    try:
+        if part == "name":
+            unit_admin.rename_unit(svc.uow(), who, code, form.get("name", ""))
+        elif part == "kiosk":
+            loans.set_kiosk_profile(svc.uow(), who, code, parse_profile(form), svc.clock())
+        elif part == "rules":
+            model, rules = parse_rules(form)
+            loans.set_rules(svc.uow(), who, code, model, rules)
+        elif part == "usage":
+            enabled = form.get("usage_collection") == "on"
+            unit_admin.set_usage_collection(svc.uow(), who, code, enabled, svc.clock(), "console")
+        else:
+            abort(404)
+    except DomainError as exc:
+        return _unit_page(code, http_status(exc), form_error(exc), form)
+    flash(_("Saved."), "info")
+    return redirect(url_for("console.unit_detail", code=code))
 
 
 def _users_page(status: int, errors: dict[str, str]) -> Page:
-    with services().session_factory() as session:
-        return render(
-            "admin/users.html",
-            status,
-            users=people.list_users(session, principal()),
-            units=people.list_units(session, principal()),
-            roles=[r.value for r in Role],
-            errors=errors,
-            form=request.form,
-            now=services().clock(),
-        )
+    svc = services()
+    found = people.users_page(svc.uow(), principal())
+    return render(
+        "admin/users.html",
+        status,
+        users=found.users,
+        units=found.units,
+        roles=[r.value for r in Role],
+        errors=errors,
+        form=request.form,
+        now=svc.clock(),
+    )
 
 
 def _user_page(user_id: int, status: int, errors: dict[str, str]) -> Page:
-    with services().session_factory() as session:
-        user = people.get_user(session, principal(), user_id)
-        return render(
-            "admin/user.html",
-            status,
-            user=user,
-            member={u.code for u in user.units},
-            units=people.list_units(session, principal()),
-            roles=[r.value for r in Role],
-            errors=errors,
-            now=services().clock(),
-        )
+    svc = services()
+    found = people.user_page(svc.uow(), principal(), user_id)
+    return render(
+        "admin/user.html",
+        status,
+        user=found.user,
+        member={u.code for u in found.user.units},
+        units=found.units,
+        roles=[r.value for r in Role],
+        errors=errors,
+        now=svc.clock(),
+    )
 
 
 def _deactivate_page(user_id: int, status: int, errors: dict[str, str]) -> Page:
-    with services().session_factory() as session:
-        user = people.get_user(session, principal(), user_id)
-        return render(
-            "admin/deactivate.html",
-            status,
-            user=user,
-            errors=errors,
-            form=request.form,
-        )
+    found = people.user_page(services().uow(), principal(), user_id)
+    return render(
+        "admin/deactivate.html",
+        status,
+        user=found.user,
+        errors=errors,
+        form=request.form,
+    )
 
 
 def _units_page(status: int, errors: dict[str, str]) -> Page:
-    with services().session_factory() as session:
-        return render(
-            "admin/units.html",
-            status,
-            units=people.list_units(session, principal()),
-            agreements=unit_admin.agreements(session, principal()),
-            errors=errors,
-            form=request.form,
-        )
+    found = unit_admin.units_page(services().uow(), principal())
+    return render(
+        "admin/units.html",
+        status,
+        units=found.units,
+        agreements=found.agreements,
+        errors=errors,
+        form=request.form,
+    )
+
+
+def unit_values(found: unit_admin.UnitSettings) -> dict[str, Any]:
+    """The unit page's form values as stored: the name, the kiosk profile, the rules for every
+    model (the defaults when none are set)."""
+    base = next((r for r in found.rules if r.model == ""), None)
+    rules = {n: getattr(base, n) if base else getattr(LoanRules(), n) for n in RULE_FIELDS}
+    profile = found.profile or KioskProfile()
+    return {
+        "name": found.unit.name,
+        "apps": "\n".join(profile.apps),
+        "shortcuts": "\n".join(
+            f"{s['label']} | {s['url']} | {s['category']}" for s in profile.shortcuts
+        ),
+        "settings_locked": profile.settings_locked,
+        "model": "",
+        **{k: str(v) for k, v in rules.items()},
+    }
 
 
 def _unit_page(code: str, status: int, errors: dict[str, str], form: Any = None) -> Page:
-    with services().session_factory() as session:
-        found = unit_admin.settings_of(session, principal(), code)
-        base = next((r for r in found.rules if r.model == ""), None)
-        rules = {n: getattr(base, n) if base else getattr(LoanRules(), n) for n in RULE_FIELDS}
-        profile = found.profile or KioskProfile()
-        values = {
-            "name": found.unit.name,
-            "apps": "\n".join(profile.apps),
-            "shortcuts": "\n".join(
-                f"{s['label']} | {s['url']} | {s['category']}" for s in profile.shortcuts
-            ),
-            "settings_locked": profile.settings_locked,
-            "model": "",
-            **{k: str(v) for k, v in rules.items()},
-        }
-        if form is not None:
-            values.update({k: form.get(k, "") for k in values if k in form})
-        return render(
-            "admin/unit.html",
-            status,
-            unit=found.unit,
-            rules=found.rules,
-            values=values,
-            fields=RULE_FIELDS,
-            errors=errors,
-        )
+    found = unit_admin.unit_settings(services().uow(), principal(), code)
+    values = unit_values(found)
+    if form is not None:
+        values.update({k: form.get(k, "") for k in values if k in form})
+    return render(
+        "admin/unit.html",
+        status,
+        unit=found.unit,
+        rules=found.rules,
+        values=values,
+        fields=RULE_FIELDS,
+        errors=errors,
+    )

@@ -22,7 +22,7 @@ from server.domain.model import Principal, Role
 from server.entrypoints.console import i18n, redirects
 from server.entrypoints.security_headers import add_hsts
 from server.entrypoints.web.context import services
-from server.service_layer import audit, console_auth
+from server.service_layer import console_auth
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,20 +150,3 @@ def add_headers(response: Response) -> Response:
 def cookie_secure() -> bool:
     """Secure cookies whenever the console is reached over HTTPS (always, in production)."""
     return request.is_secure or services().settings.public_url.startswith("https://")
-
-
-def record_read(
-    session: Any, action: str, subject_type: str, subject_id: str, **after: Any
-) -> None:
-    """Reading loans is reading client-related data: audited (never with a client reference)."""
-    who = principal()
-    audit.record(
-        session,
-        principal=who,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        organisation_id=who.organisation_id,
-        after=after or None,
-        system_part="console",
-    )

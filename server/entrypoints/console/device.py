@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, flash, request
+from flask import flash, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
@@ -15,7 +15,8 @@ from server.domain.device_claims import ResetSequence
 from server.domain.device_commands import NAMES, NEEDS_CONFIRMATION, IssueCommand
 from server.domain.model import LifecycleState, Role
 from server.domain.staff_lock import LockDevice, UnlockDevice
-from server.entrypoints.console import charts, enrollment_page
+from server.entrypoints.console import charts, enrollment_page  # noqa: F401 (views on import)
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.fleet_view import state_labels
 from server.entrypoints.console.i18n import fmt_number
@@ -28,7 +29,6 @@ from server.service_layer import (
     device_page,
     loans,
     staff_lock,
-    views,
 )
 
 MANAGERS = (Role.IT_SUPPORT, Role.ADMIN)
@@ -40,35 +40,11 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
     settings, now = svc.settings, svc.clock()
     days = request.args.get("days", type=int)
     days = days if days in WINDOWS else 7
-    with svc.session_factory() as session:
-        device = views.get_device(session, principal(), device_id)
-        detail = views.device_json(
-            device, now, settings.low_battery_pct, settings.offline_grace_factor
-        )
-        compare = device_page.desired_vs_reported(device)
-        st = device.status
-        points = device_page.history_window(session, device_id, now - timedelta(days=days))
-        bands = device_page.online_bands(
-            points,
-            st.status_interval_s if st else None,
-            settings.offline_grace_factor,
-            bool(st and st.online),
-            now,
-        )
-        context = {
-            "device": detail,
-            "last_seen": st.last_seen_at if st else None,
-            "clock_skew": clock_skew_text(st.clock_skew_s if st else None),
-            "implausible_at": st.implausible_at if st else None,
-            "compare": compare,
-            "sync": device_page.sync_state(device, compare),
-            "enforcement": device_page.enforcement_rows(device),
-            "lock": staff_lock.current(device),
-            "commands": device_page.commands_of(session, device_id),
-            "audit": device_page.audit_of(session, principal(), device_id),
-            "loans": device_page.loans_of(session, principal(), device_id),
-        }
     start = now - timedelta(days=days)
+    page = device_page.device_view(
+        svc.uow(), principal(), device_id, since=start, now=now, settings=settings
+    )
+    points, bands = page.points, page.bands
     chart = charts.line_chart(
         _("Battery over the last %(days)s days", days=days),
         _(
@@ -96,9 +72,19 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         may_wipe=principal().role is Role.IT_SUPPORT,
         may_support=principal().role is Role.IT_SUPPORT,
         state_labels=state_labels(),
-        awaiting_wipe=detail["lifecycle_state"] == LifecycleState.AWAITING_WIPE.value,
+        awaiting_wipe=page.device["lifecycle_state"] == LifecycleState.AWAITING_WIPE.value,
         errors=extra.pop("errors", {}),
-        **context,
+        device=page.device,
+        last_seen=page.last_seen,
+        clock_skew=clock_skew_text(page.clock_skew_s),
+        implausible_at=page.implausible_at,
+        compare=page.compare,
+        sync=page.sync,
+        enforcement=page.enforcement,
+        lock=page.lock,
+        commands=page.commands,
+        audit=page.audit,
+        loans=page.loans,
         **extra,
     )
 
@@ -120,14 +106,7 @@ def clock_skew_text(seconds: int | None) -> str | None:
 
 
 def _confirm_page(device_id: str, kind: str, status: int = 200, **extra: Any) -> tuple[str, int]:
-    with services().session_factory() as session:
-        device = views.get_device(session, principal(), device_id)
-        facts = {
-            "device_id": device.id,
-            "asset_tag": device.asset_tag,
-            "lifecycle_state": device.lifecycle_state,
-            "unit": device.unit.name if device.unit else None,
-        }
+    facts = device_page.device_facts(services().uow(), principal(), device_id)
     return render(
         "device/confirm.html",
         status,
@@ -138,102 +117,105 @@ def _confirm_page(device_id: str, kind: str, status: int = 200, **extra: Any) ->
     )
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/devices/<device_id>")
-    @roles(*MANAGERS)
-    def device(device_id: str) -> tuple[str, int]:
-        return _page(device_id)
+@bp.get("/devices/<device_id>")
+@roles(*MANAGERS)
+def device(device_id: str) -> tuple[str, int]:
+    return _page(device_id)
 
-    @bp.post("/devices/<device_id>/commands")
-    @roles(*MANAGERS)
-    def device_command(device_id: str) -> tuple[str, int] | BaseResponse:
-        name = request.form.get("name", "")
-        args = {"text": request.form.get("text", "")} if name == "message" else {}
-        confirm = request.form.get("confirm")
-        svc = services()
-        try:
-            cmd = IssueCommand(device_id, name, args, confirm=confirm)
-            signing.check_can_sign(cmd.name, svc.settings)
-            device_commands.issue(svc.uow(), principal(), cmd, svc.clock())
-        except DomainError as exc:
-            if http_status(exc) == 404:
-                raise
-            errors = form_error(exc)
-            if name in NEEDS_CONFIRMATION:
-                return _confirm_page(device_id, "wipe", http_status(exc), errors=errors)
-            return _page(device_id, http_status(exc), errors=errors)
-        flash(_("Command %(name)s queued; it is sent when the tablet is online.", name=name))
-        return back("console.device", device_id=device_id)
 
-    @bp.post("/devices/<device_id>/lock")
-    @roles(*MANAGERS)
-    def device_lock(device_id: str) -> tuple[str, int] | BaseResponse:
-        svc = services()
-        try:
-            cmd = LockDevice(device_id, request.form.get("reason", "").strip() or None)
-            staff_lock.lock(svc.uow(), principal(), cmd, svc.clock())
-        except DomainError as exc:
-            if http_status(exc) == 404:
-                raise
-            return _page(device_id, http_status(exc), errors=form_error(exc))
-        flash(_("Locked: the tablet shows a neutral lock screen until someone unlocks it."))
-        return back("console.device", device_id=device_id)
+@bp.post("/devices/<device_id>/commands")
+@roles(*MANAGERS)
+def device_command(device_id: str) -> tuple[str, int] | BaseResponse:
+    name = request.form.get("name", "")
+    args = {"text": request.form.get("text", "")} if name == "message" else {}
+    confirm = request.form.get("confirm")
+    svc = services()
+    try:
+        cmd = IssueCommand(device_id, name, args, confirm=confirm)
+        signing.check_can_sign(cmd.name, svc.settings)
+        device_commands.issue(svc.uow(), principal(), cmd, svc.clock())
+    except DomainError as exc:
+        if http_status(exc) == 404:
+            raise
+        errors = form_error(exc)
+        if name in NEEDS_CONFIRMATION:
+            return _confirm_page(device_id, "wipe", http_status(exc), errors=errors)
+        return _page(device_id, http_status(exc), errors=errors)
+    flash(_("Command %(name)s queued; it is sent when the tablet is online.", name=name))
+    return back("console.device", device_id=device_id)
 
-    @bp.post("/devices/<device_id>/unlock")
-    @roles(*MANAGERS)
-    def device_unlock(device_id: str) -> tuple[str, int] | BaseResponse:
-        svc = services()
-        try:
-            cmd = UnlockDevice(device_id, request.form.get("reason", "").strip() or None)
-            staff_lock.unlock(svc.uow(), principal(), cmd, svc.clock())
-        except DomainError as exc:
-            if http_status(exc) == 404:
-                raise
-            return _page(device_id, http_status(exc), errors=form_error(exc))
-        flash(_("Unlocked: the tablet goes back to what its loan says."))
-        return back("console.device", device_id=device_id)
 
-    @bp.post("/devices/<device_id>/sequence-reset")
-    @roles(*MANAGERS)
-    def device_sequence_reset(device_id: str) -> tuple[str, int] | BaseResponse:
-        svc = services()
-        try:
-            cmd = ResetSequence(device_id, request.form.get("sequence_reason", "").strip() or None)
-            device_claims.reset_sequence(svc.uow(), principal(), cmd, svc.clock())
-        except DomainError as exc:
-            if http_status(exc) == 404:
-                raise
-            errors = form_error(exc)
-            if "reason" in errors:  # the form's field has a name of its own on this page
-                errors["sequence_reason"] = errors.pop("reason")
-            return _page(device_id, http_status(exc), errors=errors)
-        flash(_("Sequence state reset: the tablet's next report sets its position."))
-        return back("console.device", device_id=device_id)
+@bp.post("/devices/<device_id>/lock")
+@roles(*MANAGERS)
+def device_lock(device_id: str) -> tuple[str, int] | BaseResponse:
+    svc = services()
+    try:
+        cmd = LockDevice(device_id, request.form.get("reason", "").strip() or None)
+        staff_lock.lock(svc.uow(), principal(), cmd, svc.clock())
+    except DomainError as exc:
+        if http_status(exc) == 404:
+            raise
+        return _page(device_id, http_status(exc), errors=form_error(exc))
+    flash(_("Locked: the tablet shows a neutral lock screen until someone unlocks it."))
+    return back("console.device", device_id=device_id)
 
-    @bp.get("/devices/<device_id>/wipe")
-    @roles(Role.IT_SUPPORT)
-    def device_wipe(device_id: str) -> tuple[str, int]:
-        return _confirm_page(device_id, "wipe")
 
-    @bp.route("/devices/<device_id>/manual-wipe", methods=["GET", "POST"])
-    @roles(Role.IT_SUPPORT)
-    def device_manual_wipe(device_id: str) -> tuple[str, int] | BaseResponse:
-        if request.method == "GET":
-            return _confirm_page(device_id, "manual_wipe")
-        svc = services()
-        try:
-            if request.form.get("confirm") != device_id:
-                raise InvalidInput(
-                    _("Type the device id to confirm."),
-                    [{"field": "confirm", "message": _("Type the device id to confirm.")}],
-                )
-            reason = request.form.get("reason", "").strip() or None
-            loans.record_wipe(svc.uow(), principal(), device_id, "manual", reason, svc.clock())
-        except DomainError as exc:
-            if http_status(exc) == 404:
-                raise
-            return _confirm_page(device_id, "manual_wipe", http_status(exc), errors=form_error(exc))
-        flash(_("Manual wipe recorded; the tablet is back in stock."))
-        return back("console.device", device_id=device_id)
+@bp.post("/devices/<device_id>/unlock")
+@roles(*MANAGERS)
+def device_unlock(device_id: str) -> tuple[str, int] | BaseResponse:
+    svc = services()
+    try:
+        cmd = UnlockDevice(device_id, request.form.get("reason", "").strip() or None)
+        staff_lock.unlock(svc.uow(), principal(), cmd, svc.clock())
+    except DomainError as exc:
+        if http_status(exc) == 404:
+            raise
+        return _page(device_id, http_status(exc), errors=form_error(exc))
+    flash(_("Unlocked: the tablet goes back to what its loan says."))
+    return back("console.device", device_id=device_id)
 
-    enrollment_page.register(bp)
+
+@bp.post("/devices/<device_id>/sequence-reset")
+@roles(*MANAGERS)
+def device_sequence_reset(device_id: str) -> tuple[str, int] | BaseResponse:
+    svc = services()
+    try:
+        cmd = ResetSequence(device_id, request.form.get("sequence_reason", "").strip() or None)
+        device_claims.reset_sequence(svc.uow(), principal(), cmd, svc.clock())
+    except DomainError as exc:
+        if http_status(exc) == 404:
+            raise
+        errors = form_error(exc)
+        if "reason" in errors:  # the form's field has a name of its own on this page
+            errors["sequence_reason"] = errors.pop("reason")
+        return _page(device_id, http_status(exc), errors=errors)
+    flash(_("Sequence state reset: the tablet's next report sets its position."))
+    return back("console.device", device_id=device_id)
+
+
+@bp.get("/devices/<device_id>/wipe")
+@roles(Role.IT_SUPPORT)
+def device_wipe(device_id: str) -> tuple[str, int]:
+    return _confirm_page(device_id, "wipe")
+
+
+@bp.route("/devices/<device_id>/manual-wipe", methods=["GET", "POST"])
+@roles(Role.IT_SUPPORT)
+def device_manual_wipe(device_id: str) -> tuple[str, int] | BaseResponse:
+    if request.method == "GET":
+        return _confirm_page(device_id, "manual_wipe")
+    svc = services()
+    try:
+        if request.form.get("confirm") != device_id:
+            raise InvalidInput(
+                _("Type the device id to confirm."),
+                [{"field": "confirm", "message": _("Type the device id to confirm.")}],
+            )
+        reason = request.form.get("reason", "").strip() or None
+        loans.record_wipe(svc.uow(), principal(), device_id, "manual", reason, svc.clock())
+    except DomainError as exc:
+        if http_status(exc) == 404:
+            raise
+        return _confirm_page(device_id, "manual_wipe", http_status(exc), errors=form_error(exc))
+    flash(_("Manual wipe recorded; the tablet is back in stock."))
+    return back("console.device", device_id=device_id)

@@ -8,13 +8,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import segno
-from flask import Blueprint, flash, request
-from sqlalchemy import select
+from flask import flash, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
-from server.adapters import orm
 from server.domain.model import Role
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.i18n import gettext as _
 from server.entrypoints.web.context import services
@@ -40,17 +39,12 @@ def qr_data_uri(text: str) -> str:
 
 def _page(status: int = 200, **extra: Any) -> tuple[str, int]:
     svc = services()
-    with svc.session_factory() as session:
-        tokens = enrollment.list_tokens(session, principal(), svc.clock())
-        for token in tokens:  # datetimes, for the |datetime filter
-            for key in ("created_at", "expires_at"):
-                token[key] = datetime.fromisoformat(token[key].replace("Z", "+00:00"))
-        units = session.scalars(
-            select(orm.Unit)
-            .where(orm.Unit.organisation_id == principal().organisation_id)
-            .order_by(orm.Unit.name)
-        ).all()
-        unit_options = [("", _("No unit (decide later)"))] + [(u.code, u.name) for u in units]
+    page = enrollment.enrollment_page(svc.uow(), principal(), svc.clock())
+    tokens = page.tokens
+    for token in tokens:  # datetimes, for the |datetime filter
+        for key in ("created_at", "expires_at"):
+            token[key] = datetime.fromisoformat(token[key].replace("Z", "+00:00"))
+    unit_options = [("", _("No unit (decide later)")), *page.units]
     hours = [
         (str(h), _("%(n)s hours", n=h) if h < 48 else _("%(n)s days", n=h // 24))
         for h in VALIDITY_HOURS
@@ -67,58 +61,59 @@ def _page(status: int = 200, **extra: Any) -> tuple[str, int]:
     )
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/enrollment", endpoint="enrollment")
-    @roles(*MANAGERS)
-    def enrollment_view() -> tuple[str, int]:
-        return _page()
+@bp.get("/enrollment", endpoint="enrollment")
+@roles(*MANAGERS)
+def enrollment_view() -> tuple[str, int]:
+    return _page()
 
-    @bp.post("/enrollment")
-    @roles(*MANAGERS)
-    def enrollment_create() -> tuple[str, int]:
-        form = {k: request.form.get(k, "") for k in ("unit", "note", "valid_hours")}
-        svc = services()
+
+@bp.post("/enrollment")
+@roles(*MANAGERS)
+def enrollment_create() -> tuple[str, int]:
+    form = {k: request.form.get(k, "") for k in ("unit", "note", "valid_hours")}
+    svc = services()
+    try:
         try:
-            try:
-                hours = int(form["valid_hours"] or "24")
-            except ValueError:
-                hours = 0
-            if hours not in VALIDITY_HOURS:
-                raise InvalidInput(
-                    _("Choose how long the token is valid."),
-                    [{"field": "valid_hours", "message": _("Choose one of the options.")}],
-                )
-            token, expires = enrollment.create_token(
-                svc.uow(),
-                principal(),
-                form["unit"] or None,
-                form["note"],
-                timedelta(hours=hours),
-                svc.clock(),
+            hours = int(form["valid_hours"] or "24")
+        except ValueError:
+            hours = 0
+        if hours not in VALIDITY_HOURS:
+            raise InvalidInput(
+                _("Choose how long the token is valid."),
+                [{"field": "valid_hours", "message": _("Choose one of the options.")}],
             )
-        except DomainError as exc:
-            return _page(http_status(exc), errors=form_error(exc), form=form)
-        server = server_url()
-        uri = enroll_uri(server, token)
-        created = {
-            "token": token,
-            "expires_at": expires,
-            "uri": uri,
-            "qr": qr_data_uri(uri),
-            "command": f"lainaamo agent enroll --server {server} --token {token}",
-            "unit": form["unit"],
-        }
-        return _page(201, created=created)
+        token, expires = enrollment.create_token(
+            svc.uow(),
+            principal(),
+            form["unit"] or None,
+            form["note"],
+            timedelta(hours=hours),
+            svc.clock(),
+        )
+    except DomainError as exc:
+        return _page(http_status(exc), errors=form_error(exc), form=form)
+    server = server_url()
+    uri = enroll_uri(server, token)
+    created = {
+        "token": token,
+        "expires_at": expires,
+        "uri": uri,
+        "qr": qr_data_uri(uri),
+        "command": f"lainaamo agent enroll --server {server} --token {token}",
+        "unit": form["unit"],
+    }
+    return _page(201, created=created)
 
-    @bp.post("/enrollment/<int:token_id>/revoke")
-    @roles(*MANAGERS)
-    def enrollment_revoke(token_id: int) -> tuple[str, int] | BaseResponse:
-        svc = services()
-        try:
-            enrollment.revoke(svc.uow(), principal(), token_id, svc.clock())
-        except DomainError as exc:
-            if http_status(exc) == 404:
-                raise
-            return _page(http_status(exc), errors=form_error(exc))
-        flash(_("Enrollment token %(id)s revoked.", id=token_id))
-        return back("console.enrollment")
+
+@bp.post("/enrollment/<int:token_id>/revoke")
+@roles(*MANAGERS)
+def enrollment_revoke(token_id: int) -> tuple[str, int] | BaseResponse:
+    svc = services()
+    try:
+        enrollment.revoke(svc.uow(), principal(), token_id, svc.clock())
+    except DomainError as exc:
+        if http_status(exc) == 404:
+            raise
+        return _page(http_status(exc), errors=form_error(exc))
+    flash(_("Enrollment token %(id)s revoked.", id=token_id))
+    return back("console.enrollment")

@@ -15,10 +15,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 
 from server.bootstrap import Services
 from server.domain.model import Principal, Role
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import principal, roles
 from server.entrypoints.console.fleet_view import Cells, Formatter
 from server.entrypoints.streaming import SlotBody, slots, stopping
@@ -41,15 +42,8 @@ def _ids() -> list[str]:
 
 
 def _snapshot(svc: Services, who: Principal, ids: list[str], fmt: Formatter) -> dict[str, Cells]:
-    settings = svc.settings
-    now = svc.clock()
-    with svc.session_factory() as session:
-        return {
-            d.id: fmt.cells(
-                fleet_console.facts(d, now, settings.low_battery_pct, settings.offline_grace_factor)
-            )
-            for d in fleet_console.devices_by_id(session, who, ids)
-        }
+    found = fleet_console.live_facts(svc.uow(), who, ids, svc.clock(), svc.settings)
+    return {f.device_id: fmt.cells(f) for f in found}
 
 
 def _event(name: str, data: dict[str, Any]) -> str:
@@ -73,9 +67,7 @@ def events(
     first = True
     stop = stop or threading.Event()
     while not stop.is_set():
-        with svc.session_factory() as session:
-            alive = fleet_console.session_alive(session, cookie, svc.clock())
-        if not alive:
+        if not fleet_console.session_alive(svc.uow(), cookie, svc.clock()):
             yield _event("signed_out", {})
             return
         current = _snapshot(svc, who, ids, fmt)
@@ -92,41 +84,41 @@ def events(
         stop.wait(interval)
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/devices/live")
-    @roles(Role.IT_SUPPORT, Role.ADMIN)
-    def devices_live() -> Response:
-        available = streams(current_app)
-        if not available.acquire(blocking=False):
-            return Response(
-                "too many live streams; poll the snapshot\n",
-                status=503,
-                mimetype="text/plain",
-                headers={"Retry-After": "30"},
-            )
-        config = current_app.config
-        stream = events(
-            services(),
-            principal(),
-            g.session_cookie or "",
-            _ids(),
-            Formatter.current(),
-            float(config.get(INTERVAL_KEY, 2.0)),
-            float(config.get(DURATION_KEY, 60.0)),
-            stopping(current_app),
-        )
+@bp.get("/devices/live")
+@roles(Role.IT_SUPPORT, Role.ADMIN)
+def devices_live() -> Response:
+    available = streams(current_app)
+    if not available.acquire(blocking=False):
         return Response(
-            SlotBody(stream, available.release),
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            "too many live streams; poll the snapshot\n",
+            status=503,
+            mimetype="text/plain",
+            headers={"Retry-After": "30"},
         )
+    config = current_app.config
+    stream = events(
+        services(),
+        principal(),
+        g.session_cookie or "",
+        _ids(),
+        Formatter.current(),
+        float(config.get(INTERVAL_KEY, 2.0)),
+        float(config.get(DURATION_KEY, 60.0)),
+        stopping(current_app),
+    )
+    return Response(
+        SlotBody(stream, available.release),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
-    @bp.get("/devices/live.json")
-    @roles(Role.IT_SUPPORT, Role.ADMIN)
-    def devices_snapshot() -> Response:
-        svc = services()
-        fmt = Formatter.current()
-        body = {"at": fmt.clock(svc.clock()), "devices": _snapshot(svc, principal(), _ids(), fmt)}
-        response = jsonify(body)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+
+@bp.get("/devices/live.json")
+@roles(Role.IT_SUPPORT, Role.ADMIN)
+def devices_snapshot() -> Response:
+    svc = services()
+    fmt = Formatter.current()
+    body = {"at": fmt.clock(svc.clock()), "devices": _snapshot(svc, principal(), _ids(), fmt)}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, flash, jsonify, redirect, request, url_for
+from flask import Response, flash, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
 from server.domain.model import Role
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import principal, render, roles
 from server.entrypoints.console.i18n import gettext as _
 from server.entrypoints.console.i18n import ngettext
@@ -63,52 +64,54 @@ def _body_text() -> str:
     return fleet_import.decode(request.get_data(cache=False))
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/devices/import")
-    @roles(Role.IT_SUPPORT, Role.ADMIN)
-    def devices_import() -> tuple[str, int]:
-        return _page()
+@bp.get("/devices/import")
+@roles(Role.IT_SUPPORT, Role.ADMIN)
+def devices_import() -> tuple[str, int]:
+    return _page()
 
-    @bp.post("/devices/import")
-    @roles(Role.IT_SUPPORT, Role.ADMIN)
-    def devices_import_upload() -> BaseResponse | tuple[str, int]:
-        upload = request.files.get("file")
-        if upload is None or not upload.filename:
-            flash(_("Choose a CSV file to import."), "error")
-            return _page(422)
-        try:
-            text = fleet_import.decode(upload.read())
-            created = fleet_import.import_chunk(services().uow(), principal(), text, 2)
-        except InvalidInput as exc:
-            flash(_("Nothing was imported: fix the problems below and try again."), "error")
-            errors = exc.errors or [{"row": None, "field": None, "message": str(exc)}]
-            return _page(422, errors)
-        except DomainError as exc:
-            flash(_("Nothing was imported: %(reason)s", reason=str(exc)), "error")
-            return _page(http_status(exc))
-        flash(ngettext("%(num)s device imported.", "%(num)s devices imported.", created), "ok")
-        return redirect(url_for("console.devices"))
 
-    @bp.post("/devices/import/validate")
-    @roles(Role.IT_SUPPORT, Role.ADMIN)
-    def devices_import_validate() -> tuple[Response, int]:
-        try:
-            check = fleet_import.validate_import(services().uow(), principal(), _body_text())
-        except DomainError as exc:
-            return _json_error(exc)
-        return _json({"rows": check.rows, "errors": check.errors, "ok": not check.errors}, 200)
+@bp.post("/devices/import")
+@roles(Role.IT_SUPPORT, Role.ADMIN)
+def devices_import_upload() -> BaseResponse | tuple[str, int]:
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash(_("Choose a CSV file to import."), "error")
+        return _page(422)
+    try:
+        text = fleet_import.decode(upload.read())
+        created = fleet_import.import_chunk(services().uow(), principal(), text, 2)
+    except InvalidInput as exc:
+        flash(_("Nothing was imported: fix the problems below and try again."), "error")
+        errors = exc.errors or [{"row": None, "field": None, "message": str(exc)}]
+        return _page(422, errors)
+    except DomainError as exc:
+        flash(_("Nothing was imported: %(reason)s", reason=str(exc)), "error")
+        return _page(http_status(exc))
+    flash(ngettext("%(num)s device imported.", "%(num)s devices imported.", created), "ok")
+    return redirect(url_for("console.devices"))
 
-    @bp.post("/devices/import/chunk")
-    @roles(Role.IT_SUPPORT, Role.ADMIN)
-    def devices_import_chunk() -> tuple[Response, int]:
-        try:
-            first_row = int(request.args.get("first_row", "2"))
-        except ValueError:
-            first_row = 2
-        try:
-            created = fleet_import.import_chunk(
-                services().uow(), principal(), _body_text(), max(2, first_row)
-            )
-        except DomainError as exc:
-            return _json_error(exc)
-        return _json({"created": created}, 201)
+
+@bp.post("/devices/import/validate")
+@roles(Role.IT_SUPPORT, Role.ADMIN)
+def devices_import_validate() -> tuple[Response, int]:
+    try:
+        check = fleet_import.validate_import(services().uow(), principal(), _body_text())
+    except DomainError as exc:
+        return _json_error(exc)
+    return _json({"rows": check.rows, "errors": check.errors, "ok": not check.errors}, 200)
+
+
+@bp.post("/devices/import/chunk")
+@roles(Role.IT_SUPPORT, Role.ADMIN)
+def devices_import_chunk() -> tuple[Response, int]:
+    try:
+        first_row = int(request.args.get("first_row", "2"))
+    except ValueError:
+        first_row = 2
+    try:
+        created = fleet_import.import_chunk(
+            services().uow(), principal(), _body_text(), max(2, first_row)
+        )
+    except DomainError as exc:
+        return _json_error(exc)
+    return _json({"created": created}, 201)

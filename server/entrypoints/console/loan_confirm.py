@@ -14,19 +14,26 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from server.adapters import orm
 from server.domain.loan_commands import REASON_REQUIRED
 from server.domain.loans import LoanAction
-from server.domain.model import Principal, Role
 from server.entrypoints.console import core
 from server.entrypoints.console.i18n import _, fmt_date
 from server.entrypoints.web.context import services
 from server.entrypoints.web.loan_input import STEPS
-from server.service_layer import loan_console, loan_views, loans
-from server.service_layer.loans import IT_ONLY
+from server.service_layer import loan_console
+from server.service_layer.loans import Stepped
 
-# The steps (URL segments of /loans/<id>/steps/<segment>) that need this page first.
-CONFIRMED = frozenset({"cancel", "renew", "pause", "resume", "lost", "release"})
+# The steps (at /loans/<id>/steps/<segment>, `loan_input.STEPS`) that need this page first.
+CONFIRMED = frozenset(
+    {
+        LoanAction.CANCEL,
+        LoanAction.RENEW,
+        LoanAction.PAUSE,
+        LoanAction.RESUME,
+        LoanAction.REPORT_LOST,
+        LoanAction.RELEASE,
+    }
+)
 HOLDS = ("hold", "unhold")  # POST /loans/<id>/hold with hold=1 / hold=0
 CONFIRMED_BY_DEVICE_ID = frozenset({"release"})  # confirmed by typing the device id again
 
@@ -54,51 +61,47 @@ def page(
     loan_id: int, act: str | None = None, status: int = 200, errors: dict[str, str] | None = None
 ) -> tuple[str, int] | BaseResponse:
     """The confirmation page of `act` (for a GET of the hold page: whichever hold applies)."""
-    svc, who = services(), core.principal()
-    now = svc.clock()
-    with svc.session_factory() as session:
-        loan = loans.loan_for(session, who, loan_id)  # other units' loans: 404 first
-        if act is None:
-            choice = loan_console.hold_choice(loan)
-            act = None if choice is None else HOLDS[0] if choice else HOLDS[1]
-        if request.method == "GET":
-            if act in STEPS and STEPS[act] in IT_ONLY and who.role is not Role.IT_SUPPORT:
-                abort(403)
-            if act is None or not _possible(who, loan, act):
-                flash(_("This step is not possible for this loan now."), "error")
-                return redirect(url_for("console.loan", loan_id=loan_id), 303)
-            core.record_read(
-                session, "console:loan:view", "loan", str(loan_id), page=f"confirm:{act}"
-            )
-            session.commit()
-        assert act is not None
-        return core.render(
-            "loans/confirm.html",
-            status,
-            loan=loan,
-            info=loan_views.loan_json(session, loan, now),
-            act=act,
-            preview=loan_console.preview(session, loan, now),
-            reason_required=reason_required(act),
-            errors=errors or {},
-            form=request.form,
-            next=request.values.get("next", ""),
-        )
+    svc = services()
+    step = STEPS.get(act or "")
+    shown = loan_console.confirm_page(
+        svc.uow(),
+        core.principal(),
+        loan_id,
+        svc.clock(),
+        step,
+        act if step is not None else None,
+        audited=request.method == "GET",
+    )
+    if act is None:
+        choice = shown.hold_choice
+        act = None if choice is None else HOLDS[0] if choice else HOLDS[1]
+    if request.method == "GET":
+        if not shown.allowed:
+            abort(403)
+        if act is None or not shown.possible:
+            flash(_("This step is not possible for this loan now."), "error")
+            return redirect(url_for("console.loan", loan_id=loan_id), 303)
+    assert act is not None
+    return core.render(
+        "loans/confirm.html",
+        status,
+        loan=shown.loan,
+        info=shown.info,
+        act=act,
+        preview=shown.preview,
+        reason_required=reason_required(act),
+        errors=errors or {},
+        form=request.form,
+        next=request.values.get("next", ""),
+    )
 
 
-def _possible(who: Principal, loan: orm.Loan, act: str) -> bool:
-    if act in HOLDS:
-        return loan_console.hold_choice(loan) is (act == "hold")
-    return STEPS[act] in loan_console.available_actions(who, loan)
-
-
-def done(loan_id: int, action: LoanAction) -> str:
+def done(action: LoanAction, stepped: Stepped) -> str:
     """What to tell after a step; a renewal says the new due date."""
     if action is LoanAction.RENEW:
-        svc = services()
-        with svc.session_factory() as session:
-            due = loans.loan_for(session, core.principal(), loan_id).due_at
-        return _("The loan was renewed. The new due date is %(date)s.", date=fmt_date(due))
+        return _(
+            "The loan was renewed. The new due date is %(date)s.", date=fmt_date(stepped.due_at)
+        )
     messages = {
         LoanAction.UNASSIGN: _("The reservation was released: the request is back in the queue."),
         LoanAction.CANCEL: _("The request was cancelled."),

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 
 from lainaamo.errors import DomainError, NotFound
 from server.domain.loan_commands import RequestLoan, free_text
 from server.domain.loans import LoanAction, LoanState
-from server.entrypoints.console import core, loan_confirm, loan_wizards
+from server.entrypoints.console import (
+    core,
+    loan_confirm,
+    loan_wizards,  # noqa: F401 (its views: imported to register)
+)
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _, current_language
 from server.entrypoints.input_guard import INT_MAX, whole_number
 from server.entrypoints.web.context import services
-from server.entrypoints.web.loan_input import STEPS, parse_step
+from server.entrypoints.web.loan_input import SEGMENT_OF, STEPS, parse_step
 from server.entrypoints.web.status import http_status
 from server.service_layer import loan_console, loan_views, loans
 
@@ -26,7 +31,6 @@ PAGE_SIZE = 50
 WIZARD_STEPS = frozenset({LoanAction.ASSIGN, LoanAction.HAND_OVER, LoanAction.RETURN})
 # URL segment → action of the steps the loan page takes with one button (and maybe a reason).
 BUTTON_STEPS = {seg: action for seg, action in STEPS.items() if action not in WIZARD_STEPS}
-SEGMENT_OF = {action: seg for seg, action in STEPS.items()}
 
 
 def ordinal(n: int) -> str:
@@ -43,29 +47,23 @@ def queue_text(position: int, unit_name: str) -> str:
 
 def loan_page(loan_id: int, status: int = 200, errors: dict[str, str] | None = None) -> Any:
     """The loan page (audited as a view); also shown again with a refusal's status."""
-    svc, who = services(), core.principal()
-    now = svc.clock()
-    with svc.session_factory() as session:
-        loan = loans.loan_for(session, who, loan_id)
-        core.record_read(session, "console:loan:view", "loan", str(loan_id))
-        session.commit()
-        info = loan_views.loan_json(session, loan, now, detail=True)
-        return core.render(
-            "loans/detail.html",
-            status,
-            loan=loan,
-            info=info,
-            errors=errors or {},
-            queue=queue_text(info["queue_position"], loan.client.unit.name)
-            if info["queue_position"]
-            else None,
-            actions=loan_console.available_actions(who, loan),
-            hold_choice=loan_console.hold_choice(loan),
-            segment_of=SEGMENT_OF,
-            timeline=loan_console.timeline(session, loan),
-            handed_over_by=loan_console.username(session, loan.handed_over_by),
-            requested_by=loan_console.username(session, loan.requested_by),
-        )
+    svc = services()
+    shown = loan_console.loan_page(svc.uow(), core.principal(), loan_id, svc.clock())
+    position = shown.info["queue_position"]
+    return core.render(
+        "loans/detail.html",
+        status,
+        loan=shown.loan,
+        info=shown.info,
+        errors=errors or {},
+        queue=queue_text(position, shown.loan.unit_name) if position else None,
+        actions=shown.actions,
+        hold_choice=shown.hold_choice,
+        segment_of=SEGMENT_OF,
+        timeline=shown.timeline,
+        handed_over_by=shown.handed_over_by,
+        requested_by=shown.requested_by,
+    )
 
 
 def _filters(units: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -94,175 +92,147 @@ def _filters(units: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     return filters, errors
 
 
-def register(bp: Blueprint) -> None:
-    loan_wizards.register(bp)
-
-    @bp.get("/loans", endpoint="loans")
-    def loans_list() -> tuple[str, int]:
-        svc, who = services(), core.principal()
-        now = svc.clock()
-        with svc.session_factory() as session:
-            units = loan_console.visible_units(session, who)
-            f, errors = _filters([u.code for u in units])
-            rows: list[tuple[Any, dict[str, Any]]] = []
-            next_after = None
-            if errors:
-                flash(_("Some filters could not be used: correct them and try again."), "error")
-            else:
-                states = (
-                    (loan_views.active_states() if f["state"] == "active" else [f["state"]])
-                    if f["state"]
-                    else []
-                )
-                page, next_after = loan_console.search_loans(
-                    session,
-                    who,
-                    unit=f["unit"] or None,
-                    states=states,
-                    overdue=True if f["overdue"] else None,
-                    client_ref=f["client_ref"],
-                    now=now,
-                    limit=PAGE_SIZE,
-                    after_id=f["after"],
-                )
-                rows = [(loan, loan_views.loan_json(session, loan, now)) for loan in page]
-                query = {k: v for k, v in f.items() if k != "client_ref"}
-                core.record_read(
-                    session,
-                    "console:loan:list",
-                    "loans",
-                    f"{len(rows)} loans",
-                    query=query,
-                    client_ref_search=bool(f["client_ref"]),
-                )
-                session.commit()
-            args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after"}
-            return core.render(
-                "loans/list.html",
-                400 if errors else 200,
-                unit_options=[(u.code, u.name) for u in units],
-                f=f,
-                errors=errors,
-                rows=rows,
-                states=[s.value for s in LoanState],
-                next_url=url_for("console.loans", **args, after=next_after) if next_after else "",
-                prev_url=url_for("console.loans", **args) if f["after"] else "",
-            )
-
-    @bp.route("/loans/new", methods=["GET", "POST"])
-    def new_loan() -> Any:
-        svc, who = services(), core.principal()
-        with svc.session_factory() as session:
-            units = [(u.code, u.name) for u in loan_console.visible_units(session, who)]
-        form = request.form
-        if request.method == "GET":
-            return core.render("loans/new.html", units=units, form={}, errors={})
-        names = (form.get("professional_1", ""), form.get("professional_2", ""))
-        people = tuple(p.strip() for p in names if p.strip())
-        try:
-            if form.get("unit", "") not in {code for code, _name in units}:
-                return _new_refused(units, {"unit": _("Choose one of your units.")})
-            cmd = RequestLoan(form.get("unit", ""), form.get("client_ref", ""), people)
-            loan_id = loans.request_loan(svc.uow(), who, cmd, svc.clock())
-        except DomainError as exc:
-            return core.render(
-                "loans/new.html",
-                http_status(exc),
-                units=units,
-                form=form,
-                errors=core.form_error(exc),
-            )
-        with svc.session_factory() as session:
-            loan = loans.loan_for(session, who, loan_id)
-            position = loan_views.queue_position(session, loan) or 1
-            flash(
-                _(
-                    "The request was filed: %(queue)s.",
-                    queue=queue_text(position, loan.client.unit.name),
-                ),
-                "info",
-            )
-        return redirect(url_for("console.loan", loan_id=loan_id), 303)
-
-    @bp.get("/loans/<int:loan_id>")
-    def loan(loan_id: int) -> Any:
-        return loan_page(loan_id)
-
-    @bp.route("/loans/<int:loan_id>/steps/<segment>", methods=["GET", "POST"])
-    def loan_step(loan_id: int, segment: str) -> Any:
-        """GET: a step's confirmation page; POST: the step, refused unless confirmed."""
-        action = BUTTON_STEPS.get(segment)
-        confirmed = segment in loan_confirm.CONFIRMED
-        if action is None or (request.method == "GET" and not confirmed):
-            abort(404)
-        if request.method == "GET":
-            return loan_confirm.page(loan_id, segment)
-        refusal = loan_confirm.refused(segment) if confirmed else {}
-        if refusal:
-            return loan_confirm.page(loan_id, segment, 422, refusal)
-        body = {k: request.form[k].strip() for k in ("reason", "device_id") if request.form.get(k)}
-        if action is not LoanAction.RELEASE:
-            body.pop("device_id", None)
-        svc = services()
-        try:
-            step = parse_step(loan_id, action, body)
-            loans.act(svc.uow(), core.principal(), step, svc.clock())
-        except NotFound:
-            raise
-        except DomainError as exc:
-            if confirmed:
-                return loan_confirm.page(loan_id, segment, http_status(exc), core.form_error(exc))
-            return loan_page(loan_id, http_status(exc), core.form_error(exc))
-        flash(loan_confirm.done(loan_id, action), "info")
-        return core.back("console.loan", loan_id=loan_id)
-
-    @bp.route("/loans/<int:loan_id>/hold", methods=["GET", "POST"])
-    def loan_hold(loan_id: int) -> Any:
-        """GET: the confirmation of holding or lifting the hold; POST: that, once confirmed."""
-        if request.method == "GET":
-            return loan_confirm.page(loan_id)
-        choice = request.form.get("hold")
-        if choice not in ("1", "0"):
-            flash(_("Choose whether to hold the loan."), "error")
-            return loan_page(loan_id, 400)
-        act = loan_confirm.HOLDS[0] if choice == "1" else loan_confirm.HOLDS[1]
-        refusal = loan_confirm.refused(act)
-        if refusal:
-            return loan_confirm.page(loan_id, act, 422, refusal)
-        svc = services()
-        try:
-            reason = free_text("reason", request.form.get("reason", "").strip() or None)
-            loans.set_hold(svc.uow(), core.principal(), loan_id, choice == "1", reason, svc.clock())
-        except NotFound:
-            raise
-        except DomainError as exc:
-            return loan_confirm.page(loan_id, act, http_status(exc), core.form_error(exc))
-        flash(
-            _("The loan is on hold: no reminders, restrictions or offline lock.")
-            if choice == "1"
-            else _("The hold was lifted."),
-            "info",
+@bp.get("/loans", endpoint="loans")
+def loans_list() -> tuple[str, int]:
+    svc, who = services(), core.principal()
+    units = loan_console.unit_choices(svc.uow(), who)
+    f, errors = _filters([code for code, _name in units])
+    rows: list[loan_console.Row] = []
+    next_after = None
+    if errors:
+        flash(_("Some filters could not be used: correct them and try again."), "error")
+    else:
+        states = (
+            (loan_views.active_states() if f["state"] == "active" else [f["state"]])
+            if f["state"]
+            else []
         )
-        return core.back("console.loan", loan_id=loan_id)
+        rows, next_after = loan_console.loan_list(
+            svc.uow(),
+            who,
+            unit=f["unit"] or None,
+            states=states,
+            overdue=True if f["overdue"] else None,
+            client_ref=f["client_ref"],
+            now=svc.clock(),
+            limit=PAGE_SIZE,
+            after_id=f["after"],
+            query={k: v for k, v in f.items() if k != "client_ref"},
+        )
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after"}
+    return core.render(
+        "loans/list.html",
+        400 if errors else 200,
+        unit_options=units,
+        f=f,
+        errors=errors,
+        rows=rows,
+        states=[s.value for s in LoanState],
+        next_url=url_for("console.loans", **args, after=next_after) if next_after else "",
+        prev_url=url_for("console.loans", **args) if f["after"] else "",
+    )
 
-    @bp.get("/worklist")
-    def worklist() -> tuple[str, int]:
-        svc, who = services(), core.principal()
-        now = svc.clock()
-        with svc.session_factory() as session:
-            due = loan_views.worklist(session, who, now)
-            held = loan_console.held_overdue(session, who, now)
-            items = [(loan, loan_views.loan_json(session, loan, now)) for loan in due]
-            # Most urgent first: the furthest escalated, then the longest overdue.
-            items.sort(key=lambda r: (r[1]["escalation"] != "restricted", -r[1]["overdue_days"]))
-            held_items = [(loan, loan_views.loan_json(session, loan, now)) for loan in held]
-            core.record_read(
-                session, "console:worklist:view", "loans", f"{len(items) + len(held_items)} loans"
-            )
-            session.commit()
-            return core.render(
-                "loans/worklist.html", items=items, held_items=held_items, segment_of=SEGMENT_OF
-            )
+
+@bp.route("/loans/new", methods=["GET", "POST"])
+def new_loan() -> Any:
+    svc, who = services(), core.principal()
+    units = loan_console.unit_choices(svc.uow(), who)
+    form = request.form
+    if request.method == "GET":
+        return core.render("loans/new.html", units=units, form={}, errors={})
+    names = (form.get("professional_1", ""), form.get("professional_2", ""))
+    people = tuple(p.strip() for p in names if p.strip())
+    try:
+        if form.get("unit", "") not in {code for code, _name in units}:
+            return _new_refused(units, {"unit": _("Choose one of your units.")})
+        cmd = RequestLoan(form.get("unit", ""), form.get("client_ref", ""), people)
+        loan_id = loans.request_loan(svc.uow(), who, cmd, svc.clock())
+    except DomainError as exc:
+        return core.render(
+            "loans/new.html",
+            http_status(exc),
+            units=units,
+            form=form,
+            errors=core.form_error(exc),
+        )
+    position, unit_name = loan_console.queue_place(svc.uow(), who, loan_id)
+    flash(_("The request was filed: %(queue)s.", queue=queue_text(position, unit_name)), "info")
+    return redirect(url_for("console.loan", loan_id=loan_id), 303)
+
+
+@bp.get("/loans/<int:loan_id>")
+def loan(loan_id: int) -> Any:
+    return loan_page(loan_id)
+
+
+@bp.route("/loans/<int:loan_id>/steps/<segment>", methods=["GET", "POST"])
+def loan_step(loan_id: int, segment: str) -> Any:
+    """GET: a step's confirmation page; POST: the step, refused unless confirmed."""
+    action = BUTTON_STEPS.get(segment)
+    confirmed = action in loan_confirm.CONFIRMED
+    if action is None or (request.method == "GET" and not confirmed):
+        abort(404)
+    if request.method == "GET":
+        return loan_confirm.page(loan_id, segment)
+    refusal = loan_confirm.refused(segment) if confirmed else {}
+    if refusal:
+        return loan_confirm.page(loan_id, segment, 422, refusal)
+    body = {k: request.form[k].strip() for k in ("reason", "device_id") if request.form.get(k)}
+    if action is not LoanAction.RELEASE:
+        body.pop("device_id", None)
+    svc = services()
+    try:
+        step = parse_step(loan_id, action, body)
+        stepped = loans.act(svc.uow(), core.principal(), step, svc.clock())
+    except NotFound:
+        raise
+    except DomainError as exc:
+        if confirmed:
+            return loan_confirm.page(loan_id, segment, http_status(exc), core.form_error(exc))
+        return loan_page(loan_id, http_status(exc), core.form_error(exc))
+    flash(loan_confirm.done(action, stepped), "info")
+    return core.back("console.loan", loan_id=loan_id)
+
+
+@bp.route("/loans/<int:loan_id>/hold", methods=["GET", "POST"])
+def loan_hold(loan_id: int) -> Any:
+    """GET: the confirmation of holding or lifting the hold; POST: that, once confirmed."""
+    if request.method == "GET":
+        return loan_confirm.page(loan_id)
+    choice = request.form.get("hold")
+    if choice not in ("1", "0"):
+        flash(_("Choose whether to hold the loan."), "error")
+        return loan_page(loan_id, 400)
+    act = loan_confirm.HOLDS[0] if choice == "1" else loan_confirm.HOLDS[1]
+    refusal = loan_confirm.refused(act)
+    if refusal:
+        return loan_confirm.page(loan_id, act, 422, refusal)
+    svc = services()
+    try:
+        reason = free_text("reason", request.form.get("reason", "").strip() or None)
+        loans.set_hold(svc.uow(), core.principal(), loan_id, choice == "1", reason, svc.clock())
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return loan_confirm.page(loan_id, act, http_status(exc), core.form_error(exc))
+    flash(
+        _("The loan is on hold: no reminders, restrictions or offline lock.")
+        if choice == "1"
+        else _("The hold was lifted."),
+        "info",
+    )
+    return core.back("console.loan", loan_id=loan_id)
+
+
+@bp.get("/worklist")
+def worklist() -> tuple[str, int]:
+    svc = services()
+    items, held_items = loan_console.worklist_page(svc.uow(), core.principal(), svc.clock())
+    # Most urgent first: the furthest escalated, then the longest overdue.
+    items.sort(key=lambda r: (r[1]["escalation"] != "restricted", -r[1]["overdue_days"]))
+    return core.render(
+        "loans/worklist.html", items=items, held_items=held_items, segment_of=SEGMENT_OF
+    )
 
 
 def _new_refused(units: list[tuple[str, str]], errors: dict[str, str]) -> tuple[str, int]:

@@ -10,13 +10,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from lainaamo.errors import InvalidInput
 from server.domain.disclosure import Shown, Suppressed
 from server.domain.model import Role
 from server.domain.usage import CATEGORIES
 from server.entrypoints.console import charts
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.i18n import _, fmt_number, fmt_percent
 from server.entrypoints.web.context import services
@@ -171,61 +172,55 @@ def usage_categories() -> list[tuple[str, str]]:
     return [(category, titles[category]) for category in CATEGORIES]
 
 
-def _report(start: date, end: date) -> Report:
+def _report(start: date, end: date, export: bool = False) -> Report:
+    """The report of [start, end); the handler audits the view or the export."""
     svc = services()
-    with svc.session_factory() as session:
-        return report_service.programme_report(
-            session, principal(), _instant(start), _instant(end), svc.clock()
-        )
+    return report_service.read_report(
+        svc.uow(), principal(), _instant(start), _instant(end), svc.clock(), export
+    )
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/reports")
-    @roles(Role.ADMIN)
-    def reports() -> tuple[str, int]:
-        today = services().clock().astimezone(HELSINKI).date()
-        try:
-            start, end = parse_period(request.args, today)
-        except InvalidInput as exc:
-            return render(
-                "reports/index.html",
-                http_status(exc),
-                report=None,
-                errors=form_error(exc),
-                start=request.args.get("start", ""),
-                end=request.args.get("end", ""),
-            )
-        report = _report(start, end)
-        report_service.record_access(
-            services().uow(), principal(), "console:report:view", report.start, report.end
-        )
+@bp.get("/reports")
+@roles(Role.ADMIN)
+def reports() -> tuple[str, int]:
+    today = services().clock().astimezone(HELSINKI).date()
+    try:
+        start, end = parse_period(request.args, today)
+    except InvalidInput as exc:
         return render(
             "reports/index.html",
-            report=report,
-            errors={},
-            start=start.isoformat(),
-            end=end.isoformat(),
-            last_day=end - timedelta(days=1),
-            fmt=_display,
-            usage_categories=usage_categories(),
-            **_charts(report),
+            http_status(exc),
+            report=None,
+            errors=form_error(exc),
+            start=request.args.get("start", ""),
+            end=request.args.get("end", ""),
         )
+    report = _report(start, end)
+    return render(
+        "reports/index.html",
+        report=report,
+        errors={},
+        start=start.isoformat(),
+        end=end.isoformat(),
+        last_day=end - timedelta(days=1),
+        fmt=_display,
+        usage_categories=usage_categories(),
+        **_charts(report),
+    )
 
-    @bp.get("/reports.csv")
-    @roles(Role.ADMIN)
-    def reports_csv() -> Response:
-        today = services().clock().astimezone(HELSINKI).date()
-        start, end = parse_period(request.args, today)
-        report = _report(start, end)
-        report_service.record_access(
-            services().uow(), principal(), "console:report:export", report.start, report.end
-        )
-        filename = f"lainaamo-report-{start.isoformat()}-{end.isoformat()}.csv"
-        return Response(
-            "".join(spreadsheet.csv_lines(csv_rows(report), bom=False)),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+
+@bp.get("/reports.csv")
+@roles(Role.ADMIN)
+def reports_csv() -> Response:
+    today = services().clock().astimezone(HELSINKI).date()
+    start, end = parse_period(request.args, today)
+    report = _report(start, end, export=True)
+    filename = f"lainaamo-report-{start.isoformat()}-{end.isoformat()}.csv"
+    return Response(
+        "".join(spreadsheet.csv_lines(csv_rows(report), bom=False)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def _display(value: Shown, kind: str = "count") -> str:

@@ -6,8 +6,7 @@ in the browser (`static/support.js`) and on the tablet, never on the server.
 
 from __future__ import annotations
 
-from flask import Blueprint
-
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import principal, render
 from server.entrypoints.console.i18n import _
 from server.entrypoints.web.context import services
@@ -28,14 +27,13 @@ def end_reasons() -> dict[str, str]:
     }
 
 
-def register(bp: Blueprint) -> None:
-    @bp.get("/support/<session_id>")
-    def support_session(session_id: str) -> tuple[str, int]:
-        svc = services()
-        info = support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
-        return render(
-            "support/session.html",
-            info=info,
-            base=f"/support/{info['id']}",
-            reasons=end_reasons(),
-        )
+@bp.get("/support/<session_id>")
+def support_session(session_id: str) -> tuple[str, int]:
+    svc = services()
+    info = support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
+    return render(
+        "support/session.html",
+        info=info,
+        base=f"/support/{info['id']}",
+        reasons=end_reasons(),
+    )

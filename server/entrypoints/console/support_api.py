@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, flash, jsonify, redirect, request
+from flask import Response, flash, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import local_path, principal
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
@@ -50,66 +51,70 @@ def _back_to(form: dict[str, Any]) -> str:
     return target or "/"
 
 
-def register(bp: Blueprint) -> None:
-    @bp.post("/support")
-    def support_start() -> BaseResponse:
-        svc = services()
-        form = {k: request.form.get(k, "") for k in ("device_id", "loan_id", "mode", "purpose")}
-        try:
-            args = parse_start({k: v for k, v in form.items() if v != ""})
-            session_id = support.start(
-                svc.uow(),
-                principal(),
-                **args,
-                settings=svc.settings,
-                now=svc.clock(),
-                metrics=svc.support_metrics,
-            )
-        except DomainError as exc:
-            flash(str(exc), "error")
-            return redirect(_back_to(form), 303)
-        return redirect(f"/support/{session_id}", 303)
+@bp.post("/support")
+def support_start() -> BaseResponse:
+    svc = services()
+    form = {k: request.form.get(k, "") for k in ("device_id", "loan_id", "mode", "purpose")}
+    try:
+        args = parse_start({k: v for k, v in form.items() if v != ""})
+        session_id = support.start(
+            svc.uow(),
+            principal(),
+            **args,
+            settings=svc.settings,
+            now=svc.clock(),
+            metrics=svc.support_metrics,
+        )
+    except DomainError as exc:
+        flash(str(exc), "error")
+        return redirect(_back_to(form), 303)
+    return redirect(f"/support/{session_id}", 303)
 
-    @bp.get("/support/<session_id>/state")
-    def support_state(session_id: str) -> Any:
-        svc = services()
-        try:
-            return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
-        except DomainError as exc:
-            return _error(exc)
 
-    @bp.post("/support/<session_id>/offer")
-    def support_offer(session_id: str) -> Any:
-        svc = services()
-        try:
-            sdp = _json().get("sdp")
-            support.offer(
-                svc.uow(),
-                principal(),
-                session_id,
-                sdp,  # type: ignore[arg-type]
-                svc.clock(),
-                svc.support_metrics,
-            )
-            return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
-        except DomainError as exc:
-            return _error(exc)
+@bp.get("/support/<session_id>/state")
+def support_state(session_id: str) -> Any:
+    svc = services()
+    try:
+        return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
+    except DomainError as exc:
+        return _error(exc)
 
-    @bp.post("/support/<session_id>/candidate")
-    def support_candidate(session_id: str) -> Any:
-        svc = services()
-        try:
-            value, mid, index = parse_candidate(_json())
-            support.candidate(svc.uow(), principal(), session_id, value, mid, index, svc.clock())
-            return {"relayed": True}
-        except DomainError as exc:
-            return _error(exc)
 
-    @bp.post("/support/<session_id>/hangup")
-    def support_hangup(session_id: str) -> Any:
-        svc = services()
-        try:
-            support.hangup(svc.uow(), principal(), session_id, svc.clock(), svc.support_metrics)
-            return support.get_state(svc.uow(), principal(), session_id, svc.settings, svc.clock())
-        except DomainError as exc:
-            return _error(exc)
+@bp.post("/support/<session_id>/offer")
+def support_offer(session_id: str) -> Any:
+    svc = services()
+    try:
+        sdp = _json().get("sdp")
+        return support.offer_and_state(
+            svc.uow(),
+            principal(),
+            session_id,
+            sdp,  # type: ignore[arg-type]
+            svc.settings,
+            svc.clock(),
+            svc.support_metrics,
+        )
+    except DomainError as exc:
+        return _error(exc)
+
+
+@bp.post("/support/<session_id>/candidate")
+def support_candidate(session_id: str) -> Any:
+    svc = services()
+    try:
+        value, mid, index = parse_candidate(_json())
+        support.candidate(svc.uow(), principal(), session_id, value, mid, index, svc.clock())
+        return {"relayed": True}
+    except DomainError as exc:
+        return _error(exc)
+
+
+@bp.post("/support/<session_id>/hangup")
+def support_hangup(session_id: str) -> Any:
+    svc = services()
+    try:
+        return support.hangup_and_state(
+            svc.uow(), principal(), session_id, svc.settings, svc.clock(), svc.support_metrics
+        )
+    except DomainError as exc:
+        return _error(exc)

@@ -10,25 +10,27 @@ from server.domain.loan_commands import KitLine, LoanStep
 from server.domain.loans import LoanAction
 from server.entrypoints.input_guard import INT_MAX
 
-# URL segment of each step: POST /loans/{id}/<segment>
-STEPS = {
-    "assign": LoanAction.ASSIGN,
-    "unassign": LoanAction.UNASSIGN,
-    "cancel": LoanAction.CANCEL,
-    "handover": LoanAction.HAND_OVER,
-    "renew": LoanAction.RENEW,
-    "pause": LoanAction.PAUSE,
-    "resume": LoanAction.RESUME,
-    "return": LoanAction.RETURN,
-    "lost": LoanAction.REPORT_LOST,
-    "release": LoanAction.RELEASE,
+# The one table of a step as the web sends it: its URL segment (POST /api/v1/loans/{id}/<segment>
+# and the console's /loans/{id}/steps/<segment>) and the fields its body takes besides "reason".
+STEP_INPUT: dict[LoanAction, tuple[str, frozenset[str]]] = {
+    LoanAction.ASSIGN: ("assign", frozenset({"device_id"})),
+    LoanAction.UNASSIGN: ("unassign", frozenset()),
+    LoanAction.CANCEL: ("cancel", frozenset()),
+    LoanAction.HAND_OVER: (
+        "handover",
+        frozenset({"agreement_version", "agreement_accepted", "kit"}),
+    ),
+    LoanAction.RENEW: ("renew", frozenset()),
+    LoanAction.PAUSE: ("pause", frozenset()),
+    LoanAction.RESUME: ("resume", frozenset()),
+    LoanAction.RETURN: ("return", frozenset({"kit"})),
+    LoanAction.REPORT_LOST: ("lost", frozenset()),
+    LoanAction.RELEASE: ("release", frozenset({"device_id"})),
 }
-STEP_FIELDS = {
-    LoanAction.ASSIGN: {"device_id"},
-    LoanAction.HAND_OVER: {"agreement_version", "agreement_accepted", "kit"},
-    LoanAction.RETURN: {"kit"},
-    LoanAction.RELEASE: {"device_id"},
-}
+# URL segment → step, and back.
+STEPS = {segment: action for action, (segment, _fields) in STEP_INPUT.items()}
+SEGMENT_OF = {action: segment for segment, action in STEPS.items()}
+STEP_FIELDS = {action: set(fields) for action, (_segment, fields) in STEP_INPUT.items() if fields}
 
 
 def _kit_lines(value: Any) -> tuple[KitLine, ...]:
