@@ -20,9 +20,17 @@ from lainaamo.errors import InvalidInput
 from server.bootstrap import Services
 from server.domain.model import Principal, Role
 from server.entrypoints import streaming
-from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.blueprint import bp
+from server.entrypoints.api.schemas.events import (
+    EventPage,
+    EventQuery,
+    Webhook,
+    WebhookCreate,
+    WebhookDeliveryList,
+    WebhookList,
+)
+from server.entrypoints.api.spec import Error, endpoint
 from server.entrypoints.input_guard import BIGINT_MAX, whole_number
 from server.entrypoints.web.context import services
 from server.service_layer import events, webhooks
@@ -82,15 +90,27 @@ def stream(
 
 @bp.get("/events")
 @roles(*ANYONE)
-def list_events() -> Any:
+@endpoint(
+    "listEvents",
+    {
+        200: (EventPage, "Events, oldest first"),
+        503: (Error, "Too many streams: poll the page"),
+    },
+    (401, 403, 422),
+)
+def list_events(query: EventQuery) -> Any:
+    """Events after an id: a JSON page, or Server-Sent Events
+
+    Admins and IT support see their organisation's events, counsellors those of their
+    units. With `Accept: text/event-stream` the answer is a stream (`id:` per event; resume
+    with `Last-Event-ID`) lasting about a minute; 503 when too many streams are open.
+    """
     svc = services()
-    query = params.query({"after", "limit"})
-    limit = params.integer(query, "limit", 100, 1, 500)
     if "text/event-stream" not in request.headers.get("Accept", ""):
-        after = _after(query.get("after"), "after")
-        found, cursor = _page(svc, current(), after, limit)
+        found, cursor = _page(svc, current(), query.after, query.limit)
         return {"items": found, "next_after": cursor}
-    after = _after(request.headers.get("Last-Event-ID") or query.get("after"), "Last-Event-ID")
+    resume = request.headers.get("Last-Event-ID")
+    after = _after(resume, "Last-Event-ID") if resume else query.after
     available = slots(current_app)
     if not available.acquire(blocking=False):
         response = jsonify(
@@ -123,31 +143,34 @@ def list_events() -> Any:
 
 @bp.post("/webhooks")
 @roles(*MANAGERS)
-def create_webhook() -> tuple[dict[str, Any], int]:
+@endpoint(
+    "createWebhook",
+    {201: (Webhook, "Created, with its secret")},
+    (400, 401, 403, 415, 422),
+)
+def create_webhook(json: WebhookCreate) -> tuple[dict[str, Any], int]:
+    """Subscribe a URL to events (admin, it_support)
+
+    The answer holds the signing secret; it is never shown again.
+    """
     svc = services()
-    body = params.json_object()
-    unknown = set(body) - {"url", "event_types"}
-    if unknown:
-        raise InvalidInput(
-            "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
-        )
-    if "url" not in body:
-        raise InvalidInput("url is required", [{"field": "url", "message": "required"}])
-    created = webhooks.create(
-        svc.uow(), current(), body["url"], body.get("event_types"), svc.clock()
-    )
+    created = webhooks.create(svc.uow(), current(), json.url, json.event_types, svc.clock())
     return created, 201
 
 
 @bp.get("/webhooks")
 @roles(*MANAGERS)
+@endpoint("listWebhooks", {200: (WebhookList, "Webhooks")}, (401, 403))
 def list_webhooks() -> dict[str, Any]:
+    """The organisation's webhooks (admin, it_support)"""
     return {"items": webhooks.list_subscriptions(services().uow(), current())}
 
 
 @bp.delete("/webhooks/<int:webhook_id>")
 @roles(*MANAGERS)
+@endpoint("deleteWebhook", {204: (None, "Deleted")}, (401, 403, 404))
 def delete_webhook(webhook_id: int) -> tuple[str, int]:
+    """Stop a webhook; pending deliveries are given up"""
     svc = services()
     webhooks.delete(svc.uow(), current(), webhook_id, svc.clock())
     return "", 204
@@ -155,5 +178,11 @@ def delete_webhook(webhook_id: int) -> tuple[str, int]:
 
 @bp.get("/webhooks/<int:webhook_id>/deliveries")
 @roles(*MANAGERS)
+@endpoint(
+    "listWebhookDeliveries",
+    {200: (WebhookDeliveryList, "Deliveries, newest first")},
+    (401, 403, 404),
+)
 def list_webhook_deliveries(webhook_id: int) -> dict[str, Any]:
+    """A webhook's newest deliveries and their state"""
     return {"items": webhooks.deliveries(services().uow(), current(), webhook_id)}

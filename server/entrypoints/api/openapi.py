@@ -13,9 +13,9 @@ from server.domain.model import LifecycleState
 from server.domain.policy_state import PolicyState
 from server.entrypoints.api import (
     openapi_enrollment,
-    openapi_events,
     openapi_loans,
     openapi_support,
+    spec,
 )
 from server.entrypoints.api.blueprint import bp
 from server.entrypoints.api.openapi_parts import (
@@ -61,22 +61,6 @@ DEVICE_ID = {
 }
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["status", "code", "message", "details"],
-                "properties": {
-                    "status": {"type": "integer"},
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {"type": "array", "items": {"type": "object"}},
-                },
-            }
-        },
-    },
     "Unit": {
         "type": "object",
         "required": ["code", "name"],
@@ -684,14 +668,14 @@ def document() -> dict[str, Any]:
         | openapi_loans.paths()
         | openapi_enrollment.paths()
         | openapi_support.paths()
-        | openapi_events.paths(),
+        | spec.paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS
             | openapi_loans.SCHEMAS
             | openapi_enrollment.SCHEMAS
             | openapi_support.SCHEMAS
-            | openapi_events.SCHEMAS,
+            | spec.schemas(),
             "responses": RESPONSES,
         },
     }
