@@ -14,7 +14,6 @@ from server.domain.policy_state import PolicyState
 from server.entrypoints.api import (
     openapi_enrollment,
     openapi_loans,
-    openapi_support,
     spec,
 )
 from server.entrypoints.api.blueprint import bp
@@ -61,19 +60,6 @@ DEVICE_ID = {
 }
 
 SCHEMAS: dict[str, Any] = {
-    "Unit": {
-        "type": "object",
-        "required": ["code", "name"],
-        "properties": {
-            "code": {"type": "string"},
-            "name": {"type": "string"},
-            "usage_collection": {
-                "type": "boolean",
-                "description": "Whether the unit's tablets on loan report daily usage totals "
-                "(in GET /units only).",
-            },
-        },
-    },
     "Presence": {
         "type": "object",
         "required": ["online", "stale", "changed_at", "last_seen_at", "status_interval_s"],
@@ -357,80 +343,6 @@ def document() -> dict[str, Any]:
         },
     }
     paths: dict[str, Any] = {
-        "/auth/tokens": {
-            "post": {
-                "summary": "Exchange a user name and password for a bearer token (valid 12 hours)",
-                "security": [],
-                "operationId": "createToken",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["username", "password"],
-                                "additionalProperties": False,
-                                "properties": {
-                                    "username": {"type": "string"},
-                                    "password": {"type": "string"},
-                                    "name": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "201": json_response(
-                        {
-                            "type": "object",
-                            "required": ["token", "expires_at"],
-                            "properties": {"token": {"type": "string"}, "expires_at": ISO},
-                        },
-                        "Token created",
-                    ),
-                    **errors(401, 422),
-                },
-            }
-        },
-        "/me": {
-            "get": {
-                "summary": "The signed-in user",
-                "operationId": "getMe",
-                "responses": {
-                    "200": json_response(
-                        {
-                            "type": "object",
-                            "required": ["username", "role", "units"],
-                            "properties": {
-                                "username": {"type": "string"},
-                                "role": {"enum": ["admin", "it_support", "counsellor"]},
-                                "organisation": {"oneOf": [ref("Unit"), {"type": "null"}]},
-                                "units": {"type": "array", "items": ref("Unit")},
-                            },
-                        },
-                        "Profile",
-                    ),
-                    **errors(401),
-                },
-            }
-        },
-        "/units": {
-            "get": {
-                "summary": "Units visible to the caller",
-                "operationId": "listUnits",
-                "responses": {
-                    "200": json_response(
-                        {
-                            "type": "object",
-                            "required": ["items"],
-                            "properties": {"items": {"type": "array", "items": ref("Unit")}},
-                        },
-                        "Units",
-                    ),
-                    **errors(400, 401),
-                },
-            }
-        },
         "/devices": {
             "get": {
                 "summary": "List devices (counsellors see their own units only)",
@@ -664,17 +576,12 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": paths
-        | openapi_loans.paths()
-        | openapi_enrollment.paths()
-        | openapi_support.paths()
-        | spec.paths(),
+        "paths": paths | openapi_loans.paths() | openapi_enrollment.paths() | spec.paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS
             | openapi_loans.SCHEMAS
             | openapi_enrollment.SCHEMAS
-            | openapi_support.SCHEMAS
             | spec.schemas(),
             "responses": RESPONSES,
         },

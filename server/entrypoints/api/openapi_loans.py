@@ -379,42 +379,6 @@ def paths() -> dict[str, Any]:
             },
         },
     }
-    result["/units/{unit_code}/usage-collection"] = {
-        "parameters": [
-            {"name": "unit_code", "in": "path", "required": True, "schema": {"type": "string"}}
-        ],
-        "put": {
-            "summary": "Switch a unit's usage collection (administrators); its tablets get a "
-            "new desired state",
-            "description": "When on, tablets on loan from the unit count per day, on the device, "
-            "only totals: screen-on time, launches per shortcut category and remote-support "
-            "time (docs/protocol.md §18). Never which app, when, or any content. Audited.",
-            "operationId": "setUsageCollection",
-            "requestBody": body(
-                {
-                    "type": "object",
-                    "required": ["enabled"],
-                    "additionalProperties": False,
-                    "properties": {"enabled": {"type": "boolean"}},
-                }
-            ),
-            "responses": {
-                "200": json_response(
-                    {
-                        "type": "object",
-                        "required": ["unit", "usage_collection", "devices_updated"],
-                        "properties": {
-                            "unit": {"type": "string"},
-                            "usage_collection": {"type": "boolean"},
-                            "devices_updated": {"type": "integer", "minimum": 0},
-                        },
-                    },
-                    "The setting in effect",
-                ),
-                **errors(401, 403, 404, 415, 422),
-            },
-        },
-    }
     result["/loans/{loan_id}/hold"] = {
         "parameters": [LOAN_ID],
         "post": {

@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from lainaamo.errors import InvalidInput
 from server.domain.model import Role
-from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.blueprint import bp
+from server.entrypoints.api.schemas.people import (
+    NoQuery,
+    Profile,
+    Token,
+    TokenCreate,
+    UnitList,
+    UsageCollection,
+    UsageCollectionSet,
+)
+from server.entrypoints.api.spec import endpoint
 from server.entrypoints.web.context import services
 from server.service_layer import accounts, api_auth, unit_admin
 
@@ -17,15 +25,16 @@ LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
 
 
 @bp.post("/auth/tokens")
-def create_token() -> tuple[dict[str, Any], int]:
-    body = params.fields(params.json_object(), {"username", "password"}, {"name"})
+@endpoint("createToken", {201: (Token, "Token created")}, (401, 422), public=True)
+def create_token(json: TokenCreate) -> tuple[dict[str, Any], int]:
+    """Exchange a user name and password for a bearer token (valid 12 hours)"""
     svc = services()
     # Same lockout as the console's sign-in form (401 wrong password, 423 locked).
     token, expires = api_auth.sign_in(
         svc.uow(),
-        body["username"],
-        body["password"],
-        body.get("name") or "api",
+        json.username,
+        json.password,
+        json.name or "api",
         LOGIN_TOKEN_LIFETIME,
         svc.clock(),
     )
@@ -33,29 +42,35 @@ def create_token() -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/me")
+@endpoint("getMe", {200: (Profile, "Profile")}, (401,))
 def me() -> dict[str, Any]:
+    """The signed-in user"""
     return accounts.profile(services().uow(), current())
 
 
 @bp.get("/units")
-def list_units() -> dict[str, Any]:
-    principal = current()
-    params.query(set())
-    return {"items": accounts.visible_units(services().uow(), principal)}
+@endpoint("listUnits", {200: (UnitList, "Units")}, (400, 401))
+def list_units(query: NoQuery) -> dict[str, Any]:
+    """Units visible to the caller"""
+    return {"items": accounts.visible_units(services().uow(), current())}
 
 
 @bp.put("/units/<unit_code>/usage-collection")
 @roles(Role.ADMIN)
-def set_usage_collection(unit_code: str) -> dict[str, Any]:
-    body = params.json_object()
-    enabled = body.get("enabled")
-    if set(body) != {"enabled"} or not isinstance(enabled, bool):
-        raise InvalidInput(
-            "send {enabled: true | false}",
-            [{"field": "enabled", "message": "required, a boolean; no other fields"}],
-        )
+@endpoint(
+    "setUsageCollection",
+    {200: (UsageCollectionSet, "The setting in effect")},
+    (401, 403, 404, 415, 422),
+)
+def set_usage_collection(unit_code: str, json: UsageCollection) -> dict[str, Any]:
+    """Switch a unit's usage collection (administrators); its tablets get a new desired state
+
+    When on, tablets on loan from the unit count per day, on the device, only totals:
+    screen-on time, launches per shortcut category and remote-support time (docs/protocol.md
+    §18). Never which app, when, or any content. Audited.
+    """
     svc = services()
     changed = unit_admin.set_usage_collection(
-        svc.uow(), current(), unit_code, enabled, svc.clock(), "api"
+        svc.uow(), current(), unit_code, json.enabled, svc.clock(), "api"
     )
-    return {"unit": unit_code, "usage_collection": enabled, "devices_updated": changed}
+    return {"unit": unit_code, "usage_collection": json.enabled, "devices_updated": changed}

@@ -121,11 +121,13 @@ def endpoint(
     links: dict[int, dict[str, Any]] | None = None,
     body_required: bool = True,
     public: bool = False,
+    path: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[F], F]:
     """Validate the view's `query`/`json` models and document it as `operation_id`.
 
     `responses`: status → (model or None, description); `errors`: the statuses of the shared
-    error responses it may answer with; `links`: status → OpenAPI links of that answer.
+    error responses it may answer with; `links`: status → OpenAPI links of that answer;
+    `path`: the schemas of string path arguments (ids get their converter's range).
     """
 
     def decorate(view: F) -> F:
@@ -136,6 +138,7 @@ def endpoint(
             "links": links or {},
             "body_required": body_required,
             "query": query,
+            "path": path or {},
         }
         resp = Response(**{f"HTTP_{code}": answer for code, answer in responses.items()})
         validate = SPEC.validate(
@@ -273,7 +276,7 @@ def _operation(operation: dict[str, Any], converters: dict[str, str]) -> dict[st
     result["operationId"] = operation["operationId"]
     if "security" in operation:
         result["security"] = operation["security"]
-    parameters = [_parameter(p, converters) for p in operation.get("parameters", [])]
+    parameters = [_parameter(p, converters, extra["path"]) for p in operation.get("parameters", [])]
     if parameters:
         result["parameters"] = parameters
     if "requestBody" in operation:
@@ -290,10 +293,15 @@ def _operation(operation: dict[str, Any], converters: dict[str, str]) -> dict[st
     return result
 
 
-def _parameter(parameter: dict[str, Any], converters: dict[str, str]) -> dict[str, Any]:
+def _parameter(
+    parameter: dict[str, Any], converters: dict[str, str], path: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     result = {k: v for k, v in parameter.items() if not (k == "description" and not v)}
-    if parameter["in"] == "path" and converters.get(parameter["name"]) in CONVERTERS:
-        result["schema"] = CONVERTERS[converters[parameter["name"]]]
+    name = parameter["name"]
+    if parameter["in"] == "path" and name in path:
+        result["schema"] = path[name]
+    elif parameter["in"] == "path" and converters.get(name) in CONVERTERS:
+        result["schema"] = CONVERTERS[converters[name]]
     else:
         result["schema"] = clean(parameter["schema"])
         if result["schema"].get("description") == result.get("description"):
