@@ -7,11 +7,19 @@ from typing import Any
 
 from flask import request
 
-from lainaamo.errors import InvalidInput
 from server.domain.model import Role
-from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.blueprint import bp
+from server.entrypoints.api.schemas.enrollment import (
+    Enroll,
+    EnrollmentConfig,
+    EnrollmentToken,
+    EnrollmentTokenCreate,
+    EnrollmentTokenCreated,
+    EnrollmentTokenList,
+    NoTokenQuery,
+)
+from server.entrypoints.api.spec import endpoint
 from server.entrypoints.web.context import services
 from server.service_layer import enrollment
 
@@ -21,25 +29,19 @@ PUBLIC = "api.enroll_device"
 
 @bp.post("/enrollment-tokens")
 @roles(*MANAGERS)
-def create_enrollment_token() -> tuple[dict[str, Any], int]:
-    body = params.json_object()
-    unknown = set(body) - {"unit", "note", "valid_hours"}
-    if unknown:
-        raise InvalidInput(
-            "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
-        )
-    unit, note, hours = body.get("unit"), body.get("note", ""), body.get("valid_hours", 24)
-    if unit is not None and not isinstance(unit, str):
-        raise InvalidInput("invalid unit", [{"field": "unit", "message": "a unit code"}])
-    if not isinstance(note, str):
-        raise InvalidInput("invalid note", [{"field": "note", "message": "a string"}])
-    if not isinstance(hours, int | float) or isinstance(hours, bool) or not 0 < hours <= 168:
-        raise InvalidInput(
-            "invalid valid_hours", [{"field": "valid_hours", "message": "hours, 1–168"}]
-        )
+@endpoint(
+    "createEnrollmentToken",
+    {201: (EnrollmentTokenCreated, "Token created")},
+    (400, 401, 403, 415, 422),
+)
+def create_enrollment_token(json: EnrollmentTokenCreate) -> tuple[dict[str, Any], int]:
+    """Create a single-use enrollment token (admin, it_support)
+
+    The token is returned once; only its SHA-256 is stored.
+    """
     svc = services()
     token, expires = enrollment.create_token(
-        svc.uow(), current(), unit, note, timedelta(hours=hours), svc.clock()
+        svc.uow(), current(), json.unit, json.note, timedelta(hours=json.valid_hours), svc.clock()
     )
     return {
         "token": token,
@@ -50,32 +52,42 @@ def create_enrollment_token() -> tuple[dict[str, Any], int]:
 
 @bp.get("/enrollment-tokens")
 @roles(*MANAGERS)
-def list_enrollment_tokens() -> dict[str, Any]:
-    params.query(set())
+@endpoint(
+    "listEnrollmentTokens",
+    {200: (EnrollmentTokenList, "Tokens, newest first (up to 200)")},
+    (401, 403, 422),
+)
+def list_enrollment_tokens(query: NoTokenQuery) -> dict[str, Any]:
+    """The organisation's newest enrollment tokens (admin, it_support)"""
     svc = services()
     return {"items": enrollment.list_tokens(svc.uow(), current(), svc.clock())}
 
 
 @bp.post("/enrollment-tokens/<int:token_id>/revoke")
 @roles(*MANAGERS)
+@endpoint(
+    "revokeEnrollmentToken", {200: (EnrollmentToken, "The revoked token")}, (401, 403, 404, 409)
+)
 def revoke_enrollment_token(token_id: int) -> dict[str, Any]:
+    """Revoke an unused enrollment token (admin, it_support)"""
     svc = services()
     return enrollment.revoke(svc.uow(), current(), token_id, svc.clock())
 
 
 @bp.post("/enroll")
-def enroll_device() -> tuple[dict[str, Any], int]:
-    """Public: the token is the credential. A tablet spends it to register itself."""
-    body = params.fields(params.json_object(), {"token", "device_id"}, {"serial", "model"})
+@endpoint(
+    "enrollDevice", {201: (EnrollmentConfig, "Enrolled")}, (400, 401, 409, 415, 422), public=True
+)
+def enroll_device(json: Enroll) -> tuple[dict[str, Any], int]:
+    """Enroll a tablet with a single-use token (no bearer token)
+
+    Creates the device in the token's unit, or re-binds a device with the same id in the
+    token's organisation. An unknown, expired, used or revoked token gets one and the same
+    401.
+    """
     svc = services()
     config = enrollment.enroll(
-        svc.uow(),
-        body["token"],
-        body["device_id"],
-        body.get("serial"),
-        body.get("model"),
-        svc.clock(),
-        svc.settings,
+        svc.uow(), json.token, json.device_id, json.serial, json.model, svc.clock(), svc.settings
     )
     return config, 201
 

@@ -12,7 +12,6 @@ import lainaamo
 from server.domain.model import LifecycleState
 from server.domain.policy_state import PolicyState
 from server.entrypoints.api import (
-    openapi_enrollment,
     openapi_loans,
     spec,
 )
@@ -576,13 +575,10 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": paths | openapi_loans.paths() | openapi_enrollment.paths() | spec.paths(),
+        "paths": paths | openapi_loans.paths() | spec.paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS
-            | openapi_loans.SCHEMAS
-            | openapi_enrollment.SCHEMAS
-            | spec.schemas(),
+            "schemas": SCHEMAS | openapi_loans.SCHEMAS | spec.schemas(),
             "responses": RESPONSES,
         },
     }
