@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
 
-Written by hand next to the routes; tests check that every route is documented and that
-responses match these schemas.
+Converted areas (events and webhooks, tokens/profile/units, remote support, enrollment) come
+from their views' typed definitions (api/spec.py); devices, commands and loans are still
+written by hand here and in openapi_loans.py. Tests check that every route is documented and
+that responses match these schemas.
 """
 
 from __future__ import annotations
