@@ -25,10 +25,10 @@ import functools
 import re
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from flask import Flask, request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
 from spectree import Response, SpecTree
 from spectree.plugins.flask_plugin import FlaskPlugin
 
@@ -66,10 +66,46 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _flag(value: object) -> object:
+    """A yes/no query parameter: true, 1, yes or false, 0, no (any case)."""
+    if not isinstance(value, str):
+        return value
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ValueError("true or false")
+
+
+# An optional query parameter (absent: None; a query string holds no null, so the document
+# says only what a present one is).
+QueryText = Annotated[str | None, WithJsonSchema({"type": "string"})]
+Flag = Annotated[
+    bool | None, BeforeValidator(_flag), Says("true or false"), WithJsonSchema({"type": "boolean"})
+]
+
+
 def _no_defaults(schema: dict[str, Any]) -> None:
     """An answer's optional field may be absent: a default would say what it then means."""
     for prop in schema.get("properties", {}).values():
         prop.pop("default", None)
+
+
+def _changes(schema: dict[str, Any]) -> None:
+    _no_defaults(schema)
+    schema["minProperties"] = 1
+
+
+class Changes(Body):
+    """A partial update (PATCH): the fields sent are changed, absent ones stay as they are
+    (their defaults are placeholders, not documented; read `model_fields_set`)."""
+
+    model_config = ConfigDict(json_schema_extra=_changes)
+
+
+# The default of an answer's field that may be absent but is never null (a placeholder:
+# answers are documented, not built, and their defaults are not documented).
+ABSENT: Any = None
 
 
 class Answer(BaseModel):
@@ -122,12 +158,15 @@ def endpoint(
     body_required: bool = True,
     public: bool = False,
     path: dict[str, dict[str, Any]] | None = None,
+    content: dict[str, Any] | None = None,
 ) -> Callable[[F], F]:
     """Validate the view's `query`/`json` models and document it as `operation_id`.
 
     `responses`: status → (model or None, description); `errors`: the statuses of the shared
     error responses it may answer with; `links`: status → OpenAPI links of that answer;
-    `path`: the schemas of string path arguments (ids get their converter's range).
+    `path`: the schemas of string path arguments (ids get their converter's range);
+    `content`: the request body's media types, for a body that is not a JSON model (the view
+    reads and checks it itself).
     """
 
     def decorate(view: F) -> F:
@@ -139,6 +178,7 @@ def endpoint(
             "body_required": body_required,
             "query": query,
             "path": path or {},
+            "content": content,
         }
         resp = Response(**{f"HTTP_{code}": answer for code, answer in responses.items()})
         validate = SPEC.validate(
@@ -172,6 +212,9 @@ def _before(
     if isinstance(error, ValidationError):
         in_query = query is not None and error.title == query.__name__
         raise _invalid(error, query if in_query else json, in_query)
+    context = getattr(request, "context", None)
+    if json is not None and context is not None and context.json is None:  # optional, absent
+        setattr(request, "context", context._replace(json=json.model_validate({})))  # noqa: B010
 
 
 def _check_query(model: type[BaseModel]) -> None:
@@ -281,6 +324,8 @@ def _operation(operation: dict[str, Any], converters: dict[str, str]) -> dict[st
         result["parameters"] = parameters
     if "requestBody" in operation:
         result["requestBody"] = {**operation["requestBody"], "required": extra["body_required"]}
+    elif extra["content"] is not None:
+        result["requestBody"] = {"required": extra["body_required"], "content": extra["content"]}
     responses = {
         code: answer
         for code, answer in operation["responses"].items()
