@@ -126,6 +126,33 @@ def check_returned_kit(kit: Mapping[int, str], returned: Mapping[int, str]) -> N
         )
 
 
+class ReturnFormRefused(InvalidInput):
+    """The return form misses a condition or has too long a note (details per form field)."""
+
+
+def checked_return(
+    kit: Mapping[int, str], tablet: str, found: Mapping[int, str], note: str | None
+) -> tuple[dict[int, str], str | None]:
+    """The console's return form: the tablet's condition, each kit item's (id → condition) and
+    a note. Returns the items' conditions and the reason the return records; refuses with one
+    detail per form field ("tablet", "kit-<id>", "note") whatever is missing or too long."""
+    errors: list[dict[str, object]] = []
+    if tablet not in CONDITIONS:
+        errors.append({"field": "tablet", "message": "one of ok, damaged, missing"})
+    errors += [
+        {"field": f"kit-{item}", "message": "one of ok, damaged, missing"}
+        for item in kit
+        if found.get(item) not in CONDITIONS
+    ]
+    if len((note or "").strip()) > RETURN_NOTE_MAX:
+        errors.append({"field": "note", "message": f"at most {RETURN_NOTE_MAX} characters"})
+    if errors:
+        raise ReturnFormRefused("check the condition of the tablet and of every kit item", errors)
+    returned = {item: found[item] for item in kit}
+    reason = return_reason(note, tablet, [(kind, returned[item]) for item, kind in kit.items()])
+    return returned, reason
+
+
 # The return form's note: short enough that the conditions found and the note together stay
 # within a step's reason (500 characters, `free_text`).
 RETURN_NOTE_MAX = 300

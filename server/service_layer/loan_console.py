@@ -385,9 +385,7 @@ def loan_page(uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime
     with uow:
         session = uow.session
         loan = loan_for(session, principal, loan_id)
-        loan_views.record_read(session, principal, "loan:view", "loan", str(loan_id))
-        uow.commit()
-        return LoanPage(
+        page = LoanPage(
             loan=loan_view(loan),
             info=loan_views.loan_json(session, loan, now, detail=True),
             actions=available_actions(principal, loan),
@@ -396,6 +394,10 @@ def loan_page(uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime
             handed_over_by=username(session, loan.handed_over_by),
             requested_by=username(session, loan.requested_by),
         )
+        # Read and audited in one transaction (a commit before the reads would begin another).
+        loan_views.record_read(session, principal, "loan:view", "loan", str(loan_id))
+        uow.commit()
+        return page
 
 
 def worklist_page(
@@ -423,21 +425,22 @@ def handover_page(
         loan = loan_for(session, principal, loan_id)
         if stage is None:
             stage = HANDOVER_STAGE.get(LoanState(loan.state))
-        if audited and stage is not None:
-            loan_views.record_read(
-                session, principal, "loan:view", "loan", str(loan_id), {"page": f"handover:{stage}"}
-            )
-            uow.commit()
         agreement = current_agreement(session, loan.organisation_id)
         unit = session.get(orm.Unit, loan.unit_id)
         devices = free_devices(session, loan) if stage == "device" else []
-        return HandoverPage(
+        page = HandoverPage(
             loan=loan_view(loan),
             stage=stage,
             agreement=AgreementView(agreement.version, agreement.text) if agreement else None,
             collects=bool(unit and unit.usage_collection),
             devices=[DeviceChoice(d.id, d.model, d.asset_tag, d.unit_id) for d in devices],
         )
+        if audited and stage is not None:
+            loan_views.record_read(
+                session, principal, "loan:view", "loan", str(loan_id), {"page": f"handover:{stage}"}
+            )
+            uow.commit()
+        return page
 
 
 def return_page(
@@ -481,12 +484,7 @@ def confirm_page(
             name = "hold" if choice else "unhold"
         else:
             possible = step in available_actions(principal, loan)
-        if audited and allowed and possible:
-            loan_views.record_read(
-                session, principal, "loan:view", "loan", str(loan_id), {"page": f"confirm:{name}"}
-            )
-            uow.commit()
-        return ConfirmPage(
+        page = ConfirmPage(
             loan=loan_view(loan),
             info=loan_views.loan_json(session, loan, now),
             preview=preview(session, loan, now),
@@ -494,3 +492,9 @@ def confirm_page(
             allowed=allowed,
             possible=possible,
         )
+        if audited and allowed and possible:
+            loan_views.record_read(
+                session, principal, "loan:view", "loan", str(loan_id), {"page": f"confirm:{name}"}
+            )
+            uow.commit()
+        return page

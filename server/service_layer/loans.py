@@ -14,9 +14,10 @@ from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.adapters import orm, wakeup
 from server.domain.commands import reason_text
 from server.domain.device_commands import MAX_TTL_S, IssueCommand
-from server.domain.loan_commands import LoanStep, RequestLoan, check_returned_kit
+from server.domain.loan_commands import LoanStep, RequestLoan, check_returned_kit, checked_return
 from server.domain.loans import (
     DEVICE_AFTER,
+    RETURNABLE,
     WIPE_AFTER,
     LoanAction,
     LoanRules,
@@ -171,55 +172,87 @@ def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) ->
     Audited as "<entrypoint>:loan:<action>" (e.g. "console:loan:renew")."""
     check_may_take(principal.role, step.action)
     with uow:
-        session = uow.session
-        loan = loan_for(session, principal, step.loan_id, lock=True)
-        before = snapshot(loan)
-        devices_touched = {loan.device_id}
-        target = next_state(LoanState(loan.state), step.action)
-        _STEP[step.action](session, loan, step, now, principal)
-        loan.state = target.value
-        loan.updated_at = now
-        device_state = DEVICE_AFTER[step.action]
-        if device_state is not None and loan.device is not None:
-            loan.device.lifecycle_state = device_state.value
-            loan.device.updated_at = now
-            # Lost or released: the device's broker login goes (it keeps it while the wipe
-            # queued below is pending, see broker_auth).
-            broker_auth.follow_lifecycle(
-                session, loan.device, now, principal=principal, system_part=principal.via
-            )
-            # Released to the client: no longer managed, so a staff lock ends (audited).
-            staff_lock.follow_lifecycle(
-                session, loan.device, now, principal=principal, system_part=principal.via
-            )
-        if target in (LoanState.RETURNED, LoanState.RELEASED_TO_CLIENT, LoanState.CANCELLED):
-            loan.ended_at = now
-            loan.hold = False
-        try:
-            session.flush()
-        except IntegrityError:
-            raise Conflict(f"device {step.device_id} is already on another loan") from None
-        devices_touched.add(loan.device_id)
-        refresh_desired(session, [d for d in devices_touched if d], now)
-        if step.action in WIPE_AFTER and loan.device_id:
-            # The previous client's data must go: the wipe waits for the tablet to be online.
-            wipe = IssueCommand(loan.device_id, "wipe", ttl_s=MAX_TTL_S, confirm=loan.device_id)
-            session.add(new_command(principal, wipe, now, None))
-            wakeup.announce(session)
-        audit.record(
-            session,
-            principal=principal,
-            action=audit.action(principal, f"loan:{step.action.value}"),
-            subject_type="loan",
-            subject_id=str(loan.id),
-            organisation_id=principal.organisation_id,
-            before=before,
-            after=snapshot(loan),
-            reason=step.reason,
-            system_part=principal.via,
-        )
+        loan = loan_for(uow.session, principal, step.loan_id, lock=True)
+        stepped = _take(uow.session, principal, loan, step, now)
         uow.commit()
-        return Stepped(target, loan.due_at, loan.device_id)
+        return stepped
+
+
+def return_checked(
+    uow: UnitOfWork,
+    principal: Principal,
+    loan_id: int,
+    tablet: str,
+    found: dict[int, str],
+    note: str | None,
+    now: datetime,
+) -> Stepped | None:
+    """The console's return form in one transaction: the conditions found are checked against
+    the loan's kit (domain/loan_commands.checked_return) and the `return` step taken; None if
+    the loan has no device to return."""
+    check_may_take(principal.role, LoanAction.RETURN)
+    with uow:
+        loan = loan_for(uow.session, principal, loan_id, lock=True)
+        if LoanState(loan.state) not in RETURNABLE:
+            return None
+        kit = {item.id: item.kind for item in loan.kit}
+        returned, reason = checked_return(kit, tablet, found, note)
+        step = LoanStep(loan_id, LoanAction.RETURN, reason=reason, returned=returned)
+        stepped = _take(uow.session, principal, loan, step, now)
+        uow.commit()
+        return stepped
+
+
+def _take(
+    session: Session, principal: Principal, loan: orm.Loan, step: LoanStep, now: datetime
+) -> Stepped:
+    """The step on the locked loan, with the device following along, audited."""
+    before = snapshot(loan)
+    devices_touched = {loan.device_id}
+    target = next_state(LoanState(loan.state), step.action)
+    _STEP[step.action](session, loan, step, now, principal)
+    loan.state = target.value
+    loan.updated_at = now
+    device_state = DEVICE_AFTER[step.action]
+    if device_state is not None and loan.device is not None:
+        loan.device.lifecycle_state = device_state.value
+        loan.device.updated_at = now
+        # Lost or released: the device's broker login goes (it keeps it while the wipe
+        # queued below is pending, see broker_auth).
+        broker_auth.follow_lifecycle(
+            session, loan.device, now, principal=principal, system_part=principal.via
+        )
+        # Released to the client: no longer managed, so a staff lock ends (audited).
+        staff_lock.follow_lifecycle(
+            session, loan.device, now, principal=principal, system_part=principal.via
+        )
+    if target in (LoanState.RETURNED, LoanState.RELEASED_TO_CLIENT, LoanState.CANCELLED):
+        loan.ended_at = now
+        loan.hold = False
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"device {step.device_id} is already on another loan") from None
+    devices_touched.add(loan.device_id)
+    refresh_desired(session, [d for d in devices_touched if d], now)
+    if step.action in WIPE_AFTER and loan.device_id:
+        # The previous client's data must go: the wipe waits for the tablet to be online.
+        wipe = IssueCommand(loan.device_id, "wipe", ttl_s=MAX_TTL_S, confirm=loan.device_id)
+        session.add(new_command(principal, wipe, now, None))
+        wakeup.announce(session)
+    audit.record(
+        session,
+        principal=principal,
+        action=audit.action(principal, f"loan:{step.action.value}"),
+        subject_type="loan",
+        subject_id=str(loan.id),
+        organisation_id=principal.organisation_id,
+        before=before,
+        after=snapshot(loan),
+        reason=step.reason,
+        system_part=principal.via,
+    )
+    return Stepped(target, loan.due_at, loan.device_id)
 
 
 def _assign(

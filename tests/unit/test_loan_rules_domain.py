@@ -10,7 +10,9 @@ from lainaamo.errors import Forbidden, InvalidInput
 from server.domain.loan_commands import (
     RETURN_NOTE_MAX,
     LoanStep,
+    ReturnFormRefused,
     check_returned_kit,
+    checked_return,
     return_reason,
 )
 from server.domain.loans import (
@@ -117,3 +119,19 @@ def test_the_loan_page_offers_every_step_in_its_order() -> None:
     from server.service_layer.loan_console import ACTION_ORDER
 
     assert sorted(ACTION_ORDER) == sorted(LoanAction)
+
+
+def test_the_return_form_gives_every_items_condition_and_the_reason_it_records() -> None:
+    kit = {7: "charger", 9: "case"}
+    returned, reason = checked_return(kit, "ok", {7: "ok", 9: "damaged"}, " corner cracked ")
+    assert returned == {7: "ok", 9: "damaged"}
+    assert reason == "tablet: ok; charger: ok; case: damaged. corner cracked"
+
+
+def test_the_return_form_is_refused_field_by_field() -> None:
+    kit = {7: "charger", 9: "case"}
+    with pytest.raises(ReturnFormRefused) as refused:
+        checked_return(kit, "", {7: "ok", 9: "broken", 12: "ok"}, "x" * (RETURN_NOTE_MAX + 1))
+    assert [d["field"] for d in refused.value.errors] == ["tablet", "kit-9", "note"]
+    # Conditions of items the loan does not have are not the form's: the step refuses them.
+    assert checked_return({}, "missing", {12: "ok"}, None) == ({}, "tablet: missing")

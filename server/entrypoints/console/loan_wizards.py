@@ -19,16 +19,18 @@ from server.domain.loan_commands import (
     KIT_KINDS,
     RETURN_NOTE_MAX,
     KitLine,
-    return_reason,
+    ReturnFormRefused,
 )
 from server.domain.loans import LoanAction
 from server.entrypoints.console import core
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _, fmt_date
+from server.entrypoints.input_guard import INT_MAX, whole_number
 from server.entrypoints.web.context import services
 from server.entrypoints.web.loan_input import parse_step
 from server.entrypoints.web.status import http_status
 from server.service_layer import loan_console, loans
+from server.service_layer.loans import Stepped
 
 KIT_ORDER = ("charger", "case", "sim", "headphones", "stylus", "other")
 assert set(KIT_ORDER) == KIT_KINDS
@@ -154,59 +156,65 @@ def handover_confirm(loan_id: int) -> Any:
 @bp.route("/loans/<int:loan_id>/return", methods=["GET", "POST"])
 def return_device(loan_id: int) -> Any:
     svc, who = services(), core.principal()
+    if request.method == "POST":
+        stepped, refused = _return(loan_id)
+        if stepped is not None:
+            flash(
+                _(
+                    "The device was returned. %(device)s is now awaiting wipe: it cannot be "
+                    "lent again until it has been wiped.",
+                    device=stepped.device_id or "",
+                ),
+                "info",
+            )
+            return redirect(url_for("console.loan", loan_id=loan_id), 303)
     loan = loan_console.return_page(svc.uow(), who, loan_id, audited=request.method == "GET")
     if loan is None:
         flash(_("This loan has no device to return."), "error")
         return redirect(url_for("console.loan", loan_id=loan_id), 303)
     if request.method == "GET":
         return core.render("loans/return.html", loan=loan, errors={}, form={})
-    refused = _return(loan)
-    if refused is not None:
-        status, errors = refused
-        return core.render("loans/return.html", status, loan=loan, errors=errors, form=request.form)
-    flash(
-        _(
-            "The device was returned. %(device)s is now awaiting wipe: it cannot be lent "
-            "again until it has been wiped.",
-            device=loan.device_id or "",
-        ),
-        "info",
-    )
-    return redirect(url_for("console.loan", loan_id=loan_id), 303)
+    status, errors = refused or (409, {})
+    return core.render("loans/return.html", status, loan=loan, errors=errors, form=request.form)
 
 
-def _return(loan: loan_console.LoanView) -> tuple[int, dict[str, str]] | None:
-    """Check the return form and take the `return` step; field messages if refused."""
-    form, errors = request.form, {}
-    tablet = form.get("tablet", "")
-    if tablet not in CONDITIONS:
-        errors["tablet"] = _("Choose the tablet's condition.")
-    checked: list[dict[str, Any]] = []
-    for item in loan.kit:
-        condition = form.get(f"kit-{item.id}", "")
-        if condition not in CONDITIONS:
-            errors[f"kit-{item.id}"] = _("Choose the condition of this item.")
-        else:
-            checked.append({"id": item.id, "condition": condition})
-    # The conditions and the note go to the loan's history as the step's reason.
-    reason = None
-    try:
-        kit = [(item.kind, form.get(f"kit-{item.id}", "")) for item in loan.kit]
-        reason = return_reason(form.get("note", ""), tablet, kit)
-    except InvalidInput:
-        errors["note"] = _("At most %(n)s characters.", n=RETURN_NOTE_MAX)
-    if errors:
-        flash(_("Check the condition of the tablet and of every kit item."), "error")
-        return 422, errors
+def _return(loan_id: int) -> tuple[Stepped | None, tuple[int, dict[str, str]] | None]:
+    """Take the `return` step with the conditions the form gives, in one transaction; what
+    was refused, as field messages, if it was (None, None: the loan has nothing to return)."""
+    form, found = request.form, {}
+    for key, value in form.items():
+        item = (
+            whole_number(key.removeprefix("kit-"), 1, INT_MAX) if key.startswith("kit-") else None
+        )
+        if item is not None:
+            found[item] = value
     svc = services()
     try:
-        step = parse_step(loan.id, LoanAction.RETURN, {"kit": checked, "reason": reason})
-        loans.act(svc.uow(), core.principal(), step, svc.clock())
+        stepped = loans.return_checked(
+            svc.uow(),
+            core.principal(),
+            loan_id,
+            form.get("tablet", ""),
+            found,
+            form.get("note", ""),
+            svc.clock(),
+        )
+    except ReturnFormRefused as exc:
+        flash(_("Check the condition of the tablet and of every kit item."), "error")
+        return None, (422, {str(d["field"]): _form_message(str(d["field"])) for d in exc.errors})
     except NotFound:
         raise
     except DomainError as exc:
         fields = core.form_error(exc)
         if "reason" in fields:
             fields["note"] = fields.pop("reason")
-        return http_status(exc), fields
-    return None
+        return None, (http_status(exc), fields)
+    return stepped, None
+
+
+def _form_message(field: str) -> str:
+    if field == "tablet":
+        return _("Choose the tablet's condition.")
+    if field == "note":
+        return _("At most %(n)s characters.", n=RETURN_NOTE_MAX)
+    return _("Choose the condition of this item.")
