@@ -4,45 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from lainaamo.errors import InvalidInput
 from server.adapters import signing
-from server.domain.device_commands import DEFAULT_TTL_S, IssueCommand
+from server.domain.device_commands import IssueCommand
 from server.domain.model import Role
-from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.blueprint import bp
 from server.entrypoints.api.devices import _states
+from server.entrypoints.api.schemas.commands import (
+    BulkCommand,
+    BulkProgress,
+    BulkQueued,
+    Command,
+    CommandIssue,
+    CommandList,
+    CommandQuery,
+)
+from server.entrypoints.api.spec import endpoint
 from server.entrypoints.web.context import services
 from server.service_layer import device_commands, views
 
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
 
 
-def _command_fields(body: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
-    name, args, ttl = body.get("name"), body.get("args", {}), body.get("ttl_s", DEFAULT_TTL_S)
-    if not isinstance(name, str):
-        raise InvalidInput("name is required", [{"field": "name", "message": "the command"}])
-    if not isinstance(args, dict):
-        raise InvalidInput("invalid args", [{"field": "args", "message": "an object"}])
-    if not isinstance(ttl, int) or isinstance(ttl, bool):
-        raise InvalidInput("invalid ttl_s", [{"field": "ttl_s", "message": "seconds"}])
-    return name, args, ttl
-
-
 @bp.post("/devices/<device_id>/commands")
 @roles(*ANYONE)
-def issue_command(device_id: str) -> tuple[dict[str, Any], int]:
-    body = params.json_object()
-    unknown = set(body) - {"name", "args", "ttl_s", "confirm"}
-    if unknown:
-        raise InvalidInput(
-            "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
-        )
-    name, args, ttl = _command_fields(body)
-    confirm = body.get("confirm")
-    if confirm is not None and not isinstance(confirm, str):
-        raise InvalidInput("invalid confirm", [{"field": "confirm", "message": "the device id"}])
-    cmd = IssueCommand(device_id, name, args, ttl, confirm)
+@endpoint("issueCommand", {202: (Command, "Queued")}, (401, 403, 404, 415, 422))
+def issue_command(device_id: str, json: CommandIssue) -> tuple[dict[str, Any], int]:
+    """Send a command; it waits server-side until the device is online. wipe: IT support
+    only, confirm by repeating the device id
+
+    lock and unlock also set and lift the device's staff lock (as POST
+    /devices/{device_id}/lock and /unlock, without a reason): the desired state is what holds,
+    the one-shot command only acts at once. In bulk they stay one-shot commands: a bulk lock
+    holds only until the tablet next applies its policy.
+    """
+    cmd = IssueCommand(device_id, json.name, json.args, json.ttl_s, json.confirm)
     svc = services()
     signing.check_can_sign(cmd.name, svc.settings)
     return device_commands.issue_shown(svc.uow(), current(), cmd, svc.clock()), 202
@@ -50,53 +46,30 @@ def issue_command(device_id: str) -> tuple[dict[str, Any], int]:
 
 @bp.get("/devices/<device_id>/commands")
 @roles(*ANYONE)
-def list_commands(device_id: str) -> dict[str, Any]:
-    q = params.query({"limit"})
-    limit = params.integer(q, "limit", 50, 1, 500)
-    items = device_commands.commands_of(services().uow(), current(), device_id, limit)
+@endpoint("listCommands", {200: (CommandList, "Commands")}, (401, 403, 404, 422))
+def list_commands(device_id: str, query: CommandQuery) -> dict[str, Any]:
+    """The device's commands, newest first"""
+    items = device_commands.commands_of(services().uow(), current(), device_id, query.limit)
     return {"items": items}
 
 
 @bp.post("/commands/bulk")
 @roles(Role.ADMIN, Role.IT_SUPPORT)
-def bulk_command() -> tuple[dict[str, Any], int]:
-    body = params.json_object()
-    unknown = set(body) - {"name", "args", "ttl_s", "filter"}
-    if unknown:
-        raise InvalidInput(
-            "unknown fields", [{"field": k, "message": "unknown"} for k in sorted(unknown)]
-        )
-    name, args, ttl = _command_fields(body)
-    raw = body.get("filter", {})
-    if not isinstance(raw, dict) or set(raw) - {"unit", "state", "online", "low_battery"}:
-        raise InvalidInput(
-            "invalid filter",
-            [{"field": "filter", "message": "unit, state, online, low_battery"}],
-        )
-    for key in ("online", "low_battery"):
-        if key in raw and not isinstance(raw[key], bool):
-            raise InvalidInput(
-                f"invalid {key}", [{"field": f"filter.{key}", "message": "true or false"}]
-            )
-    for key in ("unit", "state"):
-        if key in raw and not isinstance(raw[key], str):
-            raise InvalidInput(
-                f"invalid {key}", [{"field": f"filter.{key}", "message": "a string"}]
-            )
+@endpoint("bulkCommand", {202: (BulkQueued, "Queued")}, (401, 403, 415, 422))
+def bulk_command(json: BulkCommand) -> tuple[dict[str, Any], int]:
+    """Send one command to every device matching a filter (never wipe)"""
+    raw = json.filter
     filters = views.DeviceFilter(
-        unit=raw.get("unit"),
-        states=_states(raw.get("state")),
-        online=raw.get("online"),
-        low_battery=raw.get("low_battery"),
+        unit=raw.unit, states=_states(raw.state), online=raw.online, low_battery=raw.low_battery
     )
     svc = services()
     bulk_id, count = device_commands.issue_bulk(
         svc.uow(),
         current(),
         filters,
-        name,
-        args,
-        ttl,
+        json.name,
+        json.args,
+        json.ttl_s,
         svc.clock(),
         svc.settings.low_battery_pct,
     )
@@ -105,5 +78,7 @@ def bulk_command() -> tuple[dict[str, Any], int]:
 
 @bp.get("/commands/bulk/<bulk_id>")
 @roles(Role.ADMIN, Role.IT_SUPPORT)
+@endpoint("bulkProgress", {200: (BulkProgress, "Progress")}, (401, 403, 404))
 def bulk_progress(bulk_id: str) -> dict[str, Any]:
+    """Progress of a bulk command"""
     return device_commands.bulk_progress(services().uow(), current(), bulk_id)

@@ -333,7 +333,6 @@ def paths() -> dict[str, Any]:
             },
         },
     }
-    result.update(command_paths())
     result["/loans"]["post"]["responses"]["201"]["links"] = _links_to_the_loan(result)
     result["/units/{unit_code}/kiosk-profile"] = {
         "parameters": [
@@ -398,27 +397,6 @@ def paths() -> dict[str, Any]:
             },
         },
     }
-    result["/devices/{device_id}/desired-override"] = {
-        "parameters": [
-            {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
-        ],
-        "put": {
-            "summary": "Override the computed policy (IT support); null removes the override",
-            "operationId": "setDesiredOverride",
-            "requestBody": body(
-                {
-                    "type": "object",
-                    "required": ["override"],
-                    "additionalProperties": False,
-                    "properties": {"override": {"type": ["object", "null"]}, **REASON},
-                }
-            ),
-            "responses": {
-                "200": json_response(ref("DeviceDetail"), "The device"),
-                **errors(401, 403, 404, 415, 422),
-            },
-        },
-    }
     for segment, (summary, schema) in STEP_BODIES.items():
         result[f"/loans/{{loan_id}}/{segment}"] = {
             "parameters": [LOAN_ID],
@@ -438,54 +416,6 @@ def paths() -> dict[str, Any]:
     return result
 
 
-COMMAND = {
-    "type": "object",
-    "required": ["cmd_id", "device_id", "name", "state", "created_at", "expires_at"],
-    "properties": {
-        "cmd_id": {"type": "string"},
-        "device_id": {"type": "string"},
-        "name": {"type": "string"},
-        "args": {"type": "object"},
-        "state": {
-            "enum": [
-                "queued",
-                "sent",
-                "received",
-                "done",
-                "failed",
-                "expired",
-                "rejected",
-                "cancelled",
-            ]
-        },
-        "created_at": ISO,
-        "created_by": {"type": "string"},
-        "expires_at": ISO,
-        "sent_at": ISO,
-        "sends": {"type": "integer"},
-        "received_at": ISO,
-        "finished_at": ISO,
-        "detail": NSTR,
-        "bulk_id": NSTR,
-    },
-}
-COMMAND_BODY = {
-    "name": {"enum": ["lock", "unlock", "ring", "message", "reboot", "sync", "wipe"]},
-    "args": {
-        "type": "object",
-        "description": "message: {text}",
-        "properties": {
-            "text": {
-                "type": "string",
-                "maxLength": 300,
-                "description": "message: shown on the tablet. Never a name or identity code.",
-            }
-        },
-    },
-    "ttl_s": {"type": "integer", "minimum": 1, "default": 600},
-}
-
-
 def _links_to_the_loan(found: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI links from a requested loan to every operation on it (for clients, and for
     schemathesis' stateful tests, which follow them)."""
@@ -499,113 +429,4 @@ def _links_to_the_loan(found: dict[str, Any]) -> dict[str, Any]:
     return {
         name: {"operationId": name, "parameters": {"loan_id": "$response.body#/loan_id"}}
         for name in sorted(operations)
-    }
-
-
-def command_paths() -> dict[str, Any]:
-    device = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    return {
-        "/devices/{device_id}/commands": {
-            "parameters": [device],
-            "post": {
-                "summary": "Send a command; it waits server-side until the device is online. "
-                "wipe: IT support only, confirm by repeating the device id",
-                "description": "lock and unlock also set and lift the device's staff lock (as "
-                "POST /devices/{device_id}/lock and /unlock, without a reason): the desired "
-                "state is what holds, the one-shot command only acts at once. In bulk they "
-                "stay one-shot commands: a bulk lock holds only until the tablet next applies "
-                "its policy.",
-                "operationId": "issueCommand",
-                "requestBody": body(
-                    {
-                        "type": "object",
-                        "required": ["name"],
-                        "properties": {**COMMAND_BODY, "confirm": {"type": "string"}},
-                    }
-                ),
-                "responses": {
-                    "202": json_response(COMMAND, "Queued"),
-                    **errors(401, 403, 404, 415, 422),
-                },
-            },
-            "get": {
-                "summary": "The device's commands, newest first",
-                "operationId": "listCommands",
-                "responses": {
-                    "200": json_response(
-                        {
-                            "type": "object",
-                            "required": ["items"],
-                            "properties": {"items": {"type": "array", "items": COMMAND}},
-                        },
-                        "Commands",
-                    ),
-                    **errors(401, 403, 404, 422),
-                },
-            },
-        },
-        "/commands/bulk": {
-            "post": {
-                "summary": "Send one command to every device matching a filter (never wipe)",
-                "operationId": "bulkCommand",
-                "requestBody": body(
-                    {
-                        "type": "object",
-                        "required": ["name"],
-                        "properties": {
-                            **COMMAND_BODY,
-                            "filter": {
-                                "type": "object",
-                                "properties": {
-                                    "unit": {"type": "string"},
-                                    "state": {"type": "string"},
-                                    "online": {"type": "boolean"},
-                                    "low_battery": {"type": "boolean"},
-                                },
-                            },
-                        },
-                    }
-                ),
-                "responses": {
-                    "202": json_response(
-                        {
-                            "type": "object",
-                            "required": ["bulk_id", "devices"],
-                            "properties": {
-                                "bulk_id": {"type": "string"},
-                                "devices": {"type": "integer"},
-                            },
-                        },
-                        "Queued",
-                    ),
-                    **errors(401, 403, 415, 422),
-                },
-            }
-        },
-        "/commands/bulk/{bulk_id}": {
-            "parameters": [
-                {"name": "bulk_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "get": {
-                "summary": "Progress of a bulk command",
-                "operationId": "bulkProgress",
-                "responses": {
-                    "200": json_response(
-                        {
-                            "type": "object",
-                            "required": ["total", "finished", "by_state", "progress"],
-                            "properties": {
-                                "bulk_id": {"type": "string"},
-                                "total": {"type": "integer"},
-                                "finished": {"type": "integer"},
-                                "by_state": {"type": "object"},
-                                "progress": {"type": "number"},
-                            },
-                        },
-                        "Progress",
-                    ),
-                    **errors(401, 403, 404),
-                },
-            },
-        },
     }

@@ -47,6 +47,11 @@ CONVERTERS: dict[str, dict[str, Any]] = {
 }
 
 
+# The default of a field that may be absent but is never null: an absent one reads as None
+# (a default is not validated), a null one is refused; the document shows no default.
+ABSENT: Any = None
+
+
 class Says:
     """Annotated metadata: the detail message for a refused value of this field."""
 
@@ -54,10 +59,17 @@ class Says:
         self.message = message
 
 
+def _absent(schema: dict[str, Any]) -> None:
+    """A field that may be absent but is never null (default ABSENT) has no default."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None and "anyOf" not in prop:
+            del prop["default"]
+
+
 class Body(BaseModel):
     """A JSON request body: strict types, no field beyond those declared."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_absent)
 
 
 class Query(BaseModel):
@@ -101,11 +113,6 @@ class Changes(Body):
     (their defaults are placeholders, not documented; read `model_fields_set`)."""
 
     model_config = ConfigDict(json_schema_extra=_changes)
-
-
-# The default of an answer's field that may be absent but is never null (a placeholder:
-# answers are documented, not built, and their defaults are not documented).
-ABSENT: Any = None
 
 
 class Answer(BaseModel):
@@ -255,10 +262,29 @@ def _invalid(error: ValidationError, model: type[BaseModel] | None, in_query: bo
 
 
 def _says(model: type[BaseModel] | None, loc: list[str]) -> str | None:
-    field = model.model_fields.get(loc[0]) if model is not None and len(loc) == 1 else None
+    """The `Says` message of the field at `loc`, through nested models and list items."""
+    field = None
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
     for meta in field.metadata if field is not None else ():
         if isinstance(meta, Says):
             return meta.message
+    return None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field's type holds (itself, optional, or in a list), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
     return None
 
 
