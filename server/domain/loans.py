@@ -32,16 +32,18 @@ class LoanState(enum.StrEnum):
 
 
 class LoanAction(enum.StrEnum):
+    """The steps of a loan, declared in the order the loan page offers them as buttons."""
+
     ASSIGN = "assign"
-    UNASSIGN = "unassign"
-    CANCEL = "cancel"
     HAND_OVER = "hand_over"
+    UNASSIGN = "unassign"
     RENEW = "renew"
     PAUSE = "pause"
     RESUME = "resume"
     RETURN = "return"
     REPORT_LOST = "report_lost"
     RELEASE = "release"
+    CANCEL = "cancel"
 
 
 S, A = LoanState, LoanAction

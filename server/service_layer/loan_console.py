@@ -34,20 +34,6 @@ from server.service_layer.loans import loan_for
 from server.service_layer.rules import rules_for
 from server.service_layer.unit_of_work import UnitOfWork
 
-# Steps the loan page offers as buttons, in this order (hold is separate: not a transition).
-ACTION_ORDER = (
-    LoanAction.ASSIGN,
-    LoanAction.HAND_OVER,
-    LoanAction.UNASSIGN,
-    LoanAction.RENEW,
-    LoanAction.PAUSE,
-    LoanAction.RESUME,
-    LoanAction.RETURN,
-    LoanAction.REPORT_LOST,
-    LoanAction.RELEASE,
-    LoanAction.CANCEL,
-)
-
 
 def visible_units(session: Session, principal: Principal) -> list[orm.Unit]:
     """The units a user may file requests in and filter by: counsellors only their own."""
@@ -85,7 +71,7 @@ def free_devices(session: Session, loan: orm.Loan) -> list[orm.Device]:
 def available_actions(principal: Principal, loan: orm.Loan) -> list[LoanAction]:
     """The steps this user may take on the loan now (the handlers still check everything)."""
     possible = possible_actions(LoanState(loan.state))
-    return [a for a in ACTION_ORDER if a in possible and may_take(principal.role, a)]
+    return [a for a in LoanAction if a in possible and may_take(principal.role, a)]
 
 
 def hold_choice(loan: orm.Loan) -> bool | None:
