@@ -13,7 +13,8 @@ value cannot reach a database at all, whichever route they arrive at:
 
 A JSON body nested deeper than the parser's recursion limit is refused too (it raised a
 RecursionError, which Flask does not catch). Values that fit here but not a particular
-field are for the route's own validation (`api.params`, the domain's commands).
+field are for the route's own validation (the API's models, api/spec.py, and the domain's
+commands).
 """
 
 from __future__ import annotations

@@ -4,26 +4,60 @@ from __future__ import annotations
 
 from typing import Any
 
-from lainaamo.errors import InvalidInput
+from flask import request
+
 from server.domain.loan_commands import RequestLoan, free_text
-from server.domain.loans import LoanAction, LoanRules, LoanState
+from server.domain.loans import LoanAction, LoanRules
 from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
-from server.entrypoints.api import params
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.blueprint import bp
-from server.entrypoints.input_guard import INT_MAX
+from server.entrypoints.api.schemas.loans import (
+    AgreementAdd,
+    AgreementPublished,
+    Hold,
+    KioskProfileBody,
+    KioskProfileSet,
+    LoanDetail,
+    LoanList,
+    LoanQuery,
+    LoanRequest,
+    LoanRulesBody,
+    LoanRulesSet,
+    NoWorklistQuery,
+    WipeRecord,
+    WipeRecorded,
+    Worklist,
+    step_body,
+)
+from server.entrypoints.api.spec import endpoint
 from server.entrypoints.web.context import services
-from server.entrypoints.web.loan_input import STEPS, parse_step
+from server.entrypoints.web.loan_input import STEP_INPUT, parse_step
 from server.service_layer import loan_views, loans
 
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
-
-
-def _optional_body() -> dict[str, Any]:
-    from flask import request
-
-    return params.json_object() if request.get_data() else {}
+STEP_ERRORS = (401, 403, 404, 409, 415, 422)
+# What each step does (its operation's summary), by URL segment.
+STEP_SUMMARIES = {
+    "assign": "Reserve an in-stock (wiped) device for a requested loan",
+    "unassign": "Give the reserved device back; the request returns to the queue",
+    "cancel": "Cancel a request (the client loses their place in the queue)",
+    "handover": "Hand the device (and kit) over: the client accepted the agreement",
+    "renew": "Extend the loan (refused while others wait, or beyond the unit's limit)",
+    "pause": "Pause (hospital stay, treatment period): no overdue escalation",
+    "resume": "Resume a paused loan",
+    "return": "Take the device back; every kit item is checked; the device awaits a wipe",
+    "lost": "Report the device lost or stolen: the tablet goes into lost mode",
+    "release": "The client keeps the device: released from management (IT support; repeat "
+    "the device id)",
+}
+# Every operation on a loan, linked from a requested one (for clients, and for schemathesis'
+# stateful tests, which follow links).
+ON_A_LOAN = ["getLoan", "holdLoan", *(f"loan_{segment}" for segment, _ in STEP_INPUT.values())]
+TO_THE_LOAN = {
+    name: {"operationId": name, "parameters": {"loan_id": "$response.body#/loan_id"}}
+    for name in sorted(ON_A_LOAN)
+}
 
 
 def loan_detail(loan_id: int) -> dict[str, Any]:
@@ -33,138 +67,122 @@ def loan_detail(loan_id: int) -> dict[str, Any]:
 
 @bp.post("/loans")
 @roles(*ANYONE)
-def request_loan() -> tuple[dict[str, Any], int, dict[str, str]]:
-    body = params.json_object()
-    people = body.get("professionals", [])
-    if not isinstance(people, list) or not all(isinstance(p, str) for p in people):
-        raise InvalidInput(
-            "invalid professionals", [{"field": "professionals", "message": "user names"}]
-        )
-    fields = params.fields(
-        {k: v for k, v in body.items() if k != "professionals"}, {"unit", "client_ref"}, set()
-    )
-    cmd = RequestLoan(fields["unit"], fields["client_ref"], tuple(people))
+@endpoint(
+    "requestLoan",
+    {201: (LoanDetail, "Requested")},
+    (401, 403, 404, 409, 415, 422),
+    links={201: TO_THE_LOAN},
+)
+def request_loan(json: LoanRequest) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Request a device for a client (joins the unit's queue)"""
+    cmd = RequestLoan(json.unit, json.client_ref, tuple(json.professionals))
     loan_id = loans.request_loan(services().uow(), current(), cmd, services().clock())
     return loan_detail(loan_id), 201, {"Location": f"/api/v1/loans/{loan_id}"}
 
 
 @bp.get("/loans")
 @roles(*ANYONE)
-def list_loans() -> dict[str, Any]:
-    q = params.query({"unit", "state", "overdue", "limit", "cursor"})
-    states = [s for s in (q.get("state") or "").split(",") if s]
-    if set(states) - {s.value for s in LoanState}:
-        raise InvalidInput(
-            "invalid state",
-            [{"field": "state", "message": ", ".join(s.value for s in LoanState)}],
-        )
-    limit = params.integer(q, "limit", 100, 1, 500)
-    after = params.integer(q, "cursor", 0, 0, INT_MAX) if "cursor" in q else None
+@endpoint("listLoans", {200: (LoanList, "One page of loans")}, (401, 403, 422))
+def list_loans(query: LoanQuery) -> dict[str, Any]:
+    """Loans you may see (reading is audited)"""
     items, next_after = loan_views.read_loans(
         services().uow(),
         current(),
-        unit=q.get("unit"),
-        states=states,
-        overdue=params.boolean(q, "overdue"),
+        unit=query.unit,
+        states=[s for s in (query.state or "").split(",") if s],
+        overdue=query.overdue,
         now=services().clock(),
-        limit=limit,
-        after_id=after,
-        query=dict(q),
+        limit=query.limit,
+        after_id=query.cursor,
+        query=dict(request.args),
     )
     return {"items": items, "next_cursor": str(next_after) if next_after else None}
 
 
 @bp.get("/loans/<int:loan_id>")
 @roles(*ANYONE)
+@endpoint("getLoan", {200: (LoanDetail, "The loan")}, (401, 403, 404))
 def get_loan(loan_id: int) -> dict[str, Any]:
+    """One loan (reading is audited)"""
     return loan_detail(loan_id)
 
 
 def make_step(segment: str, action: LoanAction) -> None:
-    def step(loan_id: int) -> dict[str, Any]:
-        parsed = parse_step(loan_id, action, _optional_body())
+    """The route of one loan step, its body typed from the step's row of STEP_INPUT."""
+    body = step_body(action)
+
+    def step(loan_id: int, json: Any) -> dict[str, Any]:
+        parsed = parse_step(loan_id, action, json.model_dump(exclude_unset=True))
         loans.act(services().uow(), current(), parsed, services().clock())
         return loan_detail(loan_id)
 
     step.__name__ = f"loan_{segment}"
-    bp.post(f"/loans/<int:loan_id>/{segment}")(roles(*ANYONE)(step))
+    step.__doc__ = STEP_SUMMARIES[segment]
+    step.__annotations__ = {"loan_id": int, "json": body, "return": dict[str, Any]}
+    view = endpoint(
+        f"loan_{segment}",
+        {200: (LoanDetail, "The loan after the step")},
+        STEP_ERRORS,
+        body_required=False,  # as the console's forms: an empty body is {}, refused per field
+    )(step)
+    bp.post(f"/loans/<int:loan_id>/{segment}")(roles(*ANYONE)(view))
 
 
-for _segment, _action in STEPS.items():
+for _action, (_segment, _fields) in STEP_INPUT.items():
     make_step(_segment, _action)
 
 
 @bp.post("/loans/<int:loan_id>/hold")
 @roles(*ANYONE)
-def hold_loan(loan_id: int) -> dict[str, Any]:
-    body = params.json_object()
-    if set(body) - {"hold", "reason"} or not isinstance(body.get("hold"), bool):
-        raise InvalidInput(
-            "send {hold: true|false, reason}", [{"field": "hold", "message": "true or false"}]
-        )
-    reason = body.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise InvalidInput("invalid reason", [{"field": "reason", "message": "a string"}])
-    loans.set_hold(
-        services().uow(),
-        current(),
-        loan_id,
-        body["hold"],
-        free_text("reason", reason),
-        services().clock(),
-    )
+@endpoint("holdLoan", {200: (LoanDetail, "The loan")}, (401, 403, 404, 409, 415, 422))
+def hold_loan(loan_id: int, json: Hold) -> dict[str, Any]:
+    """Hold (or release the hold of) a loan: no escalation, no offline lock"""
+    svc = services()
+    reason = free_text("reason", json.reason)
+    loans.set_hold(svc.uow(), current(), loan_id, json.hold, reason, svc.clock())
     return loan_detail(loan_id)
 
 
 @bp.get("/worklist")
 @roles(*ANYONE)
-def get_worklist() -> dict[str, Any]:
-    params.query(set())
+@endpoint("getWorklist", {200: (Worklist, "Worklist")}, (401, 403, 422))
+def get_worklist(query: NoWorklistQuery) -> dict[str, Any]:
+    """Overdue loans for the professionals (never sent to the client)"""
     items = loan_views.read_worklist(services().uow(), current(), services().clock())
     return {"items": items}
 
 
 @bp.post("/devices/<device_id>/wipes")
 @roles(Role.IT_SUPPORT)
-def record_wipe(device_id: str) -> tuple[dict[str, Any], int]:
-    body = params.fields(params.json_object(), {"method"}, {"reason"})
-    loans.record_wipe(
-        services().uow(),
-        current(),
-        device_id,
-        body["method"],
-        body.get("reason"),
-        services().clock(),
-    )
+@endpoint("recordWipe", {201: (WipeRecorded, "Recorded")}, (401, 403, 404, 409, 415, 422))
+def record_wipe(device_id: str, json: WipeRecord) -> tuple[dict[str, Any], int]:
+    """Record a manual wipe (IT support): the device goes back into stock"""
+    svc = services()
+    loans.record_wipe(svc.uow(), current(), device_id, json.method, json.reason, svc.clock())
     return {"device_id": device_id, "lifecycle_state": "in_stock"}, 201
 
 
 @bp.post("/agreements")
 @roles(Role.ADMIN)
-def add_agreement() -> tuple[dict[str, Any], int]:
-    body = params.fields(params.json_object(), {"version", "text"}, set())
-    loans.add_agreement(services().uow(), current(), body["version"].strip()[:40], body["text"])
-    return {"version": body["version"].strip()[:40]}, 201
+@endpoint("addAgreement", {201: (AgreementPublished, "Published")}, (401, 403, 409, 415, 422))
+def add_agreement(json: AgreementAdd) -> tuple[dict[str, Any], int]:
+    """Publish a loan agreement version (administrators); texts never change"""
+    version = json.version.strip()[:40]
+    loans.add_agreement(services().uow(), current(), version, json.text)
+    return {"version": version}, 201
 
 
 @bp.put("/units/<unit_code>/kiosk-profile")
 @roles(Role.ADMIN, Role.IT_SUPPORT)
-def set_kiosk_profile(unit_code: str) -> dict[str, Any]:
-    body = params.json_object()
-    apps, shortcuts = body.get("apps", []), body.get("shortcuts", [])
-    locked = body.get("settings_locked", True)
-    if (
-        set(body) - {"apps", "shortcuts", "settings_locked"}
-        or not isinstance(apps, list)
-        or not isinstance(shortcuts, list)
-        or not isinstance(locked, bool)
-        or not all(isinstance(s, dict) for s in shortcuts)
-    ):
-        raise InvalidInput(
-            "send {apps: [...], shortcuts: [{label, url, category}], settings_locked}",
-            [{"field": "body", "message": "see the OpenAPI document"}],
-        )
-    profile = KioskProfile(tuple(apps), tuple(shortcuts), locked)
+@endpoint(
+    "setKioskProfile",
+    {200: (KioskProfileSet, "The profile in effect")},
+    (401, 403, 404, 415, 422),
+)
+def set_kiosk_profile(unit_code: str, json: KioskProfileBody) -> dict[str, Any]:
+    """Set a unit's kiosk profile; its devices get a new desired state"""
+    shortcuts = tuple(s.model_dump() for s in json.shortcuts)
+    profile = KioskProfile(tuple(json.apps), shortcuts, json.settings_locked)
     changed = loans.set_kiosk_profile(
         services().uow(), current(), unit_code, profile, services().clock()
     )
@@ -173,20 +191,11 @@ def set_kiosk_profile(unit_code: str) -> dict[str, Any]:
 
 @bp.put("/units/<unit_code>/loan-rules")
 @roles(Role.ADMIN)
-def set_loan_rules(unit_code: str) -> dict[str, Any]:
-    body = params.json_object()
-    model = body.pop("model", "")
-    names = set(LoanRules.__dataclass_fields__)
-    if (
-        not isinstance(model, str)
-        or set(body) - names
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in body.values())
-    ):
-        raise InvalidInput(
-            "invalid loan rules",
-            [{"field": "body", "message": f"integers among {sorted(names)}, and model"}],
-        )
-    model = check_text("model", model, max_len=100, required=False)
-    rules = LoanRules(**body)
+@endpoint("setLoanRules", {200: (LoanRulesSet, "The rules in effect")}, (401, 403, 404, 415, 422))
+def set_loan_rules(unit_code: str, json: LoanRulesBody) -> dict[str, Any]:
+    """Set a unit's loan rules, for one device model or all (administrators)"""
+    model = check_text("model", json.model, max_len=100, required=False)
+    rules = LoanRules(**json.model_dump(exclude_unset=True, exclude={"model"}))
     loans.set_rules(services().uow(), current(), unit_code, model, rules)
-    return {"unit": unit_code, "model": model, **{k: getattr(rules, k) for k in sorted(names)}}
+    names = sorted(LoanRules.__dataclass_fields__)
+    return {"unit": unit_code, "model": model, **{k: getattr(rules, k) for k in names}}

@@ -173,7 +173,8 @@ def endpoint(
     error responses it may answer with; `links`: status → OpenAPI links of that answer;
     `path`: the schemas of string path arguments (ids get their converter's range);
     `content`: the request body's media types, for a body that is not a JSON model (the view
-    reads and checks it itself).
+    reads and checks it itself); `body_required=False`: an absent body reads as `{}` (its
+    required fields are then refused one by one, and the document still says it is required).
     """
 
     def decorate(view: F) -> F:
@@ -182,10 +183,13 @@ def endpoint(
         _EXTRA[operation_id] = {
             "errors": errors,
             "links": links or {},
-            "body_required": body_required,
+            # Documented as required when a field of it is (an absent one reads as `{}`).
+            "body_required": body_required
+            or (json is not None and any(f.is_required() for f in json.model_fields.values())),
             "query": query,
             "path": path or {},
             "content": content,
+            "models": [query, json, *(model for model, _ in responses.values())],
         }
         resp = Response(**{f"HTTP_{code}": answer for code, answer in responses.items()})
         validate = SPEC.validate(
@@ -270,21 +274,10 @@ def _says(model: type[BaseModel] | None, loc: list[str]) -> str | None:
         field = model.model_fields.get(part) if model is not None else None
         if field is None:
             return None
-        model = _model_in(field.annotation)
+        model = next(iter(_models_in(field.annotation)), None)
     for meta in field.metadata if field is not None else ():
         if isinstance(meta, Says):
             return meta.message
-    return None
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model a field's type holds (itself, optional, or in a list), if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
     return None
 
 
@@ -303,6 +296,7 @@ def schemas() -> dict[str, Any]:
 
 @functools.cache
 def _generated() -> tuple[dict[str, Any], dict[str, Any]]:
+    check_names([Error, *(m for extra in _EXTRA.values() for m in extra["models"] if m)])
     app = Flask(__name__)  # a bare app with the API's routes only: what spectree reads
     app.url_map.converters.update(int=IntId, bigint=BigIntId)
     app.register_blueprint(bp)
@@ -324,6 +318,40 @@ def _generated() -> tuple[dict[str, Any], dict[str, Any]]:
         if name not in query_models
     }
     return found, components
+
+
+class DuplicateModelName(Exception):
+    """Two different models would share one component name (the later would replace the
+    earlier in components/schemas, and every $ref to it would describe the wrong model)."""
+
+
+def check_names(models: list[type[BaseModel]]) -> dict[str, type[BaseModel]]:
+    """Each component name (a model's class name) → its one model, through nested models.
+
+    Raises DuplicateModelName if two different models have the same name."""
+    found: dict[str, type[BaseModel]] = {}
+    pending = list(models)
+    while pending:
+        model = pending.pop()
+        known = found.get(model.__name__)
+        if known is model:
+            continue
+        if known is not None:
+            raise DuplicateModelName(
+                f"{model.__module__}.{model.__qualname__} and "
+                f"{known.__module__}.{known.__qualname__} are both named {model.__name__}"
+            )
+        found[model.__name__] = model
+        for field in model.model_fields.values():
+            pending.extend(_models_in(field.annotation))
+    return found
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every model a field's type holds (itself, in a union, a list or a dict)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def _path_converters(app: Flask) -> dict[str, dict[str, str]]:
