@@ -11,7 +11,9 @@ from typing import Any
 from flask import Blueprint, Flask, g, make_response, render_template, request
 
 from server.domain.model import Role
-from server.entrypoints.console import (
+
+# The view modules: importing them registers their module-level views on `bp`.
+from server.entrypoints.console import (  # noqa: F401
     account,
     admin,
     core,
@@ -37,14 +39,6 @@ NAVIGATION: tuple[tuple[str, Any, frozenset[Role]], ...] = (
     ("console.users", _l("Users"), frozenset({Role.ADMIN})),
     ("console.unit_settings", _l("Units and policies"), frozenset({Role.ADMIN})),
 )
-
-
-# Modules that still define their views inside `register(bp)`: called once, at import (a
-# blueprint takes no new routes once an app has registered it). Converted modules decorate
-# module-level views with `bp` and leave this list.
-for _module in (account, fleet, device, loans, reports, admin, support, support_api):
-    if hasattr(_module, "register"):
-        _module.register(bp)
 
 
 def create_blueprint() -> Blueprint:
