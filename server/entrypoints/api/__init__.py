@@ -1,4 +1,5 @@
-"""The REST API under /api/v1; see openapi.py for its contract."""
+"""The REST API under /api/v1: module-level views on one blueprint; each view's typed definition
+(spec.py, schemas/) validates its requests and makes its part of the OpenAPI document."""
 
 from __future__ import annotations
 
