@@ -42,7 +42,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Float, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
@@ -206,7 +206,8 @@ def unit_counts(
 def monthly_started(
     session: Session, organisation_id: int, start: datetime, end: datetime
 ) -> list[tuple[str, int]]:
-    """Loans handed over in the region per calendar month (UTC), oldest first."""
+    """Loans handed over in the region per calendar month (UTC), oldest first: every month
+    the period touches, 0 where none were (see `period_months`)."""
     month = Month(orm.Loan.handed_over_at)
     rows = session.execute(
         select(month, func.count())
@@ -218,7 +219,21 @@ def monthly_started(
         .group_by(month)
         .order_by(month)
     ).all()
-    return [(str(m), int(n)) for m, n in rows]
+    found = {str(m): int(n) for m, n in rows}
+    return [(m, found.get(m, 0)) for m in sorted(set(period_months(start, end)) | set(found))]
+
+
+def period_months(start: datetime, end: datetime) -> list[str]:
+    """The UTC calendar months ("YYYY-MM") of [start, end), but for an edge month the period
+    touches by less than a day: a Helsinki midnight is 21:00 or 22:00 UTC the day before, and
+    a January report is not to list December."""
+    first = (start + timedelta(days=1) - timedelta(microseconds=1)).astimezone(UTC)
+    last = max((end - timedelta(days=1)).astimezone(UTC), first)
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 # --- what may be shown ------------------------------------------------------------------------

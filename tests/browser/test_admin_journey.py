@@ -11,6 +11,7 @@ import pytest
 from a11y import check
 from playwright.sync_api import Page, expect
 from support.fleet import Fleet
+from support.svg_charts import OVERFLOW_JS
 from test_sign_in import sign_in
 
 from server.domain.loan_commands import LoanStep, RequestLoan
@@ -60,9 +61,27 @@ def test_report_charts_and_csv_export(
     sign_in(page, server, login.username, login.password)
     expect(page).to_have_url(f"{server}/reports")
     expect(page.get_by_role("heading", level=1)).to_be_visible()
-    charts = page.locator("svg[role=img]")
+    charts = page.locator("svg.chart")
     expect(charts.first).to_be_visible()
-    assert charts.count() >= 2
+    assert charts.count() == 4
+    for title in (
+        "Utilisation per unit",
+        "Loans started and ended per unit",
+        "Loans started per month in the region",
+        "Screen-on hours per week in the region",
+    ):
+        expect(page.get_by_role("group", name=title)).to_be_visible()
+        expect(page.locator("svg.chart text.chart-title", has_text=title)).to_be_visible()
+    assert page.evaluate(OVERFLOW_JS) == []
+    # Three loans started this month: withheld, a hatched mark named so, not a zero bar.
+    withheld = page.get_by_role("img", name="Started: withheld (< 5)", exact=False).first
+    expect(withheld).to_be_visible()
+    withheld.focus()
+    expect(withheld).to_be_focused()
+    box = withheld.locator("rect.withheld").bounding_box()
+    assert box is not None and box["height"] >= 8
+    page.keyboard.press("Tab")  # the next mark: keyboard users walk the figures
+    assert page.evaluate("() => document.activeElement.getAttribute('role')") == "img"
     check(page)
     page.screenshot(path=shots / "report.png", full_page=True)
 

@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 from support.fleet import Fleet
 from support.mosquitto import Mosquitto
 from support.stack import online, running_stack, wait_until
+from support.svg_charts import OVERFLOW_JS
 from test_sign_in import sign_in
 
 from server.adapters import orm
@@ -89,7 +90,13 @@ def test_enroll_import_watch_and_lock(
         wait_until(lambda: online(pg_fleet, "tab-001"), 20, "tab-001 online")
         row.get_by_role("link", name="tab-001").click()
         expect(page.get_by_role("heading", level=1)).to_contain_text("tab-001")
-        expect(page.get_by_role("img", name="Battery", exact=False).first).to_be_visible()
+        chart = page.get_by_role("group", name="Battery over the last 7 days")
+        expect(chart).to_be_visible()
+        expect(chart.locator("text.chart-title")).to_have_text("Battery over the last 7 days")
+        assert page.evaluate(OVERFLOW_JS) == []
+        latest = chart.get_by_role("img", name="Battery:", exact=False).last
+        latest.focus()
+        expect(latest).to_be_focused()
         check(page)
         page.get_by_label("Reason for locking (optional)").fill("charger missing")
         page.get_by_role("button", name="Lock", exact=True).click()

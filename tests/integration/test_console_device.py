@@ -10,6 +10,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from support.console import Browser
 from support.fleet import Fleet, report_applied
+from support.svg_charts import (
+    NS,
+    assert_accessible,
+    assert_inside,
+    charts_in,
+    no_data,
+    plot_edges,
+    points,
+    visible_markers,
+    visible_title,
+    x_ticks,
+)
 
 from lainaamo.protocol import EnforcementReport
 from server.adapters import orm
@@ -74,6 +86,7 @@ def test_page_shows_facts_chart_tables(fleet: Fleet, client: FlaskClient, role: 
     assert page.count("<h1>") == 1
     assert "ESAVO-0001" in page and "R90000001" in page
     assert '<svg class="chart"' in page and "<polyline" in page and 'class="band' in page
+    assert "Battery over the last 7 days" in page
     assert "<details>" in page and "<caption>" in page
     assert page.count("<tr><td>") >= 5  # the report rows
     assert "Differs" in page  # the policy locks an in-stock tablet; it reports unlocked
@@ -84,6 +97,34 @@ def test_page_shows_facts_chart_tables(fleet: Fleet, client: FlaskClient, role: 
     assert "Not locked by IT support." in page and ">Unlock<" not in page
     assert ("Wipe…" in page) == (role == "it_support")
     assert "api:device:create" in page  # the audit trail
+
+
+@pytest.mark.parametrize("days", [1, 7, 30])
+def test_chart_spans_the_whole_window(fleet: Fleet, client: FlaskClient, days: int) -> None:
+    """Two minutes of reports sit at the right edge of a window of 1, 7 or 30 days; its
+    labels stay on the canvas (issue 19: they were spread over the width, labels far off)."""
+    add_reports(fleet, "tab-001", 2)
+    page = browser(fleet, client, "it_support").text(f"/devices/tab-001?days={days}")
+    (chart,) = charts_in(page)
+    assert_inside(page[page.index('<svg class="chart"') : page.index("</svg>") + 6])
+    assert_accessible(chart)
+    title = f"Battery over the last {days} day" + ("s" if days > 1 else "")
+    assert visible_title(chart) == title
+    left, right, _bottom = plot_edges(chart)
+    ticks = x_ticks(chart)
+    assert len(ticks) >= 7
+    assert ticks[0] == pytest.approx(left, abs=0.1) and ticks[-1] == pytest.approx(right, abs=0.1)
+    xs = [float(p.split(",")[0]) for p in chart.find(f"{NS}polyline").attrib["points"].split()]
+    assert all(x > right - 3 for x in xs)
+    assert len(points(chart)) == 2 and len(visible_markers(chart)) == 2
+    assert not no_data(chart)
+
+
+def test_chart_without_reports_says_so(fleet: Fleet, client: FlaskClient) -> None:
+    page = browser(fleet, client, "it_support").text("/devices/tab-002?days=7")
+    (chart,) = charts_in(page)
+    assert no_data(chart) and not points(chart)
+    assert "No status reports in this window." in "".join(chart.itertext())
 
 
 def test_other_organisation_and_counsellor_are_refused(fleet: Fleet, client: FlaskClient) -> None:

@@ -6,6 +6,7 @@ import csv
 import html
 import io
 import re
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,19 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from support.console import Browser
 from support.fleet import Fleet
+from support.svg_charts import (
+    NS,
+    assert_accessible,
+    assert_inside,
+    charts_in,
+    classes,
+    no_data,
+    number,
+    points,
+    visible_title,
+    withheld_marks,
+    y_labels,
+)
 
 from server.adapters import orm
 from server.domain.disclosure import SUPPRESSED
@@ -197,6 +211,67 @@ def test_page_and_csv_show_the_same_suppressed_figures(fleet: Fleet, client: Fla
     with fleet.services.session_factory() as s:
         actions = list(s.scalars(select(orm.AuditEvent.action)))
     assert "console:report:view" in actions and "console:report:export" in actions
+
+
+def chart_named(page: str, title: str) -> ET.Element:
+    found = [c for c in charts_in(page) if visible_title(c) == title]
+    assert len(found) == 1, [visible_title(c) for c in charts_in(page)]
+    return found[0]
+
+
+def test_report_charts_show_every_figure(fleet: Fleet, client: FlaskClient) -> None:
+    """Issue 19: a single month draws its bar, withheld counts are hatched marks (never
+    zero), count axes count in whole steps, an empty chart says so; all inside the canvas."""
+    build(fleet)
+    fleet.services.clock = lambda: NOW
+    b = Browser(client, fleet.logins["admin"].username, fleet.logins["admin"].password)
+    page = b.text("/reports?start=2026-01-01&end=2026-02-01")
+    for svg in re.findall(r'<svg class="chart".*?</svg>', page, re.S):
+        assert_accessible(assert_inside(svg))
+    assert len(charts_in(page)) == 4
+
+    months = chart_named(page, "Loans started per month in the region")
+    assert not no_data(months)
+    (bar,) = [e for e in months.iter(f"{NS}rect") if "bar" in classes(e)]
+    assert float(bar.attrib["height"]) > 10
+    assert [g.attrib["aria-label"] for g in points(months)] == ["2026-01, Started: 11"]
+    assert all(number(label).is_integer() for label in y_labels(months))
+
+    flow = chart_named(page, "Loans started and ended per unit")
+    names = [g.attrib["aria-label"] for g in points(flow)]
+    # B and C each started one loan: withheld, drawn hatched with a height, labelled "< 5".
+    assert sum("Started: withheld (< 5)" in n for n in names) == 2
+    assert len(withheld_marks(flow)) >= 2
+    assert all(float(m.attrib["height"]) >= 8 for m in withheld_marks(flow))
+    assert "Withheld (< 5)" in "".join(flow.itertext())
+    assert all(number(label).is_integer() for label in y_labels(flow))
+    assert any(n.endswith("Started: 9") for n in names)
+
+    utilisation = chart_named(page, "Utilisation per unit")
+    assert any("Utilisation: withheld" in g.attrib["aria-label"] for g in points(utilisation))
+
+    # No usage reported: the five weeks January touches show 0 hours, as the table does.
+    usage = chart_named(page, "Screen-on hours per week in the region")
+    assert [g.attrib["aria-label"].rsplit(": ", 1)[1] for g in points(usage)] == ["0"] * 5
+    assert "Week starting" in points(usage)[0].attrib["aria-label"]
+
+
+def test_months_with_a_withheld_one(fleet: Fleet, client: FlaskClient) -> None:
+    build(fleet)
+    fleet.services.clock = lambda: NOW
+    b = Browser(client, fleet.logins["admin"].username, fleet.logins["admin"].password)
+    page = b.text("/reports?start=2025-11-01&end=2026-02-01")
+    months = chart_named(page, "Loans started per month in the region")
+    assert_inside(ET.tostring(months, encoding="unicode"))
+    names = [g.attrib["aria-label"] for g in points(months)]
+    # Every month of the period, November's none included (only months with loans were).
+    assert names == [
+        "2025-11, Started: 0",
+        "2025-12, Started: withheld (< 5)",
+        "2026-01, Started: 11",
+    ]
+    (mark,) = withheld_marks(months)
+    assert float(mark.attrib["height"]) >= 8
 
 
 def test_presets_and_bad_periods(fleet: Fleet, client: FlaskClient) -> None:

@@ -3,10 +3,12 @@ enrollment page (tokens shown as a QR code and as the agent command)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import flash, request
+from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
@@ -19,7 +21,7 @@ from server.entrypoints.console import charts, enrollment_page  # noqa: F401 (vi
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.fleet_view import state_labels
-from server.entrypoints.console.i18n import fmt_number
+from server.entrypoints.console.i18n import TIMEZONE, fmt_datetime, fmt_number, ngettext
 from server.entrypoints.console.i18n import gettext as _
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
@@ -30,6 +32,7 @@ from server.service_layer import (
     loans,
     staff_lock,
 )
+from server.service_layer.device_page import HistoryPoint
 
 MANAGERS = (Role.IT_SUPPORT, Role.ADMIN)
 WINDOWS = (1, 7, 30)  # days of history the page offers
@@ -45,20 +48,7 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         svc.uow(), principal(), device_id, since=start, now=now, settings=settings
     )
     points, bands = page.points, page.bands
-    chart = charts.line_chart(
-        _("Battery over the last %(days)s days", days=days),
-        _(
-            "Battery percentage of each status report; shaded where the device was online "
-            "(derived from reports arriving at most %(factor)s status intervals apart).",
-            factor=settings.offline_grace_factor,
-        ),
-        [charts.Series(_("Battery"), [(p.at.timestamp(), p.battery_pct) for p in points])],
-        x_labels=charts.time_labels(start, now, "%d.%m. %H:%M" if days == 1 else "%d.%m."),
-        y_max=100,
-        y_unit="%",
-        bands=[(a.timestamp(), b.timestamp()) for a, b in bands],
-        band_label=_("Online"),
-    )
+    chart = battery_chart(points, bands, start, now, days, settings.offline_grace_factor)
     return render(
         "device/device.html",
         status,
@@ -86,6 +76,35 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         audit=page.audit,
         loans=page.loans,
         **extra,
+    )
+
+
+def battery_chart(
+    points: Sequence[HistoryPoint],
+    bands: Sequence[tuple[datetime, datetime]],
+    start: datetime,
+    now: datetime,
+    days: int,
+    grace_factor: float,
+) -> Markup:
+    """The battery line over the whole window (start … now), whatever the reports span."""
+    fmt = "%H:%M" if days == 1 else "%d.%m."
+    return charts.line_chart(
+        ngettext("Battery over the last %(num)s day", "Battery over the last %(num)s days", days),
+        _(
+            "Battery percentage of each status report; shaded where the device was online "
+            "(derived from reports arriving at most %(factor)s status intervals apart).",
+            factor=grace_factor,
+        ),
+        [charts.Series(_("Battery"), [(p.at.timestamp(), p.battery_pct) for p in points])],
+        x_range=(start.timestamp(), now.timestamp()),
+        x_labels=charts.time_labels(start, now, fmt, 7 if days != 7 else 8, tz=TIMEZONE),
+        x_text=lambda x: fmt_datetime(datetime.fromtimestamp(x, UTC)),
+        y_max=100,
+        y_unit="%",
+        bands=[(a.timestamp(), b.timestamp()) for a, b in bands],
+        band_label=_("Online"),
+        empty_text=_("No status reports in this window."),
     )
 
 

@@ -19,7 +19,7 @@ from server.domain.usage import CATEGORIES
 from server.entrypoints.console import charts
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import form_error, principal, render, roles
-from server.entrypoints.console.i18n import _, fmt_number, fmt_percent
+from server.entrypoints.console.i18n import _, fmt_date, fmt_number, fmt_percent
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
 from server.service_layer import reports as report_service
@@ -104,48 +104,58 @@ def csv_rows(report: Report) -> list[list[str]]:
     return rows
 
 
+def chart_value(v: Shown, scale: float = 1.0) -> charts.Value:
+    """A figure for a chart: a number, withheld (drawn as such, never as zero) or none.
+
+    A withheld mark claims no bound: a count withheld to protect another may be larger."""
+    if isinstance(v, Suppressed):
+        return charts.Withheld(str(v))
+    return v * scale if isinstance(v, int | float) else None
+
+
 def _charts(report: Report) -> dict[str, Any]:
     names = [r.name for r in report.rows]
-
-    def num(v: Shown, scale: float = 1.0) -> float | None:
-        return v * scale if isinstance(v, int | float) else None
-
+    shares = [chart_value(r.utilisation, 100) for r in report.rows]
     utilisation = charts.bar_chart(
         _("Utilisation per unit"),
-        _("Loan days as a share of available device days, per unit; withheld figures left out."),
+        _("Loan days as a share of available device days, per unit."),
         names,
-        [(_("Utilisation"), [num(r.utilisation, 100) for r in report.rows])],
+        [(_("Utilisation"), shares)],
         y_unit="%",
+        # On 0–100 %, or higher when pool devices take a unit above it.
+        y_max=max([100.0, *(v for v in shares if isinstance(v, float | int))]),
     )
     flow = charts.bar_chart(
         _("Loans started and ended per unit"),
         _("Loans handed over and loans ended in the period, per unit."),
         names,
         [
-            (_("Started"), [num(r.started) for r in report.rows]),
-            (_("Ended"), [num(r.ended) for r in report.rows]),
+            (_("Started"), [chart_value(r.started) for r in report.rows]),
+            (_("Ended"), [chart_value(r.ended) for r in report.rows]),
         ],
+        counts=True,
     )
-    trend = None
-    if len(report.months) > 1:
-        trend = charts.line_chart(
-            _("Loans started per month in the region"),
-            _("Loans handed over in each calendar month of the period."),
-            [charts.Series(_("Started"), [(i, num(v)) for i, (_m, v) in enumerate(report.months)])],
-            x_labels=[(i, m) for i, (m, _v) in enumerate(report.months)],
-        )
-    usage = None
-    if len(report.weeks) > 1:
-        usage = charts.line_chart(
-            _("Screen-on hours per week in the region"),
-            _("Hours the tablets on loan were in use in each week; withheld weeks left out."),
-            [
-                charts.Series(
-                    _("Screen-on (h)"), [(i, num(v)) for i, (_w, v) in enumerate(report.weeks)]
-                )
-            ],
-            x_labels=_week_labels(report),
-        )
+    trend = charts.bar_chart(
+        _("Loans started per month in the region"),
+        _("Loans handed over in each calendar month of the period."),
+        [m for m, _v in report.months],
+        [(_("Started"), [chart_value(v) for _m, v in report.months])],
+        counts=True,
+    )
+    weeks = len(report.weeks)
+    usage = charts.line_chart(
+        _("Screen-on hours per week in the region"),
+        _("Hours the tablets on loan were in use in each week."),
+        [
+            charts.Series(
+                _("Screen-on (h)"),
+                [(i, chart_value(v)) for i, (_w, v) in enumerate(report.weeks)],
+            )
+        ],
+        x_range=(0, weeks - 1) if weeks > 1 else (-0.5, 0.5),
+        x_labels=_week_labels(report),
+        x_text=lambda i: _("Week starting %(day)s", day=fmt_date(report.weeks[int(i)][0])),
+    )
     return {
         "utilisation_chart": utilisation,
         "flow_chart": flow,
