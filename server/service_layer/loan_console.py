@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lainaamo.config import Settings
 from server.adapters import orm
 from server.domain.loans import (
     HOLDS_DEVICE,
@@ -29,7 +30,11 @@ from server.domain.loans import (
     possible_actions,
 )
 from server.domain.model import LifecycleState, Principal
+from server.domain.policy_state import in_drift
+from server.domain.readiness import Readiness, readiness
 from server.service_layer import loan_views
+from server.service_layer.desired import state_of
+from server.service_layer.fleet_console import presence
 from server.service_layer.loans import loan_for
 from server.service_layer.rules import rules_for
 from server.service_layer.unit_of_work import UnitOfWork
@@ -66,6 +71,20 @@ def free_devices(session: Session, loan: orm.Loan) -> list[orm.Device]:
         orm.Device.id.not_in(held),
     )
     return list(session.scalars(query.order_by(orm.Device.id)).unique())
+
+
+def device_readiness(device: orm.Device, now: datetime, settings: Settings) -> Readiness:
+    """The tablet's readiness (domain/readiness.py) by the rules IT support's fleet page uses:
+    presence with staleness, the policy state, the low-battery setting."""
+    st = device.status
+    return readiness(
+        online=presence(device, now, settings.offline_grace_factor) == "online",
+        last_seen_at=st.last_seen_at if st else None,
+        battery_pct=st.battery_pct if st and st.reported_at is not None else None,
+        converged=not in_drift(state_of(device.desired, st)),
+        now=now,
+        low_battery_pct=settings.low_battery_pct,
+    )
 
 
 def available_actions(principal: Principal, loan: orm.Loan) -> list[LoanAction]:
@@ -225,9 +244,19 @@ class LoanView:
     ended_at: datetime | None
     hold: bool
     kit: tuple[KitView, ...]
+    # The tablet's readiness while the loan holds it, on the pages where a counsellor decides
+    # (None: not asked for, or no device held).
+    readiness: Readiness | None = None
 
 
-def loan_view(loan: orm.Loan) -> LoanView:
+def loan_view(
+    loan: orm.Loan, now: datetime | None = None, settings: Settings | None = None
+) -> LoanView:
+    """The loan's view model; with `now` and `settings`, the readiness of the tablet it holds."""
+    device, ready = loan.device, None
+    if device is not None and now is not None and settings is not None:
+        if LoanState(loan.state) in HOLDS_DEVICE:
+            ready = device_readiness(device, now, settings)
     return LoanView(
         id=loan.id,
         state=loan.state,
@@ -245,6 +274,7 @@ def loan_view(loan: orm.Loan) -> LoanView:
         kit=tuple(
             KitView(item.id, item.kind, item.label, item.returned_condition) for item in loan.kit
         ),
+        readiness=ready,
     )
 
 
@@ -252,8 +282,13 @@ def loan_view(loan: orm.Loan) -> LoanView:
 Row = tuple[LoanView, dict[str, Any]]
 
 
-def _rows(session: Session, loans: list[orm.Loan], now: datetime) -> list[Row]:
-    return [(loan_view(loan), loan_views.loan_json(session, loan, now)) for loan in loans]
+def _rows(
+    session: Session, loans: list[orm.Loan], now: datetime, settings: Settings | None = None
+) -> list[Row]:
+    """Rows of a list; with `settings`, each with its tablet's readiness."""
+    return [
+        (loan_view(loan, now, settings), loan_views.loan_json(session, loan, now)) for loan in loans
+    ]
 
 
 @dataclass(frozen=True)
@@ -273,6 +308,7 @@ class DeviceChoice:
     model: str
     asset_tag: str
     unit_id: int | None
+    readiness: Readiness
 
 
 @dataclass(frozen=True)
@@ -298,6 +334,17 @@ class ConfirmPage:
     hold_choice: bool | None
     allowed: bool  # the user's role may take the step at all
     possible: bool  # the loan's state allows it now
+
+
+def device_choices(
+    devices: list[orm.Device], now: datetime, settings: Settings
+) -> list[DeviceChoice]:
+    """The handover picker's choices with their readiness, ready ones first."""
+    choices = [
+        DeviceChoice(d.id, d.model, d.asset_tag, d.unit_id, device_readiness(d, now, settings))
+        for d in devices
+    ]
+    return sorted(choices, key=lambda c: (c.readiness.rank(), c.id))
 
 
 # --- handlers -----------------------------------------------------------------------------
@@ -360,19 +407,16 @@ def queue_place(uow: UnitOfWork, principal: Principal, loan_id: int) -> tuple[in
         return loan_views.queue_position(uow.session, loan) or 1, loan.client.unit.name
 
 
-def loan_state(uow: UnitOfWork, principal: Principal, loan_id: int) -> LoanState:
-    """The state of a loan the user may see (NotFound otherwise)."""
-    with uow:
-        return LoanState(loan_for(uow.session, principal, loan_id).state)
-
-
-def loan_page(uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime) -> LoanPage:
-    """The loan page, audited as a view of the loan."""
+def loan_page(
+    uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime, settings: Settings
+) -> LoanPage:
+    """The loan page, with the readiness of the tablet the loan holds, audited as a view of
+    the loan."""
     with uow:
         session = uow.session
         loan = loan_for(session, principal, loan_id)
         page = LoanPage(
-            loan=loan_view(loan),
+            loan=loan_view(loan, now, settings),
             info=loan_views.loan_json(session, loan, now, detail=True),
             actions=available_actions(principal, loan),
             hold_choice=hold_choice(loan),
@@ -387,13 +431,14 @@ def loan_page(uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime
 
 
 def worklist_page(
-    uow: UnitOfWork, principal: Principal, now: datetime
+    uow: UnitOfWork, principal: Principal, now: datetime, settings: Settings
 ) -> tuple[list[Row], list[Row]]:
-    """The overdue worklist and the overdue loans on hold, audited as a view of both."""
+    """The overdue worklist and the overdue loans on hold, each with its tablet's readiness,
+    audited as a view of both."""
     with uow:
         session = uow.session
-        items = _rows(session, loan_views.worklist(session, principal, now), now)
-        held = _rows(session, held_overdue(session, principal, now), now)
+        items = _rows(session, loan_views.worklist(session, principal, now), now, settings)
+        held = _rows(session, held_overdue(session, principal, now), now, settings)
         loan_views.record_read(
             session, principal, "worklist:view", "loans", f"{len(items) + len(held)} loans"
         )
@@ -402,10 +447,18 @@ def worklist_page(
 
 
 def handover_page(
-    uow: UnitOfWork, principal: Principal, loan_id: int, stage: str | None, *, audited: bool
+    uow: UnitOfWork,
+    principal: Principal,
+    loan_id: int,
+    stage: str | None,
+    now: datetime,
+    settings: Settings,
+    *,
+    audited: bool,
 ) -> HandoverPage:
     """A stage of the handover wizard (None: the loan's first, if it waits for a handover);
-    `audited`: the page is shown as such (a GET), a view of the loan."""
+    the device stage's choices carry their readiness, ready ones first. `audited`: the page
+    is shown as such (a GET), a view of the loan."""
     with uow:
         session = uow.session
         loan = loan_for(session, principal, loan_id)
@@ -419,7 +472,7 @@ def handover_page(
             stage=stage,
             agreement=AgreementView(agreement.version, agreement.text) if agreement else None,
             collects=bool(unit and unit.usage_collection),
-            devices=[DeviceChoice(d.id, d.model, d.asset_tag, d.unit_id) for d in devices],
+            devices=device_choices(devices, now, settings),
         )
         if audited and stage is not None:
             loan_views.record_read(

@@ -43,8 +43,17 @@ def test_request_hand_over_return_and_worklist(
     page.screenshot(path=shots / "loan-requested.png", full_page=True)
 
     page.get_by_role("link", name="Start the handover").click()
+    expect(page.get_by_role("radio", name="tab-001")).to_be_checked()
+    expect(page.get_by_text("Offline: never connected").first).to_be_visible()
     check(page)
+    # The seeded tablets never connected: choosing one warns first, and it is reserved only
+    # once "lend it anyway" is ticked.
     page.get_by_role("button", name="Reserve this device").click()
+    expect(page.get_by_role("alert")).to_contain_text("tab-001 is not ready: Offline")
+    check(page)
+    page.get_by_label("Lend tab-001 anyway").check()
+    page.get_by_role("button", name="Reserve this device").click()
+    expect(page.get_by_role("status").first).to_contain_text("tab-001 is reserved")
     check(page)
     page.get_by_role("button", name="Next: kit").click()  # without the checkbox
     expect(page.get_by_role("checkbox")).to_be_visible()

@@ -66,7 +66,10 @@ def audit_actions(fleet: Fleet) -> list[str]:
 
 
 def hand_over(b: Browser, loan_id: int, device: str) -> None:
-    assert b.post(f"/loans/{loan_id}/handover/device", {"device_id": device}).status_code == 303
+    # The seeded tablets never connected: lending one takes "lend it anyway" (see
+    # test_console_readiness.py for the warning itself).
+    chosen = {"device_id": device, "lend_anyway": device}
+    assert b.post(f"/loans/{loan_id}/handover/device", chosen).status_code == 303
     confirm = {"agreement_version": "2026-1", "agreement_accepted": "1", "kit": ["charger"]}
     assert b.post(f"/loans/{loan_id}/handover/confirm", confirm).status_code == 303
 
@@ -92,7 +95,8 @@ def test_request_hand_over_and_return_through_the_wizards(
     # Step 1: the unit's wiped in-stock tablets are offered; reserving is the real assign step.
     step1 = b.text(f"/loans/{first}/handover")
     assert 'aria-current="step"' in step1 and "tab-001" in step1 and "tab-002" not in step1
-    assert b.post(f"/loans/{first}/handover/device", {"device_id": "tab-001"}).status_code == 303
+    chosen = {"device_id": "tab-001", "lend_anyway": "tab-001"}  # it never connected
+    assert b.post(f"/loans/{first}/handover/device", chosen).status_code == 303
     assert loan_row(fleet, first).state == "ready"
 
     # Step 2: the agreement must be accepted.

@@ -68,21 +68,29 @@ def _render(
     )
 
 
+def _shown(loan_id: int, stage: str | None) -> loan_console.HandoverPage:
+    """The handover page's data; the GET of the wizard is audited as a view of the loan."""
+    svc = services()
+    return loan_console.handover_page(
+        svc.uow(),
+        core.principal(),
+        loan_id,
+        stage,
+        svc.clock(),
+        svc.settings,
+        audited=request.method == "GET",
+    )
+
+
 def _page(
     loan_id: int, stage: str, status: int = 200, errors: dict[str, str] | None = None, **ctx: Any
 ) -> tuple[str, int]:
-    """A handover page; the GET of the wizard is audited as a view of the loan."""
-    svc = services()
-    shown = loan_console.handover_page(
-        svc.uow(), core.principal(), loan_id, stage, audited=request.method == "GET"
-    )
-    return _render(shown, status, errors, **ctx)
+    return _render(_shown(loan_id, stage), status, errors, **ctx)
 
 
 @bp.get("/loans/<int:loan_id>/handover")
 def handover(loan_id: int) -> Any:
-    svc = services()
-    shown = loan_console.handover_page(svc.uow(), core.principal(), loan_id, None, audited=True)
+    shown = _shown(loan_id, None)
     if shown.stage is None:
         flash(_("This loan is not waiting for a handover."), "error")
         return redirect(url_for("console.loan", loan_id=loan_id), 303)
@@ -93,7 +101,13 @@ def handover(loan_id: int) -> Any:
 def handover_device(loan_id: int) -> Any:
     svc = services()
     device = request.form.get("device_id", "").strip()
-    loan_console.loan_state(svc.uow(), core.principal(), loan_id)  # 404 before anything else
+    shown = _shown(loan_id, "device")  # 404 before anything else
+    chosen = next((d for d in shown.devices if d.id == device), None)
+    if chosen is not None and not chosen.readiness.ready:
+        # A tablet that is not ready is lent only once the counsellor has seen why and ticked
+        # "lend it anyway" for this very device: a warning, never a silent refusal.
+        if request.form.get("lend_anyway") != chosen.id:
+            return _render(shown, 422, {}, warning=chosen)
     try:
         step = parse_step(loan_id, LoanAction.ASSIGN, {"device_id": device} if device else {})
         loans.act(svc.uow(), core.principal(), step, svc.clock())

@@ -48,7 +48,7 @@ def queue_text(position: int, unit_name: str) -> str:
 def loan_page(loan_id: int, status: int = 200, errors: dict[str, str] | None = None) -> Any:
     """The loan page (audited as a view); also shown again with a refusal's status."""
     svc = services()
-    shown = loan_console.loan_page(svc.uow(), core.principal(), loan_id, svc.clock())
+    shown = loan_console.loan_page(svc.uow(), core.principal(), loan_id, svc.clock(), svc.settings)
     position = shown.info["queue_position"]
     return core.render(
         "loans/detail.html",
@@ -227,7 +227,9 @@ def loan_hold(loan_id: int) -> Any:
 @bp.get("/worklist")
 def worklist() -> tuple[str, int]:
     svc = services()
-    items, held_items = loan_console.worklist_page(svc.uow(), core.principal(), svc.clock())
+    items, held_items = loan_console.worklist_page(
+        svc.uow(), core.principal(), svc.clock(), svc.settings
+    )
     # Most urgent first: the furthest escalated, then the longest overdue.
     items.sort(key=lambda r: (r[1]["escalation"] != "restricted", -r[1]["overdue_days"]))
     return core.render(
