@@ -189,32 +189,6 @@ def held_overdue(session: Session, principal: Principal, now: datetime) -> list[
     return list(session.scalars(query.order_by(orm.Loan.due_at)).unique())
 
 
-def search_loans(
-    session: Session,
-    principal: Principal,
-    *,
-    unit: str | None,
-    states: list[str],
-    overdue: bool | None,
-    client_ref: str,
-    now: datetime,
-    limit: int,
-    after_id: int | None,
-) -> tuple[list[orm.Loan], int | None]:
-    """`loan_views.list_loans`, optionally narrowed to client references starting with a text."""
-    return loan_views.list_loans(
-        session,
-        principal,
-        unit=unit,
-        states=states,
-        overdue=overdue,
-        now=now,
-        limit=limit,
-        after_id=after_id,
-        client_ref_prefix=client_ref,
-    )
-
-
 # --- view models --------------------------------------------------------------------------
 
 
@@ -362,31 +336,15 @@ def unit_choices(uow: UnitOfWork, principal: Principal) -> list[tuple[str, str]]
 def loan_list(
     uow: UnitOfWork,
     principal: Principal,
-    *,
-    unit: str | None,
-    states: list[str],
-    overdue: bool | None,
-    client_ref: str,
+    filters: loan_views.LoanFilter,
     now: datetime,
-    limit: int,
-    after_id: int | None,
     query: dict[str, Any],
 ) -> tuple[list[Row], int | None]:
-    """A page of `search_loans`, audited as a list read (whether a client reference was
-    searched for, never the reference)."""
+    """A page of `loan_views.list_loans`, audited as a list read (whether a client reference
+    was searched for, never the reference)."""
     with uow:
         session = uow.session
-        page, next_after = search_loans(
-            session,
-            principal,
-            unit=unit,
-            states=states,
-            overdue=overdue,
-            client_ref=client_ref,
-            now=now,
-            limit=limit,
-            after_id=after_id,
-        )
+        page, next_after = loan_views.list_loans(session, principal, now=now, **vars(filters))
         rows = _rows(session, page, now)
         loan_views.record_read(
             session,
@@ -394,7 +352,7 @@ def loan_list(
             "loan:list",
             "loans",
             f"{len(rows)} loans",
-            {"query": query, "client_ref_search": bool(client_ref)},
+            {"query": query, "client_ref_search": bool(filters.client_ref_prefix)},
         )
         uow.commit()
         return rows, next_after

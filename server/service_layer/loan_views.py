@@ -7,6 +7,8 @@ Reading loans is reading client-related data: the read handlers (`read_loan`, `r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -94,12 +96,24 @@ def loan_json(
     return body
 
 
+@dataclass(frozen=True)
+class LoanFilter:
+    """Which page of loans a list shows (see `list_loans`)."""
+
+    unit: str | None = None
+    states: Sequence[str] = ()
+    overdue: bool | None = None
+    limit: int = 100
+    after_id: int | None = None
+    client_ref_prefix: str = ""
+
+
 def list_loans(
     session: Session,
     principal: Principal,
     *,
     unit: str | None,
-    states: list[str],
+    states: Sequence[str],
     overdue: bool | None,
     now: datetime,
     limit: int,
@@ -184,27 +198,13 @@ def read_loan(uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime
 def read_loans(
     uow: UnitOfWork,
     principal: Principal,
-    *,
-    unit: str | None,
-    states: list[str],
-    overdue: bool | None,
+    filters: LoanFilter,
     now: datetime,
-    limit: int,
-    after_id: int | None,
     query: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], int | None]:
     """A page of `list_loans` as `loan_json` items, audited as a list read with `query`."""
     with uow:
-        page, next_after = list_loans(
-            uow.session,
-            principal,
-            unit=unit,
-            states=states,
-            overdue=overdue,
-            now=now,
-            limit=limit,
-            after_id=after_id,
-        )
+        page, next_after = list_loans(uow.session, principal, now=now, **vars(filters))
         items = [loan_json(uow.session, loan, now) for loan in page]
         record_read(
             uow.session,

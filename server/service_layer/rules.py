@@ -17,8 +17,11 @@ def rules_for(session: Session, unit_id: int, model: str) -> LoanRules:
         )
     ).all()
     row = next((r for r in rows if r.model == model), None) or next(iter(rows), None)
-    if row is None:
-        return LoanRules()
+    return LoanRules() if row is None else stored_rules(row)
+
+
+def stored_rules(row: orm.LoanRulesRow) -> LoanRules:
+    """The loan rules a stored row holds."""
     return LoanRules(
         loan_days=row.loan_days,
         renewal_days=row.renewal_days,

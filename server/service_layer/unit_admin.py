@@ -23,6 +23,7 @@ from server.service_layer import audit
 from server.service_layer.desired import refresh_desired, unit_devices
 from server.service_layer.loans import unit_for
 from server.service_layer.people import UnitView, list_units, unit_view
+from server.service_layer.rules import stored_rules
 from server.service_layer.unit_of_work import UnitOfWork
 
 
@@ -78,15 +79,7 @@ def unit_settings(uow: UnitOfWork, principal: Principal, code: str) -> UnitSetti
 
 
 def _model_rules(row: orm.LoanRulesRow) -> ModelRules:
-    return ModelRules(
-        model=row.model,
-        loan_days=row.loan_days,
-        renewal_days=row.renewal_days,
-        max_renewals=row.max_renewals,
-        reminder_after_days=row.reminder_after_days,
-        restrict_after_days=row.restrict_after_days,
-        offline_lock_after_days=row.offline_lock_after_days,
-    )
+    return ModelRules(model=row.model, **vars(stored_rules(row)))
 
 
 def settings_of(session: Session, principal: Principal, code: str) -> UnitSettings:

@@ -85,16 +85,15 @@ def request_loan(json: LoanRequest) -> tuple[dict[str, Any], int, dict[str, str]
 @endpoint("listLoans", {200: (LoanList, "One page of loans")}, (401, 403, 422))
 def list_loans(query: LoanQuery) -> dict[str, Any]:
     """Loans you may see (reading is audited)"""
-    items, next_after = loan_views.read_loans(
-        services().uow(),
-        current(),
+    filters = loan_views.LoanFilter(
         unit=query.unit,
         states=[s for s in (query.state or "").split(",") if s],
         overdue=query.overdue,
-        now=services().clock(),
         limit=query.limit,
         after_id=query.cursor,
-        query=dict(request.args),
+    )
+    items, next_after = loan_views.read_loans(
+        services().uow(), current(), filters, services().clock(), dict(request.args)
     )
     return {"items": items, "next_cursor": str(next_after) if next_after else None}
 

@@ -107,18 +107,16 @@ def loans_list() -> tuple[str, int]:
             if f["state"]
             else []
         )
-        rows, next_after = loan_console.loan_list(
-            svc.uow(),
-            who,
+        filters = loan_views.LoanFilter(
             unit=f["unit"] or None,
             states=states,
             overdue=True if f["overdue"] else None,
-            client_ref=f["client_ref"],
-            now=svc.clock(),
             limit=PAGE_SIZE,
             after_id=f["after"],
-            query={k: v for k, v in f.items() if k != "client_ref"},
+            client_ref_prefix=f["client_ref"],
         )
+        query = {k: v for k, v in f.items() if k != "client_ref"}
+        rows, next_after = loan_console.loan_list(svc.uow(), who, filters, svc.clock(), query)
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after"}
     return core.render(
         "loans/list.html",
