@@ -27,6 +27,7 @@ from sqlalchemy import (
     event,
     select,
     text,
+    false,
     true,
     update,
 )
@@ -238,6 +239,10 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     language: Mapped[str | None] = mapped_column(String(5))  # fi, sv, en; None: the browser's
+    # Work e-mail for the opt-in daily digest of one's overdue loans (never a client's data).
+    email: Mapped[str | None] = mapped_column(String(254))
+    overdue_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    digest_sent_on: Mapped[date | None] = mapped_column(Date)
 
     units: Mapped[list[Unit]] = relationship(secondary=user_units, lazy="selectin")
 
@@ -366,10 +371,13 @@ class Agreement(Base):
     """A version of the loan agreement text; a handover records which one was accepted."""
 
     __tablename__ = "agreements"
-    __table_args__ = (UniqueConstraint("organisation_id", "version"),)
+    __table_args__ = (UniqueConstraint("organisation_id", "version", "language"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     version: Mapped[str] = mapped_column(String(40))
+    # One version of the agreement is written in several languages: fi, sv, en, and
+    # "fi-plain" / "sv-plain" where the region writes a plain-language text.
+    language: Mapped[str] = mapped_column(String(8), default="fi", server_default="fi")
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -429,6 +437,10 @@ class Loan(Base):
     handed_over_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"))
     agreement_accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The staff member who witnessed the client sign the printed handover document.
+    witnessed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # A counsellor's date to get back to the client (the worklist shows it; null: none).
+    follow_up_on: Mapped[date | None] = mapped_column(Date, index=True)
     # Set when the scheduler notices the loan past its due date (audited: loan.overdue);
     # cleared when the loan is no longer overdue (renewed, returned), so it can happen again.
     overdue_noted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -446,6 +458,20 @@ class Loan(Base):
     kit: Mapped[list[KitItem]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="KitItem.id"
     )
+
+
+class LoanNote(Base):
+    """A counsellor's contact note on a loan ("called, no answer"); guarded like every text."""
+
+    __tablename__ = "loan_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(
+        String(20)
+    )  # called_no_answer | talked | agreed | visit | other
+    text: Mapped[str] = mapped_column(String(500), default="")
 
 
 class KitItem(Base):
