@@ -25,9 +25,9 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    false,
     select,
     text,
-    false,
     true,
     update,
 )
