@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lainaamo.errors import InvalidInput
+from server.domain.agreements import check_language
 from server.domain.loans import LoanAction
 from server.domain.model import check_device_id, check_text
 from server.domain.privacy import check_client_ref, refuse_identifiers
@@ -68,6 +69,7 @@ class LoanStep:
     device_id: str | None = None  # assign; release (repeated as confirmation)
     agreement_version: str | None = None  # hand_over
     agreement_accepted: bool = False  # hand_over
+    agreement_language: str | None = None  # hand_over; None: the version's default (fi)
     kit: tuple[KitLine, ...] = ()  # hand_over
     returned: dict[int, str] = field(default_factory=dict)  # return: kit item id → condition
 
@@ -90,6 +92,8 @@ class LoanStep:
                     "the handover needs the client's acceptance of the loan agreement",
                     [{"field": "agreement_accepted", "message": "true, with agreement_version"}],
                 )
+        if self.agreement_language is not None:
+            check_language(self.agreement_language, "agreement_language")
         bad = {k: v for k, v in self.returned.items() if v not in CONDITIONS}
         if bad:
             raise InvalidInput(

@@ -120,7 +120,7 @@ def seed_loans(services: Services, now: datetime, lent: int, queued: int) -> Non
     """An agreement, kiosk profiles, `lent` tablets on loan (some overdue) and a short queue."""
     profile = KioskProfile(("fi.esavo.video",), SHORTCUTS, True)
     it, admin = demo_data.prepare_organisation(services.uow(), profile, "+358 15 000 0000", now)
-    loans.add_agreement(services.uow(), admin, "2026-1", AGREEMENT)
+    version = demo_data.publish_agreements(services.uow, admin)
     for i in range(1, lent + queued + 1):
         device = f"tab-{i:03d}"
         unit_code = UNITS[(i - 1) % len(UNITS)][0]
@@ -137,24 +137,13 @@ def seed_loans(services: Services, now: datetime, lent: int, queued: int) -> Non
             LoanStep(
                 loan,
                 LoanAction.HAND_OVER,
-                agreement_version="2026-1",
+                agreement_version=version,
                 agreement_accepted=True,
+                agreement_language=demo_data.demo_agreement_language(i),
                 kit=(KitLine("charger"), KitLine("case")),
             ),
             start,
         )
-
-
-AGREEMENT = (
-    "Lainaat tabletin palvelua varten. Laite on hyvinvointialueen omaisuutta ja palautetaan "
-    "laina-ajan päättyessä.\n"
-    "Laitteelta kerätään tekniset tilatiedot (akku, tallennustila, verkko) ja päivittäiset "
-    "käyttömäärät: kuinka kauan näyttö oli päällä, kuinka monta kertaa kunkin ryhmän "
-    "pikakuvakkeita (chat, vastaanotto, digipolut, ryhmät, muut sovellukset) avattiin ja "
-    "kuinka monta minuuttia etätukea annettiin. Laitteelta ei kerätä sisältöä, tietoa siitä, "
-    "mitä sovellusta käytettiin tai milloin, eikä käyttöhistoriaa. Käyttömäärät poistetaan, "
-    "kun lainan tiedot anonymisoidaan; vain yksiköittäiset summat säilyvät."
-)
 
 
 def seed_usage(services: Services, now: datetime, weeks: int = 8) -> int:

@@ -2,14 +2,16 @@
 
 `lainaamo demo` (entrypoints/demo.py) decides what the simulated pilot looks like; these
 functions write what no other handler writes for it: the organisation's kiosk profiles and
-support phone, and plausible daily usage of the loans on loan, fed through the same ingest
-code as the tablets' own usage reports (so the unit roll-up is their sum).
+support phone, its loan agreement in Finnish, Swedish and English, and plausible daily usage
+of the loans on loan, fed through the same ingest code as the tablets' own usage reports (so
+the unit roll-up is their sum).
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
@@ -19,7 +21,7 @@ from server.adapters import orm
 from server.domain.model import Principal
 from server.domain.policy import KioskProfile
 from server.domain.usage import LOCAL_TZ, local_day
-from server.service_layer import desired, usage
+from server.service_layer import agreements, desired, usage
 from server.service_layer.accounts import principal_of
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -41,6 +43,55 @@ def prepare_organisation(
             desired.set_kiosk_profile(session, unit_id, profile, now)
         uow.commit()
         return principal_of(it_user, "cli"), principal_of(admin_user, "cli")
+
+
+# The demo's loan agreement, one version written in Finnish, Swedish and English.
+AGREEMENT_VERSION = "2026-1"
+AGREEMENTS = {
+    "fi": (
+        "Lainaat tabletin palvelua varten. Laite on hyvinvointialueen omaisuutta ja palautetaan "
+        "laina-ajan päättyessä.\n"
+        "Laitteelta kerätään tekniset tilatiedot (akku, tallennustila, verkko) ja päivittäiset "
+        "käyttömäärät: kuinka kauan näyttö oli päällä, kuinka monta kertaa kunkin ryhmän "
+        "pikakuvakkeita (chat, vastaanotto, digipolut, ryhmät, muut sovellukset) avattiin ja "
+        "kuinka monta minuuttia etätukea annettiin. Laitteelta ei kerätä sisältöä, tietoa siitä, "
+        "mitä sovellusta käytettiin tai milloin, eikä käyttöhistoriaa. Käyttömäärät poistetaan, "
+        "kun lainan tiedot anonymisoidaan; vain yksiköittäiset summat säilyvät."
+    ),
+    "sv": (
+        "Du lånar surfplattan för att använda tjänsten. Enheten tillhör välfärdsområdet och "
+        "lämnas tillbaka när låneperioden går ut.\n"
+        "Från enheten samlas tekniska statusuppgifter (batteri, lagringsutrymme, nätverk) och "
+        "dagliga användningsmängder in: hur länge skärmen var på, hur många gånger genvägarna i "
+        "varje grupp (chatt, mottagning, digitala vårdvägar, grupper, övriga appar) öppnades och "
+        "hur många minuter distansstöd som gavs. Från enheten samlas inte innehåll, uppgifter om "
+        "vilken app som användes eller när, eller någon användningshistorik in. "
+        "Användningsmängderna raderas när lånets uppgifter anonymiseras; endast summor per enhet "
+        "sparas."
+    ),
+    "en": (
+        "You borrow the tablet to use the service. The device belongs to the wellbeing services "
+        "county and is returned when the loan period ends.\n"
+        "The device reports technical status (battery, storage, network) and daily usage "
+        "totals: how long the screen was on, how many times the shortcuts of each group (chat, "
+        "appointments, digital care paths, groups, other apps) were opened and how many minutes "
+        "of remote support were given. No content is collected from the device, nor which app "
+        "was used or when, nor any usage history. The usage totals are deleted when the loan's "
+        "data is anonymised; only totals per unit are kept."
+    ),
+}
+
+
+def publish_agreements(new_uow: Callable[[], UnitOfWork], admin: Principal) -> str:
+    """Publish the demo's agreement in each of its languages; returns its version."""
+    for language, text in AGREEMENTS.items():
+        agreements.publish(new_uow(), admin, AGREEMENT_VERSION, language, text)
+    return AGREEMENT_VERSION
+
+
+def demo_agreement_language(n: int) -> str:
+    """The language the demo's n-th client chose: mostly Finnish, some Swedish, a few English."""
+    return "sv" if n % 4 == 0 else "en" if n % 9 == 0 else "fi"
 
 
 def record_usage(uow: UnitOfWork, now: datetime, weeks: int = 8, seed: int = 7) -> int:

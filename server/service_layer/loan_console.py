@@ -1,6 +1,6 @@
 """The console's loan pages: their handlers, each one transaction returning the page's view
 model (plain data: a template never touches the database), and the queries they need beyond
-the API's: unit choices, free devices, the current agreement, a loan's timeline, what a user
+the API's: unit choices, free devices, a loan's timeline, what a user
 may do next, client reference search.
 
 Scoped like `loan_views`; a handler that shows client-related data audits the read once
@@ -9,7 +9,7 @@ Scoped like `loan_views`; a handler that shows client-related data audits the re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from server.domain.loans import (
 from server.domain.model import LifecycleState, Principal
 from server.domain.policy_state import in_drift
 from server.domain.readiness import Readiness, readiness
-from server.service_layer import loan_views
+from server.service_layer import agreements, documents, loan_views
 from server.service_layer.desired import state_of
 from server.service_layer.fleet_console import presence
 from server.service_layer.loans import loan_for
@@ -46,16 +46,6 @@ def visible_units(session: Session, principal: Principal) -> list[orm.Unit]:
     if not principal.org_wide:
         query = query.where(orm.Unit.id.in_(principal.unit_ids or {-1}))
     return list(session.scalars(query.order_by(orm.Unit.name)))
-
-
-def current_agreement(session: Session, organisation_id: int) -> orm.Agreement | None:
-    """The newest published loan agreement text (texts are never changed, only added)."""
-    return session.scalar(
-        select(orm.Agreement)
-        .where(orm.Agreement.organisation_id == organisation_id)
-        .order_by(orm.Agreement.created_at.desc(), orm.Agreement.id.desc())
-        .limit(1)
-    )
 
 
 def free_devices(session: Session, loan: orm.Loan) -> list[orm.Device]:
@@ -221,6 +211,10 @@ class LoanView:
     # The tablet's readiness while the loan holds it, on the pages where a counsellor decides
     # (None: not asked for, or no device held).
     readiness: Readiness | None = None
+    # The loan page's: the language of the agreement the client chose, and who witnessed the
+    # client sign the printed handover document (None: not recorded).
+    agreement_language: str | None = None
+    witness: documents.Witness | None = None
 
 
 def loan_view(
@@ -289,15 +283,17 @@ class DeviceChoice:
 class AgreementView:
     version: str
     text: str
+    language: str = "fi"
 
 
 @dataclass(frozen=True)
 class HandoverPage:
     loan: LoanView
     stage: str | None  # None: the loan is not waiting for a handover
-    agreement: AgreementView | None
+    agreement: AgreementView | None  # the current version in the chosen language
     collects: bool  # the unit collects usage totals
     devices: list[DeviceChoice]  # the device stage's choices
+    languages: tuple[str, ...] = ()  # the current agreement version's languages, as offered
 
 
 @dataclass(frozen=True)
@@ -374,7 +370,11 @@ def loan_page(
         session = uow.session
         loan = loan_for(session, principal, loan_id)
         page = LoanPage(
-            loan=loan_view(loan, now, settings),
+            loan=replace(
+                loan_view(loan, now, settings),
+                agreement_language=documents.agreement_language(session, loan),
+                witness=documents.witness_of(session, loan),
+            ),
             info=loan_views.loan_json(session, loan, now, detail=True),
             actions=available_actions(principal, loan),
             hold_choice=hold_choice(loan),
@@ -413,24 +413,32 @@ def handover_page(
     settings: Settings,
     *,
     audited: bool,
+    language: str | None = None,
 ) -> HandoverPage:
     """A stage of the handover wizard (None: the loan's first, if it waits for a handover);
-    the device stage's choices carry their readiness, ready ones first. `audited`: the page
-    is shown as such (a GET), a view of the loan."""
+    the device stage's choices carry their readiness, ready ones first; the agreement in
+    `language` if the current version has it (else Finnish first). `audited`: the page is
+    shown as such (a GET), a view of the loan."""
     with uow:
         session = uow.session
         loan = loan_for(session, principal, loan_id)
         if stage is None:
             stage = HANDOVER_STAGE.get(LoanState(loan.state))
-        agreement = current_agreement(session, loan.organisation_id)
+        texts = agreements.current_texts(session, loan.organisation_id)
+        agreement = agreements.chosen(texts, language)
         unit = session.get(orm.Unit, loan.unit_id)
         devices = free_devices(session, loan) if stage == "device" else []
         page = HandoverPage(
             loan=loan_view(loan),
             stage=stage,
-            agreement=AgreementView(agreement.version, agreement.text) if agreement else None,
+            agreement=(
+                AgreementView(agreement.version, agreement.text, agreement.language)
+                if agreement
+                else None
+            ),
             collects=bool(unit and unit.usage_collection),
             devices=device_choices(devices, now, settings),
+            languages=tuple(t.language for t in texts),
         )
         if audited and stage is not None:
             loan_views.record_read(

@@ -31,7 +31,7 @@ from server.domain.loans import (
 from server.domain.model import LifecycleState, Principal, Role
 from server.domain.policy import KioskProfile
 from server.domain.wipes import check_recorded_method, check_recorded_wipe
-from server.service_layer import audit, broker_auth, staff_lock, usage
+from server.service_layer import agreements, audit, broker_auth, staff_lock, usage
 from server.service_layer.desired import refresh_desired
 from server.service_layer.desired import set_kiosk_profile as set_unit_profile
 from server.service_layer.device_commands import cancel_pending, mark_wiped, new_command
@@ -286,17 +286,9 @@ def _unassign(
 def _hand_over(
     session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
 ) -> None:
-    agreement = session.scalar(
-        select(orm.Agreement).where(
-            orm.Agreement.organisation_id == loan.organisation_id,
-            orm.Agreement.version == step.agreement_version,
-        )
+    agreement = agreements.for_handover(
+        session, loan.organisation_id, step.agreement_version or "", step.agreement_language
     )
-    if agreement is None:
-        raise InvalidInput(
-            "unknown agreement version",
-            [{"field": "agreement_version", "message": "not an agreement of yours"}],
-        )
     assert loan.device is not None  # ready loans always hold a device
     if loan.device.lifecycle_state != LifecycleState.IN_STOCK.value:
         raise Conflict(f"device {loan.device.id} is {loan.device.lifecycle_state}, not in stock")
@@ -418,33 +410,11 @@ def record_wipe(
         uow.commit()
 
 
-def add_agreement(uow: UnitOfWork, principal: Principal, version: str, text: str) -> None:
-    """Publish a new version of the loan agreement text (administrators)."""
-    if principal.role is not Role.ADMIN:
-        raise Forbidden("only administrators publish agreement texts")
-    with uow:
-        exists = uow.session.scalar(
-            select(orm.Agreement).where(
-                orm.Agreement.organisation_id == principal.organisation_id,
-                orm.Agreement.version == version,
-            )
-        )
-        if exists:
-            raise Conflict(f"agreement version {version} exists; texts are never changed")
-        uow.session.add(
-            orm.Agreement(organisation_id=principal.organisation_id, version=version, text=text)
-        )
-        audit.record(
-            uow.session,
-            principal=principal,
-            action=audit.action(principal, "agreement:create"),
-            subject_type="agreement",
-            subject_id=version,
-            organisation_id=principal.organisation_id,
-            after={"version": version},
-            system_part=principal.via,
-        )
-        uow.commit()
+def add_agreement(
+    uow: UnitOfWork, principal: Principal, version: str, text: str, language: str = "fi"
+) -> None:
+    """Publish one language of a loan agreement version (administrators): `agreements.publish`."""
+    agreements.publish(uow, principal, version, language, text)
 
 
 def set_rules(

@@ -52,6 +52,7 @@ class AgreementView:
     version: str
     text: str
     created_at: datetime
+    language: str = "fi"
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def units_page(uow: UnitOfWork, principal: Principal) -> UnitsPage:
         return UnitsPage(
             [unit_view(u) for u in list_units(uow.session, principal)],
             [
-                AgreementView(a.version, a.text, a.created_at)
+                AgreementView(a.version, a.text, a.created_at, a.language)
                 for a in agreements(uow.session, principal)
             ],
         )

@@ -55,8 +55,6 @@ CONFIRMED: dict[tuple[str, str], frozenset[str]] = {
     # Erases the tablet / puts it back into stock: the device id typed again (as before).
     ("console.device_command", "wipe"): frozenset({"confirm"}),
     ("console.device_manual_wipe", ""): frozenset({"confirm"}),
-    # Locks every chosen tablet until someone unlocks it: tick and reason (fleet_bulk.py).
-    ("console.devices_bulk_send", "lock"): frozenset({"confirm", "reason"}),
 }
 # Endpoint or endpoint:variant → why one click (or one ordinary form) is enough.
 ONE_CLICK: dict[str, str] = {
@@ -72,6 +70,7 @@ ONE_CLICK: dict[str, str] = {
     "console.handover_kit": "a wizard step: nothing is stored",
     "console.handover_confirm": "the handover wizard's own confirmation (agreement ticked)",
     "console.return_device": "the return wizard: every item's condition must be chosen",
+    "console.handover_witness": "records one's own witness of the paper signature, once; audited",
     "console.loan_step:unassign": "the client has no tablet yet; the request keeps its place",
     "console.users": "creates a user",
     "console.user_action:update": "an edited form (role and units); audited, reversible",
@@ -103,9 +102,6 @@ ONE_CLICK: dict[str, str] = {
     "console.support_offer": "remote-support signalling",
     "console.support_candidate": "remote-support signalling",
     "console.support_hangup": "ends a support session",
-    "console.devices_bulk": "chooses devices and an action: opens its confirmation page",
-    "console.devices_bulk_send:message": "a typed message, on a page listing the devices",
-    "console.devices_bulk_send:sync": "harmless",
 }
 # Pages the walk does not open: files, streams and JSON.
 NOT_PAGES = {
@@ -131,8 +127,6 @@ def variant(endpoint: str, args: dict[str, Any], fields: dict[str, str]) -> str:
         return str(args["part"])
     if endpoint == "console.device_command":
         return fields.get("name", "")
-    if endpoint == "console.devices_bulk_send":
-        return fields.get("action", "")
     return ""
 
 

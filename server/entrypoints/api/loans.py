@@ -167,7 +167,7 @@ def record_wipe(device_id: str, json: WipeRecord) -> tuple[dict[str, Any], int]:
 def add_agreement(json: AgreementAdd) -> tuple[dict[str, Any], int]:
     """Publish a loan agreement version (administrators); texts never change"""
     version = json.version.strip()[:40]
-    loans.add_agreement(services().uow(), current(), version, json.text)
+    loans.add_agreement(services().uow(), current(), version, json.text, json.language)
     return {"version": version}, 201
 
 

@@ -18,6 +18,7 @@ from server.entrypoints.console import (  # noqa: F401
     admin,
     core,
     device,
+    documents,
     fleet,
     i18n,
     loans,

@@ -19,6 +19,7 @@ from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import form_error, principal, render, roles
+from server.entrypoints.console.documents import AGREEMENT_LANGUAGES, agreement_language_name
 from server.entrypoints.console.i18n import _
 from server.entrypoints.input_guard import whole_number
 from server.entrypoints.web.context import services
@@ -163,10 +164,15 @@ def unit_settings() -> Page:
             raise InvalidInput(
                 "the agreement text is required", [{"field": "text", "message": "required"}]
             )
-        loans.add_agreement(services().uow(), principal(), version, text)
+        language = form.get("language", "fi")
+        loans.add_agreement(services().uow(), principal(), version, text, language)
     except DomainError as exc:
         return _units_page(http_status(exc), form_error(exc))
-    flash(_("Agreement version %(v)s was published.", v=version), "info")
+    name = agreement_language_name(language)
+    flash(
+        _("Agreement version %(v)s was published in %(language)s.", v=version, language=name),
+        "info",
+    )
     return redirect(url_for("console.unit_settings"))
 
 
@@ -247,6 +253,7 @@ def _units_page(status: int, errors: dict[str, str]) -> Page:
         status,
         units=found.units,
         agreements=found.agreements,
+        agreement_languages=AGREEMENT_LANGUAGES,
         errors=errors,
         form=request.form,
     )

@@ -62,6 +62,8 @@ def _render(
         agreement=agreement,
         collects=shown.collects,
         version=form.get("agreement_version") or (agreement.version if agreement else ""),
+        agreement_language=agreement.language if agreement else "",
+        agreement_languages=shown.languages,
         kit=ctx.pop("kit", _kit_from(form)),
         kit_order=KIT_ORDER,
         **ctx,
@@ -79,6 +81,8 @@ def _shown(loan_id: int, stage: str | None) -> loan_console.HandoverPage:
         svc.clock(),
         svc.settings,
         audited=request.method == "GET",
+        # The agreement's language, chosen with the client (query or the wizard's hidden field).
+        language=request.values.get("agreement_language") or None,
     )
 
 
@@ -148,6 +152,8 @@ def handover_confirm(loan_id: int) -> Any:
         "agreement_accepted": form.get("agreement_accepted") == "1",
         "kit": _kit_from(form),
     }
+    if form.get("agreement_language"):
+        body["agreement_language"] = form["agreement_language"]
     try:
         step = parse_step(loan_id, LoanAction.HAND_OVER, body)
         stepped = loans.act(svc.uow(), core.principal(), step, svc.clock())
@@ -155,7 +161,8 @@ def handover_confirm(loan_id: int) -> Any:
         raise
     except DomainError as exc:
         errors = core.form_error(exc)
-        stage = "agreement" if {"agreement_accepted", "agreement_version"} & set(errors) else "kit"
+        agreement_fields = {"agreement_accepted", "agreement_version", "agreement_language"}
+        stage = "agreement" if agreement_fields & set(errors) else "kit"
         return _page(loan_id, stage, http_status(exc), errors)
     flash(
         _(

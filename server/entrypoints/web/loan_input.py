@@ -18,7 +18,7 @@ STEP_INPUT: dict[LoanAction, tuple[str, frozenset[str]]] = {
     LoanAction.CANCEL: ("cancel", frozenset()),
     LoanAction.HAND_OVER: (
         "handover",
-        frozenset({"agreement_version", "agreement_accepted", "kit"}),
+        frozenset({"agreement_version", "agreement_accepted", "agreement_language", "kit"}),
     ),
     LoanAction.RENEW: ("renew", frozenset()),
     LoanAction.PAUSE: ("pause", frozenset()),
@@ -74,7 +74,7 @@ def parse_step(loan_id: int, action: LoanAction, body: dict[str, Any]) -> LoanSt
             "unknown fields",
             [{"field": k, "message": "not used by this step"} for k in sorted(unknown)],
         )
-    for name in ("reason", "device_id", "agreement_version"):
+    for name in ("reason", "device_id", "agreement_version", "agreement_language"):
         if name in body and not isinstance(body[name], str):
             raise InvalidInput(f"invalid {name}", [{"field": name, "message": "must be a string"}])
     if "agreement_accepted" in body and not isinstance(body["agreement_accepted"], bool):
@@ -89,6 +89,7 @@ def parse_step(loan_id: int, action: LoanAction, body: dict[str, Any]) -> LoanSt
         device_id=body.get("device_id"),
         agreement_version=body.get("agreement_version"),
         agreement_accepted=body.get("agreement_accepted", False),
+        agreement_language=body.get("agreement_language"),
         kit=_kit_lines(body["kit"]) if action is LoanAction.HAND_OVER and "kit" in body else (),
         returned=_returned(body["kit"]) if action is LoanAction.RETURN and "kit" in body else {},
     )

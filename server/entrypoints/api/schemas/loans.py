@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, create_model
 
+from server.domain.agreements import LANGUAGES as AGREEMENT_LANGUAGES
 from server.domain.loan_commands import CONDITIONS, KIT_KINDS, REASON_REQUIRED
 from server.domain.loans import MAX_RULE_DAYS, LoanAction, LoanState
 from server.domain.policy import CATEGORIES
@@ -170,6 +171,12 @@ class WipeRecord(Body):
 class AgreementAdd(Body):
     version: str
     text: str
+    language: Annotated[
+        str,
+        _among(list(AGREEMENT_LANGUAGES)),
+        Says(f"one of {', '.join(AGREEMENT_LANGUAGES)}"),
+        WithJsonSchema({"enum": list(AGREEMENT_LANGUAGES)}),
+    ] = Field("fi", description="Each language of a version is published once.")
 
 
 class Shortcut(Body):
@@ -234,6 +241,21 @@ class CheckedBack(Body):
 STEP_FIELDS: dict[str, Any] = {
     "device_id": (str, ...),
     "agreement_version": (str, ...),
+    "agreement_language": (
+        Annotated[
+            str,
+            _among(list(AGREEMENT_LANGUAGES)),
+            Says(f"one of {', '.join(AGREEMENT_LANGUAGES)}"),
+            WithJsonSchema(
+                {
+                    "enum": list(AGREEMENT_LANGUAGES),
+                    "description": "The text the client chose; default: fi when the version "
+                    "has it.",
+                }
+            ),
+        ],
+        ABSENT,
+    ),
     "agreement_accepted": (
         Annotated[Literal[True], Says("true, with agreement_version")],
         ...,
