@@ -5,24 +5,34 @@ query. Every query starts from the principal's scope (organisation, and units fo
 counsellors), is bounded by a page size or a batch size, and loads a device's unit, status
 and desired state in the same statement (joined eager loading: no N+1).
 
-Search is a case-insensitive substring match on device id, asset tag and serial within the
-organisation: a scan of at most the organisation's devices (10,000 rows is milliseconds);
-the other filters use indexed columns (organisation+state, organisation+unit, online,
-battery).
+Search is a case-insensitive substring match on device id, asset tag, serial and model
+within the organisation: a scan of at most the organisation's devices (10,000 rows is
+milliseconds); the other filters use indexed columns (organisation+state, organisation+unit,
+online, battery).
+
+The problem tiles (domain/fleet_triage.py) are counted in one statement over the devices in
+scope (`problem_counts`, the rules in SQL from adapters/triage_sql.py), and each filters the
+list with the same expression, so a tile's count and its list agree. Pages sort by one column
+(`Sort`) with the device id as tie-breaker; the cursor holds the last row's sort value and id
+(keyset paging), so a page follows on from the one before whatever its sort.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from lainaamo.config import Settings
-from server.adapters import orm, policy_sql
+from lainaamo.errors import InvalidInput
+from server.adapters import orm, policy_sql, triage_sql
+from server.domain.fleet_triage import Problem
 from server.domain.model import Principal, is_stale
 from server.domain.policy_state import PolicyState, in_drift
 from server.service_layer import audit, desired, views
@@ -41,12 +51,42 @@ EXPORT_COLUMNS = (*CSV_COLUMNS, *EXPORT_ONLY)
 
 
 @dataclass(frozen=True)
+class Triage:
+    """How a problem tile's rules are applied: now, and the settings they read."""
+
+    now: datetime
+    stale_factor: float
+    low_battery_pct: int
+
+    @classmethod
+    def of(cls, now: datetime, settings: Settings) -> Triage:
+        return cls(now, settings.offline_grace_factor, settings.low_battery_pct)
+
+
+@dataclass(frozen=True)
 class FleetFilter:
-    """The API's device filters plus the console's search box and drift filter."""
+    """The API's device filters plus the console's search box, drift and problem filters."""
 
     base: views.DeviceFilter = views.DeviceFilter()
     search: str = ""
     drift: bool | None = None  # True: in drift (domain/policy_state.py: not converged)
+    problem: Problem | None = None  # a problem tile's devices (domain/fleet_triage.py)
+    triage: Triage | None = None  # needed with `problem`
+
+
+@dataclass(frozen=True)
+class Sort:
+    """The column a page is sorted by (triage_sql.SORTS) and its direction."""
+
+    column: str = "id"
+    descending: bool = False
+
+    def __post_init__(self) -> None:
+        if self.column not in triage_sql.SORTS:
+            raise InvalidInput(
+                "unknown sort column",
+                [{"field": "sort", "message": " | ".join(triage_sql.SORTS)}],
+            )
 
 
 @dataclass(frozen=True)
@@ -75,6 +115,7 @@ class Listed:
     asset_tag: str
     unit_name: str | None
     facts: Facts
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +127,7 @@ class Overview:
     total: int
     counts: dict[str, int]
     units: list[tuple[str, str]]
+    problems: dict[Problem, int] = field(default_factory=dict)
 
 
 def overview(
@@ -96,12 +138,15 @@ def overview(
     cursor: str | None,
     now: datetime,
     settings: Settings,
+    sort: Sort = Sort(),
 ) -> Overview:
-    """One page of the devices in scope that match the filters (`list_page`), with their facts."""
+    """One page of the devices in scope that match the filters (`list_page`), sorted, with
+    their facts, the state counts and the problem tiles' counts."""
     pct, factor = settings.low_battery_pct, settings.offline_grace_factor
+    triage = Triage.of(now, settings)
     with uow:
         page, next_cursor, total = list_page(
-            uow.session, principal, flt, cursor=cursor, low_battery_pct=pct
+            uow.session, principal, flt, cursor=cursor, low_battery_pct=pct, sort=sort
         )
         listed = [
             Listed(
@@ -109,6 +154,7 @@ def overview(
                 asset_tag=d.asset_tag,
                 unit_name=d.unit.name if d.unit else None,
                 facts=facts(d, now, pct, factor),
+                model=d.model,
             )
             for d in page
         ]
@@ -118,6 +164,7 @@ def overview(
             total=total,
             counts=state_counts(uow.session, principal),
             units=units(uow.session, principal),
+            problems=problem_counts(uow.session, principal, triage),
         )
 
 
@@ -134,7 +181,7 @@ def live_facts(
 
 def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Select[Any]:
     """Devices the principal may see that match the filters (unordered, unbounded)."""
-    query = views.scoped_devices(principal).join(orm.Device.status)
+    query = triage_sql.with_status(views.scoped_devices(principal))
     base = flt.base
     if base.unit is not None:
         query = query.join(orm.Unit, orm.Unit.id == orm.Device.unit_id).where(
@@ -153,9 +200,15 @@ def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Se
             low if base.low_battery else or_(~low, orm.DeviceStatus.battery_pct.is_(None))
         )
     if flt.drift is not None:
-        query = query.outerjoin(orm.DesiredStateRow, orm.DesiredStateRow.device_id == orm.Device.id)
         drifting = policy_sql.in_drift()
         query = query.where(drifting if flt.drift else ~drifting)
+    if flt.problem is not None:
+        if flt.triage is None:
+            raise ValueError("a problem filter needs its Triage")
+        t = flt.triage
+        query = query.where(
+            triage_sql.problem(flt.problem, t.now, t.stale_factor, t.low_battery_pct)
+        )
     term = flt.search.strip()[:SEARCH_MAX]
     if term:
         query = query.where(
@@ -163,6 +216,7 @@ def filtered(principal: Principal, flt: FleetFilter, low_battery_pct: int) -> Se
                 orm.Device.id.icontains(term, autoescape=True),
                 orm.Device.asset_tag.icontains(term, autoescape=True),
                 orm.Device.serial.icontains(term, autoescape=True),
+                orm.Device.model.icontains(term, autoescape=True),
             )
         )
     return query
@@ -181,17 +235,73 @@ def list_page(
     cursor: str | None,
     low_battery_pct: int,
     limit: int = PAGE_SIZE,
+    sort: Sort = Sort(),
 ) -> tuple[list[orm.Device], str | None, int]:
-    """One page ordered by id, the next page's cursor (as in the API) and the total count."""
+    """One page in the sort's order, the next page's cursor and the total count.
+
+    By id (the default) the cursor is the API's; sorted by another column it holds the last
+    row's sort value and id (`sorted_page`)."""
     # The page's ids first, then those devices with their unit, status and desired state: one
     # statement with the eager joins would walk the joined tables from their first row.
     ids = filtered(principal, flt, low_battery_pct).with_only_columns(orm.Device.id)
     total = count(session, principal, flt, low_battery_pct)
+    if sort != Sort():
+        found, next_cursor = sorted_page(session, ids, sort, cursor, limit)
+        return found, next_cursor, total
     if cursor is not None:
         after = views.decode_cursor(cursor)
         ids = ids.where(orm.Device.id > after, orm.DeviceStatus.device_id > after)
     found, next_cursor = views.page_of(session, ids, limit)
     return found, next_cursor, total
+
+
+def sorted_page(
+    session: Session, ids: Select[Any], sort: Sort, cursor: str | None, limit: int
+) -> tuple[list[orm.Device], str | None]:
+    """A page of `ids` ordered by the sort's key, then id (keyset paging on both)."""
+    key, kind = triage_sql.sort_key(sort.column)
+    query = triage_sql.join_for_sort(ids, sort.column).add_columns(key)
+    if cursor is not None:
+        value, after = _decode_sort_cursor(cursor, kind)
+        beyond = key < value if sort.descending else key > value
+        query = query.where(or_(beyond, and_(key == value, orm.Device.id > after)))
+    order = key.desc() if sort.descending else key.asc()
+    rows = session.execute(query.order_by(order, orm.Device.id).limit(limit + 1)).all()
+    next_cursor = None
+    if len(rows) > limit:
+        last_id, last_value = rows[limit - 1]
+        next_cursor = views.encode_cursor(json.dumps([last_value, last_id]))
+    wanted = [row[0] for row in rows[:limit]]
+    loaded = {d.id: d for d in views.load_devices(session, wanted)}
+    return [loaded[i] for i in wanted if i in loaded], next_cursor
+
+
+def _decode_sort_cursor(cursor: str, kind: type) -> tuple[Any, str]:
+    """(sort value, device id) from a sorted page's cursor; InvalidInput for any other."""
+    try:
+        value, after = json.loads(views.decode_cursor(cursor))
+    except (ValueError, TypeError):
+        value = after = None
+    fits = isinstance(value, kind) or (kind is float and type(value) is int)
+    if isinstance(value, int | float):
+        fits = fits and math.isfinite(value) and abs(value) < 2**31 * 86_400.0
+    if isinstance(value, str):
+        fits = fits and "\x00" not in value
+    if not fits or type(value) is bool or not isinstance(after, str) or "\x00" in after:
+        raise InvalidInput("invalid cursor", [{"field": "cursor", "message": "use next_cursor"}])
+    return value, after
+
+
+def problem_counts(session: Session, principal: Principal, triage: Triage) -> dict[Problem, int]:
+    """Devices in scope with each problem (domain/fleet_triage.py): one statement."""
+    t = triage
+    query = triage_sql.with_status(
+        select(*triage_sql.counts(t.now, t.stale_factor, t.low_battery_pct)).select_from(orm.Device)
+    ).where(orm.Device.organisation_id == principal.organisation_id)
+    if not principal.org_wide:
+        query = query.where(orm.Device.unit_id.in_(principal.unit_ids or {-1}))
+    row = session.execute(query).one()
+    return {p: int(n) for p, n in zip(Problem, row, strict=True)}
 
 
 def state_counts(session: Session, principal: Principal) -> dict[str, int]:

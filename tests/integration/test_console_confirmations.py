@@ -55,6 +55,8 @@ CONFIRMED: dict[tuple[str, str], frozenset[str]] = {
     # Erases the tablet / puts it back into stock: the device id typed again (as before).
     ("console.device_command", "wipe"): frozenset({"confirm"}),
     ("console.device_manual_wipe", ""): frozenset({"confirm"}),
+    # Locks every chosen tablet until someone unlocks it: tick and reason (fleet_bulk.py).
+    ("console.devices_bulk_send", "lock"): frozenset({"confirm", "reason"}),
 }
 # Endpoint or endpoint:variant → why one click (or one ordinary form) is enough.
 ONE_CLICK: dict[str, str] = {
@@ -102,6 +104,9 @@ ONE_CLICK: dict[str, str] = {
     "console.support_offer": "remote-support signalling",
     "console.support_candidate": "remote-support signalling",
     "console.support_hangup": "ends a support session",
+    "console.devices_bulk": "chooses devices and an action: opens its confirmation page",
+    "console.devices_bulk_send:message": "a typed message, on a page listing the devices",
+    "console.devices_bulk_send:sync": "harmless",
 }
 # Pages the walk does not open: files, streams and JSON.
 NOT_PAGES = {
@@ -127,6 +132,8 @@ def variant(endpoint: str, args: dict[str, Any], fields: dict[str, str]) -> str:
         return str(args["part"])
     if endpoint == "console.device_command":
         return fields.get("name", "")
+    if endpoint == "console.devices_bulk_send":
+        return fields.get("action", "")
     return ""
 
 

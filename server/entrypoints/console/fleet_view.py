@@ -13,12 +13,14 @@ from datetime import datetime
 from babel import Locale
 from babel.dates import format_datetime, format_time
 from babel.numbers import format_decimal
+from flask import url_for
 
+from server.domain.fleet_triage import UNSEEN_DAYS, Problem
 from server.domain.model import LifecycleState
 from server.domain.policy_state import PolicyState
-from server.entrypoints.console.i18n import TIMEZONE, current_language
+from server.entrypoints.console.i18n import TIMEZONE, current_language, ngettext
 from server.entrypoints.console.i18n import gettext as _
-from server.service_layer.fleet_console import Facts
+from server.service_layer.fleet_console import Facts, Sort
 
 # A cell: its text and a badge tone ("" = plain text). Tones repeat what the text says.
 Cell = tuple[str, str]
@@ -36,6 +38,65 @@ def state_labels() -> dict[str, str]:
         LifecycleState.RETIRED.value: _("Retired"),
         LifecycleState.RELEASED.value: _("Released"),
     }
+
+
+def problem_labels() -> dict[Problem, str]:
+    """The problem tiles' labels (domain/fleet_triage.py), in the order the page shows them."""
+    return {
+        Problem.OFFLINE: _("Offline now"),
+        Problem.UNSEEN: ngettext(
+            "Not seen for %(num)s day or more", "Not seen for %(num)s days or more", UNSEEN_DAYS
+        ),
+        Problem.LOW_BATTERY: _("Low battery, not charging"),
+        Problem.OUT_OF_SYNC: _("Out of sync"),
+        Problem.AWAITING_WIPE: _("Awaiting wipe"),
+        Problem.STAFF_LOCKED: _("Locked by IT"),
+        Problem.LOST: _("Lost"),
+    }
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column header of the list: its label, and for a sortable one where a click leads."""
+
+    key: str
+    label: str
+    url: str = ""  # "": not sortable
+    aria_sort: str = ""  # ascending | descending on the sorted column, else ""
+    numeric: bool = False
+
+
+SORTABLE = frozenset({"id", "asset_tag", "model", "unit", "state", "battery", "last_seen"})
+
+
+def columns(sort: Sort, filters: dict[str, str]) -> list[Column]:
+    """The list's headers; a sortable one links to the list sorted by it (ascending first,
+    the other way round when it is the sorted column already), filters kept, first page."""
+    labels = [
+        ("id", _("Device")),
+        ("asset_tag", _("Asset tag")),
+        ("model", _("Model")),
+        ("unit", _("Unit")),
+        ("state", _("State")),
+        ("lock", _("Staff lock")),
+        ("online", _("Connection")),
+        ("battery", _("Battery")),
+        ("last_seen", _("Last seen")),
+        ("drift", _("Policy")),
+    ]
+    out = []
+    for key, label in labels:
+        if key not in SORTABLE:
+            out.append(Column(key, label))
+            continue
+        current = sort.column == key
+        values = {**filters, **({"sort": key} if key != "id" else {})}
+        if current and not sort.descending:
+            values["dir"] = "desc"
+        aria = ("descending" if sort.descending else "ascending") if current else ""
+        url = url_for("console.devices", **values)  # type: ignore[arg-type]
+        out.append(Column(key, label, url, aria, numeric=key == "battery"))
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-// Fleet overview: live cells over Server-Sent Events (polling as fallback); CSV import with
-// a dry run, a progress bar and chunked commits. The pages work without this file.
+// Fleet overview: live cells over Server-Sent Events (polling as fallback), choosing devices
+// for a bulk action, the bulk command's progress; CSV import with a dry run, a progress bar
+// and chunked commits. The pages work without this file.
 "use strict";
 
 (() => {
@@ -93,6 +94,61 @@
       }
       opened = false;
     });
+  }
+
+  // --- choosing devices for a bulk action ---------------------------------------------------
+
+  // Without this, "all on this page" is a box of its own that the server reads; with it, the
+  // box ticks every row's box too, and shows how many are chosen.
+  function startSelection(form) {
+    const all = form.querySelector("#f-page_all");
+    const boxes = [...form.querySelectorAll('input[name="device"]')];
+    const count = form.querySelector("#bulk-count");
+    const show = () => {
+      const n = boxes.filter((b) => b.checked).length;
+      all.checked = n === boxes.length && n > 0;
+      all.indeterminate = n > 0 && n < boxes.length;
+      count.textContent = n ? format(count.dataset.msgCount, { count: number(n) }) : "";
+    };
+    all.addEventListener("change", () => {
+      boxes.forEach((b) => { b.checked = all.checked; });
+      show();
+    });
+    boxes.forEach((b) => b.addEventListener("change", show));
+    // The row boxes now say everything: "all" only repeats them.
+    form.addEventListener("submit", () => { all.value = "0"; });
+    show();
+  }
+
+  // --- progress of a bulk command -------------------------------------------------------------
+
+  function startProgress(section) {
+    const bar = section.querySelector("#bulk-bar");
+    const status = section.querySelector("#bulk-status");
+    let timer = null;
+    const poll = async () => {
+      try {
+        const response = await fetch(section.dataset.url, {
+          credentials: "same-origin",
+          headers: { Accept: "application/json" },
+        });
+        if (!response.ok) throw new Error(response.statusText);
+        const data = await response.json();
+        bar.max = data.total;
+        bar.value = data.finished;
+        status.textContent = format(section.dataset.msgProgress, {
+          finished: number(data.finished), total: number(data.total),
+        });
+        for (const [state, n] of Object.entries(data.by_state || {})) {
+          const cell = section.querySelector(`td[data-state="${state}"]`);
+          if (cell) cell.textContent = number(n);
+        }
+        if (data.finished >= data.total) clearInterval(timer);
+      } catch (error) {
+        clearInterval(timer); // the refresh link still works
+      }
+    };
+    if (Number(bar.value) < Number(bar.max)) timer = setInterval(poll, 2000);
   }
 
   // --- CSV import ---------------------------------------------------------------------------
@@ -212,6 +268,10 @@
     const table = document.getElementById("fleet-table");
     const summary = document.getElementById("fleet-live");
     if (table && summary) startLive(table, summary);
+    const selection = document.getElementById("bulk-select");
+    if (selection) startSelection(selection);
+    const progress = document.getElementById("bulk-progress");
+    if (progress && window.fetch) startProgress(progress);
 
     const form = document.getElementById("import-form");
     if (form && window.fetch && window.File && File.prototype.text) {
