@@ -339,6 +339,34 @@ class Settings:
     turn_credential_ttl_s: int = _s(
         3600, "How long the TURN credentials given to one session stay valid.", "support"
     )
+    # --- e-mail (the professionals' opt-in daily digest of their overdue loans)
+    smtp_host: str = _s(
+        "",
+        "SMTP server that sends the daily e-mail of overdue loans to the professionals who "
+        "asked for it on their account page. Empty: no e-mail is sent and the account page "
+        "says e-mail is not available.",
+        "e-mail",
+    )
+    smtp_port: int = _s(587, "Port of the SMTP server.", "e-mail")
+    smtp_starttls: bool = _s(
+        True, "Switch the SMTP connection to TLS (STARTTLS) before logging in.", "e-mail"
+    )
+    smtp_username: str = _s("", "SMTP user name. Empty: no login.", "e-mail")
+    smtp_password_file: str = _s(
+        "", "File holding the SMTP password (readable by the server only).", "e-mail"
+    )
+    smtp_from: str = _s(
+        "",
+        "Sender address of the e-mails, e.g. `Lainaamo <lainaamo@example.fi>`. Empty: "
+        "`lainaamo@` and the SMTP host.",
+        "e-mail",
+    )
+    digest_hour: int = _s(
+        7,
+        "The daily e-mail of overdue loans goes out from this hour on (Finnish time, 0–23), "
+        "once a day.",
+        "e-mail",
+    )
     log_level: str = _s("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", "general")
 
     def __post_init__(self) -> None:
@@ -362,6 +390,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if not 0 <= self.digest_hour <= 23:
+            raise ConfigError(f"digest_hour must be 0–23, not {self.digest_hour}")
         if self.ingest_receipt_interval_ms < 0:
             raise ConfigError("ingest_receipt_interval_ms must not be negative")
         if self.device_mqtt_url:

@@ -6,7 +6,8 @@ the holder dies. Every round it publishes remote-support signals, desired states
 QoS 1; marked published only after the broker's PUBACK) and queued commands, and goes on with
 the fleet sweep while one is under way; on their own intervals it expires commands,
 re-evaluates overdue escalation as time passes, prunes the status history, anonymises old
-loans, times out support sessions, writes the broker's auth files and delivers webhooks.
+loans, e-mails the opt-in daily digests of overdue loans, times out support sessions, writes
+the broker's auth files and delivers webhooks.
 
 What the broker forgets (a restart without its store loses what it held for devices) is sent
 again: commands a device has not acknowledged and remote-support signals once the device has
@@ -50,6 +51,7 @@ from server.entrypoints.jobs import (
     dispatch_commands,
     dispatch_signals,
     escalate_overdue,
+    overdue_digest,
     prune_history,
     publish_desired,
     reconcile,
@@ -94,6 +96,7 @@ SCHEDULE: tuple[tuple[str, float], ...] = (
     ("escalate", 60.0),
     ("prune", 600.0),
     ("anonymise", 3600.0),
+    ("digest", 900.0),  # the opt-in daily e-mail of overdue loans (once a day per user)
     ("support", 1.0),
     ("broker_auth", 1.0),  # only when the server manages the broker's files
     ("webhooks", 1.0),
@@ -151,6 +154,7 @@ class Background:
             "escalate": self.escalate,
             "prune": self.prune,
             "anonymise": lambda now: anonymise_loans.run(self._context(), now),
+            "digest": lambda now: overdue_digest.run(self._context(), now),
             "support": self.support_timeouts,
             "broker_auth": self.sync_broker_auth,
             "webhooks": self._start_webhooks,

@@ -12,6 +12,7 @@ from server.entrypoints.api import (  # noqa: F401
     enrollment,
     events,
     loans,
+    notes,
     openapi,
     people,
     support,

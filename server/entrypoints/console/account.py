@@ -1,4 +1,5 @@
-"""Signing in and out, the language switch, and the user's own page (password, API tokens)."""
+"""Signing in and out, the language switch, and the user's own page (password, API tokens,
+the opt-in daily e-mail of overdue loans)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
-from server.service_layer import accounts, console_auth
+from server.service_layer import accounts, console_auth, digest
 
 HOME_BY_ROLE = {
     Role.IT_SUPPORT: "console.devices",
@@ -141,6 +142,30 @@ def revoke_token(token_id: int) -> BaseResponse:
     return redirect(url_for("console.account"))
 
 
+@bp.post("/account/email")
+def set_digest() -> BaseResponse | tuple[str, int]:
+    """The work e-mail and whether the daily e-mail of overdue loans is sent to it."""
+    if not services().settings.smtp_host:
+        flash(_("E-mail is not available: no e-mail server is configured."), "error")
+        return _account_page(409)
+    form = request.form
+    opted_in = form.get("overdue_digest") == "1"
+    try:
+        digest.set_digest(services().uow(), core.principal(), form.get("email", ""), opted_in)
+    except DomainError as exc:
+        errors = core.form_error(exc)
+        if "email" in errors:
+            errors["email"] = _("Give an e-mail address, e.g. name@example.fi.")
+        return _account_page(http_status(exc), errors, email_form=form)
+    flash(
+        _("You will get a daily e-mail of your overdue loans.")
+        if opted_in
+        else _("Your e-mail settings were saved. You get no daily e-mail."),
+        "info",
+    )
+    return redirect(url_for("console.account", _anchor="email-heading"), 303)
+
+
 def _login_page(status: int) -> BaseResponse:
     token = core.new_pre_csrf()
     next_path = core.local_path(request.values.get("next", ""))
@@ -156,11 +181,13 @@ def _account_page(
     status: int, errors: dict[str, str] | None = None, **extra: object
 ) -> tuple[str, int]:
     svc = services()
-    tokens = accounts.own_tokens(svc.uow(), core.principal())
+    page = digest.account_page(svc.uow(), core.principal())
     return core.render(
         "account.html",
         status,
-        tokens=tokens,
+        tokens=page.tokens,
+        digest=page.digest,
+        email_available=bool(svc.settings.smtp_host),
         errors=errors or {},
         lifetimes=TOKEN_LIFETIMES,
         now=svc.clock(),

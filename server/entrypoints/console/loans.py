@@ -7,11 +7,13 @@ Every step goes through the same handlers and the same step parsing as the REST 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 
 from lainaamo.errors import DomainError, NotFound
+from server.domain.contact_notes import NOTE_KINDS, NewNote
 from server.domain.loan_commands import RequestLoan, free_text
 from server.domain.loans import LoanAction, LoanState
 from server.entrypoints.console import (
@@ -20,12 +22,12 @@ from server.entrypoints.console import (
     loan_wizards,  # noqa: F401 (its views: imported to register)
 )
 from server.entrypoints.console.blueprint import bp
-from server.entrypoints.console.i18n import _, current_language
+from server.entrypoints.console.i18n import _, current_language, fmt_date
 from server.entrypoints.input_guard import INT_MAX, whole_number
 from server.entrypoints.web.context import services
 from server.entrypoints.web.loan_input import SEGMENT_OF, STEPS, parse_step
 from server.entrypoints.web.status import http_status
-from server.service_layer import loan_console, loan_views, loans
+from server.service_layer import contact_notes, loan_console, loan_views, loans
 
 PAGE_SIZE = 50
 WIZARD_STEPS = frozenset({LoanAction.ASSIGN, LoanAction.HAND_OVER, LoanAction.RETURN})
@@ -46,9 +48,12 @@ def queue_text(position: int, unit_name: str) -> str:
 
 
 def loan_page(loan_id: int, status: int = 200, errors: dict[str, str] | None = None) -> Any:
-    """The loan page (audited as a view); also shown again with a refusal's status."""
+    """The loan page with its contact notes (audited as views of both); also shown again with
+    a refusal's status."""
     svc = services()
-    shown = loan_console.loan_page(svc.uow(), core.principal(), loan_id, svc.clock(), svc.settings)
+    shown, notes = contact_notes.loan_page(
+        svc.uow(), core.principal(), loan_id, svc.clock(), svc.settings
+    )
     position = shown.info["queue_position"]
     return core.render(
         "loans/detail.html",
@@ -63,6 +68,9 @@ def loan_page(loan_id: int, status: int = 200, errors: dict[str, str] | None = N
         timeline=shown.timeline,
         handed_over_by=shown.handed_over_by,
         requested_by=shown.requested_by,
+        notes=notes,
+        note_kinds=NOTE_KINDS,
+        note_form=request.form if request.method == "POST" else {},
     )
 
 
@@ -225,14 +233,60 @@ def loan_hold(loan_id: int) -> Any:
 @bp.get("/worklist")
 def worklist() -> tuple[str, int]:
     svc = services()
-    items, held_items = loan_console.worklist_page(
-        svc.uow(), core.principal(), svc.clock(), svc.settings
-    )
-    # Most urgent first: the furthest escalated, then the longest overdue.
-    items.sort(key=lambda r: (r[1]["escalation"] != "restricted", -r[1]["overdue_days"]))
+    # Follow-ups due first, then the most urgent (contact_notes.urgency).
+    page = contact_notes.worklist_page(svc.uow(), core.principal(), svc.clock(), svc.settings)
     return core.render(
-        "loans/worklist.html", items=items, held_items=held_items, segment_of=SEGMENT_OF
+        "loans/worklist.html",
+        items=page.items,
+        held_items=page.held,
+        follow_ups=page.follow_ups,
+        segment_of=SEGMENT_OF,
     )
+
+
+@bp.post("/loans/<int:loan_id>/notes")
+def loan_note(loan_id: int) -> Any:
+    """Add a contact note ("called, no answer") to the loan."""
+    if request.form.get("kind", "") not in NOTE_KINDS:
+        flash(_("Check the marked fields."), "error")
+        return loan_page(loan_id, 422, {"kind": _("Choose what happened.")})
+    svc = services()
+    try:
+        note = NewNote(request.form["kind"], request.form.get("text", ""))
+        contact_notes.add_note(svc.uow(), core.principal(), loan_id, note, svc.clock())
+    except NotFound:
+        raise
+    except DomainError as exc:
+        errors = core.form_error(exc)
+        if "text" in errors:
+            errors["note_text"] = errors.pop("text")
+        return loan_page(loan_id, http_status(exc), errors)
+    flash(_("The note was added."), "info")
+    return redirect(url_for("console.loan", loan_id=loan_id, _anchor="notes-heading"), 303)
+
+
+@bp.post("/loans/<int:loan_id>/follow-up")
+def loan_follow_up(loan_id: int) -> Any:
+    """Set the loan's follow-up date, or clear it (`clear`)."""
+    day: date | None = None
+    if request.form.get("clear") != "1":
+        try:
+            day = date.fromisoformat(request.form.get("follow_up_on", "").strip())
+        except ValueError:
+            flash(_("Check the marked fields."), "error")
+            return loan_page(loan_id, 422, {"follow_up_on": _("Choose a date.")})
+    svc = services()
+    try:
+        contact_notes.set_follow_up(svc.uow(), core.principal(), loan_id, day, svc.clock())
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return loan_page(loan_id, http_status(exc), core.form_error(exc))
+    if day is None:
+        flash(_("The follow-up date was cleared."), "info")
+    else:
+        flash(_("Follow up on %(date)s.", date=fmt_date(day)), "info")
+    return redirect(url_for("console.loan", loan_id=loan_id, _anchor="notes-heading"), 303)
 
 
 def _new_refused(units: list[tuple[str, str]], errors: dict[str, str]) -> tuple[str, int]:

@@ -19,6 +19,8 @@ every minute
     catch_up_versions, escalate_overdue
 every 10 minutes
     prune_history
+every 15 minutes
+    overdue_digest (the opt-in daily e-mail: once a day per user, when SMTP is configured)
 every hour
     anonymise_loans
 """
