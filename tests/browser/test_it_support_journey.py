@@ -70,7 +70,7 @@ def test_enroll_import_watch_and_lock(
 
     # Search, then live updates: the battery cell changes without reloading the page.
     page.goto(f"{server}/devices")
-    page.get_by_label("Device id, asset tag or serial").fill("tab-00")
+    page.get_by_label("Device id, asset tag, serial or model").fill("tab-00")
     page.get_by_role("button", name="Filter").click()
     row = page.get_by_role("row").filter(has_text="tab-001")
     expect(row).to_have_count(1)
