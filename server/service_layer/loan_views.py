@@ -80,7 +80,11 @@ def loan_json(
     if detail:
         agreement = session.get(orm.Agreement, loan.agreement_id) if loan.agreement_id else None
         body["agreement"] = (
-            {"version": agreement.version, "accepted_at": iso(loan.agreement_accepted_at)}
+            {
+                "version": agreement.version,
+                "language": agreement.language,
+                "accepted_at": iso(loan.agreement_accepted_at),
+            }
             if agreement
             else None
         )

@@ -364,6 +364,8 @@ def test_the_api_takes_the_agreement_language(fleet: Fleet, client: FlaskClient)
     assert status == 422 and "agreement_language" in str(body)
     assert handover(first, agreement_language="sv")[0] == 200
     assert agreement_language(fleet, first) == "sv"
+    shown = client.get(f"/api/v1/loans/{first}", headers=counsellor).get_json()
+    assert shown["agreement"]["language"] == "sv" and shown["agreement"]["version"] == "2026-1"
     second = ready_loan("ASK-3002", "tab-004")
     assert handover(second)[0] == 200
     assert agreement_language(fleet, second) == "fi"  # the default

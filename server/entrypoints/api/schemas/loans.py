@@ -71,6 +71,9 @@ class Loan(Answer):
 
 class Agreement(Answer):
     version: str = ABSENT
+    language: Annotated[str, WithJsonSchema({"enum": list(AGREEMENT_LANGUAGES)})] = Field(
+        ABSENT, description="The language of the text the client accepted."
+    )
     accepted_at: datetime | None = None
 
 
