@@ -72,9 +72,23 @@ class LoanStep:
     agreement_language: str | None = None  # hand_over; None: the version's default (fi)
     kit: tuple[KitLine, ...] = ()  # hand_over
     returned: dict[int, str] = field(default_factory=dict)  # return: kit item id → condition
+    # renew: why the loan is renewed although the unit's queue cannot be served from stock
+    override_reason: str | None = None
+    # assign: why this request is served before older ones of its unit
+    skip_reason: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reason", free_text("reason", self.reason))
+        for name, action in (
+            ("override_reason", LoanAction.RENEW),
+            ("skip_reason", LoanAction.ASSIGN),
+        ):
+            value = free_text(name, getattr(self, name))
+            if value and self.action is not action:
+                raise InvalidInput(
+                    f"{name} is not used by this step", [{"field": name, "message": "not used"}]
+                )
+            object.__setattr__(self, name, value or None)
         if self.action in (LoanAction.ASSIGN, LoanAction.RELEASE):
             if self.device_id is None:
                 message = (
@@ -128,6 +142,14 @@ def check_returned_kit(kit: Mapping[int, str], returned: Mapping[int, str]) -> N
                 for i in sorted(unchecked)
             ],
         )
+
+
+def recorded_reason(*parts: str | None) -> str | None:
+    """What a step records as its reason in the audit log: its reason and the reason it gave
+    for an override or a queue skip, joined (each at most 500 characters, so the column, a
+    text, holds them)."""
+    given = [p for p in parts if p]
+    return " / ".join(given) if given else None
 
 
 class ReturnFormRefused(InvalidInput):

@@ -171,15 +171,43 @@ def due_after_renewal(due_at: datetime, now: datetime, rules: LoanRules) -> date
     return max(due_at, now) + timedelta(days=rules.renewal_days)
 
 
-def check_renewal(renewals: int, queued_in_unit: int, rules: LoanRules) -> None:
-    """Refuse a renewal while others wait for a device, or beyond the unit's limit."""
-    if queued_in_unit > 0:
-        raise Conflict(
-            f"{queued_in_unit} client(s) of this unit are waiting for a device: "
-            "return this one instead of renewing"
-        )
+def queue_blocks_renewal(queued_in_unit: int, in_stock: int) -> bool:
+    """Whether the unit's queue needs this loan's device: more requests wait than there are
+    wiped devices in stock for the unit (its own and the shared pool's, not reserved)."""
+    return queued_in_unit > in_stock
+
+
+def check_renewal(
+    renewals: int, queued_in_unit: int, in_stock: int, rules: LoanRules, override: bool = False
+) -> bool:
+    """Refuse a renewal beyond the unit's limit, or while the queue cannot be served from stock
+    unless staff override that (with a reason, checked by `LoanStep`). Returns whether the
+    queue was overridden. The limit is the unit's rule, set by administrators: no override."""
     if renewals >= rules.max_renewals:
         raise Conflict(f"this loan has been renewed {renewals} times, the unit's limit")
+    if not queue_blocks_renewal(queued_in_unit, in_stock):
+        return False
+    if override:
+        return True
+    raise Conflict(
+        f"{queued_in_unit} client(s) of this unit are waiting for a device and {in_stock} "
+        "wiped device(s) are in stock: return this one instead of renewing, or renew anyway "
+        "with an override_reason"
+    )
+
+
+def check_queue_order(waited_longer: int, skip_reason: str | None) -> bool:
+    """A device goes to the unit's oldest request first: serving a later one needs a reason
+    (`skip_reason`). Returns whether the queue was skipped."""
+    if waited_longer <= 0:
+        return False
+    if skip_reason:
+        return True
+    raise InvalidInput(
+        f"{waited_longer} client(s) of this unit have waited longer for a device: serve them "
+        "first, or say why this one goes first (skip_reason)",
+        [{"field": "skip_reason", "message": f"required: {waited_longer} waited longer"}],
+    )
 
 
 class Escalation(enum.IntEnum):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lainaamo.config import Settings
@@ -28,14 +28,15 @@ from server.domain.loans import (
     may_take,
     overdue_days,
     possible_actions,
+    queue_blocks_renewal,
 )
-from server.domain.model import LifecycleState, Principal
+from server.domain.model import Principal
 from server.domain.policy_state import in_drift
 from server.domain.readiness import Readiness, readiness
 from server.service_layer import agreements, documents, loan_views
 from server.service_layer.desired import state_of
 from server.service_layer.fleet_console import presence
-from server.service_layer.loans import loan_for
+from server.service_layer.loans import in_stock, loan_for, queued, stock_query, waited_longer
 from server.service_layer.rules import rules_for
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -50,16 +51,7 @@ def visible_units(session: Session, principal: Principal) -> list[orm.Unit]:
 
 def free_devices(session: Session, loan: orm.Loan) -> list[orm.Device]:
     """Wiped, in-stock tablets of the loan's unit or the shared pool that no loan holds."""
-    held = select(orm.Loan.device_id).where(
-        orm.Loan.device_id.is_not(None),
-        orm.Loan.state.in_([s.value for s in HOLDS_DEVICE]),
-    )
-    query = select(orm.Device).where(
-        orm.Device.organisation_id == loan.organisation_id,
-        (orm.Device.unit_id == loan.unit_id) | orm.Device.unit_id.is_(None),
-        orm.Device.lifecycle_state == LifecycleState.IN_STOCK.value,
-        orm.Device.id.not_in(held),
-    )
+    query = stock_query(loan.organisation_id, loan.unit_id)
     return list(session.scalars(query.order_by(orm.Device.id)).unique())
 
 
@@ -101,7 +93,9 @@ class Preview:
     renewed_due: datetime | None  # the due date after a renewal
     renewal: int  # which renewal it would be
     max_renewals: int
-    waiting: int  # requests queued in the loan's unit (a renewal is refused while any wait)
+    waiting: int  # requests queued in the loan's unit
+    in_stock: int  # wiped devices the handover picker offers the unit
+    queue_blocks: bool  # the queue cannot be served from stock: renewing needs an override
     overdue_days: int
     after_resume: str  # escalation right after resuming: none, reminder or restricted
     after_unhold: str  # escalation right after lifting the hold
@@ -110,11 +104,14 @@ class Preview:
 def preview(session: Session, loan: orm.Loan, now: datetime) -> Preview:
     rules = rules_for(session, loan.unit_id, loan.device.model if loan.device else "")
     state = LoanState(loan.state)
+    waiting, stock = queued(session, loan.unit_id), in_stock(session, loan)
     return Preview(
         renewed_due=due_after_renewal(loan.due_at, now, rules) if loan.due_at else None,
         renewal=loan.renewals + 1,
         max_renewals=rules.max_renewals,
-        waiting=queue_length(session, loan.unit_id),
+        waiting=waiting,
+        in_stock=stock,
+        queue_blocks=queue_blocks_renewal(waiting, stock),
         overdue_days=int(overdue_days(loan.due_at, now)),
         after_resume=escalation(LoanState.ON_LOAN, loan.due_at, now, rules, loan.hold).name.lower(),
         after_unhold=escalation(state, loan.due_at, now, rules, False).name.lower(),
@@ -156,17 +153,6 @@ def username(session: Session, user_id: int | None) -> str | None:
     if user_id is None:
         return None
     return session.scalar(select(orm.User.username).where(orm.User.id == user_id))
-
-
-def queue_length(session: Session, unit_id: int) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                orm.Loan.unit_id == unit_id, orm.Loan.state == LoanState.REQUESTED.value
-            )
-        )
-        or 0
-    )
 
 
 def held_overdue(session: Session, principal: Principal, now: datetime) -> list[orm.Loan]:
@@ -287,6 +273,15 @@ class AgreementView:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A request that waited longer than the one at hand: its pseudonymous reference only."""
+
+    client_ref: str
+    requested_at: datetime
+    days: int  # whole days waited so far
+
+
+@dataclass(frozen=True)
 class HandoverPage:
     loan: LoanView
     stage: str | None  # None: the loan is not waiting for a handover
@@ -294,6 +289,9 @@ class HandoverPage:
     collects: bool  # the unit collects usage totals
     devices: list[DeviceChoice]  # the device stage's choices
     languages: tuple[str, ...] = ()  # the current agreement version's languages, as offered
+    # The device stage: the unit's requests that waited longer (serving this one first takes
+    # a reason), oldest first.
+    waited_longer: tuple[Waiting, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -428,6 +426,7 @@ def handover_page(
         agreement = agreements.chosen(texts, language)
         unit = session.get(orm.Unit, loan.unit_id)
         devices = free_devices(session, loan) if stage == "device" else []
+        ahead = waited_longer(session, loan) if stage == "device" else []
         page = HandoverPage(
             loan=loan_view(loan),
             stage=stage,
@@ -439,10 +438,21 @@ def handover_page(
             collects=bool(unit and unit.usage_collection),
             devices=device_choices(devices, now, settings),
             languages=tuple(t.language for t in texts),
+            waited_longer=tuple(
+                Waiting(x.client.ref, x.requested_at, max(0, (now - x.requested_at).days))
+                for x in ahead
+            ),
         )
         if audited and stage is not None:
+            # The references of the requests that waited longer are shown: their loan ids.
+            shown = {"waited_longer": [x.id for x in ahead]} if ahead else {}
             loan_views.record_read(
-                session, principal, "loan:view", "loan", str(loan_id), {"page": f"handover:{stage}"}
+                session,
+                principal,
+                "loan:view",
+                "loan",
+                str(loan_id),
+                {"page": f"handover:{stage}", **shown},
             )
             uow.commit()
         return page

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,15 +15,23 @@ from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.adapters import orm, wakeup
 from server.domain.commands import reason_text
 from server.domain.device_commands import MAX_TTL_S, IssueCommand
-from server.domain.loan_commands import LoanStep, RequestLoan, check_returned_kit, checked_return
+from server.domain.loan_commands import (
+    LoanStep,
+    RequestLoan,
+    check_returned_kit,
+    checked_return,
+    recorded_reason,
+)
 from server.domain.loans import (
     DEVICE_AFTER,
+    HOLDS_DEVICE,
     RETURNABLE,
     WIPE_AFTER,
     LoanAction,
     LoanRules,
     LoanState,
     check_may_take,
+    check_queue_order,
     check_renewal,
     due_after_handover,
     due_after_renewal,
@@ -76,6 +85,49 @@ def loan_for(session: Session, principal: Principal, loan_id: int, lock: bool = 
     if loan is None or not principal.sees_unit(loan.unit_id):
         raise NotFound(f"no loan {loan_id}")
     return loan
+
+
+def stock_query(organisation_id: int, unit_id: int) -> Select[orm.Device]:
+    """Wiped, in-stock tablets of a unit or the shared pool that no loan holds: what the
+    handover picker offers and what a renewal counts against the unit's queue."""
+    held = select(orm.Loan.device_id).where(
+        orm.Loan.device_id.is_not(None),
+        orm.Loan.state.in_([s.value for s in HOLDS_DEVICE]),
+    )
+    return select(orm.Device).where(
+        orm.Device.organisation_id == organisation_id,
+        (orm.Device.unit_id == unit_id) | orm.Device.unit_id.is_(None),
+        orm.Device.lifecycle_state == LifecycleState.IN_STOCK.value,
+        orm.Device.id.not_in(held),
+    )
+
+
+def in_stock(session: Session, loan: orm.Loan) -> int:
+    """How many devices the handover picker would offer the loan's unit now."""
+    query = stock_query(loan.organisation_id, loan.unit_id).with_only_columns(func.count())
+    return int(session.scalar(query) or 0)
+
+
+def queued(session: Session, unit_id: int) -> int:
+    """How many requests of the unit wait for a device."""
+    count = select(func.count()).where(
+        orm.Loan.unit_id == unit_id, orm.Loan.state == LoanState.REQUESTED.value
+    )
+    return int(session.scalar(count) or 0)
+
+
+def waited_longer(session: Session, loan: orm.Loan) -> list[orm.Loan]:
+    """The requests of the loan's unit ahead of it in the queue (oldest first; the same order
+    as `loan_views.queue_position`); none unless the loan is itself requested."""
+    if loan.state != LoanState.REQUESTED.value:
+        return []
+    query = select(orm.Loan).where(
+        orm.Loan.unit_id == loan.unit_id,
+        orm.Loan.state == LoanState.REQUESTED.value,
+        (orm.Loan.requested_at < loan.requested_at)
+        | ((orm.Loan.requested_at == loan.requested_at) & (orm.Loan.id < loan.id)),
+    )
+    return list(session.scalars(query.order_by(orm.Loan.requested_at, orm.Loan.id)).unique())
 
 
 def snapshot(loan: orm.Loan) -> dict[str, Any]:
@@ -210,7 +262,7 @@ def _take(
     before = snapshot(loan)
     devices_touched = {loan.device_id}
     target = next_state(LoanState(loan.state), step.action)
-    _STEP[step.action](session, loan, step, now, principal)
+    noted = _STEP[step.action](session, loan, step, now, principal)
     loan.state = target.value
     loan.updated_at = now
     device_state = DEVICE_AFTER[step.action]
@@ -248,16 +300,21 @@ def _take(
         subject_id=str(loan.id),
         organisation_id=principal.organisation_id,
         before=before,
-        after=snapshot(loan),
-        reason=step.reason,
+        after={**snapshot(loan), **(noted or {})},
+        reason=recorded_reason(step.reason, step.override_reason, step.skip_reason),
         system_part=principal.via,
     )
     return Stepped(target, loan.due_at, loan.device_id)
 
 
+# A step's effect on the locked loan; it may return what the audit event notes besides the
+# loan's snapshot (a queue overridden or skipped).
+StepEffect = Callable[[Session, orm.Loan, LoanStep, datetime, Principal], dict[str, Any] | None]
+
+
 def _assign(
     session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
-) -> None:
+) -> dict[str, Any] | None:
     device = _locked_device(session, step.device_id or "")
     if device is None or device.organisation_id != loan.organisation_id:
         raise NotFound(f"no device {step.device_id}")
@@ -272,8 +329,12 @@ def _assign(
             else ""
         )
         raise Conflict(f"device {device.id} is {device.lifecycle_state}, not in stock{hint}")
+    ahead = waited_longer(session, loan)
+    skipped = check_queue_order(len(ahead), step.skip_reason)
     loan.device = device
     loan.assigned_at = now
+    # The audit notes whom the device went ahead of: loan ids, never client references.
+    return {"queue_skipped": [other.id for other in ahead]} if skipped else None
 
 
 def _unassign(
@@ -302,20 +363,18 @@ def _hand_over(
     cancel_pending(session, loan.device.id, "wipe", "the device was handed over", now)
 
 
-def _renew(session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal) -> None:
+def _renew(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> dict[str, Any] | None:
     assert loan.device is not None and loan.due_at is not None
     rules = rules_for(session, loan.unit_id, loan.device.model)
-    queued = (
-        session.scalar(
-            select(func.count()).where(
-                orm.Loan.unit_id == loan.unit_id, orm.Loan.state == LoanState.REQUESTED.value
-            )
-        )
-        or 0
+    waiting, stock = queued(session, loan.unit_id), in_stock(session, loan)
+    overridden = check_renewal(
+        loan.renewals, waiting, stock, rules, override=step.override_reason is not None
     )
-    check_renewal(loan.renewals, queued, rules)
     loan.renewals += 1
     loan.due_at = due_after_renewal(loan.due_at, now, rules)
+    return {"queue_override": {"waiting": waiting, "in_stock": stock}} if overridden else None
 
 
 def _pause(session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal) -> None:
@@ -355,7 +414,7 @@ def _nothing(
     """Actions whose whole effect is the state change (and the device's)."""
 
 
-_STEP = {
+_STEP: dict[LoanAction, StepEffect] = {
     LoanAction.ASSIGN: _assign,
     LoanAction.UNASSIGN: _unassign,
     LoanAction.CANCEL: _unassign,

@@ -39,6 +39,8 @@ CONFIRMED: dict[tuple[str, str], frozenset[str]] = {
     ("console.loan_step", "cancel"): frozenset({"confirm", "reason"}),
     # Uses up a renewal for good, moves the due date: tick (a reason is asked, optional).
     ("console.loan_step", "renew"): frozenset({"confirm"}),
+    # Renewing although the unit's queue cannot be served from stock: tick and a reason.
+    ("console.renew_anyway", ""): frozenset({"confirm", "override_reason"}),
     # Changes what the client's tablet does (escalation stops): tick and reason.
     ("console.loan_step", "pause"): frozenset({"confirm", "reason"}),
     # Escalation starts again: an overdue loan's tablet is reminded or restricted at once.
@@ -284,8 +286,9 @@ def post_target(app: Flask, form: Form) -> tuple[str, dict[str, Any], str]:
 
 # What each role must meet on its walk (acts not offered to a role are not on its pages).
 EXPECTED = {
-    "counsellor": {("console.loan_step", s) for s in ("cancel", "renew", "pause", "resume", "lost")}
-    | {("console.loan_hold", "1"), ("console.loan_hold", "0")},
+    # The world's unit lends all its tablets and one client waits: a renewal is "renew anyway".
+    "counsellor": {("console.loan_step", s) for s in ("cancel", "pause", "resume", "lost")}
+    | {("console.renew_anyway", ""), ("console.loan_hold", "1"), ("console.loan_hold", "0")},
 }
 EXPECTED["it_support"] = EXPECTED["counsellor"] | {("console.loan_step", "release")}
 EXPECTED["admin"] = EXPECTED["counsellor"] | {("console.user_deactivate", "")}
@@ -327,7 +330,12 @@ def test_walk_the_console_a_bare_post_of_a_confirmed_action_changes_nothing(
         if endpoint.startswith("console.device"):
             continue  # the wipes' own tests (test_console_device) cover them
         fields = {k: v for k, v in form.hidden().items() if k != "csrf_token"}
-        full = {"confirm": "yes", "reason": "a reason", "device_id": "tab-001"}
+        full = {
+            "confirm": "yes",
+            "reason": "a reason",
+            "device_id": "tab-001",
+            "override_reason": "a reason",
+        }
         needed = CONFIRMED[(endpoint, name)]
         variants = [fields] + [
             {**fields, **{k: full[k] for k in needed - {left_out}}} for left_out in needed
@@ -397,7 +405,7 @@ def test_a_confirmed_step_is_taken_and_its_reason_audited(
     role, which, url, fields, action = CASES[act]
     ids = world(fleet)
     loan_id = ids[which]
-    if act == "renew":  # a renewal is refused while the unit's queue is not empty
+    if act == "renew":  # refused while the unit's queue waits for more tablets than in stock
         counsellor = principal_of(_user(fleet, "counsellor"))
         cancel = LoanStep(ids["requested"], LoanAction.CANCEL, reason="moved away")
         loans.act(fleet.services.uow(), counsellor, cancel, fleet.services.clock())

@@ -447,6 +447,9 @@ class LoanMachine(RuleBasedStateMachine):
         dirty = [d for d in self.dirty_devices() if self.world.device_unit[d] == loan.unit]
         pool = self.usually(data, self.free_devices(loan.unit), [*dirty, *DEVICES, "tab-999"])
         device = data.draw(st.sampled_from(pool), label="device")
+        # Older requests of the unit go first: serving this one before them takes a reason.
+        skip = data.draw(st.sampled_from((None, "ryhmä alkaa huomenna")), label="skip reason")
+        ahead = (self.queue_position(loan_id) or 1) - 1
         outcome = self.common(role, loan_id, A.ASSIGN)
         if outcome.refused is None:
             if device not in self.devices:
@@ -459,6 +462,8 @@ class LoanMachine(RuleBasedStateMachine):
                 outcome = Outcome(DomainError, f"the device is {self.devices[device]}")
             elif self.holder(device) is not None:
                 outcome = Outcome(DomainError, f"loan {self.holder(device)} holds the device")
+            elif ahead and skip is None:
+                outcome = Outcome(DomainError, f"{ahead} waited longer: a reason to skip them")
 
         def reserve() -> None:
             assert self.devices[device] is D.IN_STOCK  # never lent un-wiped
@@ -466,7 +471,7 @@ class LoanMachine(RuleBasedStateMachine):
             self.accepted(loan_id, A.ASSIGN)
 
         outcome.changes.append(reserve)
-        return outcome, lambda: LoanStep(loan_id, A.ASSIGN, device_id=device)
+        return outcome, lambda: LoanStep(loan_id, A.ASSIGN, device_id=device, skip_reason=skip)
 
     def step_unassign(self, data: st.DataObject, role: str, loan_id: int) -> Step:
         return self.freeing(role, loan_id, A.UNASSIGN, None)
@@ -528,12 +533,16 @@ class LoanMachine(RuleBasedStateMachine):
         loan = self.loans[loan_id]
         queue = [x for x in self.loans.values() if x.unit == loan.unit and x.state is S.REQUESTED]
         queued = len(queue)
+        # The queue blocks a renewal only when the unit's stock cannot serve it; staff may
+        # override that with a reason, never the unit's limit.
+        stock = len(self.free_devices(loan.unit))
+        override = data.draw(st.sampled_from((None, None, "ryhmä jatkuu")), label="override")
         outcome = self.common(role, loan_id, A.RENEW)
         if outcome.refused is None:
-            if queued:
-                outcome = Outcome(DomainError, f"{queued} in the unit wait for a device")
-            elif loan.renewals >= self.rules_of(loan).max_renewals:
+            if loan.renewals >= self.rules_of(loan).max_renewals:
                 outcome = Outcome(DomainError, "renewed as often as the unit allows")
+            elif queued > stock and override is None:
+                outcome = Outcome(DomainError, f"{queued} in the unit wait, {stock} in stock")
         now = self.now
 
         def extend() -> None:
@@ -543,7 +552,7 @@ class LoanMachine(RuleBasedStateMachine):
             self.accepted(loan_id, A.RENEW)
 
         outcome.changes.append(extend)
-        return outcome, lambda: LoanStep(loan_id, A.RENEW)
+        return outcome, lambda: LoanStep(loan_id, A.RENEW, override_reason=override)
 
     def step_pause(self, data: st.DataObject, role: str, loan_id: int) -> Step:
         reason = self.reason(data)

@@ -111,7 +111,7 @@ def test_every_step_has_one_url_segment_and_a_device_effect() -> None:
     assert {SEGMENT_OF[a]: a for a in LoanAction} == STEPS
     assert STEPS["lost"] is LoanAction.REPORT_LOST and STEPS["handover"] is LoanAction.HAND_OVER
     assert STEP_FIELDS[LoanAction.RETURN] == {"kit"}
-    assert LoanAction.RENEW not in STEP_FIELDS
+    assert STEP_FIELDS[LoanAction.RENEW] == {"override_reason"}  # the queue overridden
 
 
 def test_the_loan_page_offers_the_possible_steps_in_their_declared_order() -> None:

@@ -39,11 +39,13 @@ ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
 STEP_ERRORS = (401, 403, 404, 409, 415, 422)
 # What each step does (its operation's summary), by URL segment.
 STEP_SUMMARIES = {
-    "assign": "Reserve an in-stock (wiped) device for a requested loan",
+    "assign": "Reserve an in-stock (wiped) device for a requested loan (the unit's oldest "
+    "request first, or a skip_reason)",
     "unassign": "Give the reserved device back; the request returns to the queue",
     "cancel": "Cancel a request (the client loses their place in the queue)",
     "handover": "Hand the device (and kit) over: the client accepted the agreement",
-    "renew": "Extend the loan (refused while others wait, or beyond the unit's limit)",
+    "renew": "Extend the loan (refused beyond the unit's limit, or while more clients of the "
+    "unit wait than wiped devices are in stock, unless an override_reason is given)",
     "pause": "Pause (hospital stay, treatment period): no overdue escalation",
     "resume": "Resume a paused loan",
     "return": "Take the device back; every kit item is checked; the device awaits a wipe",

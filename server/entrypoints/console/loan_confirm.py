@@ -7,20 +7,29 @@ asks for an explicit tick — or, for a release, the device id typed again, as f
 The POST checks the same (a bare POST changes nothing and gets this page back with a 422), so
 the confirmation does not depend on the form or on JavaScript. Unassigning ("choose another
 device") stays one click: the client has no tablet yet and the request keeps its place.
+
+A renewal the unit's queue blocks (more clients wait than wiped devices are in stock) may be
+taken anyway by staff, with a required reason for the audit: "Renew anyway" on the renewal's
+page posts to `renew_anyway` (the unit's renewal limit still holds).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from lainaamo.errors import DomainError, NotFound
 from server.domain.loan_commands import REASON_REQUIRED
 from server.domain.loans import LoanAction
 from server.entrypoints.console import core
+from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _, fmt_date
 from server.entrypoints.web.context import services
-from server.entrypoints.web.loan_input import STEPS
-from server.service_layer import loan_console
+from server.entrypoints.web.loan_input import STEPS, parse_step
+from server.entrypoints.web.status import http_status
+from server.service_layer import loan_console, loans
 from server.service_layer.loans import Stepped
 
 # The steps (at /loans/<id>/steps/<segment>, `loan_input.STEPS`) that need this page first.
@@ -111,3 +120,27 @@ def done(action: LoanAction, stepped: Stepped) -> str:
         LoanAction.RELEASE: _("The device was released to the client; it will be wiped."),
     }
     return messages.get(action, _("Done."))
+
+
+@bp.post("/loans/<int:loan_id>/steps/renew/anyway")
+def renew_anyway(loan_id: int) -> Any:
+    """Renew although the unit's queue cannot be served from stock: ticked, with a reason."""
+    form, errors = request.form, {}
+    reason = form.get("override_reason", "").strip()
+    if form.get("confirm") != "yes":
+        errors["confirm"] = _("Tick this box to confirm.")
+    if not reason:
+        errors["override_reason"] = _("Say why the loan is renewed although clients are waiting.")
+    if errors:
+        flash(_("Nothing was changed: fill in the marked fields to confirm."), "error")
+        return page(loan_id, "renew", 422, errors)
+    svc = services()
+    try:
+        step = parse_step(loan_id, LoanAction.RENEW, {"override_reason": reason})
+        stepped = loans.act(svc.uow(), core.principal(), step, svc.clock())
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return page(loan_id, "renew", http_status(exc), core.form_error(exc))
+    flash(done(LoanAction.RENEW, stepped), "info")
+    return core.back("console.loan", loan_id=loan_id)

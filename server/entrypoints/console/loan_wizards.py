@@ -59,6 +59,8 @@ def _render(
         stage=shown.stage,
         errors=errors or {},
         devices=shown.devices,
+        waited_longer=shown.waited_longer,
+        skip_reason=form.get("skip_reason", "").strip()[:500],
         agreement=agreement,
         collects=shown.collects,
         version=form.get("agreement_version") or (agreement.version if agreement else ""),
@@ -112,16 +114,31 @@ def handover_device(loan_id: int) -> Any:
         # "lend it anyway" for this very device: a warning, never a silent refusal.
         if request.form.get("lend_anyway") != chosen.id:
             return _render(shown, 422, {}, warning=chosen)
+    body = {"device_id": device} if device else {}
+    if skip := request.form.get("skip_reason", "").strip():
+        body["skip_reason"] = skip  # older requests wait: why this one goes first
     try:
-        step = parse_step(loan_id, LoanAction.ASSIGN, {"device_id": device} if device else {})
+        step = parse_step(loan_id, LoanAction.ASSIGN, body)
         loans.act(svc.uow(), core.principal(), step, svc.clock())
     except DomainError as exc:
+        if _skip_refused(exc):
+            flash(_("Clients have waited longer: say why this client goes first."), "error")
+            message = _("Say why this client is served before those who waited longer.")
+            return _page(loan_id, "device", 422, {"skip_reason": message})
         errors = core.form_error(exc)
         if isinstance(exc, NotFound):  # the loan exists: the device is what is unknown
             return _page(loan_id, "device", 422, {"device_id": str(exc)})
         return _page(loan_id, "device", http_status(exc), errors)
     flash(_("Device %(device)s is reserved for this client.", device=device), "info")
     return redirect(url_for("console.handover", loan_id=loan_id), 303)
+
+
+def _skip_refused(exc: DomainError) -> bool:
+    """Whether the assign step was refused for want of a reason to skip the queue."""
+    return isinstance(exc, InvalidInput) and any(
+        d.get("field") == "skip_reason" and not request.form.get("skip_reason", "").strip()
+        for d in exc.errors
+    )
 
 
 @bp.post("/loans/<int:loan_id>/handover/agreement")

@@ -13,14 +13,14 @@ from server.entrypoints.input_guard import INT_MAX
 # The one table of a step as the web sends it: its URL segment (POST /api/v1/loans/{id}/<segment>
 # and the console's /loans/{id}/steps/<segment>) and the fields its body takes besides "reason".
 STEP_INPUT: dict[LoanAction, tuple[str, frozenset[str]]] = {
-    LoanAction.ASSIGN: ("assign", frozenset({"device_id"})),
+    LoanAction.ASSIGN: ("assign", frozenset({"device_id", "skip_reason"})),
     LoanAction.UNASSIGN: ("unassign", frozenset()),
     LoanAction.CANCEL: ("cancel", frozenset()),
     LoanAction.HAND_OVER: (
         "handover",
         frozenset({"agreement_version", "agreement_accepted", "agreement_language", "kit"}),
     ),
-    LoanAction.RENEW: ("renew", frozenset()),
+    LoanAction.RENEW: ("renew", frozenset({"override_reason"})),
     LoanAction.PAUSE: ("pause", frozenset()),
     LoanAction.RESUME: ("resume", frozenset()),
     LoanAction.RETURN: ("return", frozenset({"kit"})),
@@ -74,7 +74,8 @@ def parse_step(loan_id: int, action: LoanAction, body: dict[str, Any]) -> LoanSt
             "unknown fields",
             [{"field": k, "message": "not used by this step"} for k in sorted(unknown)],
         )
-    for name in ("reason", "device_id", "agreement_version", "agreement_language"):
+    texts = ("reason", "device_id", "agreement_version", "agreement_language")
+    for name in (*texts, "override_reason", "skip_reason"):
         if name in body and not isinstance(body[name], str):
             raise InvalidInput(f"invalid {name}", [{"field": name, "message": "must be a string"}])
     if "agreement_accepted" in body and not isinstance(body["agreement_accepted"], bool):
@@ -92,4 +93,6 @@ def parse_step(loan_id: int, action: LoanAction, body: dict[str, Any]) -> LoanSt
         agreement_language=body.get("agreement_language"),
         kit=_kit_lines(body["kit"]) if action is LoanAction.HAND_OVER and "kit" in body else (),
         returned=_returned(body["kit"]) if action is LoanAction.RETURN and "kit" in body else {},
+        override_reason=body.get("override_reason"),
+        skip_reason=body.get("skip_reason"),
     )

@@ -264,6 +264,26 @@ STEP_FIELDS: dict[str, Any] = {
         ...,
     ),
 }
+# Why a step goes against the queue: a renewal although the unit's queue cannot be served from
+# stock, a device for a request while older ones wait. Checked by the domain when it matters.
+STEP_FIELDS["override_reason"] = (
+    Annotated[str, Field(min_length=1, max_length=500), Says("1–500 characters")],
+    Field(
+        ABSENT,
+        description="Renew although more clients of the unit wait than wiped devices are in "
+        "stock (refused with 409 without it). Recorded in the audit log. Never a name or "
+        "identity code.",
+    ),
+)
+STEP_FIELDS["skip_reason"] = (
+    Annotated[str, Field(min_length=1, max_length=500), Says("1–500 characters")],
+    Field(
+        ABSENT,
+        description="Required when older requests of the unit wait (refused with 422 without "
+        "it): why this client is served first. Recorded in the audit log. Never a name or "
+        "identity code.",
+    ),
+)
 STEP_KIT: dict[LoanAction, Any] = {
     LoanAction.HAND_OVER: (list[HandedOver], ABSENT),
     LoanAction.RETURN: (list[CheckedBack], ABSENT),
