@@ -16,7 +16,8 @@ from server.adapters import orm
 from server.domain.commands import CreateDevice
 from server.domain.fleet_triage import Problem
 from server.domain.model import Principal, Role
-from server.service_layer import accounts, devices, fleet_console
+from server.domain.readiness import ReadinessState
+from server.service_layer import accounts, devices, fleet_console, loan_console
 from server.service_layer.fleet_console import FleetFilter, Sort
 
 pytestmark = pytest.mark.integration
@@ -111,6 +112,38 @@ def test_counts_are_one_statement_in_scope(fleet: Fleet) -> None:
     with fleet.services.session_factory() as session:
         counted = fleet_console.problem_counts(session, who, triage)
     assert counted == {p: len(set(ids) & mine) for p, ids in EXPECTED.items()}
+
+
+def test_tiles_agree_with_the_loan_pages_readiness(fleet: Fleet) -> None:
+    """Offline, low battery and out of sync are the readiness rules of the loan pages."""
+    seed_problems(fleet)
+    svc = fleet.services
+    now = svc.clock()
+    with svc.session_factory() as session:
+        ready = {
+            d.id: loan_console.device_readiness(d, now, svc.settings).state
+            for d in session.scalars(select(orm.Device))
+            if d.lifecycle_state != "retired"
+        }
+    assert (
+        sorted(i for i, s in ready.items() if s is ReadinessState.OFFLINE)
+        == EXPECTED[Problem.OFFLINE]
+    )
+    assert (
+        sorted(i for i, s in ready.items() if s is ReadinessState.NOT_CONVERGED)
+        == EXPECTED[Problem.OUT_OF_SYNC]
+    )
+    # Readiness does not ask about charging; the tile leaves out a charging tablet.
+    low = sorted(i for i, s in ready.items() if s is ReadinessState.LOW_BATTERY)
+    assert low == ["tab-004", "tab-005"] and EXPECTED[Problem.LOW_BATTERY] == ["tab-004"]
+
+
+def test_a_tiles_devices_export_as_csv(fleet: Fleet, client: FlaskClient) -> None:
+    seed_problems(fleet)
+    response = browser(fleet, client).get("/devices.csv?problem=offline")
+    assert response.status_code == 200
+    lines = response.get_data(as_text=True).strip().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == EXPECTED[Problem.OFFLINE]
 
 
 def set_columns(fleet: Fleet) -> None:
