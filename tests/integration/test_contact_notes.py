@@ -100,7 +100,7 @@ def test_a_note_is_refused_without_a_kind_or_with_an_identity_code(
     loan_id = request_loan(b, "ASK-9002")
     refused = b.post(f"/loans/{loan_id}/notes", {"kind": "gossip", "text": "x"})
     assert refused.status_code == 422
-    assert "Choose what happened." in refused.get_data(as_text=True)
+    assert "Choose the kind of contact." in refused.get_data(as_text=True)
     code = b.post(f"/loans/{loan_id}/notes", {"kind": "talked", "text": "hetu 131052-308T"})
     assert code.status_code == 422
     page = code.get_data(as_text=True)

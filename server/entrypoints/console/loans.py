@@ -249,7 +249,7 @@ def loan_note(loan_id: int) -> Any:
     """Add a contact note ("called, no answer") to the loan."""
     if request.form.get("kind", "") not in NOTE_KINDS:
         flash(_("Check the marked fields."), "error")
-        return loan_page(loan_id, 422, {"kind": _("Choose what happened.")})
+        return loan_page(loan_id, 422, {"kind": _("Choose the kind of contact.")})
     svc = services()
     try:
         note = NewNote(request.form["kind"], request.form.get("text", ""))

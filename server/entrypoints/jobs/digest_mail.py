@@ -93,7 +93,7 @@ def compose(digest: Digest, sender: str, public_url: str, now: datetime) -> Emai
     message["To"] = digest.email
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or None)
-    message["Content-Language"] = lang
     message["Auto-Submitted"] = "auto-generated"
     message.set_content("\n".join(lines) + "\n")
+    message["Content-Language"] = lang  # after set_content, which replaces Content-* headers
     return message
