@@ -23,7 +23,7 @@ from server.domain.loans import LoanAction
 from server.domain.model import Role
 from server.domain.usage import local_day
 from server.entrypoints.app import create_app
-from server.service_layer import loans, support, usage
+from server.service_layer import device_commands, loans, support, usage, views
 from server.service_layer.accounts import principal_of
 
 pytestmark = pytest.mark.browser
@@ -37,6 +37,7 @@ NOT_PAGES = {
     "console.devices_snapshot",
     "console.reports_csv",
     "console.support_state",  # JSON the session page polls
+    "console.devices_bulk_progress_json",  # JSON the bulk command's progress page polls
 }
 ROLES = ("it_support", "counsellor", "admin")
 
@@ -64,6 +65,9 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
     loans.act(uow(), who, step, now)
     loans.act(uow(), who, LoanStep(returned, LoanAction.RETURN), now + timedelta(days=1))
     waiting = loans.request_loan(uow(), who, RequestLoan(unit=unit.code, client_ref="ASK-3"), now)
+    bulk_id, _count = device_commands.issue_bulk(  # the progress page of a bulk command
+        uow(), boss, views.DeviceFilter(unit=unit.code), "ring", {}, 600, now, 20
+    )
     with fleet.services.session_factory() as session:  # a day's use: the report's usage tables
         day = UsageReport(
             device_id=devices[0],
@@ -105,6 +109,7 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
         "user_id": counsellor.id,
         "code": unit.code,
         "segment": "lost",  # a step's confirmation page (the loan is on loan)
+        "bulk_id": bulk_id,
     }
 
 
