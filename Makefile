@@ -88,7 +88,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 CONSOLE := server/entrypoints/console
 messages: $(DEV_STAMP)
 	$(BIN)/pybabel extract -F $(CONSOLE)/babel.cfg --no-location --sort-output \
-	    -k _ -k lazy_gettext -o $(CONSOLE)/translations/messages.pot .
+	    -k _ -k _l -k lazy_gettext -o $(CONSOLE)/translations/messages.pot .
 	for lang in fi sv; do \
 	    po=$(CONSOLE)/translations/$$lang/LC_MESSAGES/messages.po; \
 	    if [ -f $$po ]; then \

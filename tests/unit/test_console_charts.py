@@ -48,7 +48,7 @@ def battery(days: int, reports: list[tuple[datetime, float | None]]) -> str:
         "Battery of each report.",
         [Series("Battery", [(at.timestamp(), pct) for at, pct in reports])],
         x_range=(start.timestamp(), NOW.timestamp()),
-        x_labels=charts.time_labels(start, NOW, "%d.%m.", 8),
+        x_labels=charts.time_labels(start, NOW, lambda t: t.strftime("%d.%m."), 8),
         y_max=100,
         y_unit="%",
     )
@@ -83,10 +83,12 @@ def test_reports_outside_the_period_are_left_out() -> None:
 
 def test_time_labels_cover_start_and_end() -> None:
     start = NOW - timedelta(days=7)
-    labels = charts.time_labels(start, NOW, "%d.%m.", 8)
+    labels = charts.time_labels(start, NOW, lambda t: t.strftime("%d.%m."), 8)
     assert labels[0][0] == start.timestamp() and labels[-1][0] == NOW.timestamp()
     assert [text for _x, text in labels] == ["30.11.", *(f"{d:02d}.12." for d in range(1, 8))]
-    helsinki = charts.time_labels(start, NOW, "%H:%M", 2, tz=ZoneInfo("Europe/Helsinki"))
+    helsinki = charts.time_labels(
+        start, NOW, lambda t: t.strftime("%H:%M"), 2, tz=ZoneInfo("Europe/Helsinki")
+    )
     assert [text for _x, text in helsinki] == ["14:00", "14:00"]
 
 
@@ -268,7 +270,7 @@ def test_random_lines_stay_inside(
         "d",
         [Series(label, list(zip(xs, values, strict=False)))],
         x_range=(start.timestamp(), NOW.timestamp()),
-        x_labels=charts.time_labels(start, NOW, "%d.%m. %H:%M", count),
+        x_labels=charts.time_labels(start, NOW, lambda t: t.strftime("%d.%m. %H:%M"), count),
         y_unit="%",
     )
     root = assert_inside(svg)

@@ -21,6 +21,7 @@ from server.entrypoints.console import (  # noqa: F401
     documents,
     fleet,
     i18n,
+    labels,
     loans,
     reports,
     support,
@@ -50,7 +51,7 @@ def init_app(app: Flask) -> None:
     """Register the console and give its templates gettext and the formatting filters."""
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
-        i18n.gettext, i18n.ngettext, newstyle=True
+        i18n.gettext, i18n.template_ngettext, newstyle=True
     )
     app.jinja_env.filters.update(
         datetime=i18n.fmt_datetime,
@@ -58,6 +59,7 @@ def init_app(app: Flask) -> None:
         number=i18n.fmt_number,
         percent=i18n.fmt_percent,
     )
+    app.jinja_env.globals.update(labels.GLOBALS)
     app.register_blueprint(create_blueprint())
 
     @app.context_processor
@@ -74,9 +76,13 @@ def init_app(app: Flask) -> None:
         }
 
     def error_page(status: int, code: str, message: str) -> tuple[Any, int]:
-        if "language" not in g:
-            g.language = i18n.best_language(request.accept_languages, None)
-        response = make_response(render_template("error.html", status=status, message=message))
+        if "language" not in g:  # outside the console's pages: the cookie, else the browser's
+            chosen = request.cookies.get(core.LANGUAGE_COOKIE)
+            g.language = i18n.best_language(request.accept_languages, chosen)
+        # The server's own messages are English and technical: a person reads one written for
+        # them, unless the page that refused wrote one (i18n.ForPeople).
+        shown = message if isinstance(message, i18n.ForPeople) else labels.error_message(status)
+        response = make_response(render_template("error.html", status=status, message=shown))
         return core.add_headers(response), status
 
     app.extensions[HTML_ERRORS] = error_page

@@ -456,16 +456,20 @@ def _category_labels(chart: _Chart, box: _Box, categories: Sequence[str], group_
 
 
 def time_labels(
-    start: datetime, end: datetime, fmt: str, count: int = 6, tz: tzinfo | None = None
+    start: datetime,
+    end: datetime,
+    text: Callable[[datetime], str],
+    count: int = 6,
+    tz: tzinfo | None = None,
 ) -> list[tuple[float, str]]:
     """Evenly spaced x labels from `start` to `end`, both included (x in epoch seconds),
-    written in `tz` (else start's time zone)."""
+    written by `text` (the user's locale) for the time in `tz` (else start's time zone)."""
     a, b = start.timestamp(), end.timestamp()
     zone = tz or start.tzinfo
     if b <= a or count < 2:
-        return [(a, datetime.fromtimestamp(a, zone).strftime(fmt))]
+        return [(a, text(datetime.fromtimestamp(a, zone)))]
     stamps = [a + (b - a) * i / (count - 1) for i in range(count)]
-    return [(t, datetime.fromtimestamp(t, zone).strftime(fmt)) for t in stamps]
+    return [(t, text(datetime.fromtimestamp(t, zone))) for t in stamps]
 
 
 def _runs(points: Sequence[tuple[float, Value]]) -> list[list[tuple[float, float]]]:

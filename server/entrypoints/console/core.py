@@ -83,7 +83,8 @@ def check_csrf(expected: str | None) -> None:
         abort(403, description="cross-site request refused")
     sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(403, description=i18n.gettext("The form has expired. Reload the page and try again."))
+        message = i18n.gettext("The form has expired. Reload the page and try again.")
+        abort(403, description=i18n.ForPeople(message))
 
 
 def csrf_field() -> Markup:

@@ -21,7 +21,13 @@ from server.entrypoints.console import charts, enrollment_page  # noqa: F401 (vi
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.fleet_view import state_labels
-from server.entrypoints.console.i18n import TIMEZONE, fmt_datetime, fmt_number, ngettext
+from server.entrypoints.console.i18n import (
+    TIMEZONE,
+    fmt_clock,
+    fmt_datetime,
+    fmt_day_month,
+    ngettext,
+)
 from server.entrypoints.console.i18n import gettext as _
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
@@ -88,9 +94,9 @@ def battery_chart(
     grace_factor: float,
 ) -> Markup:
     """The battery line over the whole window (start … now), whatever the reports span."""
-    fmt = "%H:%M" if days == 1 else "%d.%m."
+    label = fmt_clock if days == 1 else fmt_day_month
     return charts.line_chart(
-        ngettext("Battery over the last %(num)s day", "Battery over the last %(num)s days", days),
+        ngettext("Battery over the last day", "Battery over the last %(num)s days", days),
         _(
             "Battery percentage of each status report; shaded where the device was online "
             "(derived from reports arriving at most %(factor)s status intervals apart).",
@@ -98,7 +104,7 @@ def battery_chart(
         ),
         [charts.Series(_("Battery"), [(p.at.timestamp(), p.battery_pct) for p in points])],
         x_range=(start.timestamp(), now.timestamp()),
-        x_labels=charts.time_labels(start, now, fmt, 7 if days != 7 else 8, tz=TIMEZONE),
+        x_labels=charts.time_labels(start, now, label, 7 if days != 7 else 8, tz=TIMEZONE),
         x_text=lambda x: fmt_datetime(datetime.fromtimestamp(x, UTC)),
         y_max=100,
         y_unit="%",
@@ -114,11 +120,11 @@ def clock_skew_text(seconds: int | None) -> str | None:
         return None
     size = abs(seconds)
     if size >= 2 * 86_400:
-        amount = _("%(n)s days", n=fmt_number(size // 86_400, 0))
+        amount = ngettext("%(num)s day", "%(num)s days", size // 86_400)
     elif size >= 3_600:
-        amount = _("%(n)s hours", n=fmt_number(size // 3_600, 0))
+        amount = ngettext("%(num)s hour", "%(num)s hours", size // 3_600)
     else:
-        amount = _("%(n)s minutes", n=fmt_number(max(1, size // 60), 0))
+        amount = ngettext("%(num)s minute", "%(num)s minutes", max(1, size // 60))
     if seconds > 0:
         return _("ahead of the server by %(amount)s", amount=amount)
     return _("behind the server by %(amount)s", amount=amount)

@@ -16,6 +16,7 @@ from server.domain.model import Role
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.i18n import gettext as _
+from server.entrypoints.console.i18n import ngettext
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
 from server.service_layer import enrollment
@@ -46,7 +47,12 @@ def _page(status: int = 200, **extra: Any) -> tuple[str, int]:
             token[key] = datetime.fromisoformat(token[key].replace("Z", "+00:00"))
     unit_options = [("", _("No unit (decide later)")), *page.units]
     hours = [
-        (str(h), _("%(n)s hours", n=h) if h < 48 else _("%(n)s days", n=h // 24))
+        (
+            str(h),
+            ngettext("%(num)s hour", "%(num)s hours", h)
+            if h < 48
+            else ngettext("%(num)s day", "%(num)s days", h // 24),
+        )
         for h in VALIDITY_HOURS
     ]
     return render(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_date, format_datetime, get_timezone
+from babel.dates import format_date, format_datetime, format_skeleton, format_time, get_timezone
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
@@ -69,12 +69,22 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
     return text % variables
 
 
+def template_ngettext(singular: str, plural: str, n: int) -> str:
+    """For Jinja's new-style ngettext, which fills in the variables (num and any others)."""
+    return translations(current_language()).ungettext(singular, plural, n)
+
+
 def lazy_gettext(message: str) -> LazyProxy:
     """For module-level strings: translated when rendered, in the request's language."""
     return LazyProxy(gettext, message, enable_cache=False)
 
 
 _ = gettext
+
+
+class ForPeople(str):
+    """A message written (and translated) for the person who reads the error page; any other
+    message an error carries is the server's and is not shown on a page."""
 
 
 # --- formatting ------------------------------------------------------------------------------
@@ -92,6 +102,18 @@ def fmt_date(value: date | datetime | None, style: str = "medium") -> str:
     if isinstance(value, datetime):
         value = value.astimezone(TIMEZONE).date()
     return format_date(value, style, locale=_locale())
+
+
+def fmt_clock(value: datetime) -> str:
+    """A time of day in the user's locale ("14.30", "14:30", "2:30 PM")."""
+    return format_time(value, "short", tzinfo=TIMEZONE, locale=_locale())
+
+
+def fmt_day_month(value: date | datetime) -> str:
+    """A day and month in the user's locale ("7.12.", "7/12", "12/7")."""
+    if isinstance(value, datetime):
+        value = value.astimezone(TIMEZONE).date()
+    return format_skeleton("Md", value, locale=_locale())
 
 
 def fmt_number(value: float | int | None, digits: int = 1) -> str:
