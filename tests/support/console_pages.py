@@ -21,7 +21,7 @@ from server.domain.loans import LoanAction
 from server.domain.model import Role
 from server.domain.usage import local_day
 from server.entrypoints.app import create_app
-from server.service_layer import loans, overdue, support, usage
+from server.service_layer import device_commands, loans, overdue, support, usage, views
 from server.service_layer.accounts import principal_of
 from support.fleet import Fleet
 
@@ -34,6 +34,7 @@ NOT_PAGES = {
     "console.devices_snapshot",
     "console.reports_csv",
     "console.support_state",  # JSON the session page polls
+    "console.devices_bulk_progress_json",  # JSON the bulk command's progress page polls
 }
 ROLES = ("it_support", "counsellor", "admin")
 
@@ -74,6 +75,9 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
     step = LoanStep(late, LoanAction.HAND_OVER, agreement_version="2026-1", agreement_accepted=True)
     loans.act(uow(), who, step, now - timedelta(days=200))
     overdue.notice(uow(), now)  # the scheduler notices it overdue
+    bulk_id, _count = device_commands.issue_bulk(  # the progress page of a bulk command
+        uow(), boss, views.DeviceFilter(unit=unit.code), "ring", {}, 600, now, 20
+    )
     with fleet.services.session_factory() as session:  # commands in every state and outcome
         for number, state in enumerate(CommandState):
             session.add(
@@ -127,11 +131,16 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
     return {
         "session_id": session_id,
         "device_id": devices[1],  # awaiting wipe: the manual-wipe page applies
-        "loan_id": {"console.handover": waiting, "console.return_device": lent}.get,
+        "loan_id": {
+            "console.handover": waiting,
+            "console.return_device": lent,
+            "console.return_receipt": returned,  # a receipt exists once the loan is returned
+        }.get,
         "default_loan": lent,
         "user_id": counsellor.id,
         "code": unit.code,
         "segment": "lost",  # a step's confirmation page (the loan is on loan)
+        "bulk_id": bulk_id,
     }
 
 
