@@ -93,9 +93,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/loans/<int:loan_id>/hold"): Rule(ANYONE, "unit", {"hold": True}),
     ("GET", "/api/v1/loans/<int:loan_id>/notes"): Rule(ANYONE, "unit"),
     ("POST", "/api/v1/loans/<int:loan_id>/notes"): Rule(ANYONE, "unit", {"kind": "other"}),
-    ("PUT", "/api/v1/loans/<int:loan_id>/follow-up"): Rule(
-        ANYONE, "unit", {"follow_up_on": None}
-    ),
+    ("PUT", "/api/v1/loans/<int:loan_id>/follow-up"): Rule(ANYONE, "unit", {"follow_up_on": None}),
     ("GET", "/api/v1/worklist"): Rule(ANYONE),
     ("POST", "/api/v1/agreements"): Rule(frozenset({A}), body={}),
     ("PUT", "/api/v1/units/<unit_code>/kiosk-profile"): Rule(MANAGERS, "org", {}),

@@ -81,7 +81,8 @@ CODE = re.compile(
 )
 
 # English words that Finnish and Swedish console text does not contain (common words of this
-# console; none of them is also a Finnish or Swedish word, as "on", "status", "session" are).
+# console; none of them is also a Finnish or Swedish word, as "on", "status", "session" are,
+# and "online" and "offline", which Swedish uses as such).
 ENGLISH_WORDS = {
     "the",
     "and",
@@ -120,8 +121,6 @@ ENGLISH_WORDS = {
     "ago",
     "overdue",
     "returned",
-    "online",
-    "offline",
     "battery",
     "reports",
     "report",
