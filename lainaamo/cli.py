@@ -193,6 +193,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(f"  Metrics  {info.api_url}/metrics")
         print(f"  Database {info.database}\n")
+        print(f"  Problems {info.problems.summary}\n")
         if info.kiosk_display:
             print(
                 f"  Kiosk    tab-001 is a real kiosk tablet on X display {info.kiosk_display}: "

@@ -3,11 +3,17 @@
 With `--kiosk` (root, `make services`), tab-001 is not simulated but a real Linux kiosk tablet
 on a virtual screen (docs/tablet.md): the real agent, client account, Chromium and overlay,
 whose real screen a counsellor can open with remote support.
+
+So that IT support has something to find, a few tablets have a problem (`choose_problems`,
+the same ones on every run): some are never charged (battery low and falling), some have been
+offline for hours or a day (not simulated; their last report is seeded) and one ignores its
+settings (out of sync). The banner says how many of each.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import shutil
 import subprocess
@@ -46,6 +52,10 @@ MODELS = ["Samsung Galaxy Tab A9", "Lenovo Tab M10", "Samsung Galaxy Tab A8"]
 KIOSK_DEVICE = "tab-001"  # on loan to the counsellor's unit: the real kiosk with --kiosk
 KIOSK_CLIENT = "lainaamo-demo"  # its client account
 KIOSK_ANSWER_S = 3.0  # the demo's stand-in client taps "Allow" this long after being asked
+PROBLEMS_SEED = 19  # which tablets have a problem: the same on every run
+OFFLINE_FOR = (timedelta(hours=5), timedelta(hours=26))  # since when each offline tablet is
+DRAINING, IGNORING = 3, 1  # how many tablets drain their battery, ignore their settings
+MIN_FLEET_WITH_PROBLEMS = 10  # smaller demos have none
 
 
 @dataclass
@@ -57,6 +67,43 @@ class Login:
     units: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Problems:
+    """The demo's tablets with a problem for IT support to find."""
+
+    draining: tuple[str, ...] = ()  # never charged: battery below 20 % and falling
+    offline: tuple[tuple[str, timedelta], ...] = ()  # silent for this long when the demo starts
+    ignoring: tuple[str, ...] = ()  # do not apply their desired state: out of sync
+
+    @property
+    def summary(self) -> str:
+        """One line for the banner: how many of each, and where to look."""
+        if not (self.draining or self.offline or self.ignoring):
+            return "No tablet has a problem."
+        drain, off, ign = len(self.draining), len(self.offline), len(self.ignoring)
+        return (
+            f"{drain} tablet{'s' * (drain != 1)} drain{'s' * (drain == 1)} "
+            f"{'their' if drain != 1 else 'its'} battery, {off} "
+            f"go{'es' * (off == 1)} offline, {ign} ignore{'s' * (ign == 1)} "
+            f"{'its' if ign == 1 else 'their'} settings: find them on the Devices page"
+        )
+
+
+def choose_problems(device_ids: list[str], seed: int = PROBLEMS_SEED) -> Problems:
+    """A handful of `device_ids` with a problem, chosen by `seed` (none in a small fleet).
+    The real kiosk tablet of `--kiosk` is never one of them."""
+    candidates = sorted(d for d in device_ids if d != KIOSK_DEVICE)
+    if len(candidates) < MIN_FLEET_WITH_PROBLEMS:
+        return Problems()
+    chosen = random.Random(seed).sample(candidates, DRAINING + len(OFFLINE_FOR) + IGNORING)
+    offline = chosen[DRAINING : DRAINING + len(OFFLINE_FOR)]
+    return Problems(
+        draining=tuple(sorted(chosen[:DRAINING])),
+        offline=tuple(zip(offline, OFFLINE_FOR, strict=True)),
+        ignoring=tuple(sorted(chosen[DRAINING + len(OFFLINE_FOR) :])),
+    )
+
+
 @dataclass
 class DemoInfo:
     api_url: str
@@ -65,6 +112,7 @@ class DemoInfo:
     database: str
     logins: list[Login] = field(default_factory=list)
     kiosk_display: str | None = None  # the real kiosk tablet's X display, with --kiosk
+    problems: Problems = Problems()
 
 
 def seed(services_uow: Callable[[], UnitOfWork], devices_count: int) -> list[Login]:
@@ -209,6 +257,12 @@ def run_demo(
         logins = seed(services.uow, devices_count)
         seed_loans(services, services.clock(), lent=min(18, devices_count), queued=2)
         seed_usage(services, services.clock())
+        everyone = [f"tab-{i:03d}" for i in range(1, devices_count + 1)]
+        problems = choose_problems(everyone)
+        now = services.clock()
+        demo_data.record_last_contact(
+            services.uow(), {device: now - ago for device, ago in problems.offline}
+        )
         # A demo whose ingest failed for good says so on /healthz and stops, as serve does.
         ingest = IngestConsumer(
             settings, services.session_factory, services.ingest_metrics, on_fatal=stop.set
@@ -226,14 +280,21 @@ def run_demo(
         http.start()
         # The tablets use their own listener (where client id = user name = device id).
         tablets = settings.replace(mqtt_port=broker.device_port)
-        simulated = [f"tab-{i:03d}" for i in range(1, devices_count + 1)]
+        offline = {device for device, _ago in problems.offline}
+        simulated = [device for device in everyone if device not in offline]
         if kiosk:
             simulated.remove(KIOSK_DEVICE)
             kiosk_display, close_kiosk = start_kiosk_tablet(tablets, workdir, stop)
         simulator = threading.Thread(
             target=run_simulation,
             args=(tablets,),
-            kwargs={"device_ids": simulated, "stop_event": stop, "state_root": workdir / "agents"},
+            kwargs={
+                "device_ids": simulated,
+                "stop_event": stop,
+                "state_root": workdir / "agents",
+                "draining": problems.draining,
+                "ignoring": problems.ignoring,
+            },
             name="simulator",
             daemon=True,
         )
@@ -247,6 +308,7 @@ def run_demo(
                     database,
                     logins,
                     kiosk_display,
+                    problems,
                 )
             )
         wait_for(stop)

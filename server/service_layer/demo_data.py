@@ -2,26 +2,28 @@
 
 `lainaamo demo` (entrypoints/demo.py) decides what the simulated pilot looks like; these
 functions write what no other handler writes for it: the organisation's kiosk profiles and
-support phone, its loan agreement in Finnish, Swedish and English, and plausible daily usage
+support phone, its loan agreement in Finnish, Swedish and English, plausible daily usage
 of the loans on loan, fed through the same ingest code as the tablets' own usage reports (so
-the unit roll-up is their sum).
+the unit roll-up is their sum), and the last status reports of the tablets that have been
+offline since (`record_last_contact`).
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
-from lainaamo.protocol import UsageReport
+from lainaamo import __version__
+from lainaamo.protocol import EnforcementReport, StatusReport, UsageReport
 from server.adapters import orm
 from server.domain.model import Principal
 from server.domain.policy import KioskProfile
 from server.domain.usage import LOCAL_TZ, local_day
-from server.service_layer import agreements, desired, usage
+from server.service_layer import agreements, desired, ingest, usage
 from server.service_layer.accounts import principal_of
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -146,3 +148,43 @@ def _usage_day(
         support_s=rng.choice((600, 900, 1500)) if used and rng.random() < 0.06 else 0,
         final=True,
     )
+
+
+def record_last_contact(uow: UnitOfWork, last_seen: Mapping[str, datetime]) -> None:
+    """Tablets not heard of since `last_seen[device_id]`: their last status report, made then
+    and in line with their desired state, through the ingest code (so they show as offline,
+    last seen then, and not out of sync)."""
+    with uow:
+        session = uow.session
+        desired_rows = {
+            row.device_id: row
+            for row in session.scalars(
+                select(orm.DesiredStateRow).where(orm.DesiredStateRow.device_id.in_(last_seen))
+            )
+        }
+        items = []
+        for number, (device_id, at) in enumerate(sorted(last_seen.items()), 1):
+            row = desired_rows.get(device_id)
+            mode = row.policy.get("mode") if row is not None else None
+            report = StatusReport(
+                device_id=device_id,
+                ts=at,
+                boot=1,
+                seq=1,
+                battery_pct=40 + 9 * number % 50,
+                charging=False,
+                storage_free_mb=20000,
+                storage_total_mb=65536,
+                os_version="Android 13",
+                agent_version=__version__,
+                network="wifi",
+                signal_pct=70,
+                uptime_s=86400,
+                locked=mode in ("locked", "lost"),
+                kiosk=mode in ("kiosk", "restricted"),
+                desired_version=row.version if row is not None else 0,
+                enforcement=EnforcementReport(),
+            )
+            items.append(ingest.Received(report, at))
+        ingest.ingest_batch(session, items)
+        uow.commit()
