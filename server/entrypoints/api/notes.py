@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from flask.views import MethodView
+
 from server.domain.contact_notes import NewNote
 from server.domain.model import Role
 from server.entrypoints.api.auth import current, roles
@@ -44,26 +46,31 @@ def follow_up_json(loan_id: int, follow_up: contact_notes.FollowUp) -> dict[str,
     }
 
 
-@bp.get("/loans/<int:loan_id>/notes")
-@roles(*ANYONE)
-@endpoint("listLoanNotes", {200: (NoteList, "The loan's notes")}, (401, 403, 404, 422))
-def list_notes(loan_id: int, query: NoNotesQuery) -> dict[str, Any]:
-    """A loan's contact notes, newest first, and its follow-up date (reading is audited)"""
-    svc = services()
-    notes, follow_up = contact_notes.read_notes(svc.uow(), current(), loan_id, svc.clock())
-    return {**follow_up_json(loan_id, follow_up), "items": [note_json(n) for n in notes]}
+class LoanNotes(MethodView):
+    """GET and POST of a loan's notes as one URL rule: two rules on one path would answer a
+    POST to an id past the column's range with 405 instead of 404 (werkzeug tries the GET
+    rule first)."""
+
+    @roles(*ANYONE)
+    @endpoint("listLoanNotes", {200: (NoteList, "The loan's notes")}, (401, 403, 404, 422))
+    def get(self, loan_id: int, query: NoNotesQuery) -> dict[str, Any]:
+        """A loan's contact notes, newest first, and its follow-up date (reading is audited)"""
+        svc = services()
+        notes, follow_up = contact_notes.read_notes(svc.uow(), current(), loan_id, svc.clock())
+        return {**follow_up_json(loan_id, follow_up), "items": [note_json(n) for n in notes]}
+
+    @roles(*ANYONE)
+    @endpoint("addLoanNote", {201: (Note, "Added")}, (401, 403, 404, 415, 422))
+    def post(self, loan_id: int, json: NoteAdd) -> tuple[dict[str, Any], int]:
+        """Add a contact note ("called, no answer") to a loan"""
+        svc = services()
+        note = contact_notes.add_note(
+            svc.uow(), current(), loan_id, NewNote(json.kind, json.text), svc.clock()
+        )
+        return note_json(note), 201
 
 
-@bp.post("/loans/<int:loan_id>/notes")
-@roles(*ANYONE)
-@endpoint("addLoanNote", {201: (Note, "Added")}, (401, 403, 404, 415, 422))
-def add_note(loan_id: int, json: NoteAdd) -> tuple[dict[str, Any], int]:
-    """Add a contact note ("called, no answer") to a loan"""
-    svc = services()
-    note = contact_notes.add_note(
-        svc.uow(), current(), loan_id, NewNote(json.kind, json.text), svc.clock()
-    )
-    return note_json(note), 201
+bp.add_url_rule("/loans/<int:loan_id>/notes", view_func=LoanNotes.as_view("loan_notes"))
 
 
 @bp.put("/loans/<int:loan_id>/follow-up")
