@@ -47,15 +47,18 @@ def unguard_cell(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and _quoted(cell) else cell
 
 
-def csv_lines(rows: Iterable[Iterable[object]], *, bom: bool = True) -> Iterator[str]:
+def csv_lines(
+    rows: Iterable[Iterable[object]], *, bom: bool = True, delimiter: str = ","
+) -> Iterator[str]:
     """CSV text (CRLF lines) of `rows`, every cell guarded, a few hundred rows at a time.
 
     `bom`: start with a byte order mark, so that spreadsheets read the file as UTF-8.
+    `delimiter`: `;` for a spreadsheet in a locale whose decimal mark is a comma (Finnish Excel).
     """
     buffer = io.StringIO()
     if bom:
         buffer.write("\ufeff")
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n", delimiter=delimiter)
     for number, row in enumerate(rows, start=1):
         writer.writerow([guard_cell(cell) for cell in row])
         if number % BATCH_ROWS == 0:

@@ -81,27 +81,40 @@ def _instant(day: date) -> datetime:
     return datetime.combine(day, time(0), HELSINKI).astimezone(UTC)
 
 
-def csv_cell(value: Shown, percent: bool = False) -> str:
-    """A figure for the CSV: '< 5' when withheld, empty when there is none."""
-    if value is None:
+def csv_cell(value: Shown, percent: bool = False, decimal: str = ".") -> str:
+    """A figure for the CSV: empty when withheld (the `withheld` column says so) or when there
+    is none; `decimal` is the decimal mark."""
+    if value is None or isinstance(value, Suppressed):
         return ""
-    if isinstance(value, Suppressed):
-        return str(value)
     if isinstance(value, float):
-        return f"{value * 100:.1f}" if percent else f"{value:.1f}"
+        text = f"{value * 100:.1f}" if percent else f"{value:.1f}"
+        return text.replace(".", decimal)
     return str(value)
 
 
 PERCENT = frozenset({"utilisation", "overdue_rate"})
+WITHHELD = "withheld"  # the column naming a row's withheld figures (counts under 5)
 
 
-def csv_rows(report: Report) -> list[list[str]]:
-    rows: list[list[str]] = [["unit_code", "unit_name", *FIELDS[2:]]]
+def csv_rows(report: Report, decimal: str = ".") -> list[list[str]]:
+    """The table as CSV rows: numbers only in the figures' columns; a withheld figure's cell
+    is empty and its column is named in the row's `withheld` column (space-separated)."""
+    figures = FIELDS[2:]
+    rows: list[list[str]] = [["unit_code", "unit_name", *figures, WITHHELD]]
     for row in [*report.rows, report.total]:
         code = row.code or "region"
         name = row.name or "Region total"
-        rows.append([code, name, *(csv_cell(getattr(row, f), f in PERCENT) for f in FIELDS[2:])])
+        values = {f: getattr(row, f) for f in figures}
+        withheld = " ".join(f for f in figures if isinstance(values[f], Suppressed))
+        cells = [csv_cell(values[f], f in PERCENT, decimal) for f in figures]
+        rows.append([code, name, *cells, withheld])
     return rows
+
+
+# CSV variants: (decimal mark, delimiter, byte order mark, file name suffix). `excel` is for
+# Excel in Finnish (or Swedish) settings: it splits at semicolons, reads a decimal comma and
+# needs the BOM to read UTF-8.
+CSV_VARIANTS = {"": (".", ",", False, ""), "excel": (",", ";", True, "-excel")}
 
 
 def chart_value(v: Shown, scale: float = 1.0) -> charts.Value:
@@ -224,10 +237,15 @@ def reports() -> tuple[str, int]:
 def reports_csv() -> Response:
     today = services().clock().astimezone(HELSINKI).date()
     start, end = parse_period(request.args, today)
+    variant = request.args.get("variant", "")
+    if variant not in CSV_VARIANTS:
+        raise InvalidInput("unknown variant", [{"field": "variant", "message": "excel"}])
+    decimal, delimiter, bom, suffix = CSV_VARIANTS[variant]
     report = _report(start, end, export=True)
-    filename = f"lainaamo-report-{start.isoformat()}-{end.isoformat()}.csv"
+    filename = f"lainaamo-report-{start.isoformat()}-{end.isoformat()}{suffix}.csv"
+    text = "".join(spreadsheet.csv_lines(csv_rows(report, decimal), bom=bom, delimiter=delimiter))
     return Response(
-        "".join(spreadsheet.csv_lines(csv_rows(report), bom=False)),
+        text.encode("utf-8"),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
