@@ -157,7 +157,8 @@ def _tokens(session: Session, principal: Principal, now: datetime) -> list[dict[
 
 @dataclass(frozen=True)
 class EnrollmentPage:
-    """What the console's Enrollment page lists: the tokens, and the units to create one for."""
+    """What the console's Enrollment page lists: the tokens (with their unit's name as
+    `unit_name`: people read names, not codes), and the units to create one for."""
 
     tokens: list[dict[str, Any]]
     units: list[tuple[str, str]]  # (code, name), by name
@@ -166,12 +167,16 @@ class EnrollmentPage:
 def enrollment_page(uow: UnitOfWork, principal: Principal, now: datetime) -> EnrollmentPage:
     _require_it(principal)
     with uow:
-        tokens = _tokens(uow.session, principal, now)
         units = uow.session.execute(
             select(orm.Unit.code, orm.Unit.name)
             .where(orm.Unit.organisation_id == principal.organisation_id)
             .order_by(orm.Unit.name)
         ).all()
+        names = {code: name for code, name in units}
+        tokens = [
+            token | {"unit_name": names.get(token["unit"]) if token["unit"] else None}
+            for token in _tokens(uow.session, principal, now)
+        ]
     return EnrollmentPage(tokens, [(code, name) for code, name in units])
 
 
