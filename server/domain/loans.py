@@ -158,7 +158,12 @@ class LoanRules:
         if not self.reminder_after_days <= self.restrict_after_days:
             raise InvalidInput(
                 "the reminder must come before restriction",
-                [{"field": "restrict_after_days", "message": "at least reminder_after_days"}],
+                [
+                    {
+                        "field": "restrict_after_days",
+                        "message": f"at least reminder_after_days ({self.reminder_after_days})",
+                    }
+                ],
             )
 
 

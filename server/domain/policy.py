@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lainaamo.errors import InvalidInput
+from server.domain.kiosk_input import profile_problems
 from server.domain.loans import Escalation, LoanRules, LoanState
 from server.domain.model import LifecycleState
 
@@ -40,34 +41,12 @@ class KioskProfile:
     essential_categories: frozenset[str] = frozenset({"chat", "appointment"})
 
     def __post_init__(self) -> None:
-        errors: list[dict[str, object]] = []
-        if len(self.apps) > 64 or not all(
-            isinstance(a, str) and 0 < len(a) <= 200 for a in self.apps
-        ):
-            errors.append({"field": "apps", "message": "up to 64 app identifiers"})
-        for shortcut in self.shortcuts:
-            # Types first: a JSON object or list is no category (nor hashable, for `in`).
-            if (
-                not isinstance(shortcut, dict)
-                or set(shortcut) != {"label", "url", "category"}
-                or not all(isinstance(v, str) and v for v in shortcut.values())
-                or shortcut["category"] not in CATEGORIES
-                or len(shortcut["label"]) > 60
-                or not shortcut["url"].startswith(("https://", "app:"))
-                or len(shortcut["url"]) > 500
-            ):
-                errors.append(
-                    {
-                        "field": "shortcuts",
-                        "message": "each {label ≤ 60, url (https:// or "
-                        f"app:), category one of {sorted(CATEGORIES)}}}",
-                    }
-                )
-                break
-        if len(self.shortcuts) > 32:
-            errors.append({"field": "shortcuts", "message": "at most 32"})
-        if errors:
-            raise InvalidInput("invalid kiosk profile", errors)
+        # Line by line, naming each refused line and part (kiosk_input.py).
+        problems = profile_problems(self.apps, self.shortcuts)
+        if problems:
+            raise InvalidInput(
+                f"invalid kiosk profile: {problems[0].message}", [p.detail() for p in problems]
+            )
 
     def as_policy(self, restricted: bool = False) -> dict[str, Any]:
         shortcuts = [

@@ -9,14 +9,15 @@ page needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lainaamo.errors import Forbidden
+from lainaamo.errors import Forbidden, NotFound
 from server.adapters import orm
+from server.domain.loans import LoanRules
 from server.domain.model import Principal, Role, check_text
 from server.domain.policy import KioskProfile
 from server.service_layer import audit
@@ -45,6 +46,7 @@ class UnitSettings:
     unit: UnitView
     profile: KioskProfile | None  # None: none set yet
     rules: list[ModelRules]  # model "" first
+    models: list[str] = field(default_factory=list)  # the models of the unit's tablets
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,111 @@ def settings_of(session: Session, principal: Principal, code: str) -> UnitSettin
             .order_by(orm.LoanRulesRow.model)
         )
     ]
-    return UnitSettings(unit_view(unit), profile, rules)
+    return UnitSettings(unit_view(unit), profile, rules, fleet_models(session, unit.id))
+
+
+def fleet_models(session: Session, unit_id: int) -> list[str]:
+    """The device models of a unit's tablets, as the tablets name them."""
+    return sorted(
+        session.scalars(
+            select(orm.Device.model)
+            .where(orm.Device.unit_id == unit_id, orm.Device.model != "")
+            .distinct()
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RulesSaved:
+    model: str  # as stored: the fleet's spelling when it names a model case-insensitively
+    known_model: bool  # "" or a model of the unit's tablets
+
+
+def save_rules(
+    uow: UnitOfWork,
+    principal: Principal,
+    code: str,
+    model: str,
+    rules: LoanRules,
+    replaces: str | None = None,
+) -> RulesSaved:
+    """Set a unit's loan rules for one device model ("": every model), audited.
+
+    A model spelt like one of the unit's tablets' models but for case is stored as the tablets
+    spell it (the rules are looked up by exact model). `replaces`: the model of the set being
+    edited; when the model was changed, that set is removed, so an edit never leaves a copy.
+    """
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only administrators set loan rules")
+    model = check_text("model", model, max_len=100, required=False)
+    with uow:
+        unit = unit_for(uow.session, principal, code)
+        models = fleet_models(uow.session, unit.id)
+        spelt = {m.casefold(): m for m in models}
+        model = spelt.get(model.casefold(), model)
+        if replaces is not None and replaces != model:
+            _delete_rules(uow.session, principal, unit, replaces)
+        row = _rules_row(uow.session, unit.id, model)
+        before = None
+        if row is None:
+            row = orm.LoanRulesRow(unit_id=unit.id, model=model)
+            uow.session.add(row)
+        else:
+            before = {k: getattr(row, k) for k in LoanRules.__dataclass_fields__}
+        after = {k: getattr(rules, k) for k in LoanRules.__dataclass_fields__}
+        for name, value in after.items():
+            setattr(row, name, value)
+        audit.record(
+            uow.session,
+            principal=principal,
+            action=audit.action(principal, "loan_rules:set"),
+            subject_type="unit",
+            subject_id=code,
+            organisation_id=principal.organisation_id,
+            before=before,
+            after={"model": model, **after},
+            system_part=principal.via,
+        )
+        uow.commit()
+    return RulesSaved(model, model == "" or model in models)
+
+
+def delete_rules(uow: UnitOfWork, principal: Principal, code: str, model: str) -> None:
+    """Remove a unit's loan rules for one model ("": its default set), audited; loans of that
+    model then follow the unit's default set, or the built-in defaults."""
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only administrators remove loan rules")
+    with uow:
+        unit = unit_for(uow.session, principal, code)
+        _delete_rules(uow.session, principal, unit, model)
+        uow.commit()
+
+
+def _rules_row(session: Session, unit_id: int, model: str) -> orm.LoanRulesRow | None:
+    return session.scalar(
+        select(orm.LoanRulesRow).where(
+            orm.LoanRulesRow.unit_id == unit_id, orm.LoanRulesRow.model == model
+        )
+    )
+
+
+def _delete_rules(session: Session, principal: Principal, unit: orm.Unit, model: str) -> None:
+    row = _rules_row(session, unit.id, model)
+    if row is None:
+        raise NotFound("no such loan rules")
+    before = {"model": model, **vars(stored_rules(row))}
+    session.delete(row)
+    audit.record(
+        session,
+        principal=principal,
+        action=audit.action(principal, "loan_rules:delete"),
+        subject_type="unit",
+        subject_id=unit.code,
+        organisation_id=principal.organisation_id,
+        before=before,
+        after=None,
+        system_part=principal.via,
+    )
 
 
 def agreements(session: Session, principal: Principal) -> list[orm.Agreement]:

@@ -152,7 +152,8 @@ def test_kiosk_profile_and_rules_are_saved_and_seen_by_the_api(
         "/admin/units/paihde/kiosk",
         {
             "apps": "fi.esavo.video\nfi.esavo.chat",
-            "shortcuts": "Chat | https://chat.example/ | chat",
+            "rows": "1",
+            **{"label-0": "Chat", "url-0": "https://chat.example/", "category-0": "chat"},
             "settings_locked": "on",
         },
     )
@@ -165,9 +166,13 @@ def test_kiosk_profile_and_rules_are_saved_and_seen_by_the_api(
         assert profile.shortcuts[0]["category"] == "chat" and profile.settings_locked
         desired = s.get(orm.DesiredStateRow, "tab-003")
         assert desired is not None
-    bad = b.post("/admin/units/paihde/kiosk", {"shortcuts": "Chat | ftp://x | chat"})
+    bad = b.post(
+        "/admin/units/paihde/kiosk",
+        {"rows": "1", "label-0": "Chat", "url-0": "ftp://x", "category-0": "chat"},
+    )
     assert bad.status_code == 422 and "error-text" in bad.get_data(as_text=True)
-    assert b.post("/admin/units/paihde/kiosk", {"shortcuts": "no pipes"}).status_code == 422
+    no_category = {"rows": "1", "label-0": "Chat", "url-0": "https://x.example/"}
+    assert b.post("/admin/units/paihde/kiosk", no_category).status_code == 422
     rules = {
         "loan_days": "30",
         "renewal_days": "14",
@@ -189,7 +194,7 @@ def test_kiosk_profile_and_rules_are_saved_and_seen_by_the_api(
     wrong = b.post(
         "/admin/units/paihde/rules", {**rules, "loan_days": "x", "restrict_after_days": "1"}
     )
-    assert wrong.status_code == 422 and "A whole number" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 422 and "a whole number from 1" in wrong.get_data(as_text=True)
     order = b.post("/admin/units/paihde/rules", {**rules, "restrict_after_days": "1"})
     assert order.status_code == 422
     assert b.post("/admin/units/paihde/name", {"name": "Päihdepalvelut Mikkeli"}).status_code == 302

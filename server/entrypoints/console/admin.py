@@ -7,20 +7,24 @@ same handlers as the REST API (`loans.set_kiosk_profile`, `loans.set_rules`,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
+from server.domain import kiosk_input
 from server.domain.commands import SetUserActive
-from server.domain.loans import LoanRules
+from server.domain.loans import MAX_RULE_DAYS, LoanRules
 from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.documents import AGREEMENT_LANGUAGES, agreement_language_name
-from server.entrypoints.console.i18n import _
+from server.entrypoints.console.i18n import _, ngettext
+from server.entrypoints.console.i18n import lazy_gettext as _l
+from server.entrypoints.console.reports import usage_categories
 from server.entrypoints.input_guard import whole_number
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
@@ -28,45 +32,199 @@ from server.service_layer import loans, people, unit_admin
 
 Page = tuple[str, int] | BaseResponse
 RULE_FIELDS = tuple(LoanRules.__dataclass_fields__)
+RULE_LABELS = {
+    "loan_days": _l("Loan length (days)"),
+    "renewal_days": _l("Days added by a renewal"),
+    "max_renewals": _l("Renewals at most"),
+    "reminder_after_days": _l("Reminder after overdue (days)"),
+    "restrict_after_days": _l("Restricted mode after overdue (days)"),
+    "offline_lock_after_days": _l("Offline lock after due date (days)"),
+}
+EMPTY_ROWS = 3  # empty shortcut rows under the saved ones; "Add more rows" adds as many
+MAX_ROWS = kiosk_input.MAX_SHORTCUTS + 8  # rows a form may post (more are not read)
+# The launcher's mark of each category (agent/platform/kiosk/launcher.py), for the preview.
+CATEGORY_MARKS = {
+    "chat": "\u2709",
+    "appointment": "\u260e",
+    "digipath": "\u27a4",
+    "group": "\u25cf\u25cf",
+    "other": "\u2605",
+}
+
+
+class Refused(InvalidInput):
+    """A refusal already in the reader's language (its message and its fields' messages)."""
+
+
+def shown(exc: Refused) -> dict[str, str]:
+    """Flash a console-side refusal as it is; its per-field messages for the form."""
+    flash(str(exc), "error")
+    return {str(e.get("field", "")): str(e.get("message", "")) for e in reversed(exc.errors)}
 
 
 def parse_rules(form: Any) -> tuple[str, LoanRules]:
-    """Loan rules from a form: whole numbers, checked like the API's PUT .../loan-rules."""
+    """Loan rules from a form: whole numbers, checked like the API's PUT .../loan-rules; every
+    refusal names the field and its limits, in the reader's language."""
     values: dict[str, int] = {}
     errors: list[dict[str, object]] = []
     for name in RULE_FIELDS:
         low = 0 if name == "max_renewals" else 1
-        number = whole_number(form.get(name, "").strip(), low, 3650)
+        number = whole_number(form.get(name, "").strip(), low, MAX_RULE_DAYS)
         if number is None:
-            errors.append({"field": name, "message": _("A whole number %(lo)s–3650", lo=low)})
+            message = _(
+                "%(field)s: a whole number from %(lo)s to %(hi)s.",
+                field=RULE_LABELS[name],
+                lo=low,
+                hi=MAX_RULE_DAYS,
+            )
+            errors.append({"field": name, "message": message})
         else:
             values[name] = number
-    if errors:
-        raise InvalidInput("invalid loan rules", errors)
-    model = check_text("model", form.get("model", ""), max_len=100, required=False)
-    return model, LoanRules(**values)
+    model = form.get("model", "").strip()
+    if len(model) > 100:
+        errors.append({"field": "model", "message": _("At most 100 characters.")})
+    if not errors:
+        try:
+            return model, LoanRules(**values)
+        except InvalidInput:
+            # The only rule across fields (domain.loans.LoanRules): reminder, then restriction.
+            message = _(
+                "%(field)s: at least %(n)s, since the reminder comes first.",
+                field=RULE_LABELS["restrict_after_days"],
+                n=values["reminder_after_days"],
+            )
+            errors.append({"field": "restrict_after_days", "message": message})
+    raise Refused(
+        _(
+            "The loan rules were not saved. %(problems)s",
+            problems=" ".join(str(e["message"]) for e in errors),
+        ),
+        errors,
+    )
+
+
+@dataclass(frozen=True)
+class ShortcutRow:
+    """One row of the kiosk editor as posted (index: its place on the form)."""
+
+    index: int
+    label: str = ""
+    url: str = ""
+    category: str = ""
+    remove: bool = False
+
+    @property
+    def blank(self) -> bool:
+        return not self.label.strip() and not self.url.strip()
+
+
+def posted_rows(form: Any) -> list[ShortcutRow]:
+    """The shortcut rows a kiosk form posted (`rows` says how many it had)."""
+    count = whole_number(form.get("rows", "").strip(), 0, MAX_ROWS) or 0
+    return [
+        ShortcutRow(
+            i,
+            form.get(f"label-{i}", "")[:200],
+            form.get(f"url-{i}", "")[:600],
+            form.get(f"category-{i}", "")[:40],
+            form.get(f"remove-{i}") == "on",
+        )
+        for i in range(count)
+    ]
 
 
 def parse_profile(form: Any) -> KioskProfile:
-    """A kiosk profile from a form: apps and shortcuts one per line (label | url | category)."""
-    apps = tuple(a.strip() for a in form.get("apps", "").splitlines() if a.strip())
-    shortcuts = []
-    for number, line in enumerate(form.get("shortcuts", "").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = [p.strip() for p in line.split("|")]
-        if len(parts) != 3:
-            raise InvalidInput(
-                "invalid shortcut",
-                [
-                    {
-                        "field": "shortcuts",
-                        "message": _("Line %(n)s: label | url | category", n=number),
-                    }
-                ],
-            )
-        shortcuts.append({"label": parts[0], "url": parts[1], "category": parts[2]})
-    return KioskProfile(apps, tuple(shortcuts), form.get("settings_locked") == "on")
+    """A kiosk profile from the editor: apps one a line, shortcuts in rows (blank rows and rows
+    marked for removal are left out). Refusals name the line or row and its field."""
+    lines = [a.strip() for a in form.get("apps", "").splitlines() if a.strip()]
+    kept = [r for r in posted_rows(form) if not r.remove and not r.blank]
+    shortcuts = tuple(
+        {"label": r.label.strip(), "url": r.url.strip(), "category": r.category} for r in kept
+    )
+    try:
+        return KioskProfile(tuple(lines), shortcuts, form.get("settings_locked") == "on")
+    except InvalidInput as exc:
+        errors = kiosk_errors(exc.errors, lines, [r.index for r in kept])
+        raise Refused(
+            ngettext(
+                "The kiosk profile was not saved: %(num)s problem, marked below.",
+                "The kiosk profile was not saved: %(num)s problems, marked below.",
+                len(errors),
+            ),
+            errors,
+        ) from None
+
+
+def kiosk_errors(
+    details: list[dict[str, object]], apps: list[str], rows: list[int]
+) -> list[dict[str, object]]:
+    """The domain's refusals (kiosk_input.Problem details) as the form's fields and messages:
+    all the apps' lines under `apps`, each shortcut part under `label-N`, `url-N`, `category-N`
+    of its row on the form."""
+    app_lines: list[str] = []
+    errors: list[dict[str, object]] = []
+    for detail in details:
+        field, code = str(detail.get("field", "")), str(detail.get("code", ""))
+        line = detail.get("line") if isinstance(detail.get("line"), int) else 0
+        assert isinstance(line, int)
+        value = apps[line - 1] if field.startswith("apps.") and 0 < line <= len(apps) else ""
+        message = kiosk_message(code, line, value)
+        parts = field.split(".")
+        if parts[0] == "apps":
+            app_lines.append(message)
+        elif len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(rows):
+            errors.append({"field": f"{parts[2]}-{rows[int(parts[1])]}", "message": message})
+        elif len(parts) == 2 and parts[1].isdigit() and int(parts[1]) < len(rows):
+            errors.append({"field": f"label-{rows[int(parts[1])]}", "message": message})
+        else:
+            errors.append({"field": "shortcuts", "message": message})
+    if app_lines:
+        errors.insert(0, {"field": "apps", "message": " ".join(app_lines)})
+    return errors
+
+
+def kiosk_message(code: str, line: int, value: str) -> str:
+    """A refusal of the kiosk editor in the reader's language (codes: domain.kiosk_input)."""
+    k = kiosk_input
+    if code == "app_id":
+        return _(
+            "Line %(line)s: “%(value)s” is not an app identifier. An identifier is like "
+            "fi.esavo.video: letters, digits, _ or - in parts separated by dots, each part "
+            "starting with a letter.",
+            line=line,
+            value=value[:80],
+        )
+    if code == "app_long":
+        return _(
+            "Line %(line)s: an app identifier is at most %(max)s characters.",
+            line=line,
+            max=k.APP_ID_MAX,
+        )
+    if code == "app_repeated":
+        return _(
+            "Line %(line)s: “%(value)s” is already on an earlier line.", line=line, value=value
+        )
+    if code == "too_many_apps":
+        return _("At most %(max)s apps.", max=k.MAX_APPS)
+    if code == "too_many_shortcuts":
+        return _("At most %(max)s shortcuts.", max=k.MAX_SHORTCUTS)
+    if code == "label_required":
+        return _("Give the tile a label.")
+    if code in ("label_long", "url_long"):
+        limit = k.LABEL_MAX if code == "label_long" else k.URL_MAX
+        return _("At most %(max)s characters.", max=limit)
+    if code == "url_required":
+        return _("Give the address the tile opens.")
+    if code == "url_scheme":
+        return _(
+            "An address starting with https:// and a site, e.g. https://chat.example.fi/ "
+            "(or app: and an allowed app's identifier)."
+        )
+    if code == "url_app":
+        return _("After app: comes an app identifier, e.g. app:fi.esavo.video.")
+    if code == "category":
+        return _("Choose a category from the list.")
+    return _("Fill in the label, the address and the category.")
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
@@ -179,6 +337,8 @@ def unit_settings() -> Page:
 @bp.get("/admin/units/<code>")
 @roles(Role.ADMIN)
 def unit_detail(code: str) -> Page:
+    """The unit's settings; `?rules=<model>` opens that rule set in the rules form, `?rules=new`
+    a new set for a device model."""
     return _unit_page(code, 200, {})
 
 
@@ -186,23 +346,61 @@ def unit_detail(code: str) -> Page:
 @roles(Role.ADMIN)
 def unit_save(code: str, part: str) -> Page:
     svc, form, who = services(), request.form, principal()
+    anchor = ""
     try:
         if part == "name":
             unit_admin.rename_unit(svc.uow(), who, code, form.get("name", ""))
         elif part == "kiosk":
+            if form.get("more"):  # "Add more rows": the same form back, nothing saved
+                return _unit_page(code, 200, {}, form, more=EMPTY_ROWS)
             loans.set_kiosk_profile(svc.uow(), who, code, parse_profile(form), svc.clock())
+            anchor = "kiosk-heading"
         elif part == "rules":
             model, rules = parse_rules(form)
-            loans.set_rules(svc.uow(), who, code, model, rules)
+            replaces = form.get("replaces") if "replaces" in form else None
+            try:
+                saved = unit_admin.save_rules(svc.uow(), who, code, model, rules, replaces)
+            except InvalidInput as exc:
+                raise Refused(
+                    _("The loan rules were not saved: check the model."),
+                    [{"field": "model", "message": _("Plain text on one line, no identity code.")}]
+                    if any(e.get("field") == "model" for e in exc.errors)
+                    else exc.errors,
+                ) from None
+            if not saved.known_model:
+                flash(
+                    _(
+                        "No tablet of this unit is of model “%(model)s”: these rules apply only "
+                        "once one is. Check the spelling against the models listed.",
+                        model=saved.model,
+                    ),
+                    "error",
+                )
+            anchor = "rules-heading"
+        elif part == "rules-delete":
+            model = form.get("model", "")
+            unit_admin.delete_rules(svc.uow(), who, code, model)
+            flash(_("The loan rules were removed.") + " " + _rules_name(model), "info")
+            return redirect(url_for("console.unit_detail", code=code, _anchor="rules-heading"))
         elif part == "usage":
             enabled = form.get("usage_collection") == "on"
             unit_admin.set_usage_collection(svc.uow(), who, code, enabled, svc.clock(), "console")
         else:
             abort(404)
+    except Refused as exc:
+        return _unit_page(code, 422, shown(exc), form)
     except DomainError as exc:
+        if part == "rules-delete" and http_status(exc) == 404:
+            raise
         return _unit_page(code, http_status(exc), form_error(exc), form)
     flash(_("Saved."), "info")
-    return redirect(url_for("console.unit_detail", code=code))
+    return redirect(url_for("console.unit_detail", code=code, _anchor=anchor or None))
+
+
+def _rules_name(model: str) -> str:
+    if model:
+        return _("Rules for model %(model)s.", model=model)
+    return _("The unit's default rules (every model).")
 
 
 def _users_page(status: int, errors: dict[str, str]) -> Page:
@@ -259,35 +457,74 @@ def _units_page(status: int, errors: dict[str, str]) -> Page:
     )
 
 
-def unit_values(found: unit_admin.UnitSettings) -> dict[str, Any]:
-    """The unit page's form values as stored: the name, the kiosk profile, the rules for every
-    model (the defaults when none are set)."""
-    base = next((r for r in found.rules if r.model == ""), None)
+def unit_values(found: unit_admin.UnitSettings, model: str | None = "") -> dict[str, Any]:
+    """The unit page's form values as stored: the name, the kiosk profile, and the rules of the
+    set being edited (`model`; None: a new set), else of the unit's default set, else the
+    built-in defaults."""
+    chosen = next((r for r in found.rules if model is not None and r.model == model), None)
+    base = chosen or next((r for r in found.rules if r.model == ""), None)
     rules = {n: getattr(base, n) if base else getattr(LoanRules(), n) for n in RULE_FIELDS}
     profile = found.profile or KioskProfile()
     return {
         "name": found.unit.name,
         "apps": "\n".join(profile.apps),
-        "shortcuts": "\n".join(
-            f"{s['label']} | {s['url']} | {s['category']}" for s in profile.shortcuts
-        ),
         "settings_locked": profile.settings_locked,
-        "model": "",
+        "model": chosen.model if chosen else "",
         **{k: str(v) for k, v in rules.items()},
     }
 
 
-def _unit_page(code: str, status: int, errors: dict[str, str], form: Any = None) -> Page:
+def _rows(found: unit_admin.UnitSettings, form: Any, more: int) -> list[ShortcutRow]:
+    """The editor's rows: as posted when the form comes back (and `more` empty ones when asked
+    for), else as saved and a few empty ones."""
+    if form is not None and "rows" in form:
+        rows = [r for r in posted_rows(form) if not r.remove]
+        extra = more or (0 if rows and rows[-1].blank else EMPTY_ROWS)
+    else:
+        saved = found.profile.shortcuts if found.profile else ()
+        rows = [ShortcutRow(0, s["label"], s["url"], s["category"]) for s in saved]
+        extra = EMPTY_ROWS
+    rows = [ShortcutRow(i, r.label, r.url, r.category) for i, r in enumerate(rows)]
+    extra = max(0, min(extra, MAX_ROWS - len(rows)))
+    return rows + [ShortcutRow(len(rows) + i) for i in range(extra)]
+
+
+def _unit_page(
+    code: str, status: int, errors: dict[str, str], form: Any = None, more: int = 0
+) -> Page:
     found = unit_admin.unit_settings(services().uow(), principal(), code)
-    values = unit_values(found)
+    wanted = request.args.get("rules")
+    editing = None if wanted == "new" else (wanted or "")
+    if form is not None and "replaces" in form:
+        editing = form.get("replaces", "")
+    if editing and not any(r.model == editing for r in found.rules):
+        editing = ""  # a set that is gone: the default one
+    values = unit_values(found, editing)
     if form is not None:
         values.update({k: form.get(k, "") for k in values if k in form})
+        if "apps" in form and "settings_locked" not in form:
+            values["settings_locked"] = False
+    rows = _rows(found, form, more)
+    replaces = (
+        editing if editing is not None and any(r.model == editing for r in found.rules) else None
+    )
+    profile = found.profile or KioskProfile()
     return render(
         "admin/unit.html",
         status,
         unit=found.unit,
         rules=found.rules,
+        models=found.models,
         values=values,
         fields=RULE_FIELDS,
+        rule_labels=RULE_LABELS,
+        replaces=replaces,
+        new_set=editing is None,
+        rows=rows,
+        categories=usage_categories(),
+        marks=CATEGORY_MARKS,
+        preview=profile.shortcuts,
+        essential=profile.essential_categories,
+        settings_locked=profile.settings_locked,
         errors=errors,
     )

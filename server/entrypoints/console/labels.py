@@ -93,6 +93,7 @@ ACTIONS = {
     "enrollment_token:revoke": _l("Enrollment code revoked"),
     "kiosk_profile:set": _l("Kiosk profile changed"),
     "loan_rules:set": _l("Loan rules changed"),
+    "loan_rules:delete": _l("Loan rules removed"),
     "loan:list": _l("Loan list viewed"),
     "loan:view": _l("Loan viewed"),
     "loan:request": _l("Loan requested"),
