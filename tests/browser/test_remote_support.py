@@ -71,8 +71,8 @@ def lend_one(fleet: Fleet) -> tuple[int, str]:
     return loan_id, device
 
 
-def start_from_loan_page(page: Page, server: str, loan_id: int) -> None:
-    page.goto(f"{server}/loans/{loan_id}")
+def start_from_loan_page(page: Page, server: str, loan_id: int, query: str = "") -> None:
+    page.goto(f"{server}/loans/{loan_id}{query}")
     page.get_by_label("Why (the client sees this)").fill("Help with the video call app")
     page.get_by_role("button", name="Start remote support").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Remote support")
@@ -159,10 +159,15 @@ def test_remote_support_through_the_turn_relay(
             wait_until(lambda: online(pg_fleet, device), 20, f"{device} online")
             login = pg_fleet.logins["counsellor"]
             sign_in(page, server, login.username, login.password)
-            start_from_loan_page(page, server, loan_id)
-            page.goto(page.url + "?relay=1")  # before the client answers
+            # Started from a page opened with ?relay=1, the session page keeps it (leaving
+            # the session page to add it would end the session).
+            start_from_loan_page(page, server, loan_id, "?relay=1")
+            assert page.url.endswith("?relay=1")
             page.wait_for_function(DECODED, timeout=25_000)
-            expect(page.locator("#support-connection")).to_have_text("relay", timeout=10_000)
+            expect(page.locator("#support-connection")).to_have_text(
+                "Through the relay server", timeout=10_000
+            )
+            assert page.locator("#support").get_attribute("data-connection-type") == "relay"
             assert turn.relayed_allocations() >= 1
             page.get_by_role("button", name="Hang up").click()
             wait_until(lambda: last_session(pg_fleet).state == "ended", 10, "session ended")

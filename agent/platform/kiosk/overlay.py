@@ -36,7 +36,7 @@ import sys
 import tkinter as tk
 from typing import Any
 
-from agent.platform.kiosk.texts import text
+from agent.platform.kiosk.texts import consent_purpose, text
 
 FONT = "DejaVu Sans"
 RAISE_MS = 400
@@ -124,8 +124,9 @@ class Overlay:
         self._label(win, text(key, self.lang, caller=value["caller"]), 28, DIALOG_FG).pack(
             padx=60, pady=20
         )
-        if value.get("purpose"):  # why, in the professional's words: the client sees it
-            self._label(win, f"“{value['purpose']}”", 26, DIALOG_FG).pack(padx=60, pady=10)
+        # Why, in the professional's words, or a neutral sentence when they gave none.
+        why = consent_purpose(value.get("purpose"), self.lang)
+        self._label(win, why, 26, DIALOG_FG).pack(padx=60, pady=10)
         buttons = tk.Frame(win, bg=DIALOG_BG)
         buttons.pack(pady=40)
         allow = self._button(buttons, text("allow", self.lang), lambda: self._answer(True))

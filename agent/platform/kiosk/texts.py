@@ -51,6 +51,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "sv": "{caller} ber om att få se och styra din skärm.",
         "en": "{caller} asks to see and control your screen.",
     },
+    # Why, when the professional gave no reason (never an empty line or a dash).
+    "consent_no_purpose": {
+        "fi": "Ohjaajasi haluaisi auttaa sinua tabletin käytössä.",
+        "sv": "Din handledare vill hjälpa dig med surfplattan.",
+        "en": "Your counsellor would like to help you with the tablet.",
+    },
     "allow": {"fi": "Salli", "sv": "Tillåt", "en": "Allow"},
     "deny": {"fi": "Älä salli", "sv": "Tillåt inte", "en": "Don't allow"},
     "sharing": {
@@ -175,3 +181,10 @@ def text(key: str, language: str, **fields: str) -> str:
     by_language = TEXTS[key]
     template = by_language.get(language, by_language["en"])
     return template.format(**fields) if fields else template
+
+
+def consent_purpose(purpose: str | None, language: str) -> str:
+    """Why a remote-support request asks, as the consent dialog shows it: the professional's
+    words in quotes, or a neutral sentence when they gave none."""
+    why = (purpose or "").strip()
+    return f"“{why}”" if why else text("consent_no_purpose", language)

@@ -68,7 +68,10 @@ def support_start() -> BaseResponse:
     except DomainError as exc:
         flash(str(exc), "error")
         return redirect(_back_to(form), 303)
-    return redirect(f"/support/{session_id}", 303)
+    # ?relay=1 (only the TURN relay) is kept from the page the session was started on: the
+    # session page cannot be reloaded with it, since leaving that page ends the session.
+    relay = "?relay=1" if request.form.get("relay") == "1" else ""
+    return redirect(f"/support/{session_id}{relay}", 303)
 
 
 @bp.get("/support/<session_id>/state")

@@ -163,8 +163,10 @@
         say(d.msgActive);
         const type = await connectionType().catch(() => "");
         if (type) {
+          // The candidate type (host, srflx, prflx, relay) stays in the data for diagnosis;
+          // the page says it in plain words.
           root.dataset.connectionType = type;
-          $("support-connection").textContent = type;
+          $("support-connection").textContent = type === "relay" ? d.msgRelay : d.msgDirect;
         }
       }
       if (pc.connectionState === "failed") hangUp(true, "connection_failed");
@@ -265,9 +267,16 @@
   });
 
   $("hangup").addEventListener("click", () => hangUp(true, "hangup_counsellor"));
-  // Leaving the page hangs up: the tablet hears "bye" at once rather than by heartbeat.
+  // Leaving the page hangs up: the tablet hears "bye" at once rather than by heartbeat, and
+  // the server ends the session (a beacon outlives the page; the CSRF token goes in its form
+  // body, since a beacon sends no headers), so that a new session can start at once.
   window.addEventListener("pagehide", () => {
-    if (!finished) send({ t: "bye" });
+    if (finished) return;
+    send({ t: "bye" });
+    const body = new FormData();
+    body.append("csrf_token", window.Lainaamo.csrf());
+    body.append("reason", "hangup_counsellor");
+    navigator.sendBeacon(d.hangupUrl, body);
   });
 
   poll();
