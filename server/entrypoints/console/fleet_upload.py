@@ -38,6 +38,27 @@ def _page(status: int = 200, errors: list[dict[str, object]] | None = None) -> t
     )
 
 
+def for_people(errors: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The import's problems with the ones the import explains by `code` in the user's
+    language (an unknown unit lists the valid ones; an unreadable encoding says what to do)."""
+    shown = []
+    for e in errors:
+        if e.get("code") == "unknown_unit":
+            units = e.get("units")
+            listed = ", ".join(str(u) for u in units) if isinstance(units, list) else ""
+            message = _(
+                "There is no unit “%(value)s”. Give a unit's code or name: %(units)s.",
+                value=str(e.get("value", "")),
+                units=listed,
+            )
+            e = {**e, "message": message}
+        elif e.get("code") == "encoding":
+            message = _("The file is not UTF-8 text: save it from Excel as “CSV UTF-8”.")
+            e = {**e, "message": message}
+        shown.append(e)
+    return shown
+
+
 def _json(body: dict[str, Any], status: int) -> tuple[Response, int]:
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
@@ -45,7 +66,7 @@ def _json(body: dict[str, Any], status: int) -> tuple[Response, int]:
 
 
 def _json_error(exc: DomainError) -> tuple[Response, int]:
-    details = exc.errors if isinstance(exc, InvalidInput) else []
+    details = for_people(exc.errors) if isinstance(exc, InvalidInput) else []
     return _json(
         {
             "error": {
@@ -83,7 +104,7 @@ def devices_import_upload() -> BaseResponse | tuple[str, int]:
     except InvalidInput as exc:
         flash(_("Nothing was imported: fix the problems below and try again."), "error")
         errors = exc.errors or [{"row": None, "field": None, "message": str(exc)}]
-        return _page(422, errors)
+        return _page(422, for_people(errors))
     except DomainError as exc:
         flash(_("Nothing was imported: %(reason)s", reason=str(exc)), "error")
         return _page(http_status(exc))
@@ -98,7 +119,8 @@ def devices_import_validate() -> tuple[Response, int]:
         check = fleet_import.validate_import(services().uow(), principal(), _body_text())
     except DomainError as exc:
         return _json_error(exc)
-    return _json({"rows": check.rows, "errors": check.errors, "ok": not check.errors}, 200)
+    errors = for_people(check.errors)
+    return _json({"rows": check.rows, "errors": errors, "ok": not check.errors}, 200)
 
 
 @bp.post("/devices/import/chunk")

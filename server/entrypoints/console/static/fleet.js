@@ -210,7 +210,14 @@
       if (errors && errors.length) errorTable(form, errors, result);
     };
     try {
-      const text = await file.text();
+      // UTF-8 (with or without a byte-order mark), else an older Excel's Windows-1252.
+      const bytes = await file.arrayBuffer();
+      let text;
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch (error) {
+        text = new TextDecoder("windows-1252").decode(bytes);
+      }
       const lines = records(text.replace(/^\ufeff/, ""));
       if (lines.length < 2) {
         fail(d.msgEmpty);
