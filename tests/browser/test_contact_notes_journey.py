@@ -80,6 +80,11 @@ def test_a_note_and_a_follow_up_from_the_keyboard_then_the_worklist_at_360_px(
     page.get_by_label("Follow-up date", exact=True).fill(today)
     page.get_by_role("button", name="Set the follow-up date").click()
     expect(page.locator("#follow-up-status")).to_contain_text("Follow up today")
+    page.get_by_role("button", name="Clear the follow-up date").click()
+    expect(page.locator("#follow-up-status")).to_have_text("No follow-up date.")
+    page.get_by_label("Follow-up date", exact=True).fill(today)
+    page.get_by_label("Follow-up date", exact=True).press("Enter")  # the default: set
+    expect(page.locator("#follow-up-status")).to_contain_text("Follow up today")
     check(page)
     page.screenshot(path=shots / "loan-notes.png", full_page=True)
 
