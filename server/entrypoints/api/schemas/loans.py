@@ -191,7 +191,15 @@ class Shortcut(Body):
 
 
 class KioskProfileBody(Body):
-    apps: Annotated[list[str], Field(max_length=64), Says("up to 64 app identifiers")] = []
+    apps: Annotated[
+        list[str],
+        Field(
+            max_length=64,
+            description="App identifiers: Android package names or Linux desktop ids "
+            "(fi.esavo.video). A refusal names each bad one: field apps.N, line N+1, code.",
+        ),
+        Says("up to 64 app identifiers"),
+    ] = []
     shortcuts: Annotated[
         list[Shortcut],
         Field(max_length=32),
