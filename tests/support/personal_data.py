@@ -123,7 +123,9 @@ class World:
         body = {"unit": unit or "aikuissosiaalityo", "client_ref": f"ASK-{device or 'q'}"}
         loan_id = int(self.api(role, "POST", "/loans", body)["loan_id"])
         if device:
-            self.api(role, "POST", f"/loans/{loan_id}/assign", {"device_id": device})
+            # The world's requests are served out of queue order: say why (issue 19.6).
+            body = {"device_id": device, "skip_reason": "test world"}
+            self.api(role, "POST", f"/loans/{loan_id}/assign", body)
         if handover:
             step = {"agreement_version": "2026-1", "agreement_accepted": True}
             self.api(role, "POST", f"/loans/{loan_id}/handover", step)
