@@ -76,7 +76,10 @@ def units_page(uow: UnitOfWork, principal: Principal) -> UnitsPage:
 
 
 def unit_settings(uow: UnitOfWork, principal: Principal, code: str) -> UnitSettings:
-    """A unit's name, kiosk profile and loan rules (console: /admin/units/<code>)."""
+    """A unit's name, kiosk profile, loan-rule sets and its tablets' models (administrators;
+    console: /admin/units/<code>, API: GET /units/<code>/loan-rules)."""
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only administrators see a unit's settings")
     with uow:
         return settings_of(uow.session, principal, code)
 

@@ -239,3 +239,23 @@ def test_shortcut_rows_are_checked_row_by_row_and_previewed(
     more = b.post("/admin/units/paihde/kiosk", {**again, "more": "1"})
     assert more.status_code == 200 and 'name="rows" value="7"' in page(more)
     assert 'value="Old"' in page(more) and 'id="f-label-6"' in page(more)
+
+
+def test_the_api_lists_and_removes_rule_sets(fleet: Fleet, client: FlaskClient) -> None:
+    url, admin_headers = "/api/v1/units/paihde/loan-rules", fleet.headers("admin")
+    for model in ("", "Tab X"):
+        made = client.put(url, headers=admin_headers, json={"model": model, "loan_days": 40})
+        assert made.status_code == 200
+    listed = client.get(url, headers=admin_headers)
+    assert listed.status_code == 200
+    body = listed.get_json()
+    assert [(s["model"], s["loan_days"]) for s in body["items"]] == [("", 40), ("Tab X", 40)]
+    assert body["models"] == [TABLET_MODEL]
+    assert client.get(url, headers=fleet.headers("it_support")).status_code == 403
+    gone = client.delete(url, headers=admin_headers, query_string={"model": "Tab X"})
+    assert gone.status_code == 204
+    assert rule_rows(fleet, "paihde") == {"": 40}
+    again = client.delete(url, headers=admin_headers, query_string={"model": "Tab X"})
+    assert again.status_code == 404
+    (event,) = audited(fleet, "api:loan_rules:delete")
+    assert event.before is not None and event.before["model"] == "Tab X"

@@ -98,6 +98,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/agreements"): Rule(frozenset({A}), body={}),
     ("PUT", "/api/v1/units/<unit_code>/kiosk-profile"): Rule(MANAGERS, "org", {}),
     ("PUT", "/api/v1/units/<unit_code>/loan-rules"): Rule(frozenset({A}), "org", {}),
+    # After the PUT: it made the default set that the DELETE (no ?model=) removes.
+    ("GET", "/api/v1/units/<unit_code>/loan-rules"): Rule(frozenset({A}), "org"),
+    ("DELETE", "/api/v1/units/<unit_code>/loan-rules"): Rule(frozenset({A}), "org"),
     ("PUT", "/api/v1/units/<unit_code>/usage-collection"): Rule(
         frozenset({A}), "org", {"enabled": True}
     ),

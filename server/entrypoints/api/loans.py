@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from flask import request
@@ -25,6 +26,8 @@ from server.entrypoints.api.schemas.loans import (
     LoanRulesBody,
     LoanRulesSet,
     NoWorklistQuery,
+    RuleSetQuery,
+    RuleSets,
     WipeRecord,
     WipeRecorded,
     Worklist,
@@ -33,7 +36,7 @@ from server.entrypoints.api.schemas.loans import (
 from server.entrypoints.api.spec import endpoint
 from server.entrypoints.web.context import services
 from server.entrypoints.web.loan_input import STEP_INPUT, parse_step
-from server.service_layer import loan_views, loans
+from server.service_layer import loan_views, loans, unit_admin
 
 ANYONE = (Role.ADMIN, Role.IT_SUPPORT, Role.COUNSELLOR)
 STEP_ERRORS = (401, 403, 404, 409, 415, 422)
@@ -200,3 +203,25 @@ def set_loan_rules(unit_code: str, json: LoanRulesBody) -> dict[str, Any]:
     loans.set_rules(services().uow(), current(), unit_code, model, rules)
     names = sorted(LoanRules.__dataclass_fields__)
     return {"unit": unit_code, "model": model, **{k: getattr(rules, k) for k in names}}
+
+
+@bp.get("/units/<unit_code>/loan-rules")
+@roles(Role.ADMIN)
+@endpoint("listLoanRules", {200: (RuleSets, "The unit's rule sets")}, (401, 403, 404))
+def list_loan_rules(unit_code: str) -> dict[str, Any]:
+    """Every loan-rule set of a unit, for every model and for particular models (administrators)"""
+    found = unit_admin.unit_settings(services().uow(), current(), unit_code)
+    return {
+        "unit": unit_code,
+        "items": [asdict(r) for r in found.rules],
+        "models": found.models,
+    }
+
+
+@bp.delete("/units/<unit_code>/loan-rules")
+@roles(Role.ADMIN)
+@endpoint("deleteLoanRules", {204: (None, "Removed")}, (401, 403, 404, 422))
+def delete_loan_rules(unit_code: str, query: RuleSetQuery) -> tuple[str, int]:
+    """Remove a unit's loan-rule set for one model (`?model=`), or its default set; audited"""
+    unit_admin.delete_rules(services().uow(), current(), unit_code, query.model or "")
+    return "", 204

@@ -119,6 +119,35 @@ class KioskProfileSet(Answer):
     devices_updated: int = ABSENT
 
 
+class RuleSet(Answer):
+    """One set of a unit's loan rules: model "" is the unit's default set."""
+
+    model: str
+    loan_days: int
+    renewal_days: int
+    max_renewals: int
+    reminder_after_days: int
+    restrict_after_days: int
+    offline_lock_after_days: int
+
+
+class RuleSets(Answer):
+    """Every loan-rule set of a unit (the default set "" first) and the models of its tablets
+    (a set for a model none of them has applies to no loan yet)."""
+
+    unit: str
+    items: list[RuleSet]
+    models: list[str]
+
+
+class RuleSetQuery(Query):
+    model: Annotated[
+        QueryText,
+        Says(TEXT_MESSAGE.format(100)),
+        Field(description='"" or absent: the default set'),
+    ] = None
+
+
 class LoanRulesSet(Answer):
     """The rules in effect."""
 
