@@ -268,3 +268,44 @@ def test_the_check_finds_codes_english_and_wrong_plurals() -> None:
     assert any("untranslated 'Remote support'" in p for p in found)
     assert not problems_in(readable_text("<p>Lainassa 1 päivä</p><p>Lås</p>"), set(), phrases)
     assert LoanState.ON_LOAN.value == "on_loan" and LifecycleState.ON_LOAN.value == "on_loan"
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("fi", "Lainaamo ei tallenna henkilötunnuksia."),
+        ("sv", "Lainaamo sparar inga personbeteckningar."),
+        ("en", "Lainaamo stores no personal identity codes"),
+    ],
+)
+def test_a_refusal_reads_in_the_users_language(
+    client: FlaskClient, fleet: Fleet, language: str, expected: str
+) -> None:
+    """A handler refuses in English; the console says it in the user's language, and a
+    refusal it has no words for becomes a general sentence, never English."""
+    login = fleet.logins["counsellor"]
+    b = Browser(client, login.username, login.password)
+    client.set_cookie(LANGUAGE_COOKIE, language)
+    unit = fleet.logins["counsellor"].units[0]
+    page = b.post("/loans/new", {"unit": unit, "client_ref": "131052-308T"})
+    assert page.status_code == 422
+    html = page.get_data(as_text=True)
+    assert expected in html
+    if language != "en":
+        assert "personal identity code" not in html
+        assert not problems_in(readable_text(html), sample_words(fleet), english_phrases())
+
+
+def test_an_unknown_refusal_becomes_a_general_sentence() -> None:
+    from flask import Flask, g
+
+    from server.entrypoints.console import domain_text
+
+    with Flask(__name__).test_request_context():
+        g.language = "fi"
+        assert domain_text.refusal("device tab-9 is in repair") == (
+            "Tietoja ei hyväksytty. Tarkista merkityt kentät."
+        )
+        assert domain_text.field_message("at most 500 characters") == "Enintään 500 merkkiä."
+        g.language = "en"
+        assert domain_text.refusal("device tab-9 is in repair") == "device tab-9 is in repair"

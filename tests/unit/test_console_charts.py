@@ -331,3 +331,29 @@ def test_the_months_of_a_report_period() -> None:
         "2026-02",
     ]
     assert len(period_months(at(2024, 1, 1), at(2027, 1, 1))) == 36
+
+
+def test_the_battery_line_breaks_where_the_tablet_was_offline() -> None:
+    from server.entrypoints.console.device import battery_runs
+    from server.service_layer.device_page import HistoryPoint
+
+    def at(minutes: int, pct: int) -> HistoryPoint:
+        return HistoryPoint(NOW + timedelta(minutes=minutes), pct, False, "wifi", False)
+
+    points = [at(0, 90), at(5, 89), at(10, 88), at(300, 60), at(305, 59)]
+    online = [
+        (NOW, NOW + timedelta(minutes=11)),
+        (NOW + timedelta(minutes=299), NOW + timedelta(minutes=306)),
+    ]
+    runs = battery_runs(points, online)
+    assert [y for _x, y in runs] == [90, 89, 88, None, 60, 59]
+    # Drawn: two polylines, none across the five offline hours.
+    svg = str(
+        charts.line_chart(
+            "Battery",
+            "d",
+            [Series("Battery", runs)],
+            x_range=(NOW.timestamp(), (NOW + timedelta(minutes=305)).timestamp()),
+        )
+    )
+    assert svg.count("<polyline") == 2

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
 from server.domain.model import Principal, Role
-from server.entrypoints.console import i18n, redirects
+from server.entrypoints.console import domain_text, i18n, redirects
 from server.entrypoints.security_headers import add_hsts
 from server.entrypoints.web.context import services
 from server.service_layer import console_auth
@@ -118,12 +118,14 @@ def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
 
 
 def form_error(exc: DomainError) -> dict[str, str]:
-    """Flash a handler's refusal and return its per-field messages for the form."""
-    flash(str(exc), "error")
+    """Flash a handler's refusal and return its per-field messages for the form, in the
+    user's language (domain_text)."""
+    flash(domain_text.refusal(str(exc)), "error")
     fields: dict[str, str] = {}
     if isinstance(exc, InvalidInput):
         for detail in exc.errors:
-            fields.setdefault(str(detail.get("field", "")), str(detail.get("message", "")))
+            message = domain_text.field_message(str(detail.get("message", "")))
+            fields.setdefault(str(detail.get("field", "")), message)
     return fields
 
 

@@ -85,6 +85,23 @@ def _page(device_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
     )
 
 
+def battery_runs(
+    points: Sequence[HistoryPoint], bands: Sequence[tuple[datetime, datetime]]
+) -> list[tuple[float, charts.Value]]:
+    """The battery readings, with a gap (None) between two readings the tablet was not online
+    between, so the line does not join across the time it was away."""
+    online = [(a.timestamp(), b.timestamp()) for a, b in bands]
+    readings: list[tuple[float, charts.Value]] = []
+    for point in points:
+        x = point.at.timestamp()
+        if readings:
+            middle = (readings[-1][0] + x) / 2
+            if not any(a <= middle <= b for a, b in online):
+                readings.append((middle, None))
+        readings.append((x, point.battery_pct))
+    return readings
+
+
 def battery_chart(
     points: Sequence[HistoryPoint],
     bands: Sequence[tuple[datetime, datetime]],
@@ -102,7 +119,7 @@ def battery_chart(
             "(derived from reports arriving at most %(factor)s status intervals apart).",
             factor=grace_factor,
         ),
-        [charts.Series(_("Battery"), [(p.at.timestamp(), p.battery_pct) for p in points])],
+        [charts.Series(_("Battery"), battery_runs(points, bands))],
         x_range=(start.timestamp(), now.timestamp()),
         x_labels=charts.time_labels(start, now, label, 7 if days != 7 else 8, tz=TIMEZONE),
         x_text=lambda x: fmt_datetime(datetime.fromtimestamp(x, UTC)),

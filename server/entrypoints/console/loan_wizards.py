@@ -22,7 +22,7 @@ from server.domain.loan_commands import (
     ReturnFormRefused,
 )
 from server.domain.loans import LoanAction
-from server.entrypoints.console import core
+from server.entrypoints.console import core, domain_text
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _, fmt_date
 from server.entrypoints.input_guard import INT_MAX, whole_number
@@ -50,7 +50,7 @@ def _render(
     errors: dict[str, str] | None = None,
     **ctx: Any,
 ) -> tuple[str, int]:
-    form = request.form
+    form = request.form if request.method == "POST" else request.args  # GET: the language form
     agreement = shown.agreement
     return core.render(
         "loans/handover.html",
@@ -127,7 +127,7 @@ def handover_device(loan_id: int) -> Any:
             return _page(loan_id, "device", 422, {"skip_reason": message})
         errors = core.form_error(exc)
         if isinstance(exc, NotFound):  # the loan exists: the device is what is unknown
-            return _page(loan_id, "device", 422, {"device_id": str(exc)})
+            return _page(loan_id, "device", 422, {"device_id": domain_text.field_message(str(exc))})
         return _page(loan_id, "device", http_status(exc), errors)
     flash(_("Device %(device)s is reserved for this client.", device=device), "info")
     return redirect(url_for("console.handover", loan_id=loan_id), 303)

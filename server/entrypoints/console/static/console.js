@@ -30,3 +30,35 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// <form data-draft="key">: what is typed or ticked is kept in this tab (sessionStorage) until
+// <form data-draft-clear="key"> is sent, so leaving a wizard and coming back keeps it. A draft
+// is restored only into a form that the server sent empty: what the server carries wins.
+(() => {
+  const store = window.sessionStorage;
+  const fields = (form) => [...form.elements].filter((el) => el.name && el.type !== "hidden");
+  const empty = (form) => fields(form).every((el) => (el.type === "checkbox" ? !el.checked : !el.value));
+  for (const form of document.querySelectorAll("form[data-draft]")) {
+    const key = "lainaamo-draft:" + form.dataset.draft;
+    const saved = JSON.parse(store.getItem(key) || "null");
+    if (saved && empty(form)) {
+      for (const el of fields(form)) {
+        if (el.type === "checkbox") el.checked = (saved.checked || []).includes(el.name + "=" + el.value);
+        else if (el.name in (saved.values || {})) el.value = saved.values[el.name];
+      }
+    }
+    const save = () => {
+      const checked = [], values = {};
+      for (const el of fields(form)) {
+        if (el.type === "checkbox") { if (el.checked) checked.push(el.name + "=" + el.value); }
+        else values[el.name] = el.value;
+      }
+      store.setItem(key, JSON.stringify({ checked, values }));
+    };
+    form.addEventListener("input", save);
+    form.addEventListener("change", save);
+  }
+  for (const form of document.querySelectorAll("form[data-draft-clear]")) {
+    form.addEventListener("submit", () => store.removeItem("lainaamo-draft:" + form.dataset.draftClear));
+  }
+})();
