@@ -96,11 +96,13 @@ def test_the_kiosk_editor_and_its_preview(
 
     # Remove a tile by keyboard: the preview loses it.
     page.get_by_role("group", name="Shortcut 3").get_by_label("Label").fill("")
-    remove = page.get_by_role("group", name="Shortcut 1").get_by_label(
-        "Remove this shortcut on saving"
+    keep = page.get_by_role("group", name="Shortcut 1").get_by_label(
+        "Keep this shortcut (untick to remove it on saving)"
     )
-    remove.focus()
+    expect(keep).to_be_checked()
+    keep.focus()
     page.keyboard.press("Space")
+    expect(keep).not_to_be_checked()
     page.get_by_role("button", name="Save the kiosk profile").click()
     expect(tiles).to_have_text(["Ryhmät", "Settings"])
     no_sideways_scroll(page)

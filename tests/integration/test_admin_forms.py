@@ -219,7 +219,7 @@ def test_shortcut_rows_are_checked_row_by_row_and_previewed(
             ("Ryhmät", "https://ryhma.example.fi/", "group"),
             ("Old", "https://old.example.fi/", "other"),
         ),
-        **{"remove-3": "on"},
+        **{"listed-0": "1", "keep-0": "on", "listed-3": "1"},  # row 4: its Keep untaken
     )
     assert b.post("/admin/units/paihde/kiosk", good).status_code == 302
     with fleet.services.session_factory() as s:
@@ -235,7 +235,7 @@ def test_shortcut_rows_are_checked_row_by_row_and_previewed(
     assert preview.count("stays in restricted mode") == 1  # chat only: groups go
     # Two saved rows and three empty ones; "Add more rows" adds three, saving nothing.
     assert 'name="rows" value="5"' in shown
-    again = {k: v for k, v in good.items() if k != "remove-3"}
+    again = good | {"keep-3": "on"}
     more = b.post("/admin/units/paihde/kiosk", {**again, "more": "1"})
     assert more.status_code == 200 and 'name="rows" value="7"' in page(more)
     assert 'value="Old"' in page(more) and 'id="f-label-6"' in page(more)

@@ -127,7 +127,8 @@ def posted_rows(form: Any) -> list[ShortcutRow]:
             form.get(f"label-{i}", "")[:200],
             form.get(f"url-{i}", "")[:600],
             form.get(f"category-{i}", "")[:40],
-            form.get(f"remove-{i}") == "on",
+            # A listed row stays unless its "Keep" tick was taken off.
+            f"listed-{i}" in form and form.get(f"keep-{i}") != "on",
         )
         for i in range(count)
     ]
