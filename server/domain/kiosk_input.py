@@ -24,6 +24,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from server.domain.privacy import contains_identity_code
 from server.domain.usage import CATEGORIES
 
 MAX_APPS = 64
@@ -139,6 +140,18 @@ def shortcut_problems(shortcuts: Sequence[object]) -> list[Problem]:
         if category not in CATEGORIES:
             problems.append(Problem(f"{at}.category", line, "category", category))
     return problems
+
+
+def personal_data_fields(apps: Sequence[object], shortcuts: Sequence[object]) -> list[str]:
+    """The fields that hold a personal identity code ("apps", "label", "url", …): refused as
+    such first, never echoed back in a line's message."""
+    fields = ["apps"] if any(isinstance(a, str) and contains_identity_code(a) for a in apps) else []
+    for row in shortcuts:
+        if isinstance(row, Mapping):
+            for key, value in row.items():
+                if isinstance(value, str) and contains_identity_code(value) and key not in fields:
+                    fields.append(str(key))
+    return fields
 
 
 def profile_problems(apps: Sequence[object], shortcuts: Sequence[object]) -> list[Problem]:

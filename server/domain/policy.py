@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lainaamo.errors import InvalidInput
-from server.domain.kiosk_input import profile_problems
+from server.domain.kiosk_input import personal_data_fields, profile_problems
 from server.domain.loans import Escalation, LoanRules, LoanState
 from server.domain.model import LifecycleState
+from server.domain.privacy import identity_code_refused
 
 MESSAGES = {
     "return_to_it": "Tämä laite on palautettava. / Denna enhet ska returneras. / "
@@ -41,6 +42,9 @@ class KioskProfile:
     essential_categories: frozenset[str] = frozenset({"chat", "appointment"})
 
     def __post_init__(self) -> None:
+        personal = personal_data_fields(self.apps, self.shortcuts)
+        if personal:
+            raise identity_code_refused(personal)
         # Line by line, naming each refused line and part (kiosk_input.py).
         problems = profile_problems(self.apps, self.shortcuts)
         if problems:

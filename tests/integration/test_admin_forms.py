@@ -259,3 +259,16 @@ def test_the_api_lists_and_removes_rule_sets(fleet: Fleet, client: FlaskClient) 
     assert again.status_code == 404
     (event,) = audited(fleet, "api:loan_rules:delete")
     assert event.before is not None and event.before["model"] == "Tab X"
+
+
+def test_an_identity_code_in_the_kiosk_editor_is_marked_on_its_row(
+    fleet: Fleet, client: FlaskClient
+) -> None:
+    b = admin(fleet, client)
+    rows = (("Chat", "https://chat.example.fi/", "chat"), ("Ryhmä 131052-308T", "", "group"))
+    refused = b.post("/admin/units/paihde/kiosk", kiosk_form("fi.esavo.video", rows))
+    assert refused.status_code == 422
+    text = page(refused)
+    assert "Lainaamo stores no personal identity codes." in text
+    assert "personal identity code" in error_of(text, "label-1")
+    assert 'id="f-label-0-error"' not in text

@@ -111,3 +111,15 @@ def test_the_profile_refuses_with_every_problem_in_its_details() -> None:
         ("fi.esavo.video",), ({"label": "Chat", "url": "app:fi.esavo.video", "category": "chat"},)
     )
     assert good.as_policy()["apps"] == ["fi.esavo.video"]
+
+
+def test_an_identity_code_is_refused_as_one_and_never_echoed() -> None:
+    code = "131052-308T"
+    with pytest.raises(InvalidInput) as refused:
+        KioskProfile(
+            (f"fi.{code}",),
+            ({"label": f"Chat {code}", "url": "http://x.fi/", "category": "chat"},),
+        )
+    assert str(refused.value) == "Lainaamo stores no personal identity codes"
+    assert [d["field"] for d in refused.value.errors] == ["apps", "label"]
+    assert code not in repr(refused.value.errors)

@@ -14,7 +14,7 @@ from flask import abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError, InvalidInput
-from server.domain import kiosk_input
+from server.domain import kiosk_input, privacy
 from server.domain.commands import SetUserActive
 from server.domain.loans import MAX_RULE_DAYS, LoanRules
 from server.domain.model import Role, check_text
@@ -145,6 +145,9 @@ def parse_profile(form: Any) -> KioskProfile:
     try:
         return KioskProfile(tuple(lines), shortcuts, form.get("settings_locked") == "on")
     except InvalidInput as exc:
+        if str(exc) == privacy.REFUSED:
+            message = _("Lainaamo stores no personal identity codes.")
+            raise Refused(message, personal(kept, lines)) from None
         errors = kiosk_errors(exc.errors, lines, [r.index for r in kept])
         raise Refused(
             ngettext(
@@ -154,6 +157,20 @@ def parse_profile(form: Any) -> KioskProfile:
             ),
             errors,
         ) from None
+
+
+def personal(rows: list[ShortcutRow], apps: list[str]) -> list[dict[str, object]]:
+    """The form's fields that hold an identity code, each with the one hint."""
+    hint = _(
+        "This looks like a personal identity code, which Lainaamo never stores: refer to the "
+        "client only by the pseudonymous reference from the client information system."
+    )
+    fields = ["apps"] if any(privacy.contains_identity_code(a) for a in apps) else []
+    for row in rows:
+        for part in ("label", "url"):
+            if privacy.contains_identity_code(getattr(row, part)):
+                fields.append(f"{part}-{row.index}")
+    return [{"field": f, "message": hint} for f in fields or ["shortcuts"]]
 
 
 def kiosk_errors(
