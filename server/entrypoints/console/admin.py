@@ -183,8 +183,8 @@ def kiosk_errors(
     errors: list[dict[str, object]] = []
     for detail in details:
         field, code = str(detail.get("field", "")), str(detail.get("code", ""))
-        line = detail.get("line") if isinstance(detail.get("line"), int) else 0
-        assert isinstance(line, int)
+        raw = detail.get("line")
+        line = raw if isinstance(raw, int) else 0
         value = apps[line - 1] if field.startswith("apps.") and 0 < line <= len(apps) else ""
         message = kiosk_message(code, line, value)
         parts = field.split(".")
