@@ -137,6 +137,9 @@ BODIES: dict[tuple[str, str], Call] = {
     # Where nobody queues: a loan is not renewed while others wait.
     ("POST", "/loans/{loan_id}/renew"): Call("it_support", {"reason": "r"}, loan("quiet")),
     ("POST", "/loans/{loan_id}/pause"): Call("counsellor", {"reason": "r"}, loan("on_loan")),
+    ("POST", "/loans/{loan_id}/notes"): Call(
+        "counsellor", {"kind": "called_no_answer", "text": "no answer"}, loan("on_loan")
+    ),
     ("POST", "/loans/{loan_id}/resume"): Call("counsellor", {"reason": "r"}, loan("paused")),
     ("POST", "/loans/{loan_id}/return"): Call("counsellor", {"reason": "r"}, loan("on_loan")),
     ("POST", "/loans/{loan_id}/lost"): Call("counsellor", {"reason": "r"}, loan("on_loan")),

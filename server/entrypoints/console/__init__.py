@@ -19,6 +19,7 @@ from server.entrypoints.console import (  # noqa: F401
     core,
     device,
     documents,
+    domain_text,
     fleet,
     i18n,
     labels,
@@ -81,7 +82,10 @@ def init_app(app: Flask) -> None:
             g.language = i18n.best_language(request.accept_languages, chosen)
         # The server's own messages are English and technical: a person reads one written for
         # them, unless the page that refused wrote one (i18n.ForPeople).
-        shown = message if isinstance(message, i18n.ForPeople) else labels.error_message(status)
+        if isinstance(message, i18n.ForPeople):
+            shown = message
+        else:
+            shown = domain_text.known(message) or labels.error_message(status)
         response = make_response(render_template("error.html", status=status, message=shown))
         return core.add_headers(response), status
 

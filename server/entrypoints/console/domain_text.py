@@ -57,6 +57,12 @@ def for_people(message: str, fallback: str) -> str:
     return fallback
 
 
+def known(message: str) -> str | None:
+    """A refusal written for people, in the user's language (English too), or None."""
+    label = KNOWN.get(message)
+    return str(label) if label is not None else None
+
+
 def refusal(message: str) -> str:
     return for_people(message, _("The input was not accepted. Check the marked fields."))
 
