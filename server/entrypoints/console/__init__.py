@@ -82,6 +82,7 @@ def init_app(app: Flask) -> None:
             g.language = i18n.best_language(request.accept_languages, chosen)
         # The server's own messages are English and technical: a person reads one written for
         # them, unless the page that refused wrote one (i18n.ForPeople).
+        shown: str
         if isinstance(message, i18n.ForPeople):
             shown = message
         else:
