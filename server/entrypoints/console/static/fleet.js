@@ -224,7 +224,7 @@
         return;
       }
       const total = lines.length - 1;
-      status.textContent = format(d.msgChecking, { total: number(total) });
+      status.textContent = format(total === 1 ? d.msgCheckingOne : d.msgChecking, { total: number(total) });
       let check;
       try {
         check = await window.Lainaamo.send(d.validateUrl, text, "POST", "text/csv");
@@ -234,7 +234,8 @@
         return;
       }
       if (!check.ok) {
-        fail(format(d.msgInvalid, { count: number(check.errors.length) }), check.errors);
+        const invalid = check.errors.length === 1 ? d.msgInvalidOne : d.msgInvalid;
+        fail(format(invalid, { count: number(check.errors.length) }), check.errors);
         return;
       }
       const size = Number(d.chunkRows) || 500;
@@ -261,7 +262,7 @@
         bar.value = done;
         status.textContent = format(d.msgProgress, { done: number(done), total: number(total) });
       }
-      status.textContent = format(d.msgDone, { total: number(done) });
+      status.textContent = format(done === 1 ? d.msgDoneOne : d.msgDone, { total: number(done) });
       const link = document.createElement("a");
       link.href = d.listUrl;
       link.textContent = d.labelList;
