@@ -484,34 +484,40 @@ def set_rules(
         raise Forbidden("only administrators set loan rules")
     with uow:
         unit = unit_for(uow.session, principal, unit_code)
-        row = uow.session.scalar(
-            select(orm.LoanRulesRow).where(
-                orm.LoanRulesRow.unit_id == unit.id, orm.LoanRulesRow.model == model
-            )
-        )
-        before = None
-        if row is None:
-            row = orm.LoanRulesRow(unit_id=unit.id, model=model)
-            uow.session.add(row)
-        else:
-            before = {k: getattr(row, k) for k in LoanRules.__dataclass_fields__}
-        for name in LoanRules.__dataclass_fields__:
-            setattr(row, name, getattr(rules, name))
-        audit.record(
-            uow.session,
-            principal=principal,
-            action=audit.action(principal, "loan_rules:set"),
-            subject_type="unit",
-            subject_id=unit_code,
-            organisation_id=principal.organisation_id,
-            before=before,
-            after={
-                "model": model,
-                **{k: getattr(rules, k) for k in LoanRules.__dataclass_fields__},
-            },
-            system_part=principal.via,
-        )
+        store_rules(uow.session, principal, unit, model, rules)
         uow.commit()
+
+
+def store_rules(
+    session: Session, principal: Principal, unit: orm.Unit, model: str, rules: LoanRules
+) -> None:
+    """Write a unit's rule set for `model` ("": every model), new or changed, and audit it
+    (`loan_rules:set`, before and after). The caller commits."""
+    row = session.scalar(
+        select(orm.LoanRulesRow).where(
+            orm.LoanRulesRow.unit_id == unit.id, orm.LoanRulesRow.model == model
+        )
+    )
+    before = None
+    if row is None:
+        row = orm.LoanRulesRow(unit_id=unit.id, model=model)
+        session.add(row)
+    else:
+        before = {k: getattr(row, k) for k in LoanRules.__dataclass_fields__}
+    after = {k: getattr(rules, k) for k in LoanRules.__dataclass_fields__}
+    for name, value in after.items():
+        setattr(row, name, value)
+    audit.record(
+        session,
+        principal=principal,
+        action=audit.action(principal, "loan_rules:set"),
+        subject_type="unit",
+        subject_id=unit.code,
+        organisation_id=principal.organisation_id,
+        before=before,
+        after={"model": model, **after},
+        system_part=principal.via,
+    )
 
 
 def set_hold(

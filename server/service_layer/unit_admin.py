@@ -22,7 +22,7 @@ from server.domain.model import Principal, Role, check_text
 from server.domain.policy import KioskProfile
 from server.service_layer import audit
 from server.service_layer.desired import refresh_desired, unit_devices
-from server.service_layer.loans import unit_for
+from server.service_layer.loans import store_rules, unit_for
 from server.service_layer.people import UnitView, list_units, unit_view
 from server.service_layer.rules import stored_rules
 from server.service_layer.unit_of_work import UnitOfWork
@@ -146,27 +146,7 @@ def save_rules(
         model = spelt.get(model.casefold(), model)
         if replaces is not None and replaces != model:
             _delete_rules(uow.session, principal, unit, replaces)
-        row = _rules_row(uow.session, unit.id, model)
-        before = None
-        if row is None:
-            row = orm.LoanRulesRow(unit_id=unit.id, model=model)
-            uow.session.add(row)
-        else:
-            before = {k: getattr(row, k) for k in LoanRules.__dataclass_fields__}
-        after = {k: getattr(rules, k) for k in LoanRules.__dataclass_fields__}
-        for name, value in after.items():
-            setattr(row, name, value)
-        audit.record(
-            uow.session,
-            principal=principal,
-            action=audit.action(principal, "loan_rules:set"),
-            subject_type="unit",
-            subject_id=code,
-            organisation_id=principal.organisation_id,
-            before=before,
-            after={"model": model, **after},
-            system_part=principal.via,
-        )
+        store_rules(uow.session, principal, unit, model, rules)
         uow.commit()
     return RulesSaved(model, model == "" or model in models)
 
