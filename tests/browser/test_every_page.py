@@ -54,8 +54,15 @@ def check_page(page: Page, label: str, problems: list[str]) -> None:
         problems.append(f"{label}:\n{describe(found)}")
 
 
+def rendered(page: Page) -> None:
+    """Wait until the page has drawn a frame at its new size: a browser delivers the resize
+    event (console.js then gives a table that now overflows its tab stop) while rendering."""
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def check_phone(page: Page, label: str, problems: list[str], shot: Path | None) -> None:
     page.set_viewport_size(PHONE)
+    rendered(page)
     check_page(page, f"{label} at 360 px", problems)
     fit = page.evaluate(OVERFLOW)
     if fit["scrollWidth"] > fit["width"]:

@@ -62,3 +62,29 @@ document.addEventListener("submit", (event) => {
     form.addEventListener("submit", () => store.removeItem("lainaamo-draft:" + form.dataset.draftClear));
   }
 })();
+
+// On a phone a wide table scrolls inside its own box (console.css). A box that scrolls must be
+// reachable by keyboard (WCAG 2.1.1, axe's scrollable-region-focusable): while a table overflows
+// it takes a tab stop, named by its caption or its section's heading; when it fits again it gives
+// the tab stop back. Boxes written with tabindex in the page (.table-scroll) are left as they are.
+(() => {
+  const mark = () => {
+    for (const table of document.querySelectorAll("table")) {
+      if (table.parentElement.closest(".table-scroll")) continue;
+      const scrolls = table.scrollWidth > table.clientWidth + 1;
+      if (scrolls && !table.hasAttribute("tabindex")) {
+        table.setAttribute("tabindex", "0");
+        table.dataset.scrollStop = "1";
+        if (!table.caption && !table.hasAttribute("aria-label") && !table.hasAttribute("aria-labelledby")) {
+          const section = table.closest("section[aria-labelledby]");
+          if (section) table.setAttribute("aria-labelledby", section.getAttribute("aria-labelledby"));
+        }
+      } else if (!scrolls && table.dataset.scrollStop) {
+        table.removeAttribute("tabindex");
+        delete table.dataset.scrollStop;
+      }
+    }
+  };
+  mark();
+  window.addEventListener("resize", mark);
+})();
