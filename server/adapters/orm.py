@@ -431,7 +431,17 @@ class Loan(Base):
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
     state: Mapped[str] = mapped_column(String(24), default="requested")
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # A referral: a professional of another unit filed the request ("one contact is enough");
+    # the unit they filed it from and why. The referrer follows what becomes of it.
+    referred_from_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    referral_reason: Mapped[str | None] = mapped_column(String(200))
+    # Why a request was cancelled or declined (the referrer sees it).
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # A counsellor's proposal that the client keeps the device, for IT support to approve.
+    keep_proposed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    keep_proposed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    keep_reason: Mapped[str | None] = mapped_column(String(200))
     assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     handed_over_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     handed_over_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -472,6 +482,10 @@ class LoanNote(Base):
         String(20)
     )  # called_no_answer | talked | agreed | visit | other
     text: Mapped[str] = mapped_column(String(500), default="")
+    # A support contact for the evaluation: phone | home_visit | chat (remote-support sessions
+    # are counted from their own records), and how many minutes it took; null: a plain note.
+    channel: Mapped[str | None] = mapped_column(String(20))
+    minutes: Mapped[int | None] = mapped_column(Integer)
 
 
 class KitItem(Base):
