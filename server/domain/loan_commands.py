@@ -33,16 +33,36 @@ def free_text(name: str, value: str | None, max_len: int = 500) -> str | None:
 class RequestLoan:
     unit: str
     client_ref: str
-    professionals: tuple[str, ...] = ()  # user names; empty: the requester
+    # User names of the organisation, from any unit (the pair across health and social
+    # services); empty: the requester, or for a referral nobody yet (the receiving unit's
+    # professional who hands the tablet over becomes responsible).
+    professionals: tuple[str, ...] = ()
+    # A referral from another unit (domain/referrals.py): why, and the referrer's unit (code;
+    # None: their only unit).
+    referral_reason: str | None = None
+    from_unit: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "client_ref", check_client_ref(self.client_ref))
         check_text("unit", self.unit, max_len=40)
-        if len(self.professionals) > 2 or len(set(self.professionals)) != len(self.professionals):
-            raise InvalidInput(
-                "a loan names one or two responsible professionals",
-                [{"field": "professionals", "message": "one or two different user names"}],
+        if self.from_unit is not None:
+            check_text("from_unit", self.from_unit, max_len=40)
+        if self.referral_reason is not None:
+            reason = check_text(
+                "referral_reason", self.referral_reason, max_len=200, required=False
             )
+            object.__setattr__(self, "referral_reason", reason or None)
+        check_professionals(self.professionals)
+
+
+def check_professionals(names: Sequence[str]) -> None:
+    """A loan names one or two different responsible professionals (none while a referral
+    waits for the receiving unit)."""
+    if len(names) > 2 or len(set(names)) != len(names):
+        raise InvalidInput(
+            "a loan names one or two responsible professionals",
+            [{"field": "professionals", "message": "one or two different user names"}],
+        )
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ TRANSITIONS: dict[tuple[LoanState, LoanAction], LoanState] = {
 ACTIVE = frozenset({S.REQUESTED, S.READY, S.ON_LOAN, S.PAUSED, S.LOST})
 HOLDS_DEVICE = frozenset({S.READY, S.ON_LOAN, S.PAUSED, S.LOST})
 FINAL = frozenset({S.RETURNED, S.RELEASED_TO_CLIENT, S.CANCELLED})
+# A client has at most one of these per unit: a new request waits until it ends.
+OPEN_REQUEST = frozenset({S.REQUESTED, S.READY, S.ON_LOAN, S.PAUSED})
 
 # What each action does to the loan's device (None: nothing).
 DEVICE_AFTER: dict[LoanAction, LifecycleState | None] = {

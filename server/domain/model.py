@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -87,6 +88,17 @@ class Principal:
 
     def sees_unit(self, unit_id: int | None) -> bool:
         return self.org_wide or (unit_id is not None and unit_id in self.unit_ids)
+
+    def sees_loan(self, unit_id: int, professional_ids: Iterable[int]) -> bool:
+        """A loan is seen by its unit's staff and by its responsible professionals, who may
+        belong to other units (the pair across health and social services): a pair member
+        outside the unit sees that unit's loans they are named on, and no others."""
+        return self.sees_unit(unit_id) or self.user_id in set(professional_ids)
+
+    def refers_into(self, unit_id: int) -> bool:
+        """Filing a request into this unit's queue is a referral from another unit ("one
+        contact is enough"): the unit is not one of the professional's own."""
+        return not self.sees_unit(unit_id)
 
 
 _TEXT_RE = re.compile(r"^[^\x00-\x1f\x7f]*$")

@@ -26,9 +26,16 @@ from server.service_layer.views import iso
 
 
 def scoped(principal: Principal) -> Select[orm.Loan]:
+    """The loans a principal sees (`Principal.sees_loan`): their units' loans and those they
+    are a responsible professional of, in any unit (the pair across services)."""
     query = select(orm.Loan).where(orm.Loan.organisation_id == principal.organisation_id)
     if not principal.org_wide:
-        query = query.where(orm.Loan.unit_id.in_(principal.unit_ids or {-1}))
+        theirs = select(orm.loan_professionals.c.loan_id).where(
+            orm.loan_professionals.c.user_id == principal.user_id
+        )
+        query = query.where(
+            orm.Loan.unit_id.in_(principal.unit_ids or {-1}) | orm.Loan.id.in_(theirs)
+        )
     return query
 
 
@@ -76,6 +83,8 @@ def loan_json(
         "paused_reason": loan.pause_reason,
         "ended_at": iso(loan.ended_at),
         "queue_position": queue_position(session, loan),
+        "referral": referral_json(session, loan),
+        "cancel_reason": loan.cancel_reason,
     }
     if detail:
         agreement = session.get(orm.Agreement, loan.agreement_id) if loan.agreement_id else None
@@ -98,6 +107,20 @@ def loan_json(
             for item in loan.kit
         ]
     return body
+
+
+def referral_json(session: Session, loan: orm.Loan) -> dict[str, Any] | None:
+    """Where a referred request came from: the referring unit, the professional and why."""
+    if loan.referred_from_unit_id is None:
+        return None
+    unit = session.get(orm.Unit, loan.referred_from_unit_id)
+    by = session.get(orm.User, loan.requested_by)
+    return {
+        "from_unit": unit.code if unit else None,
+        "from_unit_name": unit.name if unit else None,
+        "by": by.username if by else None,
+        "reason": loan.referral_reason,
+    }
 
 
 @dataclass(frozen=True)

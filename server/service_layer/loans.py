@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,18 +13,22 @@ from sqlalchemy.orm import Session
 
 from lainaamo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.adapters import orm, wakeup
+from server.domain import referrals
 from server.domain.commands import reason_text
 from server.domain.device_commands import MAX_TTL_S, IssueCommand
 from server.domain.loan_commands import (
     LoanStep,
     RequestLoan,
+    check_professionals,
     check_returned_kit,
     checked_return,
     recorded_reason,
 )
 from server.domain.loans import (
     DEVICE_AFTER,
+    FINAL,
     HOLDS_DEVICE,
+    OPEN_REQUEST,
     RETURNABLE,
     WIPE_AFTER,
     LoanAction,
@@ -82,9 +86,47 @@ def loan_for(session: Session, principal: Principal, loan_id: int, lock: bool = 
         orm.Loan.id == loan_id, orm.Loan.organisation_id == principal.organisation_id
     )
     loan = session.scalar(query.with_for_update(of=orm.Loan) if lock else query)
-    if loan is None or not principal.sees_unit(loan.unit_id):
+    if loan is None or not principal.sees_loan(loan.unit_id, (p.id for p in loan.professionals)):
         raise NotFound(f"no loan {loan_id}")
     return loan
+
+
+def org_unit(session: Session, principal: Principal, code: str) -> orm.Unit:
+    """Any unit of the principal's organisation (a request may be filed into any unit's queue:
+    a referral), or NotFound."""
+    unit = session.scalar(
+        select(orm.Unit).where(
+            orm.Unit.organisation_id == principal.organisation_id, orm.Unit.code == code
+        )
+    )
+    if unit is None:
+        raise NotFound(f"no unit {code}")
+    return unit
+
+
+def responsible(session: Session, principal: Principal, names: Sequence[str]) -> list[orm.User]:
+    """The named responsible professionals: active users of the organisation, of any unit (the
+    pair across health and social services), or InvalidInput naming those that are not."""
+    people = list(
+        session.scalars(
+            select(orm.User).where(
+                orm.User.username.in_(names),
+                orm.User.organisation_id == principal.organisation_id,
+                orm.User.active.is_(True),
+            )
+        )
+    )
+    if len(people) != len(names):
+        raise InvalidInput(
+            "responsible professionals must be active users of the organisation",
+            [
+                {
+                    "field": "professionals",
+                    "message": ", ".join(sorted(set(names) - {u.username for u in people})),
+                }
+            ],
+        )
+    return sorted(people, key=lambda u: list(names).index(u.username))
 
 
 def stock_query(organisation_id: int, unit_id: int) -> Select[orm.Device]:
@@ -143,10 +185,15 @@ def snapshot(loan: orm.Loan) -> dict[str, Any]:
 
 
 def request_loan(uow: UnitOfWork, principal: Principal, cmd: RequestLoan, now: datetime) -> int:
-    """File a request for a device in a unit's queue (first come, first served)."""
+    """File a request for a device in a unit's queue (first come, first served). Filed into
+    another unit than one's own it is a referral (domain/referrals.py), audited as such."""
     with uow:
         session = uow.session
-        unit = unit_for(session, principal, cmd.unit)
+        unit = org_unit(session, principal, cmd.unit)
+        from_unit = org_unit(session, principal, cmd.from_unit) if cmd.from_unit else None
+        referred = referrals.referral(
+            principal, unit.id, cmd.referral_reason, from_unit.id if from_unit else None
+        )
         client = session.scalar(
             select(orm.Client).where(
                 orm.Client.unit_id == unit.id, orm.Client.ref == cmd.client_ref
@@ -159,39 +206,11 @@ def request_loan(uow: UnitOfWork, principal: Principal, cmd: RequestLoan, now: d
         elif session.scalar(
             select(func.count()).where(
                 orm.Loan.client_id == client.id,
-                orm.Loan.state.in_(
-                    [
-                        s.value
-                        for s in (
-                            LoanState.REQUESTED,
-                            LoanState.READY,
-                            LoanState.ON_LOAN,
-                            LoanState.PAUSED,
-                        )
-                    ]
-                ),
+                orm.Loan.state.in_([s.value for s in OPEN_REQUEST]),
             )
         ):
             raise Conflict("this client already has an open loan or request in this unit")
-        names = cmd.professionals or (principal.username,)
-        people = list(session.scalars(select(orm.User).where(orm.User.username.in_(names))))
-        valid = [
-            u
-            for u in people
-            if u.organisation_id == principal.organisation_id
-            and u.active
-            and (u.role != Role.COUNSELLOR.value or unit.id in {x.id for x in u.units})
-        ]
-        if len(valid) != len(names):
-            raise InvalidInput(
-                "responsible professionals must be active users of this unit",
-                [
-                    {
-                        "field": "professionals",
-                        "message": ", ".join(sorted(set(names) - {u.username for u in valid})),
-                    }
-                ],
-            )
+        names = cmd.professionals or (() if referred else (principal.username,))
         loan = orm.Loan(
             organisation_id=principal.organisation_id,
             unit_id=unit.id,
@@ -199,7 +218,9 @@ def request_loan(uow: UnitOfWork, principal: Principal, cmd: RequestLoan, now: d
             state=LoanState.REQUESTED.value,
             requested_at=now,
             requested_by=principal.user_id,
-            professionals=valid,
+            professionals=responsible(session, principal, names),
+            referred_from_unit_id=referred.from_unit_id if referred else None,
+            referral_reason=referred.reason if referred else None,
             updated_at=now,
         )
         session.add(loan)
@@ -207,15 +228,59 @@ def request_loan(uow: UnitOfWork, principal: Principal, cmd: RequestLoan, now: d
         audit.record(
             session,
             principal=principal,
-            action=audit.action(principal, "loan:request"),
+            action=audit.action(principal, "loan:refer" if referred else "loan:request"),
             subject_type="loan",
             subject_id=str(loan.id),
             organisation_id=principal.organisation_id,
-            after=snapshot(loan),
+            after={
+                **snapshot(loan),
+                "unit_id": unit.id,
+                "professionals": [u.id for u in loan.professionals],
+                **({"referred_from_unit_id": referred.from_unit_id} if referred else {}),
+            },
+            reason=referred.reason if referred else None,
             system_part=principal.via,
         )
         uow.commit()
         return loan.id
+
+
+def set_professionals(
+    uow: UnitOfWork, principal: Principal, loan_id: int, names: Sequence[str], now: datetime
+) -> list[str]:
+    """Name the loan's one or two responsible professionals, of any units (the pair); done by
+    the lending unit's staff (a pair member outside the unit sees the loan but does not pick
+    who else is responsible). Audited with the user ids before and after."""
+    check_professionals(names)
+    if not names:
+        raise InvalidInput(
+            "a loan names one or two responsible professionals",
+            [{"field": "professionals", "message": "one or two different user names"}],
+        )
+    with uow:
+        session = uow.session
+        loan = loan_for(session, principal, loan_id, lock=True)
+        if not principal.sees_unit(loan.unit_id):
+            raise Forbidden("the lending unit's staff name the responsible professionals")
+        if LoanState(loan.state) in FINAL:
+            raise Conflict("the loan has ended")
+        before = [u.id for u in loan.professionals]
+        loan.professionals = responsible(session, principal, names)
+        loan.updated_at = now
+        session.flush()
+        audit.record(
+            session,
+            principal=principal,
+            action=audit.action(principal, "loan:professionals"),
+            subject_type="loan",
+            subject_id=str(loan.id),
+            organisation_id=principal.organisation_id,
+            before={"professionals": before},
+            after={"professionals": [u.id for u in loan.professionals]},
+            system_part=principal.via,
+        )
+        uow.commit()
+        return [u.username for u in loan.professionals]
 
 
 def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) -> Stepped:
@@ -344,9 +409,22 @@ def _unassign(
     loan.assigned_at = None
 
 
+def _cancel(
+    session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
+) -> None:
+    """Cancelled, or declined by the receiving unit: the reason stays on the loan, for the
+    referrer to see what became of their referral."""
+    _unassign(session, loan, step, now, who)
+    loan.cancel_reason = step.reason
+
+
 def _hand_over(
     session: Session, loan: orm.Loan, step: LoanStep, now: datetime, who: Principal
 ) -> None:
+    if not loan.professionals:  # a referral named nobody: who hands it over is responsible
+        user = session.get(orm.User, who.user_id)
+        if user is not None:
+            loan.professionals = [user]
     agreement = agreements.for_handover(
         session, loan.organisation_id, step.agreement_version or "", step.agreement_language
     )
@@ -417,7 +495,7 @@ def _nothing(
 _STEP: dict[LoanAction, StepEffect] = {
     LoanAction.ASSIGN: _assign,
     LoanAction.UNASSIGN: _unassign,
-    LoanAction.CANCEL: _unassign,
+    LoanAction.CANCEL: _cancel,
     LoanAction.HAND_OVER: _hand_over,
     LoanAction.RENEW: _renew,
     LoanAction.PAUSE: _pause,

@@ -49,9 +49,7 @@ def _active_loan(db: Session, device_id: str) -> orm.Loan | None:
 
 
 def _may_support(principal: Principal, loan: orm.Loan) -> bool:
-    return loan.unit_id in principal.unit_ids or any(
-        p.id == principal.user_id for p in loan.professionals
-    )
+    return principal.sees_loan(loan.unit_id, (p.id for p in loan.professionals))
 
 
 def _target(

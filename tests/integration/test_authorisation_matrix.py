@@ -89,6 +89,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/enrollment-tokens/<int:token_id>/revoke"): Rule(MANAGERS, "org"),
     ("GET", "/api/v1/loans"): Rule(ANYONE),
     ("POST", "/api/v1/loans"): Rule(ANYONE, body={}),
+    ("POST", "/api/v1/referrals"): Rule(ANYONE, body={}),
+    ("GET", "/api/v1/referrals"): Rule(ANYONE),
+    ("PUT", "/api/v1/loans/<int:loan_id>/professionals"): Rule(
+        ANYONE, "unit", {"professionals": ["nobody"]}
+    ),
     ("GET", "/api/v1/loans/<int:loan_id>"): Rule(ANYONE, "unit"),
     ("POST", "/api/v1/loans/<int:loan_id>/hold"): Rule(ANYONE, "unit", {"hold": True}),
     ("GET", "/api/v1/loans/<int:loan_id>/notes"): Rule(ANYONE, "unit"),

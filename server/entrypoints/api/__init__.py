@@ -15,6 +15,7 @@ from server.entrypoints.api import (  # noqa: F401
     notes,
     openapi,
     people,
+    referrals,
     support,
 )
 from server.entrypoints.api.blueprint import PUBLIC_ENDPOINTS, bp

@@ -46,6 +46,13 @@ def _states(value: str | None) -> str | None:
 # --- answers ---------------------------------------------------------------------------------
 
 
+class LoanReferral(Answer):
+    from_unit: str | None
+    from_unit_name: str | None
+    by: str | None = Field(description="The referring professional's user name.")
+    reason: str | None
+
+
 class Loan(Answer):
     loan_id: int
     state: Annotated[str, WithJsonSchema({"enum": STATES})]
@@ -67,6 +74,10 @@ class Loan(Answer):
     queue_position: int | None = Field(
         description="1 = next in the unit's queue; null unless requested."
     )
+    referral: LoanReferral | None = Field(
+        None, description="Where a referred request came from; null: filed in its own unit."
+    )
+    cancel_reason: str | None = Field(None, description="Why it was cancelled or declined.")
 
 
 class Agreement(Answer):
