@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from lainaamo.config import Settings
 from server.adapters import orm
 from server.domain.loans import (
+    FINAL,
     HOLDS_DEVICE,
     RETURNABLE,
     LoanAction,
@@ -254,6 +255,9 @@ class LoanPage:
     timeline: list[Event]
     handed_over_by: str | None
     requested_by: str | None
+    # The lending unit's staff name the responsible professionals (a pair member of another
+    # unit sees the loan but does not).
+    names_professionals: bool = False
 
 
 @dataclass(frozen=True)
@@ -321,6 +325,32 @@ def device_choices(
 HANDOVER_STAGE = {LoanState.REQUESTED: "device", LoanState.READY: "agreement"}
 
 
+@dataclass(frozen=True)
+class RequestChoices:
+    """The new-request form's units: the user's own (an ordinary request) and the rest of the
+    organisation's (a referral); `from_units`: the units a referral may come from."""
+
+    own: list[tuple[str, str]]
+    others: list[tuple[str, str]]
+    from_units: list[tuple[str, str]]
+
+
+def request_choices(uow: UnitOfWork, principal: Principal) -> RequestChoices:
+    with uow:
+        query = select(orm.Unit).where(orm.Unit.organisation_id == principal.organisation_id)
+        units = [(u.id, u.code, u.name) for u in uow.session.scalars(query.order_by(orm.Unit.name))]
+    own = [(code, name) for uid, code, name in units if principal.sees_unit(uid)]
+    others = [(code, name) for uid, code, name in units if not principal.sees_unit(uid)]
+    mine = [(code, name) for uid, code, name in units if uid in principal.unit_ids]
+    return RequestChoices(
+        own, others, [(c, n) for c, n in units_of(units)] if principal.org_wide else mine
+    )
+
+
+def units_of(units: list[tuple[int, str, str]]) -> list[tuple[str, str]]:
+    return [(code, name) for _uid, code, name in units]
+
+
 def unit_choices(uow: UnitOfWork, principal: Principal) -> list[tuple[str, str]]:
     """(code, name) of `visible_units`."""
     with uow:
@@ -379,6 +409,8 @@ def loan_page(
             timeline=timeline(session, loan),
             handed_over_by=username(session, loan.handed_over_by),
             requested_by=username(session, loan.requested_by),
+            names_professionals=principal.sees_unit(loan.unit_id)
+            and LoanState(loan.state) not in FINAL,
         )
         # Read and audited in one transaction (a commit before the reads would begin another).
         loan_views.record_read(session, principal, "loan:view", "loan", str(loan_id))

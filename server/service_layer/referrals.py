@@ -25,6 +25,7 @@ class ReferralView:
     into_unit: str  # the receiving unit's code
     into_unit_name: str
     from_unit: str
+    from_unit_name: str
     by: str  # the referring professional's user name
     reason: str
     requested_at: datetime
@@ -42,7 +43,15 @@ def read_referrals(
         session = uow.session
         into, source = orm.Unit.__table__.alias("into"), orm.Unit.__table__.alias("source")
         query = (
-            select(orm.Loan, orm.Client.ref, into.c.code, into.c.name, source.c.code, orm.User)
+            select(
+                orm.Loan,
+                orm.Client.ref,
+                into.c.code,
+                into.c.name,
+                source.c.code,
+                source.c.name,
+                orm.User,
+            )
             .join(orm.Client, orm.Client.id == orm.Loan.client_id)
             .join(into, into.c.id == orm.Loan.unit_id)
             .join(source, source.c.id == orm.Loan.referred_from_unit_id)
@@ -60,7 +69,7 @@ def read_referrals(
             query.order_by(orm.Loan.requested_at.desc(), orm.Loan.id.desc()).limit(LIMIT)
         ).all()
         views = []
-        for loan, ref, code, name, from_code, user in rows:
+        for loan, ref, code, name, from_code, from_name, user in rows:
             result = outcome(LoanState(loan.state))
             views.append(
                 ReferralView(
@@ -69,6 +78,7 @@ def read_referrals(
                     into_unit=code,
                     into_unit_name=name,
                     from_unit=from_code,
+                    from_unit_name=from_name,
                     by=user.username,
                     reason=loan.referral_reason or "",
                     requested_at=loan.requested_at,

@@ -110,8 +110,8 @@ def test_a_referral_reaches_the_receiving_units_queue_and_its_outcome_the_referr
     (mine,) = client.get("/api/v1/referrals", headers=nurse).json["items"]
     assert mine["outcome"] == "handed_over" and mine["outcome_at"] is not None
     assert set(mine) == {
-        "loan_id", "client_ref", "into_unit", "into_unit_name", "from_unit", "by", "reason",
-        "requested_at", "outcome", "outcome_at", "declined_reason",
+        "loan_id", "client_ref", "into_unit", "into_unit_name", "from_unit", "from_unit_name",
+        "by", "reason", "requested_at", "outcome", "outcome_at", "declined_reason",
     }  # fmt: skip
 
     # A second referral, declined with a reason: the referrer sees the reason.

@@ -24,6 +24,7 @@ from server.entrypoints.console import (  # noqa: F401
     i18n,
     labels,
     loans,
+    referrals,
     reports,
     support,
     support_api,

@@ -27,6 +27,38 @@ KNOWN = {
     "one of ok, damaged, missing": _l("Choose OK, damaged or missing."),
     "the return note is too long": _l("The note is too long."),
     "invalid request body": _l("The form could not be read. Reload the page and try again."),
+    # Referrals and the pair (domain/referrals.py, service_layer/loans.py)
+    "a referral into another unit's queue says why": _l(
+        "A referral into another unit's queue says why the client needs a tablet."
+    ),
+    "required for a referral": _l("Required for a referral."),
+    "say which of your units the referral comes from": _l(
+        "Choose which of your units the referral comes from."
+    ),
+    "a referral comes from one of your own units": _l(
+        "A referral comes from one of your own units."
+    ),
+    "one of your units": _l("Choose one of your units."),
+    "this is one of your own units: file an ordinary request, not a referral": _l(
+        "This is one of your own units: file an ordinary request, without a referral reason."
+    ),
+    "another unit than your own": _l("Choose another unit than your own for a referral."),
+    "name the unit the client is referred from": _l("Name the unit the client is referred from."),
+    "the referring unit": _l("Choose the referring unit."),
+    "a referral comes from another unit than the one it is filed into": _l(
+        "A referral comes from another unit than the one it is filed into."
+    ),
+    "another unit than the receiving one": _l("Choose another unit than the receiving one."),
+    "responsible professionals must be active users of the organisation": _l(
+        "Responsible professionals must be active users of the organisation."
+    ),
+    "a loan names one or two responsible professionals": _l(
+        "A loan names one or two different responsible professionals."
+    ),
+    "one or two different user names": _l("One or two different user names."),
+    "the lending unit's staff name the responsible professionals": _l(
+        "The lending unit's staff name the responsible professionals."
+    ),
 }
 
 PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [

@@ -68,6 +68,7 @@ def loan_page(loan_id: int, status: int = 200, errors: dict[str, str] | None = N
         timeline=shown.timeline,
         handed_over_by=shown.handed_over_by,
         requested_by=shown.requested_by,
+        names_professionals=shown.names_professionals,
         notes=notes,
         note_kinds=NOTE_KINDS,
         note_form=request.form if request.method == "POST" else {},
@@ -141,26 +142,40 @@ def loans_list() -> tuple[str, int]:
 
 @bp.route("/loans/new", methods=["GET", "POST"])
 def new_loan() -> Any:
+    """A request into one of the user's units' queues, or a referral into any other unit's
+    (with the reason, and the unit it comes from when the user has several)."""
     svc, who = services(), core.principal()
-    units = loan_console.unit_choices(svc.uow(), who)
+    choices = loan_console.request_choices(svc.uow(), who)
     form = request.form
     if request.method == "GET":
-        return core.render("loans/new.html", units=units, form={}, errors={})
+        return core.render("loans/new.html", choices=choices, form={}, errors={})
     names = (form.get("professional_1", ""), form.get("professional_2", ""))
     people = tuple(p.strip() for p in names if p.strip())
+    unit = form.get("unit", "")
+    referral = unit in {code for code, _name in choices.others} or (
+        who.org_wide and bool(form.get("from_unit"))
+    )
     try:
-        if form.get("unit", "") not in {code for code, _name in units}:
-            return _new_refused(units, {"unit": _("Choose one of your units.")})
-        cmd = RequestLoan(form.get("unit", ""), form.get("client_ref", ""), people)
+        cmd = RequestLoan(
+            unit,
+            form.get("client_ref", ""),
+            people,
+            referral_reason=(form.get("referral_reason") or None) if referral else None,
+            from_unit=(form.get("from_unit") or None) if referral else None,
+        )
         loan_id = loans.request_loan(svc.uow(), who, cmd, svc.clock())
     except DomainError as exc:
         return core.render(
             "loans/new.html",
             http_status(exc),
-            units=units,
+            choices=choices,
             form=form,
             errors=core.form_error(exc),
         )
+    if referral:
+        name = dict(choices.others + choices.own).get(unit, unit)
+        flash(_("The referral was filed into the queue of %(unit)s.", unit=name), "info")
+        return redirect(url_for("console.referrals"), 303)
     position, unit_name = loan_console.queue_place(svc.uow(), who, loan_id)
     flash(_("The request was filed: %(queue)s.", queue=queue_text(position, unit_name)), "info")
     return redirect(url_for("console.loan", loan_id=loan_id), 303)
@@ -287,8 +302,3 @@ def loan_follow_up(loan_id: int) -> Any:
     else:
         flash(_("Follow up on %(date)s.", date=fmt_date(day)), "info")
     return redirect(url_for("console.loan", loan_id=loan_id, _anchor="notes-heading"), 303)
-
-
-def _new_refused(units: list[tuple[str, str]], errors: dict[str, str]) -> tuple[str, int]:
-    flash(_("Check the marked fields."), "error")
-    return core.render("loans/new.html", 422, units=units, form=request.form, errors=errors)

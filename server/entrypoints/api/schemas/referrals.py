@@ -37,6 +37,7 @@ class Referral(Answer):
     into_unit: str
     into_unit_name: str
     from_unit: str
+    from_unit_name: str
     by: str = Field(description="The referring professional's user name.")
     reason: str
     requested_at: datetime
