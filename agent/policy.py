@@ -17,9 +17,10 @@ What each mode shows on the device:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, cast, get_args
 
 Mode = Literal["kiosk", "restricted", "locked", "lost", "unmanaged"]
@@ -27,8 +28,11 @@ MODES: tuple[str, ...] = get_args(Mode)
 KIOSK_MODES = frozenset({"kiosk", "restricted"})
 LOCK_MODES = frozenset({"locked", "lost"})
 KNOWN_KEYS = frozenset(
-    {"mode", "kiosk", "message", "support_phone", "reminder", "offline_lock_at", "usage"}
+    {"mode", "kiosk", "message", "support_phone", "reminder", "offline_lock_at", "usage", "groups"}
 )
+# The Join tile of a remote group opens this long before its start (docs/protocol.md §9.1).
+JOIN_OPENS_BEFORE = timedelta(minutes=10)
+_OCCURRENCE_ID = re.compile(r"g[0-9]{1,12}-[0-9]{12}")
 
 _T = TypeVar("_T")
 
@@ -52,6 +56,27 @@ class KioskProfile:
 
 
 @dataclass(frozen=True)
+class GroupSlot:
+    """One occurrence of a remote group the client takes part in: when and where to join.
+
+    Never a title: the tablet says only "Group at 14:00" (a title can reveal health data)."""
+
+    id: str
+    start: datetime
+    end: datetime
+    join_url: str
+
+    def join_open(self, now: datetime) -> bool:
+        """Whether the Join tile is shown and the link allowed: from ten minutes before the
+        start until the end, by the tablet's own clock."""
+        return self.start - JOIN_OPENS_BEFORE <= now < self.end
+
+    def upcoming(self, now: datetime) -> bool:
+        """Not yet over (shown on the launcher as "Group at …" until its Join tile opens)."""
+        return now < self.end
+
+
+@dataclass(frozen=True)
 class LockScreen:
     """What a locked device shows: neutral text, a phone number, and whether it is lost mode."""
 
@@ -71,6 +96,7 @@ class Policy:
     reminder: bool = False
     offline_lock_at: datetime | None = None
     usage: bool = False  # count and report daily usage totals (docs/protocol.md §18)
+    groups: tuple[GroupSlot, ...] = ()  # remote groups to join from the kiosk (§9.1)
     keys: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
 
@@ -105,9 +131,16 @@ class Policy:
             reminder=read("reminder", _flag, False),
             offline_lock_at=read("offline_lock_at", _moment, None),
             usage=read("usage", _flag, False),
+            groups=read("groups", _groups, ()),
             keys=tuple(sorted(data)),
             ignored=tuple(sorted(ignored)),
         )
+
+    def open_groups(self, now: datetime) -> tuple[GroupSlot, ...]:
+        """The groups whose Join tile is open now (only in the kiosk modes)."""
+        if not self.kiosk_enforced:
+            return ()
+        return tuple(g for g in self.groups if g.join_open(now))
 
     @property
     def kiosk_enforced(self) -> bool:
@@ -169,6 +202,27 @@ def _shortcut(value: Any) -> Shortcut:
     if not all(isinstance(part, str) for part in (label, url, category)):
         raise TypeError("a shortcut's label, url and category must be strings")
     return Shortcut(label, url, category)
+
+
+def _groups(value: Any) -> tuple[GroupSlot, ...]:
+    """The policy's `groups`: any entry that cannot be read makes the whole key unreadable
+    (reported, §9), never a half-read list."""
+    if not isinstance(value, list) or len(value) > 20:
+        raise TypeError("groups must be a list of at most 20 objects")
+    slots = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise TypeError("a group must be an object")
+        ident, url = item["id"], item["join_url"]
+        if not isinstance(ident, str) or not _OCCURRENCE_ID.fullmatch(ident):
+            raise ValueError(f"bad group id {ident!r}")
+        if not isinstance(url, str) or not url.startswith("https://") or len(url) > 500:
+            raise ValueError("a group's join_url must be an https link")
+        start, end = _moment(item["start"]), _moment(item["end"])
+        if start is None or end is None or end <= start:
+            raise ValueError("a group needs a start before its end")
+        slots.append(GroupSlot(ident, start, end, url))
+    return tuple(sorted(slots, key=lambda g: (g.start, g.id)))
 
 
 def _kiosk(value: Any) -> KioskProfile:

@@ -253,6 +253,9 @@ class UsageReport(Envelope):
     launches: dict[str, int]
     support_s: int
     final: bool
+    # Seconds in each remote-group occurrence that day, by occurrence id (§18); None: none
+    # joined (left out on the wire, as an agent before groups sends it).
+    groups: dict[str, int] | None = None
 
     kind = Kind.USAGE
 

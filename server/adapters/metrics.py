@@ -139,7 +139,7 @@ class IngestMetrics:
         )
         for reason in sorted(ProtocolError.REASONS):
             self.rejected.labels(reason)
-        for reason in ("duplicate", "stale", "not_collected", "implausible"):
+        for reason in ("duplicate", "stale", "not_collected", "not_participant", "implausible"):
             self.dropped.labels(reason)
         for kind in ("presence", "status", "cmd_ack", "session_evt", "usage"):
             self.messages.labels(kind)

@@ -100,6 +100,9 @@ class Unit(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # Whether its tablets on loan report daily usage totals (docs/protocol.md §18).
     usage_collection: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The join link of the region's video service for this unit's remote groups (a group may
+    # name its own); None: each group names one.
+    group_join_url: Mapped[str | None] = mapped_column(String(500))
 
 
 class Device(Base):
@@ -486,6 +489,63 @@ class LoanNote(Base):
     # are counted from their own records), and how many minutes it took; null: a plain note.
     channel: Mapped[str | None] = mapped_column(String(20))
     minutes: Mapped[int | None] = mapped_column(Integer)
+
+
+group_participants = Table(
+    "group_participants",
+    Base.metadata,
+    Column("group_id", ForeignKey("group_sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("loan_id", ForeignKey("loans.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class GroupSession(Base):
+    """A remote or hybrid group session a counsellor scheduled (domain/groups.py), once or
+    weekly; its participants are loans, its title is for staff only (never sent to a tablet)."""
+
+    __tablename__ = "group_sessions"
+    __table_args__ = (Index("ix_group_sessions_org_starts", "organisation_id", "starts_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    title: Mapped[str] = mapped_column(String(80))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    minutes: Mapped[int] = mapped_column(Integer)
+    weekly: Mapped[bool] = mapped_column(Boolean, default=False)
+    until: Mapped[date | None] = mapped_column(Date)
+    join_url: Mapped[str | None] = mapped_column(String(500))  # None: the unit's
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    participants: Mapped[list[Loan]] = relationship(secondary=group_participants, lazy="selectin")
+
+
+class GroupAttendance(Base):
+    """Seconds a participant's tablet spent in one occurrence of a group on one local day, as
+    its usage report says (docs/protocol.md §18 `groups`): that they joined, never what was
+    said or seen. Goes with the loan when it is anonymised."""
+
+    __tablename__ = "group_attendance"
+    __table_args__ = (
+        UniqueConstraint(
+            "occurrence_id", "device_id", "day", name="uq_group_attendance_occ_dev_day"
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("group_sessions.id", ondelete="CASCADE"), index=True
+    )
+    occurrence_id: Mapped[str] = mapped_column(String(40), info=machine_made("g<id>-<UTC minute>"))
+    occurrence_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    loan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("loans.id", ondelete="CASCADE"), index=True
+    )
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    device_id: Mapped[str] = mapped_column(String(64), info=machine_made("device id"))
+    day: Mapped[date] = mapped_column(Date)
+    seconds: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class KitItem(Base):

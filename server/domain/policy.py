@@ -80,6 +80,9 @@ class DeviceSituation:
     hold: bool = False  # a counsellor's hold: no escalation, no offline lock
     usage: bool = False  # the loan's unit collects usage totals (docs/protocol.md §18)
     staff_lock: bool = False  # locked by IT support until a person unlocks it (staff_lock.py)
+    # The loan's group sessions' next occurrences (domain/groups.py policy_slots): when and
+    # where to join, never a title.
+    groups: tuple[dict[str, str], ...] = ()
 
 
 def compute_policy(situation: DeviceSituation) -> dict[str, Any]:
@@ -105,6 +108,11 @@ def compute_policy(situation: DeviceSituation) -> dict[str, Any]:
     policy.pop("usage", None)
     if s.usage and policy.get("mode") in ("kiosk", "restricted") and s.loan_state in _COLLECTING:
         policy["usage"] = True
+    # Groups are joined from the kiosk (restricted too: a group is an appointment); a locked,
+    # lost or unmanaged tablet gets none, and neither does an override that leaves the kiosk.
+    policy.pop("groups", None)
+    if s.groups and policy.get("mode") in ("kiosk", "restricted"):
+        policy["groups"] = [dict(slot) for slot in s.groups]
     return policy
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from lainaamo.protocol import EnforcementReport
 from server.adapters import orm, wakeup
+from server.domain import groups
 from server.domain.loans import HOLDS_DEVICE, LoanRules, LoanState, escalation
 from server.domain.model import LifecycleState
 from server.domain.policy import DeviceSituation, KioskProfile, canonical, compute_policy
@@ -72,6 +73,22 @@ class Reads:
         }
         self._rules: dict[tuple[int, str], LoanRules] = {}
         self._profiles: dict[int | None, KioskProfile] = {}
+        self._groups: dict[int, list[orm.GroupSession]] | None = None
+
+    def groups(self, loan_id: int) -> list[orm.GroupSession]:
+        """The group sessions (not cancelled) the loan takes part in; read once for all loans."""
+        if self._groups is None:
+            self._groups = {}
+            loan_ids = [loan.id for loan in self.loans.values()]
+            part = orm.group_participants
+            rows = self.session.execute(
+                select(part.c.loan_id, orm.GroupSession)
+                .join(orm.GroupSession, orm.GroupSession.id == part.c.group_id)
+                .where(part.c.loan_id.in_(loan_ids), orm.GroupSession.cancelled_at.is_(None))
+            ).all()
+            for loan_id, group in rows:
+                self._groups.setdefault(loan_id, []).append(group)
+        return self._groups.get(loan_id, [])
 
     def covers(self, device_ids: Iterable[str]) -> bool:
         return self.ids.issuperset(device_ids)
@@ -85,6 +102,23 @@ class Reads:
         if unit_id not in self._profiles:
             self._profiles[unit_id] = _profile(self.session, unit_id)
         return self._profiles[unit_id]
+
+
+def group_slots(
+    session: Session, found: list[orm.GroupSession], now: datetime
+) -> list[dict[str, str]]:
+    """The policy's `groups` of a loan's group sessions: their occurrences that are not yet
+    over and start within the horizon, with the join link (the group's, else its unit's; a
+    group with neither is left out)."""
+    every = []
+    for group in found:
+        unit = session.get(orm.Unit, group.unit_id)
+        link = group.join_url or (unit.group_join_url if unit else None)
+        if not link:
+            continue
+        plan = groups.plan_of(group)
+        every.extend(groups.occurrences(group.id, plan, link, now, now + groups.HORIZON))
+    return groups.policy_slots(every)
 
 
 def situation_of(
@@ -113,6 +147,7 @@ def situation_of(
         hold=bool(loan and loan.hold),
         usage=bool(unit and unit.usage_collection),
         staff_lock=device.staff_locked_at is not None,
+        groups=tuple(group_slots(session, reads.groups(loan.id), now)) if loan else (),
     )
     if loan is not None and loan_state is not None and rules is not None:
         level = escalation(loan_state, loan.due_at, now, rules, loan.hold)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from lainaamo.protocol import UsageReport
 from server.adapters import orm
+from server.domain import groups
 from server.domain.loans import LoanState
 from server.domain.usage import (
     FIGURES,
@@ -103,6 +104,7 @@ def ingest_reports(
         )
     }
     deltas: dict[tuple[int, date], dict[str, int]] = {}
+    kept: list[tuple[UsageReport, date, _Loan, datetime]] = []
     # Oldest first, so that a batch holding several reports of one day ends with the newest.
     for report, day, loan, received_at in sorted(
         accepted, key=lambda a: (a[0].device_id, a[1], a[0].position)
@@ -131,6 +133,7 @@ def ingest_reports(
         row.final = bool(row.final) or report.final
         row.boot, row.seq = report.position
         row.updated_at = received_at
+        kept.append((report, day, loan, received_at))
         if new_row:
             session.add(row)
             stored[key] = row
@@ -140,6 +143,74 @@ def ingest_reports(
             delta[name] += after[name] - before[name]
         ingested["usage"] += 1
     _add_to_rollup(session, deltas)
+    _record_attendances(session, kept, dropped)
+
+
+def _record_attendances(
+    session: Session,
+    kept: list[tuple[UsageReport, date, _Loan, datetime]],
+    dropped: Counter[str],
+) -> None:
+    for report, day, loan, received_at in kept:
+        if report.groups:
+            _record_attendance(session, report, day, loan, received_at, dropped)
+
+
+def _record_attendance(
+    session: Session,
+    report: UsageReport,
+    day: date,
+    loan: _Loan,
+    received_at: datetime,
+    dropped: Counter[str],
+) -> None:
+    """The seconds the report says the tablet spent in each group occurrence that day; only
+    for occurrences of groups the loan takes part in (nothing is believed because it came from
+    a tablet: another group's id is dropped as `not_participant`)."""
+    assert report.groups is not None
+    wanted: dict[int, list[tuple[str, datetime, int]]] = {}
+    for occurrence, seconds in report.groups.items():
+        parsed = groups.parse_occurrence_id(occurrence)
+        if parsed is None:
+            dropped["not_participant"] += 1
+            continue
+        wanted.setdefault(parsed[0], []).append((occurrence, parsed[1], seconds))
+    part = orm.group_participants
+    theirs = set(
+        session.scalars(
+            select(part.c.group_id).where(
+                part.c.loan_id == loan.id, part.c.group_id.in_(list(wanted))
+            )
+        )
+    )
+    for group_id, found in sorted(wanted.items()):
+        if group_id not in theirs:
+            dropped["not_participant"] += len(found)
+            continue
+        for occurrence, start, seconds in found:
+            row = session.scalar(
+                select(orm.GroupAttendance).where(
+                    orm.GroupAttendance.occurrence_id == occurrence,
+                    orm.GroupAttendance.device_id == report.device_id,
+                    orm.GroupAttendance.day == day,
+                )
+            )
+            if row is None:
+                session.add(
+                    orm.GroupAttendance(
+                        group_id=group_id,
+                        occurrence_id=occurrence,
+                        occurrence_start=start,
+                        loan_id=loan.id,
+                        unit_id=loan.unit_id,
+                        device_id=report.device_id,
+                        day=day,
+                        seconds=seconds,
+                        updated_at=received_at,
+                    )
+                )
+            else:  # the day's running total: a later report replaces an earlier one
+                row.seconds, row.updated_at = max(row.seconds, seconds), received_at
 
 
 def _add_to_rollup(session: Session, deltas: dict[tuple[int, date], dict[str, int]]) -> None:

@@ -22,6 +22,7 @@ from server.entrypoints.console import (  # noqa: F401
     domain_text,
     fleet,
     i18n,
+    keep_device,
     labels,
     loans,
     referrals,
