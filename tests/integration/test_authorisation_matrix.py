@@ -153,6 +153,17 @@ for _step in (
 RULES[("POST", "/api/v1/loans/<int:loan_id>/release")] = Rule(
     frozenset({IT}), "unit", STEP_BODIES["release"]
 )
+# The client keeps the device: whoever may act on the loan proposes or withdraws; approving
+# (the release step) and declining, and the list of open proposals, are IT support's.
+RULES[("POST", "/api/v1/loans/<int:loan_id>/keep")] = Rule(ANYONE, "unit", {"reason": "matrix"})
+RULES[("DELETE", "/api/v1/loans/<int:loan_id>/keep")] = Rule(ANYONE, "unit")
+RULES[("POST", "/api/v1/loans/<int:loan_id>/keep/approve")] = Rule(
+    frozenset({IT}), "unit", {"device_id": "tab-999"}
+)
+RULES[("POST", "/api/v1/loans/<int:loan_id>/keep/decline")] = Rule(
+    frozenset({IT}), "unit", {"reason": "matrix"}
+)
+RULES[("GET", "/api/v1/keep-proposals")] = Rule(frozenset({IT}))
 
 
 def api_endpoints(app: Flask) -> list[tuple[str, str]]:
