@@ -177,6 +177,9 @@ class SimulatedTablet(SupportDefaults):
         """Enforce the policy's mode: kiosk profile, banner and lock screen; every key it knows."""
         self._policy = policy
         self._set_lock_screen(policy.lock_screen)
+        # Remote groups are not simulated yet (docs/protocol.md §9.6): said, never claimed.
+        if "groups" in policy.keys:
+            return Enforcement(unsupported=("groups",))
         return ENFORCED
 
     def lock(self, screen: LockScreen) -> bool:

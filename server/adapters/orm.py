@@ -536,13 +536,13 @@ class GroupAttendance(Base):
     group_id: Mapped[int] = mapped_column(
         ForeignKey("group_sessions.id", ondelete="CASCADE"), index=True
     )
-    occurrence_id: Mapped[str] = mapped_column(String(40), info=machine_made("g<id>-<UTC minute>"))
+    occurrence_id: Mapped[str] = mapped_column(String(40))  # g<group id>-<start, UTC minute>
     occurrence_start: Mapped[datetime] = mapped_column(UtcDateTime)
     loan_id: Mapped[int | None] = mapped_column(
         ForeignKey("loans.id", ondelete="CASCADE"), index=True
     )
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
-    device_id: Mapped[str] = mapped_column(String(64), info=machine_made("device id"))
+    device_id: Mapped[str] = mapped_column(String(64))
     day: Mapped[date] = mapped_column(Date)
     seconds: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

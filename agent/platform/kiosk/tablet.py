@@ -171,7 +171,10 @@ class KioskPlatform:
         if policy.kiosk_enforced and policy.kiosk.apps and "kiosk" in policy.keys:
             failed["kiosk"] = "apps cannot run here: web shortcuts only"
         failed = {key: why for key, why in failed.items() if key in policy.keys}
-        return Enforcement(failed=failed)
+        # Remote groups' Join tile and window are not shown here yet (docs/protocol.md §9.6).
+        return Enforcement(
+            unsupported=("groups",) if "groups" in policy.keys else (), failed=failed
+        )
 
     def lock(self, screen: LockScreen) -> bool:
         if self._released:
