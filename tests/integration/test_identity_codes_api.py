@@ -146,6 +146,15 @@ BODIES: dict[tuple[str, str], Call] = {
     ("POST", "/loans/{loan_id}/release"): Call(
         "it_support", {"device_id": "<on_loan device>", "reason": "r"}, loan("on_loan")
     ),
+    ("POST", "/loans/{loan_id}/keep"): Call(
+        "counsellor", {"reason": "continues online"}, loan("on_loan")
+    ),
+    ("POST", "/loans/{loan_id}/keep/approve"): Call(
+        "it_support", {"device_id": "<paused device>"}, loan("paused")
+    ),
+    ("POST", "/loans/{loan_id}/keep/decline"): Call(
+        "it_support", {"reason": "needed in the queue"}, loan("paused")
+    ),
     ("POST", "/agreements"): Call("admin", {"version": "2026-2", "text": "Terms."}),
     ("PUT", "/units/{unit_code}/loan-rules"): Call(
         "admin", {"model": "Tab A", "loan_days": 30}, {"unit_code": "aikuissosiaalityo"}

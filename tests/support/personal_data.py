@@ -84,6 +84,9 @@ class World:
             ids[state] = self.request_loan(device, handover=state == "on_loan")
         ids["paused"] = self.request_loan("tab-007", handover=True)
         self.api("counsellor", "POST", f"/loans/{ids['paused']}/pause", {"reason": "hospital"})
+        # An open proposal that the client keeps the device, for IT support to approve or decline.
+        self.api("counsellor", "POST", f"/loans/{ids['paused']}/keep", {"reason": "stays online"})
+        self.values["<paused device>"] = "tab-007"
         self.values |= {f"<{state}>": str(loan_id) for state, loan_id in ids.items()}
         self.values["<on_loan device>"] = "tab-004"
         self.values["<quiet>"] = str(self.request_loan("tab-006", handover=True, unit="paihde"))
