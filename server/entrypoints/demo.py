@@ -194,6 +194,56 @@ def seed_loans(services: Services, now: datetime, lent: int, queued: int) -> Non
         )
 
 
+NURSE = "hoitaja@esavo.demo"  # a mental-health nurse: refers clients and works as a pair
+PILOT_STORY_DEVICES = 25  # the story lends tab-022 and tab-025, past the 18 lent and 2 queued
+
+
+def seed_pilot_story(services: Services, now: datetime) -> Login:
+    """The pilots' ways of working, for the programme report and the consoles to show: a nurse
+    of mental-health services refers two clients into adult social work's queue (one handed
+    over, one declined with a reason), and works as the pair of adult social work's counsellor
+    for a third client. Returns the nurse's login."""
+    password = secrets.token_urlsafe(9)
+    home, health = UNITS[0][0], UNITS[1][0]
+    accounts.add_user(services.uow(), AddUser(ORG[0], NURSE, "counsellor", (health,), password))
+    token, _ = accounts.create_token(services.uow(), NURSE, "demo")
+    nurse = demo_data.principal_named(services.uow(), NURSE)
+    worker = demo_data.principal_named(services.uow(), "ohjaaja@esavo.demo")
+    handed = f"tab-{len(UNITS) * 7 + 1:03d}"  # tab-022 and tab-025: adult social work's,
+    paired = f"tab-{len(UNITS) * 8 + 1:03d}"  # past the demo's 18 lent and 2 queued
+
+    def hand_over(loan: int, device: str, when: datetime) -> None:
+        # The queue's older request waits for a tablet of another model: the counsellor says so.
+        skip = "Ryhmä alkaa, jonossa oleva odottaa toista mallia"
+        assign = LoanStep(loan, LoanAction.ASSIGN, device_id=device, skip_reason=skip)
+        loans.act(services.uow(), worker, assign, when)
+        step = LoanStep(
+            loan,
+            LoanAction.HAND_OVER,
+            agreement_version=demo_data.AGREEMENT_VERSION,
+            agreement_accepted=True,
+            kit=(KitLine("charger"),),
+        )
+        loans.act(services.uow(), worker, step, when)
+
+    referred_at = now - timedelta(weeks=6)
+    reason = "Etäryhmä alkaa, asiakkaalla ei ole laitetta"
+    referral = RequestLoan(home, "ASK-2001", referral_reason=reason)
+    hand_over(loans.request_loan(services.uow(), nurse, referral, referred_at), handed, referred_at)
+    declined = loans.request_loan(
+        services.uow(),
+        nurse,
+        RequestLoan(home, "ASK-2002", referral_reason="Tarvitsee laitteen etävastaanotolle"),
+        now - timedelta(weeks=3),
+    )
+    step = LoanStep(declined, LoanAction.CANCEL, reason="Asiakkuus siirtyi toiseen palveluun")
+    loans.act(services.uow(), worker, step, now - timedelta(weeks=3) + timedelta(days=1))
+    pair = RequestLoan(home, "ASK-2003", ("ohjaaja@esavo.demo", NURSE))
+    started = now - timedelta(weeks=5)
+    hand_over(loans.request_loan(services.uow(), worker, pair, started), paired, started)
+    return Login(NURSE, "counsellor", password, token, (health,))
+
+
 def seed_usage(services: Services, now: datetime, weeks: int = 8) -> int:
     """Plausible daily usage totals of the loans on loan, up to yesterday, through the same
     ingest code as the tablets' reports (so the unit roll-up is their sum). A few loans of one
@@ -256,6 +306,8 @@ def run_demo(
         services = bootstrap(settings)
         logins = seed(services.uow, devices_count)
         seed_loans(services, services.clock(), lent=min(18, devices_count), queued=2)
+        if devices_count >= PILOT_STORY_DEVICES:
+            logins.append(seed_pilot_story(services, services.clock()))
         seed_usage(services, services.clock())
         everyone = [f"tab-{i:03d}" for i in range(1, devices_count + 1)]
         problems = choose_problems(everyone)

@@ -47,6 +47,15 @@ def prepare_organisation(
         return principal_of(it_user, "cli"), principal_of(admin_user, "cli")
 
 
+def principal_named(uow: UnitOfWork, username: str, via: str = "cli") -> Principal:
+    """A demo user by name, as the domain knows them (the demo acts as them, from the CLI)."""
+    with uow:
+        user = uow.session.scalar(select(orm.User).where(orm.User.username == username))
+        if user is None:
+            raise RuntimeError(f"the demo has no user {username}")
+        return principal_of(user, via)
+
+
 # The demo's loan agreement, one version written in Finnish, Swedish and English.
 AGREEMENT_VERSION = "2026-1"
 AGREEMENTS = {
