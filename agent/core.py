@@ -19,7 +19,14 @@ from typing import Any
 from agent import commands
 from agent.clock import Clock, SystemClock
 from agent.enforcer import Applied, Enforcer
-from agent.platform.base import NO_USAGE, DeviceFacts, Platform, UsageReading, read_usage
+from agent.platform.base import (
+    NO_USAGE,
+    DeviceFacts,
+    Platform,
+    UsageReading,
+    follow_time,
+    read_usage,
+)
 from agent.state import AgentState
 from agent.support.host import SupportHost
 from agent.usage import UsageCounter, UsageDraft, category_of
@@ -290,6 +297,7 @@ class AgentCore:
         found: list[Outgoing] = []
         if now >= self._next_check:
             self._next_check = now + self._check_interval_s
+            self._follow_time()
             if self.enforcer.check_offline_lock():
                 self._change_pending = True
             facts = self._facts()
@@ -308,6 +316,20 @@ class AgentCore:
         if self._change_pending:
             deadline = min(deadline, self._last_change_at + self._change_min_interval_s)
         return deadline
+
+    def _follow_time(self) -> None:
+        """Tell the platform the wall clock: remote groups' Join windows open and close by it
+        without a new policy (docs/protocol.md §9.7); a change in what it enforces is kept and
+        reported (the next check sees the difference)."""
+        if self.enforcer.policy is None:
+            return
+        try:
+            result = follow_time(self.platform, self.clock.now())
+        except Exception:
+            log.exception("%s: the platform failed to follow the time", self.device_id)
+            return
+        if result is not None:
+            self.enforcer.followed(result)
 
     # --- usage totals (docs/protocol.md §18)
 
@@ -329,6 +351,8 @@ class AgentCore:
                 for launch in reading.launches:
                     self.usage.launch(category_of(launch, policy.kiosk), now)
             self.usage.screen(bool(reading.screen_on), now)
+            joined = [g for g in policy.groups if g.id == reading.group]
+            self.usage.in_group(joined[0] if joined else None, now)
             drafts = self.usage.due(now, self.clock.monotonic())
             return [self._usage_report(draft) for draft in drafts]
         except Exception:
@@ -355,6 +379,7 @@ class AgentCore:
             active_s=totals.active_s,
             launches=dict(totals.launches),
             support_s=totals.support_s,
+            groups=dict(totals.groups) or None,
             final=draft.final,
         )
         log.debug("%s: usage %s%s", self.device_id, draft.day, " (final)" if draft.final else "")

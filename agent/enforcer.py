@@ -162,11 +162,13 @@ class Enforcer:
             log.exception("%s: enforcing desired v%d failed", self.device_id, version)
             return None
         self._lock_refused = False
-        keys = set(policy.keys)
-        # The policy's own ignored keys (unknown, or unreadable) are not enforced either.
-        failed = {key: reason for key, reason in result.failed.items() if key in keys}
-        unsupported = ({*policy.ignored, *result.unsupported} & keys) - failed.keys()
-        return Enforcement(tuple(sorted(unsupported)), dict(sorted(failed.items())))
+        return _within(policy, result)
+
+    def followed(self, result: Enforcement) -> None:
+        """The platform says anew what it enforces of the applied policy (following the wall
+        clock, it could or could no longer do something: agent/platform/base.py)."""
+        if self.policy is not None:
+            self._enforced(self.policy, _within(self.policy, result))
 
     def _enforced(self, policy: Policy, enforcement: Enforcement | None) -> None:
         """Record what the applied policy's enforcement (again) gave; None: it raised."""
@@ -246,6 +248,15 @@ class Enforcer:
             log.warning("%s: forgetting desired v%d: %s", self.device_id, desired.version, exc)
             self.state.forget_desired()
             return None
+
+
+def _within(policy: Policy, result: Enforcement) -> Enforcement:
+    """What the platform said, for the policy's keys; the policy's own ignored keys (unknown,
+    or unreadable) are not enforced either."""
+    keys = set(policy.keys)
+    failed = {key: reason for key, reason in result.failed.items() if key in keys}
+    unsupported = ({*policy.ignored, *result.unsupported} & keys) - failed.keys()
+    return Enforcement(tuple(sorted(unsupported)), dict(sorted(failed.items())))
 
 
 def _ts(moment: datetime | None) -> str:

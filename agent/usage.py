@@ -1,7 +1,9 @@
 """Daily usage totals, counted on the device (docs/protocol.md §18).
 
-`UsageCounter` keeps, per local calendar day, screen-on seconds, launches per shortcut category
-and seconds of connected remote support. It keeps nothing else: a launch becomes a category
+`UsageCounter` keeps, per local calendar day, screen-on seconds, launches per shortcut category,
+seconds of connected remote support and seconds in each remote-group occurrence (by its id,
+counted from the tap on its Join tile until the client is back on the launcher or the
+occurrence ends, docs/protocol.md §9.7). It keeps nothing else: a launch becomes a category
 the moment it is counted, and time only ever adds to a day's total, so no timeline, url, app
 id or time of day is stored or sent.
 
@@ -30,7 +32,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from agent.platform.base import Launch
-from agent.policy import KioskProfile
+from agent.policy import GroupSlot, KioskProfile
 from agent.state import AgentState
 from lainaamo.protocol.messages import USAGE_CATEGORIES
 
@@ -40,11 +42,16 @@ MAX_GAP_S = 30.0  # a longer pause between two folds counts only this much
 CHECKPOINT_S = 60.0  # the running totals are saved at least this often while time is counted
 MAX_SECONDS = 90000  # the schema's bound for a day's seconds (a 25-hour day)
 MAX_LAUNCHES = 100000  # the schema's bound per category
+MAX_GROUPS = 20  # the schema's bound on occurrences per day
+_OCCURRENCE_RE = re.compile(r"^g[0-9]{1,12}-[0-9]{12}$")
 _DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def category_of(launch: Launch, kiosk: KioskProfile) -> str:
-    """The category a launch counts under: its shortcut's, or `other` for anything else."""
+    """The category a launch counts under: its shortcut's, `group` for a Join tile, or `other`
+    for anything else."""
+    if launch.group is not None:
+        return "group"
     if launch.url is not None:
         for shortcut in kiosk.shortcuts:
             if shortcut.url == launch.url:
@@ -59,9 +66,13 @@ class Totals:
     active_s: int = 0
     support_s: int = 0
     launches: Mapping[str, int] = field(default_factory=dict)
+    groups: Mapping[str, int] = field(default_factory=dict)  # seconds per occurrence joined
 
     def to_json(self) -> dict[str, Any]:
-        return {"active_s": self.active_s, "support_s": self.support_s, "launches": self.launches}
+        data = {"active_s": self.active_s, "support_s": self.support_s, "launches": self.launches}
+        if self.groups:
+            data["groups"] = self.groups
+        return data
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class _Day:
     active_s: float = 0.0
     support_s: float = 0.0
     launches: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, float] = field(default_factory=dict)
 
     def totals(self) -> Totals:
         launches = {
@@ -91,10 +103,14 @@ class _Day:
             active_s=min(MAX_SECONDS, round(self.active_s)),
             support_s=min(MAX_SECONDS, round(self.support_s)),
             launches=launches,
+            groups={ident: min(MAX_SECONDS, round(s)) for ident, s in self.groups.items()},
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"active_s": self.active_s, "support_s": self.support_s, "launches": self.launches}
+        data = {"active_s": self.active_s, "support_s": self.support_s, "launches": self.launches}
+        if self.groups:
+            data["groups"] = self.groups
+        return data
 
 
 class UsageCounter:
@@ -117,6 +133,7 @@ class UsageCounter:
         self.enabled = False
         self.screen_on = False
         self.support_connected = False
+        self.group: GroupSlot | None = None  # the occurrence the client is in now
         self._days, self._reported = _load(state.usage)
         self._last_at: datetime | None = None  # when time was last folded in
         self._next_report = -math.inf  # monotonic; running totals are not sent before
@@ -131,17 +148,20 @@ class UsageCounter:
             self.enabled = True
             self._last_at = now
             self.screen_on = False
+            self.group = None
             self._day(now)
 
     def pause(self) -> None:
         """Stop counting but keep the totals (no policy applied yet, so none has said no)."""
         self.enabled = False
         self._last_at = None
+        self.group = None
 
     def disable(self) -> None:
         """Stop counting and discard every total not yet handed to the outbox."""
         self.enabled = False
         self._last_at = None
+        self.group = None
         if self._days or self._reported:
             log.info("usage totals discarded: the policy does not ask for them")
         self._days.clear()
@@ -164,6 +184,12 @@ class UsageCounter:
             self._add_span(last, end, "active_s")
         if self.support_connected:
             self._add_span(last, end, "support_s")
+        group = self.group
+        if group is not None:
+            self._add_group_span(group.id, last, min(end, group.end))
+            if now >= group.end:  # the occurrence is over: its time is, too
+                self.group = None
+                self._dirty = True
 
     def screen(self, on: bool, now: datetime) -> None:
         """The screen is on (or off) now."""
@@ -179,6 +205,22 @@ class UsageCounter:
         ended = self.support_connected and not connected
         self.support_connected = connected
         if ended and self.enabled:
+            self._dirty = True
+            self.save()
+
+    def in_group(self, group: GroupSlot | None, now: datetime) -> None:
+        """The client is in `group` now (tapped its Join tile and not yet back on the launcher),
+        or in none. Its time counts from now until it leaves or the occurrence ends."""
+        self.advance(now)
+        if not self.enabled:
+            return
+        if group is not None and now >= group.end:
+            group = None  # over: nothing more to count
+        left = self.group is not None and (group is None or group.id != self.group.id)
+        if group is not None and self.group is None:
+            self._day(now).groups.setdefault(group.id, 0.0)  # joined, even for no second
+        self.group = group
+        if left:
             self._dirty = True
             self.save()
 
@@ -217,7 +259,7 @@ class UsageCounter:
         if self._dirty and monotonic >= self._next_save:
             self.save()
             self._next_save = monotonic + self.checkpoint_s
-        if self.screen_on or self.support_connected:
+        if self.screen_on or self.support_connected or self.group is not None:
             self._dirty = True  # time is being counted: the next checkpoint saves it
         return drafts
 
@@ -275,6 +317,17 @@ class UsageCounter:
             setattr(totals, name, getattr(totals, name) + (stop - start).total_seconds())
             start = stop
 
+    def _add_group_span(self, ident: str, start: datetime, end: datetime) -> None:
+        """Add the seconds from `start` to `end` to occurrence `ident` on each local day."""
+        while start < end:
+            stop = min(end, self._day_start(self._local_day(start) + timedelta(days=1)))
+            if stop <= start:
+                stop = end
+            groups = self._day(start).groups
+            if ident in groups or len(groups) < MAX_GROUPS:
+                groups[ident] = groups.get(ident, 0.0) + (stop - start).total_seconds()
+            start = stop
+
 
 def _load(data: Mapping[str, Any]) -> tuple[dict[str, _Day], dict[str, Totals]]:
     """Read the saved totals, leaving out whatever cannot be read."""
@@ -282,16 +335,30 @@ def _load(data: Mapping[str, Any]) -> tuple[dict[str, _Day], dict[str, Totals]]:
     reported: dict[str, Totals] = {}
     try:
         for day, raw in _entries(data.get("days")):
-            days[day] = _Day(_seconds(raw["active_s"]), _seconds(raw["support_s"]), _counts(raw))
+            days[day] = _read_day(raw)
         for day, raw in _entries(data.get("reported")):
             if day in days:
-                reported[day] = _Day(
-                    _seconds(raw["active_s"]), _seconds(raw["support_s"]), _counts(raw)
-                ).totals()
+                reported[day] = _read_day(raw).totals()
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("ignoring unreadable usage totals: %s", exc)
         return {}, {}
     return days, reported
+
+
+def _read_day(raw: Mapping[str, Any]) -> _Day:
+    return _Day(
+        _seconds(raw["active_s"]), _seconds(raw["support_s"]), _counts(raw), _group_seconds(raw)
+    )
+
+
+def _group_seconds(raw: Mapping[str, Any]) -> dict[str, float]:
+    groups = raw.get("groups", {})
+    if not isinstance(groups, dict) or len(groups) > MAX_GROUPS:
+        raise TypeError("groups must be an object of at most 20 occurrences")
+    for ident in groups:
+        if not isinstance(ident, str) or not _OCCURRENCE_RE.match(ident):
+            raise ValueError(f"bad group occurrence {ident!r}")
+    return {ident: _seconds(seconds) for ident, seconds in groups.items()}
 
 
 def _entries(value: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from agent.policy import LockScreen, Policy
@@ -128,6 +129,7 @@ class Launch:
 
     url: str | None = None
     app: str | None = None
+    group: str | None = None  # a remote group's Join tile: its occurrence id (category `group`)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ class UsageReading:
 
     screen_on: bool | None = None  # None: this platform cannot tell (counted as off)
     launches: tuple[Launch, ...] = ()
+    # The remote-group occurrence the client joined (tapped its Join tile) and has not yet
+    # left by coming back to the launcher; None: in no group (docs/protocol.md §9.7).
+    group: str | None = None
 
 
 NO_USAGE = UsageReading()
@@ -162,6 +167,30 @@ def read_usage(platform: object) -> UsageReading:
     if not isinstance(reading, UsageReading):
         raise TypeError(f"usage() returned {type(reading).__name__}, not a UsageReading")
     return reading
+
+
+# --- following the wall clock (remote groups' Join window, docs/protocol.md §9.7)
+
+
+class TimeFollower(Protocol):
+    """A platform that shows something by the wall clock. Optional: the default does nothing."""
+
+    def follow_time(self, now: datetime) -> Enforcement | None:
+        """The wall clock is `now` (called about once a second): open or close what depends
+        on it without a new policy. Returns what is enforced of the applied policy when that
+        changed (a browser policy that could not be written, or could again), else None."""
+        ...
+
+
+def follow_time(platform: object, now: datetime) -> Enforcement | None:
+    """Tell the platform the time, if it follows it (see TimeFollower); None otherwise."""
+    follow = getattr(platform, "follow_time", None)
+    if follow is None:
+        return None
+    result = follow(now)
+    if result is not None and not isinstance(result, Enforcement):
+        raise TypeError(f"follow_time() returned {type(result).__name__}, not an Enforcement")
+    return result
 
 
 # --- remote support (docs/protocol.md §17)

@@ -8,14 +8,20 @@ Everything random comes from generators seeded by (seed, device id), and the sta
 only on how many whole steps have passed, so the same seed and clock give the same tablet.
 
 It enforces every policy key of the contract: what it shows (the applied policy, its lock
-screen, its banner) can be read back by tests through `policy`, `lock_screen`, `lost` and
-`banner`.
+screen, its banner, its groups) can be read back by tests through `policy`, `lock_screen`,
+`lost`, `banner` and `groups_shown`.
 
 Usage (docs/protocol.md §18): the screen is on while the tablet is in use. When the policy
 asks for usage totals and a kiosk is shown (not locked), each time the tablet is picked up
 one of the kiosk's shortcuts (now and then one of its apps) is launched, and a few more
 follow while it is used (about one per 20 minutes). The launches come from their own
 generator, so they change nothing else about the tablet.
+
+Remote groups (docs/protocol.md §9.7): the launcher's info line and Join tiles follow the
+wall clock the agent gives (`follow_time`) and can be read back (`groups_shown`);
+`join_group(id)` taps a Join tile (counted as a launch of category `group`, and the client is
+in that group) and `back_to_launcher()` brings the client back (the group's time stops).
+The client also leaves a group when its window closes (the link is no longer allowed).
 
 Remote support: the fake person holding the tablet answers a request with `consent`
 (`accept`, `decline` or `ignore`) after `consent_delay_s`. This stands in for a person pressing
@@ -32,9 +38,11 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from agent.groups import NOTHING, GroupsShown, groups_shown
 from agent.platform.base import (
     ENFORCED,
     UNSUPPORTED,
@@ -75,6 +83,7 @@ class SimulatedTablet(SupportDefaults):
         state_path: str | Path | None = None,
         consent: str = "accept",
         consent_delay_s: float = 1.0,
+        tz: tzinfo | None = None,
     ) -> None:
         if consent not in ("accept", "decline", "ignore"):
             raise ValueError(f"consent must be accept, decline or ignore, not {consent!r}")
@@ -96,6 +105,10 @@ class SimulatedTablet(SupportDefaults):
         # So do launches (which depend on the policy, too).
         self._usage_rng = random.Random(f"{seed}:{device_id}:usage")
         self._launches: list[Launch] = []
+        self.tz = tz  # the launcher's local time (None: the system's)
+        self._now: datetime | None = None  # the wall clock, as the agent last said
+        self._groups = NOTHING
+        self._in_group: str | None = None
         self._outages = outages
         self._outage_every_s = outage_every_s
         self._outage_len_s = outage_len_s
@@ -177,10 +190,46 @@ class SimulatedTablet(SupportDefaults):
         """Enforce the policy's mode: kiosk profile, banner and lock screen; every key it knows."""
         self._policy = policy
         self._set_lock_screen(policy.lock_screen)
-        # Remote groups are not simulated yet (docs/protocol.md §9.6): said, never claimed.
-        if "groups" in policy.keys:
-            return Enforcement(unsupported=("groups",))
+        self._show_groups(self._now or datetime.now(UTC))
         return ENFORCED
+
+    # --- remote groups
+
+    def follow_time(self, now: datetime) -> Enforcement | None:
+        """Open and close the Join tiles by the wall clock (never a change of enforcement)."""
+        self._now = now
+        self._show_groups(now)
+        return None
+
+    @property
+    def groups_shown(self) -> GroupsShown:
+        """What the launcher shows of the groups now: the info line and the Join tiles (none
+        while locked)."""
+        return NOTHING if self.locked else self._groups
+
+    @property
+    def in_group(self) -> str | None:
+        """The occurrence the client joined and has not left."""
+        return self._in_group
+
+    def join_group(self, occurrence: str) -> bool:
+        """Tap the Join tile of `occurrence`; False when no such tile is shown."""
+        if not any(slot.id == occurrence for slot in self.groups_shown.open):
+            return False
+        self._in_group = occurrence
+        if self._policy is not None and self._policy.usage:
+            if len(self._launches) < MAX_WAITING_LAUNCHES:
+                self._launches.append(Launch(group=occurrence))
+        return True
+
+    def back_to_launcher(self) -> None:
+        """The client comes back to the launcher (from a group, or from anything else)."""
+        self._in_group = None
+
+    def _show_groups(self, now: datetime) -> None:
+        self._groups = groups_shown(self._policy, now, self.tz)
+        if self._in_group is not None and all(s.id != self._in_group for s in self._groups.open):
+            self._in_group = None  # the window closed: the link is no longer allowed
 
     def lock(self, screen: LockScreen) -> bool:
         """Show `screen` until the next policy."""
@@ -220,7 +269,7 @@ class SimulatedTablet(SupportDefaults):
         """The screen is on while the tablet is in use; the launches since the last call."""
         self._advance()
         launches, self._launches = tuple(self._launches), []
-        return UsageReading(screen_on=self._in_use, launches=launches)
+        return UsageReading(screen_on=self._in_use, launches=launches, group=self._in_group)
 
     # --- remote support
 
