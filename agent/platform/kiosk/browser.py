@@ -3,12 +3,18 @@
 Chromium reads JSON files in `/etc/chromium/policies/managed/` (Debian, Ubuntu's deb) and
 notices a changed file by itself; nothing the person does in the browser can override them.
 See https://chromeenterprise.google/policies/ for each name.
+
+Chromium (ConfigDirPolicyLoader) watches the directory and reads a changed file once it has
+stayed unchanged for five seconds (and every 15 minutes anyway): a remote group's join link is
+allowed a few seconds after the file is written, so the launcher shows its Join tile only then
+(tablet.py). A changed policy applies to the next navigation; a page already open stays.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,12 +32,15 @@ def allowed_origin(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
 
-def managed_policy(launcher_origin: str, profile: KioskProfile | None) -> dict[str, Any]:
-    """Everything blocked but the launcher and the profile's shortcuts (None: launcher only)."""
+def managed_policy(
+    launcher_origin: str, profile: KioskProfile | None, join_urls: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Everything blocked but the launcher, the profile's shortcuts (None: launcher only) and
+    the join links of the remote groups whose window is open now (`join_urls`)."""
     shortcuts = profile.shortcuts if profile is not None else ()
     allowed = [launcher_origin]
-    for shortcut in shortcuts:
-        origin = allowed_origin(shortcut.url)
+    for url in (*(shortcut.url for shortcut in shortcuts), *join_urls):
+        origin = allowed_origin(url)
         if origin is not None and origin not in allowed:
             allowed.append(origin)
     return {

@@ -5,6 +5,13 @@ Large tiles for the kiosk profile's shortcuts, in the device's language. A tile 
 kept) and sends the browser on to the shortcut. The page asks `/version` every two seconds and
 reloads itself when the profile changed, so a new policy shows without restarting the browser.
 
+Remote groups (docs/protocol.md §9.7): above the tiles, an info line for the next group today
+or tomorrow ("Group at 14:00", never a title) and, while a group's window is open, a large
+Join tile leading through `/join/<occurrence id>`, which tells `on_join` (the usage counts
+from there) and sends the browser on to the join link. Outside the window `/join/...` answers
+with a plain page saying the group is not open, never a redirect. Every request for the page
+or its `/version` tells `on_home`: the client is on the launcher again (tablet.py).
+
 A Settings tile leads to `/settings`: volume, brightness and, when the profile allows it,
 Wi-Fi (`settings.py`). Pages from the profile's sites run in the same browser, so a change is
 taken only as a POST from the launcher's own page: its Origin (and Sec-Fetch-Site, when sent)
@@ -24,9 +31,10 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.groups import NOTHING, GroupsShown
 from agent.platform.kiosk.settings import KioskSettings, Network, SettingError, allowed_sections
-from agent.platform.kiosk.texts import text
-from agent.policy import KioskProfile, Shortcut
+from agent.platform.kiosk.texts import clock_time, text
+from agent.policy import GroupSlot, KioskProfile, Shortcut
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,8 @@ CATEGORY_MARKS = {
     "other": ("&#9733;", "#44546a"),
 }
 SETTINGS_MARK = ("&#9881;", "#2f3e46")  # a gear, on the Settings tile
+JOIN_MARK = ("&#9654;", "#9c1f5e")  # a play sign, on a remote group's Join tile
+GROUP_NEXT_MARK = ("&#9719;", "#355c7d")  # a clock face, before the next group's time
 # The settings page's buttons and sections: a mark each, so that they differ by more than words.
 SETTING_MARKS = {
     "volume-down": ("&#8722;", "#5b2a86"),
@@ -79,6 +89,10 @@ PAGE = """<!doctype html>
  .mark{{flex:none;display:inline-flex;align-items:center;justify-content:center;
     width:88px;height:88px;border-radius:44px;color:#fff;font-size:44px}}
  p.empty{{font-size:30px}}
+ p.group{{display:flex;align-items:center;gap:20px;font-size:32px;font-weight:bold;
+    margin:0 0 32px}}
+ p.group .mark{{width:64px;height:64px;font-size:36px}}
+ a.tile.join{{min-height:200px;font-size:40px;border-color:#9c1f5e;margin:0 0 32px}}
  a.back,button{{display:inline-flex;align-items:center;gap:16px;min-height:88px;
     padding:8px 24px 8px 12px;background:#fff;color:#111;text-decoration:none;font:inherit;
     font-size:26px;font-weight:bold;border:3px solid #5c6670;border-radius:16px;cursor:pointer}}
@@ -118,11 +132,14 @@ PAGE = """<!doctype html>
 <script>
 (function () {{
   var version = document.body.dataset.version;
-  setInterval(function () {{
+  function check() {{
     fetch("/version", {{cache: "no-store"}}).then(function (r) {{ return r.text(); }})
       .then(function (v) {{ if (v !== version) location.reload(); }})
       .catch(function () {{}});
-  }}, 2000);
+  }}
+  setInterval(check, 2000);
+  // Shown again from the back-forward cache: say so at once (and reload if stale).
+  window.addEventListener("pageshow", function (e) {{ if (e.persisted) check(); }});
 }})();
 </script>
 </body></html>
@@ -137,6 +154,7 @@ class LauncherView:
     language: str
     version: int
     mode: str = "kiosk"
+    groups: GroupsShown = NOTHING
 
     @property
     def sections(self) -> frozenset[str]:
@@ -152,6 +170,28 @@ def _tile(href: str, mark: tuple[str, str], label: str, category: str) -> str:
     )
 
 
+def _groups_part(view: LauncherView) -> str:
+    """The info line of the next group and the Join tiles of the open ones (never a title)."""
+    parts = []
+    upcoming = view.groups.next
+    if upcoming is not None:
+        key = "group_tomorrow" if upcoming.tomorrow else "group_at"
+        when = clock_time(upcoming.hour, upcoming.minute, view.language)
+        parts.append(
+            f'<p class="group"><span class="mark" aria-hidden="true" '
+            f'style="background:{GROUP_NEXT_MARK[1]}">{GROUP_NEXT_MARK[0]}</span>'
+            f"{html.escape(text(key, view.language, time=when))}</p>"
+        )
+    for slot in view.groups.open:
+        parts.append(
+            f'<a class="tile join" href="/join/{html.escape(slot.id)}" data-category="group">'
+            f'<span class="mark" aria-hidden="true" style="background:{JOIN_MARK[1]}">'
+            f'{JOIN_MARK[0]}</span><span class="label">'
+            f"{html.escape(text('join_group', view.language))}</span></a>"
+        )
+    return "\n".join(parts) + ("\n" if parts else "")
+
+
 def render(view: LauncherView, settings: bool = False) -> str:
     """The launcher page for a profile (with a Settings tile when `settings`)."""
     title = text("launcher_title", view.language)
@@ -164,9 +204,9 @@ def render(view: LauncherView, settings: bool = False) -> str:
         )
         for index, shortcut in enumerate(view.profile.shortcuts)
     ]
-    body = ""
-    if not tiles:
-        body = f'<p class="empty">{html.escape(text("no_shortcuts", view.language))}</p>\n'
+    body = _groups_part(view)
+    if not tiles and not view.groups.open:
+        body += f'<p class="empty">{html.escape(text("no_shortcuts", view.language))}</p>\n'
     if settings and view.sections:
         tiles.append(_tile("/settings", SETTINGS_MARK, text("settings", view.language), "settings"))
     if tiles:
@@ -322,9 +362,14 @@ class Launcher:
         port: int,
         on_launch: Callable[[Shortcut], None],
         settings: KioskSettings | None = None,
+        *,
+        on_join: Callable[[GroupSlot], None] | None = None,
+        on_home: Callable[[], None] | None = None,
     ) -> None:
         self._view = LauncherView(KioskProfile(), "fi", 0)
         self._on_launch = on_launch
+        self._on_join = on_join
+        self._on_home = on_home
         self._settings = settings
         self._lock = threading.Lock()
         self._settings_lock = threading.Lock()  # one change at a time
@@ -377,12 +422,29 @@ class Launcher:
             view = self._view
             mode = view.mode if mode is None else mode
             if view.profile != profile or view.language != language or view.mode != mode:
-                self._view = LauncherView(profile, language, view.version + 1, mode)
+                self._view = LauncherView(profile, language, view.version + 1, mode, view.groups)
+
+    def show_groups(self, groups: GroupsShown) -> None:
+        """Show another info line or other Join tiles; the open page reloads within 2 s."""
+        with self._lock:
+            view = self._view
+            if view.groups != groups:
+                self._view = LauncherView(
+                    view.profile, view.language, view.version + 1, view.mode, groups
+                )
+
+    @property
+    def groups(self) -> GroupsShown:
+        """What the launcher shows of the groups now."""
+        with self._lock:
+            return self._view.groups
 
     def _serve(self, request: http.server.BaseHTTPRequestHandler) -> None:
         with self._lock:
             view = self._view
         path = request.path.split("?", 1)[0]
+        if path in ("/", "/version"):
+            self._home()
         if path == "/":
             page = render(view, settings=self._settings is not None)
             self._send(request, 200, "text/html; charset=utf-8", page.encode())
@@ -414,8 +476,42 @@ class Launcher:
             request.send_header("Location", shortcut.url)
             request.send_header("Cache-Control", "no-store")
             request.end_headers()
+        elif path.startswith("/join/"):
+            self._join(request, view, path[6:])
         else:
             self._send(request, 404, "text/plain", b"not found")
+
+    def _home(self) -> None:
+        """The launcher's page was asked for, or asks its /version: it is on the screen."""
+        if self._on_home is not None:
+            try:
+                self._on_home()
+            except Exception:
+                log.exception("launcher: noting the return to the launcher failed")
+
+    def _join(
+        self, request: http.server.BaseHTTPRequestHandler, view: LauncherView, ident: str
+    ) -> None:
+        """A Join tile: counted and sent on while its window is open; a plain page otherwise."""
+        slot = next((slot for slot in view.groups.open if slot.id == ident), None)
+        if slot is None:
+            said = html.escape(text("group_not_open", view.language))
+            body = (
+                f'<!doctype html><html lang="{view.language}"><meta charset="utf-8">'
+                f'<title>{said}</title><p style="font-size:32px">{said}</p>'
+            )
+            self._send(request, 403, "text/html; charset=utf-8", body.encode())
+            return
+        if self._on_join is not None:
+            try:
+                self._on_join(slot)
+            except Exception:
+                log.exception("launcher: counting a group's join failed")
+        request.send_response(303)
+        request.send_header("Location", slot.join_url)
+        request.send_header("Cache-Control", "no-store")
+        request.send_header("Content-Length", "0")
+        request.end_headers()
 
     # --- settings
 

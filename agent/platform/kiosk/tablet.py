@@ -10,6 +10,17 @@ What each mode shows (docs/protocol.md §9.2): `kiosk` and `restricted` the laun
 profile's shortcuts, and the banner; `locked` and `lost` their lock screen above everything,
 holding the keyboard and pointer, with the browser allowed nothing but the launcher;
 `unmanaged` no kiosk at all (the session is stopped and the browser policy removed).
+
+Remote groups (docs/protocol.md §9.7) follow the wall clock the agent gives every second
+(`follow_time`): when a group's window opens (ten minutes before its start) the browser
+policy is rewritten to allow its join link's origin, and the launcher shows the Join tile
+`JOIN_SETTLE_S` later, once Chromium has read the changed file (browser.py); when the window
+closes, the origin is taken out again and the tile goes. A tap on the tile puts the client in
+that group (usage: its seconds, and a launch of category `group`) until the launcher's page
+is on the screen again (it is loaded, or its `/version` poll comes back: the poll runs every
+two seconds whenever the page is shown, also when it comes back from the browser's
+back-forward cache without a request for the page) or the occurrence ends. Requests that
+arrive within `HOME_GRACE_S` of the tap are the old page's last poll, not a return.
 """
 
 from __future__ import annotations
@@ -26,9 +37,11 @@ import time
 import wave
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.groups import GroupsShown, groups_shown
 from agent.platform.base import (
     UNSUPPORTED,
     CommandResult,
@@ -40,12 +53,17 @@ from agent.platform.base import (
     UsageReading,
 )
 from agent.platform.kiosk import account
-from agent.platform.kiosk.browser import managed_policy, remove_policy, write_policy
+from agent.platform.kiosk.browser import (
+    allowed_origin,
+    managed_policy,
+    remove_policy,
+    write_policy,
+)
 from agent.platform.kiosk.launcher import Launcher
 from agent.platform.kiosk.session import KioskConfig, KioskSession, run_quietly
 from agent.platform.kiosk.settings import KioskSettings
 from agent.platform.linux import LinuxPlatform
-from agent.policy import KIOSK_MODES, KioskProfile, LockScreen, Policy, Shortcut
+from agent.policy import KIOSK_MODES, GroupSlot, KioskProfile, LockScreen, Policy, Shortcut
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +71,9 @@ MAX_LAUNCHES = 1000  # waiting to be read by the agent (it reads about once a se
 RING_DEFAULT_S = 30
 RING_MAX_S = 120
 SESSION_START_S = 30.0
+# Chromium reads a changed policy file once it has been unchanged for 5 s (browser.py).
+JOIN_SETTLE_S = 6.0
+HOME_GRACE_S = 2.5  # a launcher request this soon after a Join tap is the old page's
 RELEASED = "handed over as an ordinary account; the agent removes itself"
 RELEASED_KEEPS_AGENT = (
     "handed over as an ordinary account; `lainaamo agent uninstall --keep-account` removes "
@@ -83,7 +104,20 @@ class KioskPlatform:
             backlight_dir=lambda: self.config.backlight_dir,
             client_user=lambda: self.config.client_user,
         )
-        self.launcher = Launcher(config.launcher_port, self._launched, settings)
+        self.launcher = Launcher(
+            config.launcher_port,
+            self._launched,
+            settings,
+            on_join=self._joined,
+            on_home=self._home,
+        )
+        # Remote groups: the wall clock as the agent last said (None: the system's), the join
+        # links' origins allowed and since when (monotonic), the group the client is in.
+        self._now: datetime | None = None
+        self._allowed_since: dict[str, float] = {}
+        self._join_urls: tuple[str, ...] | None = None  # as last written (None: not yet)
+        self._in_group: tuple[str, float] | None = None  # (occurrence, monotonic at the tap)
+        self._applied = Enforcement()
         self.session = KioskSession(config, self.launcher.url, self._overlay_event)
         self._started = False
         self._released = False  # for good: nothing starts the kiosk again
@@ -99,6 +133,7 @@ class KioskPlatform:
             return
         account.create(self.config.client_user, self.config.skeleton)
         write_policy(self.config.policy_dir, managed_policy(self.launcher.origin, None))
+        self._join_urls = ()
         self.launcher.start()
         self.session.show(lang=self.config.language)
         self.session.start()
@@ -153,14 +188,17 @@ class KioskPlatform:
         managed = policy.mode != "unmanaged"
         profile = policy.kiosk if policy.kiosk_enforced else KioskProfile()
         self.launcher.show(profile, self.config.language, policy.mode)
+        now = self._now or datetime.now(UTC)
         try:
             if managed:
-                allowed = profile if policy.kiosk_enforced else None
-                write_policy(self.config.policy_dir, managed_policy(self.launcher.origin, allowed))
+                self._write_browser_policy(policy, now, force=True)
             else:
+                self._join_urls = None
+                self._allowed_since.clear()
                 remove_policy(self.config.policy_dir)
         except OSError as exc:
-            failed["mode"] = f"browser policy: {exc}"[:120]
+            failed["mode"] = failed["groups"] = f"browser policy: {exc}"[:120]
+        self._show_groups(policy, now)
         self.session.browser_wanted = managed
         shown = self._show_screens()
         if managed and not shown:
@@ -171,10 +209,84 @@ class KioskPlatform:
         if policy.kiosk_enforced and policy.kiosk.apps and "kiosk" in policy.keys:
             failed["kiosk"] = "apps cannot run here: web shortcuts only"
         failed = {key: why for key, why in failed.items() if key in policy.keys}
-        # Remote groups' Join tile and window are not shown here yet (docs/protocol.md §9.6).
-        return Enforcement(
-            unsupported=("groups",) if "groups" in policy.keys else (), failed=failed
+        self._applied = Enforcement(failed=failed)
+        return self._applied
+
+    # --- remote groups (docs/protocol.md §9.7)
+
+    def follow_time(self, now: datetime) -> Enforcement | None:
+        """Open and close the groups' windows by the wall clock: the browser policy allows a
+        join link only while its window is open. Says what is enforced when writing the
+        policy failed (or works again): `groups` failed, with the reason."""
+        self._now = now
+        policy = self._policy
+        if policy is None or self._released or not self._started or policy.mode == "unmanaged":
+            return None
+        error = None
+        try:
+            self._write_browser_policy(policy, now, force=False)
+        except OSError as exc:
+            error = f"browser policy: {exc}"[:120]
+            log.warning("kiosk: cannot rewrite the browser policy for a group: %s", exc)
+        self._show_groups(policy, now)
+        if "groups" not in policy.keys or error == self._applied.failed.get("groups"):
+            return None
+        failed = {key: why for key, why in self._applied.failed.items() if key != "groups"}
+        if error is not None:
+            failed["groups"] = error
+        self._applied = Enforcement(self._applied.unsupported, failed)
+        return self._applied
+
+    @property
+    def in_group(self) -> str | None:
+        """The occurrence the client joined and has not left (back on the launcher)."""
+        with self._lock:
+            return None if self._in_group is None else self._in_group[0]
+
+    def _write_browser_policy(self, policy: Policy, now: datetime, *, force: bool) -> None:
+        """Write the browser policy for `policy` and the groups open at `now` (only when the
+        open groups' links changed, unless `force`); OSError when it cannot be written."""
+        join_urls = tuple(slot.join_url for slot in policy.open_groups(now))
+        if not force and join_urls == self._join_urls:
+            return
+        allowed = policy.kiosk if policy.kiosk_enforced else None
+        self._join_urls = None  # until written: the next call tries again
+        written = write_policy(
+            self.config.policy_dir, managed_policy(self.launcher.origin, allowed, join_urls)
         )
+        self._join_urls = join_urls
+        since = time.monotonic() if written else -math.inf
+        origins = {allowed_origin(url) for url in join_urls}
+        self._allowed_since = {
+            origin: self._allowed_since.get(origin, since)
+            for origin in origins
+            if origin is not None
+        }
+
+    def _show_groups(self, policy: Policy, now: datetime) -> None:
+        """The launcher's info line, and the Join tiles whose link Chromium allows by now."""
+        shown = groups_shown(policy, now)
+        settled = time.monotonic() - JOIN_SETTLE_S
+        tiles = tuple(
+            slot
+            for slot in shown.open
+            if self._allowed_since.get(allowed_origin(slot.join_url) or "", math.inf) <= settled
+        )
+        self.launcher.show_groups(GroupsShown(shown.next, tiles))
+        with self._lock:
+            if self._in_group is not None and all(s.id != self._in_group[0] for s in shown.open):
+                self._in_group = None  # the window closed: the group's time is over
+
+    def _joined(self, slot: GroupSlot) -> None:
+        with self._lock:
+            self._in_group = (slot.id, time.monotonic())
+            if len(self._launches) < MAX_LAUNCHES:
+                self._launches.append(Launch(group=slot.id))
+
+    def _home(self) -> None:
+        with self._lock:
+            if self._in_group is not None and time.monotonic() - self._in_group[1] > HOME_GRACE_S:
+                self._in_group = None
 
     def lock(self, screen: LockScreen) -> bool:
         if self._released:
@@ -226,7 +338,7 @@ class KioskPlatform:
             launches, self._launches = tuple(self._launches), []
         # On while the kiosk session runs and its screen is neither blanked nor asleep.
         screen_on = self.session.overlay.alive and self.session.screen_on is not False
-        return UsageReading(screen_on=screen_on, launches=launches)
+        return UsageReading(screen_on=screen_on, launches=launches, group=self.in_group)
 
     def _launched(self, shortcut: Shortcut) -> None:
         with self._lock:

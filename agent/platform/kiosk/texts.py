@@ -67,6 +67,19 @@ TEXTS: dict[str, dict[str, str]] = {
     "end": {"fi": "Lopeta", "sv": "Avsluta", "en": "End"},
     "send": {"fi": "Lähetä", "sv": "Skicka", "en": "Send"},
     "home": {"fi": "Aloitus", "sv": "Start", "en": "Home"},
+    # --- remote groups (launcher.py): never a title, only when (docs/protocol.md §9.7)
+    "group_at": {"fi": "Ryhmä klo {time}", "sv": "Grupp kl. {time}", "en": "Group at {time}"},
+    "group_tomorrow": {
+        "fi": "Ryhmä huomenna klo {time}",
+        "sv": "Grupp i morgon kl. {time}",
+        "en": "Group tomorrow at {time}",
+    },
+    "join_group": {"fi": "Liity ryhmään", "sv": "Gå med i gruppen", "en": "Join the group"},
+    "group_not_open": {
+        "fi": "Ryhmä ei ole nyt avoinna. Palaa aloitussivulle.",
+        "sv": "Gruppen är inte öppen nu. Gå tillbaka till startsidan.",
+        "en": "The group is not open now. Go back to the home page.",
+    },
     # --- settings (launcher.py, settings.py)
     "settings": {"fi": "Asetukset", "sv": "Inställningar", "en": "Settings"},
     "volume": {"fi": "Äänenvoimakkuus", "sv": "Volym", "en": "Volume"},
@@ -181,6 +194,12 @@ def text(key: str, language: str, **fields: str) -> str:
     by_language = TEXTS[key]
     template = by_language.get(language, by_language["en"])
     return template.format(**fields) if fields else template
+
+
+def clock_time(hour: int, minute: int, language: str) -> str:
+    """A time of day as the language writes it: 14.00 in Finnish and Swedish, 14:00 in English."""
+    separator = ":" if language == "en" else "."
+    return f"{hour:02d}{separator}{minute:02d}"
 
 
 def consent_purpose(purpose: str | None, language: str) -> str:
