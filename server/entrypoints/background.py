@@ -55,6 +55,7 @@ from server.entrypoints.jobs import (
     prune_history,
     publish_desired,
     reconcile,
+    refresh_groups,
     republish_behind,
     support_timeouts,
 )
@@ -97,6 +98,7 @@ SCHEDULE: tuple[tuple[str, float], ...] = (
     ("prune", 600.0),
     ("anonymise", 3600.0),
     ("digest", 900.0),  # the opt-in daily e-mail of overdue loans (once a day per user)
+    ("groups", 900.0),  # remote groups: meetings over leave the tablets, next ones come
     ("support", 1.0),
     ("broker_auth", 1.0),  # only when the server manages the broker's files
     ("webhooks", 1.0),
@@ -155,6 +157,7 @@ class Background:
             "prune": self.prune,
             "anonymise": lambda now: anonymise_loans.run(self._context(), now),
             "digest": lambda now: overdue_digest.run(self._context(), now),
+            "groups": lambda now: refresh_groups.run(self._context(), now),
             "support": self.support_timeouts,
             "broker_auth": self.sync_broker_auth,
             "webhooks": self._start_webhooks,

@@ -292,3 +292,54 @@ def test_other_organisation_sees_none_of_ours(world: tuple[World, FlaskClient]) 
     assert [u["code"] for u in units] == ["toinen-yksikko"]
     counsellor = client.get("/api/v1/loans", headers=w.headers(C)).json["items"]
     assert counsellor and {loan["unit"] for loan in counsellor} == {"aikuissosiaalityo"}
+
+
+# Remote groups (issue 20 part 3): anyone schedules and reads the groups of units they see (a
+# group of another unit does not exist for a counsellor); a unit's video link is the admin's.
+RULES[("GET", "/api/v1/groups")] = Rule(ANYONE)
+RULES[("POST", "/api/v1/groups")] = Rule(ANYONE, body={})
+RULES[("GET", "/api/v1/groups/<int:group_id>")] = Rule(ANYONE, "unit")
+RULES[("PATCH", "/api/v1/groups/<int:group_id>")] = Rule(ANYONE, "unit", {"minutes": 45})
+RULES[("DELETE", "/api/v1/groups/<int:group_id>")] = Rule(ANYONE, "unit")
+RULES[("POST", "/api/v1/groups/<int:group_id>/ring")] = Rule(ANYONE, "unit", {"loan_id": 1})
+RULES[("PUT", "/api/v1/units/<unit_code>/group-link")] = Rule(
+    frozenset({A}), "org", {"join_url": "https://meet.example.fi/matrix"}
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _groups_in_world(world: tuple[World, FlaskClient]) -> None:
+    """A group of each scope (the counsellor's unit's with loan 1, another unit's with loans
+    2 and 1, another organisation's with no participant), made directly: the API's own checks are
+    the API tests'."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from server.adapters import orm
+
+    w = world[0]
+    start = w.fleet.services.clock() + timedelta(days=2)
+    ids: dict[str, str] = {}
+    with w.fleet.services.session_factory() as session:
+        for scope, unit_code, loan_ids in (
+            (OWN, "aikuissosiaalityo", [1]),
+            (OTHER_UNIT_SCOPE, "mielenterveys", [2, 1]),
+            (OTHER_ORG_SCOPE, "toinen-yksikko", []),
+        ):
+            unit = session.scalars(select(orm.Unit).where(orm.Unit.code == unit_code)).one()
+            group = orm.GroupSession(
+                organisation_id=unit.organisation_id,
+                unit_id=unit.id,
+                title="Matriisi",
+                starts_at=start,
+                minutes=60,
+                weekly=True,
+                join_url="https://meet.example.fi/matrix",
+                participants=[session.get(orm.Loan, i) for i in loan_ids],
+            )
+            session.add(group)
+            session.flush()
+            ids[scope] = str(group.id)
+        session.commit()
+    w.ids["group_id"] = ids

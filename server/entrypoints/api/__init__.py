@@ -11,6 +11,7 @@ from server.entrypoints.api import (  # noqa: F401
     devices,
     enrollment,
     events,
+    groups,
     keep,
     loans,
     notes,
