@@ -276,14 +276,15 @@ def test_console_flow_and_transfer_document(client: FlaskClient, fleet: Fleet) -
         f"/loans/{loan}/documents/transfer"
     )
 
-    # Before the tablet acknowledged its wipe the document says the wipe is pending.
+    # Before the tablet acknowledged its wipe the document says the wipe is pending (in Finnish,
+    # the language of the agreement the client accepted, in an English console).
     document = counsellor.text(f"/loans/{loan}/documents/transfer")
     assert "ASK-5007" in document and "R90000001" in document
-    assert "Wipe pending" in document and "was wiped on" not in document
+    assert "Tyhjennys odottaa" in document and "Tabletti tyhjennettiin" not in document
     acknowledge_wipe(fleet, "tab-001", fleet.services.clock() + timedelta(minutes=5))
     document = counsellor.text(f"/loans/{loan}/documents/transfer")
-    assert re.search(r"The tablet was wiped on .+ and released from the service", document)
-    assert "Wipe pending" not in document
+    assert re.search(r"Tabletti tyhjennettiin .+ ja vapautettiin palvelun hallinnasta", document)
+    assert "Tyhjennys odottaa" not in document
     with fleet.services.session_factory() as session:
         pages = session.scalars(
             select(orm.AuditEvent.after).where(

@@ -15,13 +15,24 @@ from datetime import timedelta
 from lainaamo.protocol import UsageReport
 from server.adapters import orm
 from server.adapters.metrics import NullSupportMetrics
+from server.domain.commands import CreateDevice
 from server.domain.device_commands import CommandState
+from server.domain.keep_device import ProposeKeep
 from server.domain.loan_commands import KitLine, LoanStep, RequestLoan
 from server.domain.loans import LoanAction
-from server.domain.model import Role
+from server.domain.model import Principal, Role
 from server.domain.usage import local_day
 from server.entrypoints.app import create_app
-from server.service_layer import device_commands, loans, overdue, support, usage, views
+from server.service_layer import (
+    device_commands,
+    devices,
+    keep_device,
+    loans,
+    overdue,
+    support,
+    usage,
+    views,
+)
 from server.service_layer.accounts import principal_of
 from support.fleet import Fleet
 
@@ -128,6 +139,7 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
             now=now,
             metrics=NullSupportMetrics(),
         )
+    released = released_to_client(fleet, who, unit.code)
     return {
         "session_id": session_id,
         "device_id": devices[1],  # awaiting wipe: the manual-wipe page applies
@@ -135,6 +147,7 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
             "console.handover": waiting,
             "console.return_device": lent,
             "console.return_receipt": returned,  # a receipt exists once the loan is returned
+            "console.transfer_document": released,  # once the client kept the device
         }.get,
         "default_loan": lent,
         "user_id": counsellor.id,
@@ -142,6 +155,23 @@ def prepare(fleet: Fleet, role: str) -> dict[str, object]:
         "segment": "lost",  # a step's confirmation page (the loan is on loan)
         "bulk_id": bulk_id,
     }
+
+
+def released_to_client(fleet: Fleet, who: Principal, unit_code: str) -> int:
+    """A loan whose client keeps the device: proposed, approved by IT support (released)."""
+    uow, now = fleet.services.uow, fleet.services.clock()
+    with fleet.services.session_factory() as session:
+        it = principal_of(session.query(orm.User).filter_by(role="it_support").one())
+    new = CreateDevice("tab-kept", "KEPT-1", unit=unit_code, serial="R9KEPT", model="Tab A")
+    devices.create_device(uow(), it, new)
+    kept = loans.request_loan(uow(), who, RequestLoan(unit=unit_code, client_ref="ASK-5"), now)
+    assign = LoanStep(kept, LoanAction.ASSIGN, device_id="tab-kept", skip_reason="kept")
+    loans.act(uow(), who, assign, now)
+    step = LoanStep(kept, LoanAction.HAND_OVER, agreement_version="2026-1", agreement_accepted=True)
+    loans.act(uow(), who, step, now)
+    keep_device.propose(uow(), who, ProposeKeep(kept, "Jatkaa etäpalvelussa"), now)
+    keep_device.approve(uow(), it, kept, "tab-kept", now)
+    return kept
 
 
 def urls(fleet: Fleet, role: str, samples: dict[str, object]) -> list[str]:
