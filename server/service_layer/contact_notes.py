@@ -6,7 +6,16 @@ administrators their organisation's). Notes and follow-up dates are client-relat
 adding a note or setting a date is audited ("<via>:loan:note:add", "<via>:loan:follow_up:set",
 subjects `loan_note` and `loan_follow_up`, never the note's text), and so is every read of
 notes ("<via>:loan:notes:view" on the loan, "<via>:worklist:notes:view"). Notes go with the
-loan's client reference when it is anonymised (`delete_for_loans`, from loans.anonymise_ended).
+loan's client reference when it is anonymised (`forget_anonymised`, after
+loans.anonymise_ended); a support contact keeps its channel, minutes and time for the
+programme report, its text cleared.
+
+Support contacts (issue 20: a phone call, a home visit, a chat, with its minutes) are notes
+with a channel, added with `add_contact` and audited like every note ("<via>:loan:note:add",
+its channel and minutes in the event). A loan's contacts as the page and the API list them
+also hold its remote-support sessions that connected (channel "remote_support"), read from
+their own records and never copied into notes; a session's minutes run from connecting to
+its end.
 
 The console's pages compose the loan page and worklist handlers of `loan_console` (each its own
 audited transaction) with one more transaction reading the notes.
@@ -15,7 +24,7 @@ audited transaction) with one more transaction reading the notes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -25,10 +34,15 @@ from sqlalchemy.orm import Session
 from lainaamo.config import Settings
 from server.adapters import orm
 from server.domain.contact_notes import (
+    CONTACT_CHANNELS,
+    MINUTE_CHOICES,
+    REMOTE_SUPPORT,
+    NewContact,
     NewNote,
     check_follow_up,
     follow_up_days_past,
     local_day,
+    session_minutes,
 )
 from server.domain.loans import ACTIVE
 from server.domain.model import Principal
@@ -45,6 +59,20 @@ class NoteView:
     kind: str
     text: str
     author: str | None  # user name; None: the user was removed
+    channel: str | None = None  # a support contact's channel; None: a plain note
+    minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class ContactView:
+    """A support contact on a loan: a recorded one (`note_id`) or a remote-support session."""
+
+    at: datetime
+    channel: str  # phone | home_visit | chat | remote_support
+    minutes: int | None  # None: a remote-support session still going
+    text: str
+    author: str | None  # user name; None: the user was removed
+    note_id: int | None = None  # None: a remote-support session
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,9 @@ class Notes:
     notes: list[NoteView]  # newest first
     follow_up: FollowUp
     today: date  # the region's day: the earliest follow-up date the form offers
+    contacts: list[ContactView] = field(default_factory=list)  # newest first
+    channels: tuple[str, ...] = CONTACT_CHANNELS  # what the contact form offers
+    minute_choices: tuple[int, ...] = MINUTE_CHOICES
 
 
 @dataclass(frozen=True)
@@ -86,7 +117,7 @@ class Worklist:
 
 def _views(session: Session, query: Select[orm.LoanNote, str]) -> list[NoteView]:
     return [
-        NoteView(n.id, n.loan_id, n.at, n.kind, n.text, author)
+        NoteView(n.id, n.loan_id, n.at, n.kind, n.text, author, n.channel, n.minutes)
         for n, author in session.execute(query)
     ]
 
@@ -101,6 +132,34 @@ def notes_of(session: Session, loan_id: int) -> list[NoteView]:
     """A loan's notes, newest first."""
     query = _with_author().where(orm.LoanNote.loan_id == loan_id)
     return _views(session, query.order_by(orm.LoanNote.at.desc(), orm.LoanNote.id.desc()))
+
+
+def contacts_of(session: Session, loan_id: int) -> list[ContactView]:
+    """A loan's support contacts, newest first: its notes with a channel and its
+    remote-support sessions that connected (minutes from connecting to the end)."""
+    recorded = [
+        ContactView(n.at, n.channel or "", n.minutes, n.text, n.author, n.id)
+        for n in notes_of(session, loan_id)
+        if n.channel
+    ]
+    S = orm.SupportSession
+    sessions = session.execute(
+        select(S.connected_at, S.ended_at, S.started_by_name, orm.User.username)
+        .outerjoin(orm.User, orm.User.id == S.started_by)
+        .where(S.loan_id == loan_id, S.connected_at.is_not(None))
+    ).all()
+    held = [
+        ContactView(
+            connected,
+            REMOTE_SUPPORT,
+            session_minutes((ended - connected).total_seconds() if ended else None),
+            "",
+            username or name,
+        )
+        for connected, ended, name, username in sessions
+        if connected is not None  # the query's condition, for the type checker
+    ]
+    return sorted([*recorded, *held], key=lambda c: c.at, reverse=True)
 
 
 def latest_notes(session: Session, loan_ids: Iterable[int]) -> dict[int, NoteView]:
@@ -124,26 +183,30 @@ def follow_up_of(day: date | None, today: date) -> FollowUp:
 
 def forget_anonymised(session: Session) -> int:
     """Remove the notes and follow-up dates of loans whose client is anonymised (the
-    anonymisation job, after loans.anonymise_ended); how many notes."""
+    anonymisation job, after loans.anonymise_ended); how many notes. A support contact stays
+    for the programme report as its channel, minutes and time, its text cleared."""
     anonymised = (
         select(orm.Loan.id)
         .join(orm.Client, orm.Client.id == orm.Loan.client_id)
         .where(orm.Client.anonymised_at.is_not(None))
     )
+    N = orm.LoanNote
+    written = select(N.loan_id).where(N.channel.is_(None) | (N.text != ""))
     ids = list(
         session.scalars(
-            anonymised.where(
-                orm.Loan.follow_up_on.is_not(None) | orm.Loan.id.in_(select(orm.LoanNote.loan_id))
-            )
+            anonymised.where(orm.Loan.follow_up_on.is_not(None) | orm.Loan.id.in_(written))
         )
     )
     if not ids:
         return 0
     result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        delete(orm.LoanNote).where(orm.LoanNote.loan_id.in_(ids))
+        delete(N).where(N.loan_id.in_(ids), N.channel.is_(None))
+    )
+    cleared: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(N).where(N.loan_id.in_(ids), N.channel.is_not(None), N.text != "").values(text="")
     )
     session.execute(update(orm.Loan).where(orm.Loan.id.in_(ids)).values(follow_up_on=None))
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0) + int(cleared.rowcount or 0)
 
 
 # --- handlers --------------------------------------------------------------------------------
@@ -175,18 +238,73 @@ def add_note(
         return NoteView(row.id, loan.id, now, note.kind, note.text, principal.username)
 
 
+def add_contact(
+    uow: UnitOfWork, principal: Principal, loan_id: int, contact: NewContact, now: datetime
+) -> NoteView:
+    """Record a support contact (a note with its channel and minutes) on a loan the principal
+    may see; audited as a note, with the channel and minutes but without its text."""
+    with uow:
+        session = uow.session
+        loan = loan_for(session, principal, loan_id)
+        row = orm.LoanNote(
+            loan_id=loan.id,
+            author_id=principal.user_id,
+            at=now,
+            kind=contact.kind,
+            text=contact.text,
+            channel=contact.channel,
+            minutes=contact.minutes,
+        )
+        session.add(row)
+        session.flush()
+        audit.record(
+            session,
+            principal=principal,
+            action=audit.action(principal, "loan:note:add"),
+            subject_type="loan_note",
+            subject_id=str(row.id),
+            organisation_id=loan.organisation_id,
+            after={
+                "loan_id": loan.id,
+                "kind": contact.kind,
+                "channel": contact.channel,
+                "minutes": contact.minutes,
+                "text_length": len(contact.text),
+            },
+            system_part=principal.via,
+        )
+        uow.commit()
+        return NoteView(
+            row.id,
+            loan.id,
+            now,
+            contact.kind,
+            contact.text,
+            principal.username,
+            contact.channel,
+            contact.minutes,
+        )
+
+
 def read_notes(
     uow: UnitOfWork, principal: Principal, loan_id: int, now: datetime
-) -> tuple[list[NoteView], FollowUp]:
-    """A loan's notes (newest first) and follow-up date, audited as a read of its notes."""
+) -> tuple[list[NoteView], FollowUp, list[ContactView]]:
+    """A loan's notes (newest first), follow-up date and support contacts (its remote-support
+    sessions included), audited as one read of its notes."""
     with uow:
         loan = loan_for(uow.session, principal, loan_id)
         notes = notes_of(uow.session, loan.id)
+        contacts = contacts_of(uow.session, loan.id)
         loan_views.record_read(
-            uow.session, principal, "loan:notes:view", "loan", str(loan_id), {"notes": len(notes)}
+            uow.session,
+            principal,
+            "loan:notes:view",
+            "loan",
+            str(loan_id),
+            {"notes": len(notes), "contacts": len(contacts)},
         )
         uow.commit()
-        return notes, follow_up_of(loan.follow_up_on, local_day(now))
+        return notes, follow_up_of(loan.follow_up_on, local_day(now)), contacts
 
 
 def set_follow_up(
@@ -221,8 +339,8 @@ def loan_page(
     """The console's loan page (`loan_console.loan_page`, audited as a view of the loan) and
     the loan's notes and follow-up date (audited as a read of its notes)."""
     page = loan_console.loan_page(uow, principal, loan_id, now, settings)
-    notes, follow_up = read_notes(uow, principal, loan_id, now)
-    return page, Notes(notes, follow_up, local_day(now))
+    notes, follow_up, contacts = read_notes(uow, principal, loan_id, now)
+    return page, Notes(notes, follow_up, local_day(now), contacts)
 
 
 def worklist_page(

@@ -35,6 +35,14 @@ Definitions (the console's help text repeats them):
   more recently counts while it has had no use since its handover.
 * **Weekly trend**: screen-on hours in the region per week (Monday to Sunday) of the period;
   a week with fewer than five device-days reported is withheld.
+* **Support contacts** (`contact_report`, `domain/contact_figures.py`): phone calls, home
+  visits and chats counsellors recorded on loans in the period (for the loan's unit), and
+  remote-support sessions of loans that connected (as support sessions, but only those of a
+  loan); per channel, their minutes, their total (withheld whenever one of its channels is),
+  the share of remote support among them, and contacts per **tablet-month** (loan days / 30,
+  the loan days of utilisation; withheld whenever the loans on loan are). By month (UTC) and
+  unit, protected along each month and each unit's months.
+* **Referrals**: device requests filed in the period from another unit, for the referring unit.
 """
 
 from __future__ import annotations
@@ -43,17 +51,28 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Float, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from server.adapters import orm
 from server.adapters.sql_portable import Epoch, Greatest, Least, Month
-from server.domain.disclosure import THRESHOLD, Shown, derived, protect_column, suppress
+from server.domain.contact_figures import CONTACT_CHANNELS_REPORTED as CHANNELS
+from server.domain.contact_figures import protect_grid, tablet_months
+from server.domain.disclosure import (
+    THRESHOLD,
+    Shown,
+    Suppressed,
+    derived,
+    protect_column,
+    suppress,
+)
 from server.domain.loans import LoanState
 from server.domain.model import LifecycleState, Principal
 from server.domain.usage import days_of
 from server.service_layer import audit, usage
+from server.service_layer.contact_report import ContactCounts, contact_counts
 from server.service_layer.unit_of_work import UnitOfWork
 
 DAY_S = 86400.0
@@ -91,6 +110,16 @@ class Counts:
     launches_other: int = 0
     usage_support_s: int = 0
     unused: int = 0
+    # Support contacts per channel and their minutes; referrals made to other units.
+    contacts_phone: int = 0
+    contacts_home_visit: int = 0
+    contacts_chat: int = 0
+    contacts_remote_support: int = 0
+    minutes_phone: float = 0.0
+    minutes_home_visit: float = 0.0
+    minutes_chat: float = 0.0
+    minutes_remote_support: float = 0.0
+    referrals: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(**{name: getattr(self, name) + getattr(other, name) for name in _NAMES})
@@ -248,6 +277,8 @@ COUNT_COLUMNS = (
     "released",
     "support_sessions",
     "unused",
+    *(f"contacts_{channel}" for channel in CHANNELS),
+    "referrals",
 )
 
 
@@ -277,6 +308,19 @@ class Row:
     launches_other: Shown = None
     usage_support_minutes: Shown = None
     unused: Shown = None
+    contacts_phone: Shown = None
+    contacts_home_visit: Shown = None
+    contacts_chat: Shown = None
+    contacts_remote_support: Shown = None
+    contacts: Shown = None  # all channels
+    tablet_months: Shown = None
+    contacts_per_tablet_month: Shown = None
+    remote_support_share: Shown = None
+    minutes_phone: Shown = None
+    minutes_home_visit: Shown = None
+    minutes_chat: Shown = None
+    minutes_remote_support: Shown = None
+    referrals: Shown = None
 
 
 FIELDS = tuple(Row.__dataclass_fields__)
@@ -293,10 +337,41 @@ class Report:
     raw: dict[str, Counts]  # by unit code, and "" for the region: never shown as such
     weeks: list[tuple[date, Shown]] = field(default_factory=list)  # Monday, screen-on hours
     collecting: dict[str, bool] = field(default_factory=dict)  # by unit code: collects usage
+    # Support contacts by month: (month, unit code, unit name, per channel); "" the region.
+    contact_months: list[ContactMonth] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ContactMonth:
+    month: str  # "YYYY-MM" (UTC)
+    code: str  # "": the region
+    name: str
+    channels: dict[str, Shown]
 
 
 def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
+
+
+def _contact_figures(c: Counts, shown: Mapping[str, Shown]) -> dict[str, Shown]:
+    """A row's contact figures: the total is withheld whenever one of its channels is (it
+    would give that one away), and so is what is computed from it."""
+    counts = [getattr(c, f"contacts_{channel}") for channel in CHANNELS]
+    total = derived(sum(counts), *(shown[f"contacts_{channel}"] for channel in CHANNELS))
+    months = tablet_months(c.loan_days)
+    figures: dict[str, Shown] = {
+        "contacts": total,
+        "tablet_months": derived(months, shown["active"]),
+        "contacts_per_tablet_month": derived(_ratio(sum(counts), months), total, shown["active"]),
+        "remote_support_share": derived(_ratio(c.contacts_remote_support, sum(counts)), total),
+        "referrals": shown["referrals"],
+    }
+    for channel in CHANNELS:
+        figures[f"contacts_{channel}"] = shown[f"contacts_{channel}"]
+        figures[f"minutes_{channel}"] = derived(
+            getattr(c, f"minutes_{channel}"), shown[f"contacts_{channel}"]
+        )
+    return figures
 
 
 def _row(code: str, name: str, c: Counts, shown: Mapping[str, Shown]) -> Row:
@@ -331,6 +406,7 @@ def _row(code: str, name: str, c: Counts, shown: Mapping[str, Shown]) -> Row:
         launches_other=derived(c.launches_other, loans),
         usage_support_minutes=derived(c.usage_support_s / 60, loans),
         unused=shown["unused"],
+        **_contact_figures(c, shown),
     )
 
 
@@ -377,6 +453,66 @@ def weekly_active_hours(
     return [(week, derived(s / 3600, suppress(n), region_shown)) for week, (n, s) in weeks.items()]
 
 
+def with_contacts(
+    counts: dict[int | None, Counts], found: ContactCounts
+) -> dict[int | None, Counts]:
+    """`counts` with the contacts and referrals of the period added."""
+    for (unit_id, _month, channel), n in found.counts.items():
+        minutes = found.minutes[(unit_id, _month, channel)]
+        figures: dict[str, Any] = {f"contacts_{channel}": n, f"minutes_{channel}": minutes}
+        added = Counts(**figures)
+        counts[unit_id] = counts.get(unit_id, Counts()) + added
+    for unit_id, n in found.referrals.items():
+        counts[unit_id] = counts.get(unit_id, Counts()) + Counts(referrals=n)
+    return counts
+
+
+def contact_months(
+    units: list[orm.Unit],
+    found: ContactCounts,
+    months: list[str],
+    columns: Mapping[str, list[int | Suppressed]],
+    total_shown: Mapping[str, Shown],
+) -> list[ContactMonth]:
+    """Contacts per channel per month for each unit and the region, protected per channel
+    along each month (its units add up to the region's month) and each unit's months (they
+    add up to its figure for the period, shown in the table per unit)."""
+    months = sorted(set(months) | {m for _u, m, _c in found.counts})
+    ids: list[int | None] = [u.id for u in units]
+    if any(unit_id not in ids for unit_id, _m, _c in found.counts):
+        ids.append(None)  # contacts of no unit: in the region's figures only, never shown
+    Cell = tuple[str, int | None | str]  # month, unit id ("": the region)
+    shown: dict[str, dict[Cell, Shown]] = {}
+    for channel in CHANNELS:
+        cells: dict[Cell, int] = {
+            (m, unit_id): found.counts.get((unit_id, m, channel), 0)
+            for m in months
+            for unit_id in ids
+        }
+        for m in months:
+            cells[(m, "")] = sum(cells[(m, unit_id)] for unit_id in ids)
+        name = f"contacts_{channel}"
+        lines: list[tuple[list[Cell], bool]] = [
+            (
+                [(m, unit_id) for unit_id in ids],
+                not isinstance(suppress(cells[(m, "")]), Suppressed),
+            )
+            for m in months
+        ]
+        lines += [
+            ([(m, u.id) for m in months], not isinstance(columns[name][i], Suppressed))
+            for i, u in enumerate(units)
+        ]
+        lines.append(([(m, "") for m in months], not isinstance(total_shown[name], Suppressed)))
+        shown[channel] = dict(protect_grid(cells, lines))
+    out = []
+    for m in months:
+        keys: list[tuple[str, str, int | None | str]] = [(u.code, u.name, u.id) for u in units]
+        for code, name, key in [*keys, ("", "", "")]:
+            out.append(ContactMonth(m, code, name, {ch: shown[ch][(m, key)] for ch in CHANNELS}))
+    return out
+
+
 def programme_report(
     session: Session, principal: Principal, start: datetime, end: datetime, now: datetime
 ) -> Report:
@@ -385,6 +521,8 @@ def programme_report(
     counts = unit_counts(session, org, start, end, now)
     for unit_id, used in usage_counts(session, org, start, end, now).items():
         counts[unit_id] = counts.get(unit_id, Counts()) + used
+    contacts = contact_counts(session, org, start, end, now)
+    counts = with_contacts(counts, contacts)
     units = session.scalars(
         select(orm.Unit).where(orm.Unit.organisation_id == org).order_by(orm.Unit.name)
     ).all()
@@ -415,6 +553,9 @@ def programme_report(
         raw=raw,
         weeks=weekly_active_hours(session, org, start, end, total_shown["active"]),
         collecting={u.code: u.usage_collection for u in units},
+        contact_months=contact_months(
+            list(units), contacts, period_months(start, end), columns, total_shown
+        ),
     )
 
 

@@ -1,5 +1,9 @@
-"""A loan's contact notes and follow-up date: whoever may see the loan may read and add them
-(reading is audited: client-related data)."""
+"""A loan's contact notes, support contacts and follow-up date: whoever may see the loan may
+read and add them (reading is audited: client-related data).
+
+A support contact (issue 20) is posted to the notes with a `channel` and its `minutes`; the
+list answers every note with its channel and minutes, and the loan's contacts with its
+remote-support sessions (counted from their own records, channel `remote_support`)."""
 
 from __future__ import annotations
 
@@ -8,17 +12,20 @@ from typing import Any
 
 from flask.views import MethodView
 
-from server.domain.contact_notes import NewNote
+from lainaamo.errors import InvalidInput
+from server.domain.contact_notes import NewContact, NewNote
 from server.domain.model import Role
 from server.entrypoints.api.auth import current, roles
 from server.entrypoints.api.blueprint import bp
+from server.entrypoints.api.schemas.contacts import (
+    ContactNote,
+    ContactNoteList,
+    NoteOrContactAdd,
+)
 from server.entrypoints.api.schemas.notes import (
     FollowUp,
     FollowUpSet,
     NoNotesQuery,
-    Note,
-    NoteAdd,
-    NoteList,
 )
 from server.entrypoints.api.spec import endpoint
 from server.entrypoints.web.context import services
@@ -35,7 +42,36 @@ def note_json(note: contact_notes.NoteView) -> dict[str, Any]:
         "kind": note.kind,
         "text": note.text,
         "author": note.author,
+        "channel": note.channel,
+        "minutes": note.minutes,
     }
+
+
+def contact_json(contact: contact_notes.ContactView) -> dict[str, Any]:
+    return {
+        "at": contact.at.isoformat(),
+        "channel": contact.channel,
+        "minutes": contact.minutes,
+        "text": contact.text,
+        "author": contact.author,
+        "note_id": contact.note_id,
+    }
+
+
+def new_note(json: NoteOrContactAdd) -> NewNote | NewContact:
+    """A plain note (a kind), or a support contact (a channel and its minutes)."""
+    if json.channel is None:
+        if json.kind is None:
+            raise InvalidInput("kind or channel", [{"field": "kind", "message": "required"}])
+        if json.minutes is not None:
+            raise InvalidInput(
+                "minutes without a channel",
+                [{"field": "minutes", "message": "only with a channel"}],
+            )
+        return NewNote(json.kind, json.text)
+    if json.minutes is None:
+        raise InvalidInput("minutes", [{"field": "minutes", "message": "required"}])
+    return NewContact(json.channel, json.minutes, json.text, json.kind or "")
 
 
 def follow_up_json(loan_id: int, follow_up: contact_notes.FollowUp) -> dict[str, Any]:
@@ -52,21 +88,32 @@ class LoanNotes(MethodView):
     rule first)."""
 
     @roles(*ANYONE)
-    @endpoint("listLoanNotes", {200: (NoteList, "The loan's notes")}, (401, 403, 404, 422))
+    @endpoint("listLoanNotes", {200: (ContactNoteList, "The loan's notes")}, (401, 403, 404, 422))
     def get(self, loan_id: int, query: NoNotesQuery) -> dict[str, Any]:
-        """A loan's contact notes, newest first, and its follow-up date (reading is audited)"""
+        """A loan's contact notes and support contacts (its remote-support sessions included),
+        newest first, and its follow-up date (reading is audited)"""
         svc = services()
-        notes, follow_up = contact_notes.read_notes(svc.uow(), current(), loan_id, svc.clock())
-        return {**follow_up_json(loan_id, follow_up), "items": [note_json(n) for n in notes]}
+        notes, follow_up, contacts = contact_notes.read_notes(
+            svc.uow(), current(), loan_id, svc.clock()
+        )
+        return {
+            **follow_up_json(loan_id, follow_up),
+            "items": [note_json(n) for n in notes],
+            "contacts": [contact_json(c) for c in contacts],
+        }
 
     @roles(*ANYONE)
-    @endpoint("addLoanNote", {201: (Note, "Added")}, (401, 403, 404, 415, 422))
-    def post(self, loan_id: int, json: NoteAdd) -> tuple[dict[str, Any], int]:
-        """Add a contact note ("called, no answer") to a loan"""
+    @endpoint("addLoanNote", {201: (ContactNote, "Added")}, (401, 403, 404, 415, 422))
+    def post(self, loan_id: int, json: NoteOrContactAdd) -> tuple[dict[str, Any], int]:
+        """Add a contact note ("called, no answer") to a loan, or record a support contact
+        (a channel: phone, home_visit or chat, and its minutes, 1 to 600)"""
         svc = services()
-        note = contact_notes.add_note(
-            svc.uow(), current(), loan_id, NewNote(json.kind, json.text), svc.clock()
-        )
+        shown = new_note(json)
+        uow, who, now = svc.uow(), current(), svc.clock()
+        if isinstance(shown, NewContact):
+            note = contact_notes.add_contact(uow, who, loan_id, shown, now)
+        else:
+            note = contact_notes.add_note(uow, who, loan_id, shown, now)
         return note_json(note), 201
 
 

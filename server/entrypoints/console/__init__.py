@@ -16,6 +16,7 @@ from server.domain.model import Role
 from server.entrypoints.console import (  # noqa: F401
     account,
     admin,
+    contacts,
     core,
     device,
     documents,

@@ -1,4 +1,5 @@
-"""Programme reports for regional administrators: per-unit figures, charts and a CSV export.
+"""Programme reports for regional administrators: per-unit figures, charts and a CSV export
+(the table per unit; `table=contact_months`: support contacts per month, unit and channel).
 
 Figures come from `service_layer.reports`; counts under 5 are already withheld there.
 Dates are calendar days in Helsinki time; the period is [start, end): `end` is not included.
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import Response, request
 
 from lainaamo.errors import InvalidInput
+from server.domain.contact_figures import CONTACT_CHANNELS_REPORTED as CHANNELS
 from server.domain.disclosure import Shown, Suppressed
 from server.domain.model import Role
 from server.domain.usage import CATEGORIES
@@ -92,7 +94,7 @@ def csv_cell(value: Shown, percent: bool = False, decimal: str = ".") -> str:
     return str(value)
 
 
-PERCENT = frozenset({"utilisation", "overdue_rate"})
+PERCENT = frozenset({"utilisation", "overdue_rate", "remote_support_share"})
 WITHHELD = "withheld"  # the column naming a row's withheld figures (counts under 5)
 
 
@@ -109,6 +111,24 @@ def csv_rows(report: Report, decimal: str = ".") -> list[list[str]]:
         cells = [csv_cell(values[f], f in PERCENT, decimal) for f in figures]
         rows.append([code, name, *cells, withheld])
     return rows
+
+
+def contact_month_rows(report: Report, decimal: str = ".") -> list[list[str]]:
+    """Support contacts per month (UTC), unit and channel as CSV rows, withheld like the table
+    per unit (the `withheld` column names a row's withheld channels)."""
+    rows: list[list[str]] = [["month", "unit_code", "unit_name", *CHANNELS, WITHHELD]]
+    for line in report.contact_months:
+        values = [line.channels[channel] for channel in CHANNELS]
+        withheld = " ".join(
+            ch for ch, v in zip(CHANNELS, values, strict=True) if isinstance(v, Suppressed)
+        )
+        code, name = line.code or "region", line.name or "Region total"
+        rows.append([line.month, code, name, *(csv_cell(v, False, decimal) for v in values)])
+        rows[-1].append(withheld)
+    return rows
+
+
+CSV_TABLES = {"": csv_rows, "contact_months": contact_month_rows}
 
 
 # CSV variants: (decimal mark, delimiter, byte order mark, file name suffix). `excel` is for
@@ -174,7 +194,37 @@ def _charts(report: Report) -> dict[str, Any]:
         "flow_chart": flow,
         "trend_chart": trend,
         "usage_chart": usage,
+        "contacts_chart": _contacts_chart(report),
     }
+
+
+def channel_titles() -> dict[str, str]:
+    """The contact channels' names, for the report's columns and chart."""
+    return {
+        "phone": _("Phone calls"),
+        "home_visit": _("Home visits"),
+        "chat": _("Chats"),
+        "remote_support": _("Remote support"),
+    }
+
+
+def _contacts_chart(report: Report) -> Any:
+    """Contacts per month in the region by channel; none when the period has no contacts
+    (the section says so in words)."""
+    region = [line for line in report.contact_months if not line.code]
+    if not any(v != 0 for line in region for v in line.channels.values()):
+        return None
+    titles = channel_titles()
+    return charts.bar_chart(
+        _("Support contacts per month in the region"),
+        _("Phone calls, home visits, chats and remote-support sessions in each month."),
+        [line.month for line in region],
+        [
+            (titles[channel], [chart_value(line.channels[channel]) for line in region])
+            for channel in CHANNELS
+        ],
+        counts=True,
+    )
 
 
 def _week_labels(report: Report) -> list[tuple[float, str]]:
@@ -228,6 +278,7 @@ def reports() -> tuple[str, int]:
         last_day=end - timedelta(days=1),
         fmt=_display,
         usage_categories=usage_categories(),
+        channels=list(channel_titles().items()),
         **_charts(report),
     )
 
@@ -240,10 +291,15 @@ def reports_csv() -> Response:
     variant = request.args.get("variant", "")
     if variant not in CSV_VARIANTS:
         raise InvalidInput("unknown variant", [{"field": "variant", "message": "excel"}])
+    table = request.args.get("table", "")
+    if table not in CSV_TABLES:
+        raise InvalidInput("unknown table", [{"field": "table", "message": "contact_months"}])
     decimal, delimiter, bom, suffix = CSV_VARIANTS[variant]
     report = _report(start, end, export=True)
-    filename = f"lainaamo-report-{start.isoformat()}-{end.isoformat()}{suffix}.csv"
-    text = "".join(spreadsheet.csv_lines(csv_rows(report, decimal), bom=bom, delimiter=delimiter))
+    name = f"-{table.replace('_', '-')}" if table else ""
+    filename = f"lainaamo-report{name}-{start.isoformat()}-{end.isoformat()}{suffix}.csv"
+    lines = CSV_TABLES[table](report, decimal)
+    text = "".join(spreadsheet.csv_lines(lines, bom=bom, delimiter=delimiter))
     return Response(
         text.encode("utf-8"),
         mimetype="text/csv",
@@ -261,6 +317,8 @@ def _display(value: Shown, kind: str = "count") -> str:
         return fmt_percent(float(value))
     if kind == "days":
         return fmt_number(float(value), 1)
+    if kind == "minutes":
+        return fmt_number(float(value), 0)
     return fmt_number(value, 0)
 
 
