@@ -352,6 +352,12 @@ def set_unit_link(
         return len(changed)
 
 
+def unit_link(uow: UnitOfWork, principal: Principal, code: str) -> str | None:
+    """A unit's video-service join link (a unit the principal sees)."""
+    with uow:
+        return unit_for(uow.session, principal, code).group_join_url
+
+
 def _group_devices(session: Session, *where: Any) -> list[str]:
     """The tablets of loans that take part in groups not cancelled (and match `where`)."""
     part = orm.group_participants

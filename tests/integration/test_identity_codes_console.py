@@ -170,7 +170,7 @@ def seeds(app: Flask, world: World, role: str) -> list[str]:
             continue
         paths = [rule.rule]
         for name in rule.arguments:
-            if name in ("segment", "session_id", "bulk_id"):
+            if name in ("segment", "session_id", "bulk_id", "group_id"):
                 # reached through the links on loan pages, or after a bulk action
                 paths = []
                 break

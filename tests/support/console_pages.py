@@ -202,3 +202,30 @@ def urls(fleet: Fleet, role: str, samples: dict[str, object]) -> list[str]:
                     values[name] = samples[name]
             found.append(url_for(endpoint, **values))
     return sorted(found)
+
+
+_prepare_without_groups = prepare
+
+
+def prepare(fleet: Fleet, role: str) -> dict[str, object]:  # type: ignore[no-redef]
+    """`prepare`, with a weekly remote group of the loan on loan (issue 20 part 3) that met a
+    week ago (its attendance) and meets again: the group pages' `group_id`."""
+    samples = _prepare_without_groups(fleet, role)
+    now = fleet.services.clock()
+    with fleet.services.session_factory() as session:
+        loan = session.get(orm.Loan, samples["default_loan"])
+        assert loan is not None
+        group = orm.GroupSession(
+            organisation_id=loan.organisation_id,
+            unit_id=loan.unit_id,
+            title="Olohuoneryhmä",
+            starts_at=now - timedelta(days=7) + timedelta(hours=1),
+            minutes=60,
+            weekly=True,
+            join_url="https://meet.example.fi/olohuone",
+            participants=[loan],
+        )
+        session.add(group)
+        session.commit()
+        samples["group_id"] = group.id
+    return samples
