@@ -270,3 +270,22 @@ def test_contacts_stay_without_text_when_the_client_is_anonymised(
     assert stored(fleet) == [("home_visit", 30, "visit", "")]
     with fleet.services.session_factory() as s:  # a second run has nothing left to do
         assert contact_notes.forget_anonymised(s) == 0
+
+
+def test_the_worklist_shows_a_contact_as_the_latest_note(client: FlaskClient, fleet: Fleet) -> None:
+    b = browser(client, fleet)
+    loan_id = request_loan(b, "ASK-9507")
+    b.post(f"/loans/{loan_id}/notes", {"kind": "agreed", "text": "Returns it on Friday"})
+    fleet.services.clock = lambda: T0 + timedelta(minutes=5)
+    assert (
+        b.post(f"/loans/{loan_id}/contacts", {"channel": "phone", "minutes": "10"}).status_code
+        == 303
+    )
+    with fleet.services.session_factory() as s:
+        loan = s.get(orm.Loan, loan_id)
+        assert loan is not None
+        loan.follow_up_on = T0.date()
+        s.commit()
+    page = b.text("/worklist")
+    row = re.search(r"<tr[^>]*>\s*<td>ASK-9507</td>.*?</tr>", page, re.S)
+    assert row and "Phone call, 10 minutes" in row.group(0) and "Friday" not in row.group(0)
