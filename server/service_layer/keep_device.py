@@ -34,8 +34,12 @@ from server.domain.keep_device import (
 from server.domain.loans import LoanState
 from server.domain.model import Principal
 from server.service_layer import audit, documents, loan_views
-from server.service_layer.loans import Stepped, loan_for, snapshot
-from server.service_layer.loans import _take as take_step  # the step on a locked loan
+from server.service_layer.loans import (
+    Stepped,
+    loan_for,
+    snapshot,
+    take_step,  # the step on a locked loan
+)
 from server.service_layer.unit_of_work import UnitOfWork
 
 

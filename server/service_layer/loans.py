@@ -290,7 +290,7 @@ def act(uow: UnitOfWork, principal: Principal, step: LoanStep, now: datetime) ->
     check_may_take(principal.role, step.action)
     with uow:
         loan = loan_for(uow.session, principal, step.loan_id, lock=True)
-        stepped = _take(uow.session, principal, loan, step, now)
+        stepped = take_step(uow.session, principal, loan, step, now)
         uow.commit()
         return stepped
 
@@ -315,12 +315,12 @@ def return_checked(
         kit = {item.id: item.kind for item in loan.kit}
         returned, reason = checked_return(kit, tablet, found, note)
         step = LoanStep(loan_id, LoanAction.RETURN, reason=reason, returned=returned)
-        stepped = _take(uow.session, principal, loan, step, now)
+        stepped = take_step(uow.session, principal, loan, step, now)
         uow.commit()
         return stepped
 
 
-def _take(
+def take_step(
     session: Session, principal: Principal, loan: orm.Loan, step: LoanStep, now: datetime
 ) -> Stepped:
     """The step on the locked loan, with the device following along, audited."""
