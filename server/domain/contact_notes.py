@@ -56,7 +56,9 @@ def check_minutes(minutes: object) -> int:
     """A contact's length: a whole number of minutes from 1 to 600."""
     if isinstance(minutes, str):
         minutes = minutes.strip()
-        minutes = int(minutes) if minutes.isdigit() and len(minutes) <= 4 else None
+        # ASCII digits only: str.isdigit() also takes "¹" and "٣", which int() refuses.
+        plain = minutes.isascii() and minutes.isdigit() and len(minutes) <= 4
+        minutes = int(minutes) if plain else None
     if (
         isinstance(minutes, bool)
         or not isinstance(minutes, int)

@@ -43,6 +43,9 @@ Definitions (the console's help text repeats them):
   the loan days of utilisation; withheld whenever the loans on loan are). By month (UTC) and
   unit, protected along each month and each unit's months.
 * **Referrals**: device requests filed in the period from another unit, for the referring unit.
+* **Remote groups** (`group_report`): meetings of the unit's groups held in the period, the
+  clients invited to them, and how many invited places were attended (the tablet joined);
+  the attendance rate is withheld whenever attended or participants are.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ from server.domain.model import LifecycleState, Principal
 from server.domain.usage import days_of
 from server.service_layer import audit, usage
 from server.service_layer.contact_report import ContactCounts, contact_counts
+from server.service_layer.group_report import group_counts
 from server.service_layer.unit_of_work import UnitOfWork
 
 DAY_S = 86400.0
@@ -120,6 +124,11 @@ class Counts:
     minutes_chat: float = 0.0
     minutes_remote_support: float = 0.0
     referrals: int = 0
+    # Remote groups (group_report): meetings held, clients invited, invited places, attended.
+    group_meetings: int = 0
+    group_participants: int = 0
+    group_places: int = 0
+    group_attended: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(**{name: getattr(self, name) + getattr(other, name) for name in _NAMES})
@@ -279,6 +288,9 @@ COUNT_COLUMNS = (
     "unused",
     *(f"contacts_{channel}" for channel in CHANNELS),
     "referrals",
+    "group_meetings",
+    "group_participants",
+    "group_attended",
 )
 
 
@@ -321,6 +333,10 @@ class Row:
     minutes_chat: Shown = None
     minutes_remote_support: Shown = None
     referrals: Shown = None
+    group_meetings: Shown = None
+    group_participants: Shown = None
+    group_attended: Shown = None
+    group_attendance_rate: Shown = None  # attended of the invited places
 
 
 FIELDS = tuple(Row.__dataclass_fields__)
@@ -407,6 +423,14 @@ def _row(code: str, name: str, c: Counts, shown: Mapping[str, Shown]) -> Row:
         usage_support_minutes=derived(c.usage_support_s / 60, loans),
         unused=shown["unused"],
         **_contact_figures(c, shown),
+        group_meetings=shown["group_meetings"],
+        group_participants=shown["group_participants"],
+        group_attended=shown["group_attended"],
+        group_attendance_rate=derived(
+            _ratio(c.group_attended, c.group_places),
+            shown["group_attended"],
+            shown["group_participants"],
+        ),
     )
 
 
@@ -523,6 +547,13 @@ def programme_report(
         counts[unit_id] = counts.get(unit_id, Counts()) + used
     contacts = contact_counts(session, org, start, end, now)
     counts = with_contacts(counts, contacts)
+    for unit_id, met in group_counts(session, org, start, end, now).items():
+        counts[unit_id] = counts.get(unit_id, Counts()) + Counts(
+            group_meetings=met.meetings,
+            group_participants=met.participants,
+            group_places=met.places,
+            group_attended=met.attended,
+        )
     units = session.scalars(
         select(orm.Unit).where(orm.Unit.organisation_id == org).order_by(orm.Unit.name)
     ).all()

@@ -48,6 +48,7 @@ HUGE_IDS = (INT_MAX + 1, 34025408672, 114600551491, BIGINT_MAX, BIGINT_MAX + 1, 
 # What each `<int:...>` argument names: its column's type bounds what the route may accept.
 ID_COLUMNS = {
     "loan_id": (orm.Loan.id,),
+    "group_id": (orm.GroupSession.id,),
     "token_id": (orm.EnrollmentToken.id, orm.ApiToken.id),
     "user_id": (orm.User.id,),
     "webhook_id": (orm.WebhookSubscription.id,),

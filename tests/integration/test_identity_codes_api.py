@@ -155,6 +155,47 @@ BODIES: dict[tuple[str, str], Call] = {
     ("POST", "/loans/{loan_id}/keep/decline"): Call(
         "it_support", {"reason": "needed in the queue"}, loan("paused")
     ),
+    ("POST", "/referrals"): Call(
+        "counsellor",
+        {
+            "unit": "mielenterveys",
+            "client_ref": "ASK-78",
+            "reason": "Needs a tablet for a remote group",
+            "from_unit": "aikuissosiaalityo",
+            "professionals": ["<username>"],
+        },
+    ),
+    ("PUT", "/loans/{loan_id}/professionals"): Call(
+        "counsellor", {"professionals": ["<username>"]}, loan("on_loan")
+    ),
+    ("POST", "/groups"): Call(
+        "counsellor",
+        {
+            "unit": "aikuissosiaalityo",
+            "title": "Torstairyhmä",
+            "date": "<next week>",
+            "time": "10:00",
+            "minutes": 45,
+            "participants": ["<on_loan id>"],
+            "weekly": True,
+            "until": "",
+            "join_url": "https://meet.example.org/thursday",
+        },
+    ),
+    ("PATCH", "/groups/{group_id}"): Call(
+        "counsellor",
+        {
+            "title": "Tiistain ryhmä",
+            "date": "<next week>",
+            "time": "15:00",
+            "join_url": "https://meet.example.org/other",
+            "until": "",
+        },
+        {"group_id": "<group>"},
+    ),  # fmt: skip
+    ("PUT", "/units/{unit_code}/group-link"): Call(
+        "admin", {"join_url": "https://meet.example.org/unit"}, {"unit_code": "aikuissosiaalityo"}
+    ),
     ("POST", "/agreements"): Call("admin", {"version": "2026-2", "text": "Terms."}),
     ("PUT", "/units/{unit_code}/loan-rules"): Call(
         "admin", {"model": "Tab A", "loan_days": 30}, {"unit_code": "aikuissosiaalityo"}
@@ -272,7 +313,7 @@ def place(body: dict[str, Any], path: tuple, value: str) -> dict[str, Any]:
 
 def url(world: World, path: str, call: Call) -> str:
     for name, value in (call.params or {}).items():
-        path = path.replace("{" + name + "}", world.values.get(value, value))
+        path = path.replace("{" + name + "}", str(world.values.get(value, value)))
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -74,7 +75,7 @@ class World:
 
     def __init__(self, fleet: Fleet, client: FlaskClient) -> None:
         self.fleet, self.client = fleet, client
-        self.values: dict[str, str] = {
+        self.values: dict[str, Any] = {
             "<username>": fleet.logins["counsellor"].username,
             "<password>": fleet.logins["counsellor"].password,
         }
@@ -106,6 +107,19 @@ class World:
         self.values["<online device>"] = "tab-003"
         self.api("it_support", "POST", "/devices/tab-005/lock", {"reason": "found"})
         self.values["<staff-locked>"] = "tab-005"
+        # A remote group of the on-loan client, a week ahead (issue 20.3).
+        self.values["<on_loan id>"] = ids["on_loan"]
+        self.values["<next week>"] = (fleet.services.clock() + timedelta(days=7)).date().isoformat()
+        group = {
+            "unit": "aikuissosiaalityo",
+            "title": "Tiistairyhmä",
+            "date": self.values["<next week>"],
+            "time": "14:00",
+            "minutes": 60,
+            "participants": [ids["on_loan"]],
+            "join_url": "https://meet.example.org/room",
+        }
+        self.values["<group>"] = str(self.api("counsellor", "POST", "/groups", group)["id"])
         with fleet.services.session_factory() as session:
             self.user_ids = {
                 user.role: user.id

@@ -95,3 +95,9 @@ def test_a_lone_withheld_cell_takes_another_with_it_along_lines_with_a_shown_tot
     assert alone == {"x": SUPPRESSED, "y": 8, "z": 0}
     taken = protect_grid({"x": 3, "y": 8, "z": 0}, [(["x", "y", "z"], True)])
     assert taken == {"x": SUPPRESSED, "y": SUPPRESSED, "z": 0}
+
+
+@pytest.mark.parametrize("typed", ["¹", "٣", "²⁰", "1_0", " ", "-5", "10.5"])
+def test_minutes_that_are_not_plain_digits_are_refused_not_crashed(typed: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_minutes(typed)

@@ -19,6 +19,7 @@ from server.entrypoints.console import admin as admin_pages
 from server.entrypoints.console import core
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _
+from server.entrypoints.input_guard import INT_MAX, whole_number
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
 from server.service_layer import groups
@@ -72,7 +73,7 @@ def _form_page(status: int = 200, errors: dict[str, str] | None = None) -> tuple
     svc = services()
     units = groups.unit_choices(svc.uow(), core.principal())
     loans = groups.loan_choices(svc.uow(), core.principal())
-    chosen = {int(v) for v in request.form.getlist("participants") if v.isdigit()}
+    chosen = {n for v in request.form.getlist("participants") if (n := _id(v)) is not None}
     return core.render(
         "groups/new.html",
         status,
@@ -92,7 +93,12 @@ def group_new() -> tuple[str, int]:
 
 
 def _minutes(value: str) -> int:
-    return int(value) if value.strip().isdigit() else 0
+    return whole_number(value.strip(), 0, INT_MAX) or 0
+
+
+def _id(value: str) -> int | None:
+    """A row id from a form: plain ASCII digits that fit the column (else None: ignored)."""
+    return whole_number(value, 1, INT_MAX)
 
 
 @bp.post("/groups/new")
@@ -106,7 +112,7 @@ def group_schedule() -> tuple[str, int] | BaseResponse:
             day=form.get("date", ""),
             clock=form.get("time", ""),
             minutes=_minutes(form.get("minutes", "")),
-            participants=tuple(int(v) for v in form.getlist("participants") if v.isdigit()),
+            participants=tuple(n for v in form.getlist("participants") if (n := _id(v))),
             weekly=form.get("weekly") == "yes",
             until=form.get("until", "") if form.get("weekly") == "yes" else "",
             join_url=form.get("join_url", ""),
@@ -143,7 +149,7 @@ def group_ring(group_id: int) -> Any:
     svc = services()
     loan = request.form.get("loan_id", "")
     try:
-        groups.ring(svc.uow(), core.principal(), group_id, int(loan or 0), svc.clock())
+        groups.ring(svc.uow(), core.principal(), group_id, _id(loan) or 0, svc.clock())
     except Conflict:
         flash(_("This client's loan holds no tablet to ring."), "error")
         return _page(group_id, 409)
@@ -151,18 +157,16 @@ def group_ring(group_id: int) -> Any:
     return redirect(url_for("console.group", group_id=group_id, _anchor="participants"), 303)
 
 
-@bp.get("/groups/<int:group_id>/cancel", endpoint="group_cancel_confirm")
-def group_cancel_confirm(group_id: int) -> tuple[str, int]:
-    """Ask before cancelling: the meetings leave the participants' tablets."""
-    svc = services()
-    view = groups.page(svc.uow(), core.principal(), group_id, svc.clock(), svc.settings)
-    return core.render("groups/cancel.html", group=view, errors={})
-
-
-@bp.post("/groups/<int:group_id>/cancel")
+# One rule for the page and its form (two rules of one path answer a too large id with 405
+# instead of 404: werkzeug checks the method before the converter's bound).
+@bp.route("/groups/<int:group_id>/cancel", methods=["GET", "POST"])
 def group_cancel(group_id: int) -> Any:
-    """Cancel the group (the confirmation ticked)."""
+    """Ask before cancelling (the meetings leave the participants' tablets); cancel once the
+    confirmation is ticked."""
     svc = services()
+    if request.method == "GET":
+        view = groups.page(svc.uow(), core.principal(), group_id, svc.clock(), svc.settings)
+        return core.render("groups/cancel.html", group=view, errors={})
     if request.form.get("confirm") != "yes":
         view = groups.page(svc.uow(), core.principal(), group_id, svc.clock(), svc.settings)
         errors = {"confirm": _("Tick the box to confirm.")}

@@ -20,7 +20,9 @@ every minute
 every 10 minutes
     prune_history
 every 15 minutes
-    overdue_digest (the opt-in daily e-mail: once a day per user, when SMTP is configured)
+    overdue_digest (the opt-in daily e-mail: once a day per user, when SMTP is configured),
+    refresh_groups (remote groups' meetings on the participants' tablets: past ones drop out,
+    the next week's come in)
 every hour
     anonymise_loans
 """
