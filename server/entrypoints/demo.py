@@ -29,6 +29,7 @@ from server.adapters.db import upgrade
 from server.adapters.signing import generate_key_file
 from server.bootstrap import Services, bootstrap
 from server.domain.commands import AddUser, CreateDevice
+from server.domain.keep_device import ProposeKeep
 from server.domain.loan_commands import KitLine, LoanStep, RequestLoan
 from server.domain.loans import LoanAction
 from server.domain.model import Principal, Role
@@ -37,7 +38,7 @@ from server.entrypoints.background import Background
 from server.entrypoints.broker import demo_broker, wait_for_port
 from server.entrypoints.ingest import IngestConsumer
 from server.entrypoints.serve import HttpServer
-from server.service_layer import accounts, demo_data, devices, loans
+from server.service_layer import accounts, demo_data, devices, keep_device, loans
 from server.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,15 @@ def seed_pilot_story(services: Services, now: datetime) -> Login:
     pair = RequestLoan(home, "ASK-2003", ("ohjaaja@esavo.demo", NURSE))
     started = now - timedelta(weeks=5)
     hand_over(loans.request_loan(services.uow(), worker, pair, started), paired, started)
+    # The evaluation: eight weeks of the counsellor's contacts (phone calls and home visits
+    # giving way to remote support) and a weekly remote group with its attendance.
+    demo_data.record_contacts(services.uow(), worker, now)
+    demo_data.record_group(services.uow(), worker, now, "https://video.esavo.example/ryhma")
+    # A client who is to keep their tablet: the counsellor proposed it; IT support decides (the
+    # approval wipes the tablet and releases it from management, so the demo leaves it open).
+    kept = demo_data.loan_of(services.uow(), "ASK-1016")
+    reason = "Asiakkuus jatkuu etäpalveluna, oma laite puuttuu"
+    keep_device.propose(services.uow(), worker, ProposeKeep(kept, reason), now - timedelta(days=2))
     return Login(NURSE, "counsellor", password, token, (health,))
 
 

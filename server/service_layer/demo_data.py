@@ -11,15 +11,18 @@ offline since (`record_last_contact`).
 from __future__ import annotations
 
 import random
+import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from lainaamo import __version__
 from lainaamo.protocol import EnforcementReport, StatusReport, UsageReport
 from server.adapters import orm
+from server.domain import groups
 from server.domain.model import Principal
 from server.domain.policy import KioskProfile
 from server.domain.usage import LOCAL_TZ, local_day
@@ -197,3 +200,157 @@ def record_last_contact(uow: UnitOfWork, last_seen: Mapping[str, datetime]) -> N
             items.append(ingest.Received(report, at))
         ingest.ingest_batch(session, items)
         uow.commit()
+
+
+# --- the pilots' evaluation: contacts, remote support and a weekly group (issue 20) ---------
+
+CONTACT_NOTES = ("Soitto, sovittiin etätapaamisesta", "Kotikäynti, laite toimii", "")
+
+
+def record_contacts(
+    uow: UnitOfWork, counsellor: Principal, now: datetime, weeks: int = 8, seed: int = 11
+) -> int:
+    """The counsellor's support contacts with the clients of their units over `weeks`, as the
+    pilot evaluated them: phone calls and home visits at first, remote support taking over
+    (the contacts are loan notes with a channel; the remote-support sessions are recorded as
+    sessions that connected and ended, like the real ones). Returns the number of contacts."""
+    rng = random.Random(seed)
+    made = 0
+    with uow:
+        session = uow.session
+        lent = session.scalars(
+            select(orm.Loan)
+            .where(orm.Loan.state == "on_loan", orm.Loan.unit_id.in_(counsellor.unit_ids))
+            .order_by(orm.Loan.id)
+        ).all()
+        for loan in lent:
+            if loan.handed_over_at is None or loan.device_id is None:
+                continue
+            for week in range(weeks):
+                at = now - timedelta(weeks=weeks - week, hours=rng.randint(-40, 40))
+                if at < loan.handed_over_at:
+                    continue
+                remote = rng.random() < week / weeks  # the later, the likelier remote support
+                if remote:
+                    _past_session(session, counsellor, loan, at, rng.randint(5, 25))
+                else:
+                    channel = rng.choice(("phone", "phone", "phone", "home_visit", "chat"))
+                    minutes = rng.choice((5, 10, 15)) if channel != "home_visit" else 60
+                    session.add(
+                        orm.LoanNote(
+                            loan_id=loan.id,
+                            author_id=counsellor.user_id,
+                            at=at,
+                            kind="visit" if channel == "home_visit" else "talked",
+                            text=rng.choice(CONTACT_NOTES),
+                            channel=channel,
+                            minutes=minutes,
+                        )
+                    )
+                made += 1
+        uow.commit()
+    return made
+
+
+def _past_session(
+    session: Session, counsellor: Principal, loan: orm.Loan, at: datetime, minutes: int
+) -> None:
+    assert loan.device_id is not None
+    session.add(
+        orm.SupportSession(
+            id=secrets.token_urlsafe(24),
+            organisation_id=loan.organisation_id,
+            device_id=loan.device_id,
+            loan_id=loan.id,
+            unit_id=loan.unit_id,
+            started_by=counsellor.user_id,
+            started_by_name=counsellor.username.split("@")[0],
+            mode="view",
+            purpose="Etätuki",
+            state="ended",
+            end_reason="hangup_counsellor",
+            created_at=at,
+            consent_deadline=at + timedelta(seconds=60),
+            consent_at=at + timedelta(seconds=10),
+            consent_result="accepted",
+            connected_at=at + timedelta(seconds=15),
+            connection_type="host",
+            ended_at=at + timedelta(minutes=minutes),
+            max_duration_s=3600,
+        )
+    )
+
+
+def record_group(
+    uow: UnitOfWork, counsellor: Principal, now: datetime, join_url: str, weeks: int = 6
+) -> int:
+    """A weekly remote group of the counsellor's first unit that began `weeks` ago on a
+    Tuesday at 14:00 (Helsinki), with its clients on loan (at most eight) as participants and
+    most of them attending most weeks (the tablets' usage would say so); its next meetings reach
+    the participants' tablets. Returns the group's id."""
+    rng = random.Random(5)
+    unit_id = min(counsellor.unit_ids)
+    today = local_day(now)
+    tuesday = today - timedelta(days=(today.weekday() - 1) % 7, weeks=weeks)
+    first = datetime.combine(tuesday, time(14, 0), LOCAL_TZ)
+    with uow:
+        session = uow.session
+        unit = session.get(orm.Unit, unit_id)
+        assert unit is not None
+        unit.group_join_url = join_url
+        participants = session.scalars(
+            select(orm.Loan)
+            .where(orm.Loan.state == "on_loan", orm.Loan.unit_id == unit_id)
+            .order_by(orm.Loan.id)
+            .limit(8)
+        ).all()
+        group = orm.GroupSession(
+            organisation_id=counsellor.organisation_id,
+            unit_id=unit_id,
+            title="Tiistain etäryhmä",
+            starts_at=first,
+            minutes=60,
+            weekly=True,
+            created_by=counsellor.user_id,
+            created_at=first - timedelta(days=7),
+        )
+        group.participants = list(participants)
+        session.add(group)
+        session.flush()
+        plan = groups.plan_of(group)
+        for meeting in groups.occurrences(group.id, plan, join_url, first, now):
+            if meeting.end > now:
+                continue
+            for loan in participants:
+                if loan.device_id is None or rng.random() > 0.8:
+                    continue
+                session.add(
+                    orm.GroupAttendance(
+                        group_id=group.id,
+                        occurrence_id=meeting.id,
+                        occurrence_start=meeting.start,
+                        loan_id=loan.id,
+                        unit_id=unit_id,
+                        device_id=loan.device_id,
+                        day=local_day(meeting.start),
+                        seconds=rng.randint(35, 60) * 60,
+                        updated_at=meeting.end,
+                    )
+                )
+        devices = [loan.device_id for loan in participants if loan.device_id]
+        desired.refresh_desired(session, devices, now)
+        uow.commit()
+        return group.id
+
+
+def loan_of(uow: UnitOfWork, client_ref: str) -> int:
+    """The id of the demo's open loan of a client reference."""
+    with uow:
+        found = uow.session.scalar(
+            select(orm.Loan.id)
+            .join(orm.Client, orm.Client.id == orm.Loan.client_id)
+            .where(orm.Client.ref == client_ref, orm.Loan.ended_at.is_(None))
+        )
+        if found is None:
+            raise RuntimeError(f"the demo has no open loan of {client_ref}")
+        return found

@@ -51,8 +51,15 @@ def test_demo_brings_thirty_tablets_online_and_stops_on_ctrl_c(tmp_path: Path, b
             # name (what that prevents is tested against deploy/mosquitto.conf itself).
             conf = (tmp_path / "demo" / "mosquitto" / "mosquitto.conf").read_text()
             assert re.search(r"listener \d+ 127.0.0.1\nuse_username_as_clientid true\n", conf)
-        tokens = dict(re.findall(r"(admin|it_support|counsellor) .*\n\s+token (lnm_\S+)", banner))
-        assert set(tokens) == {"admin", "it_support", "counsellor"}
+        found = re.findall(r"(admin|it_support|counsellor) +(\S+) .*\n\s+token (lnm_\S+)", banner)
+        # The counsellor of adult social work, and a mental-health nurse who refers (issue 20).
+        assert [(role, user) for role, user, _ in found] == [
+            ("admin", "admin@esavo.demo"),
+            ("it_support", "it@esavo.demo"),
+            ("counsellor", "ohjaaja@esavo.demo"),
+            ("counsellor", "hoitaja@esavo.demo"),
+        ]
+        tokens = {role: token for role, _user, token in found[:3]}
 
         def devices(role: str, query: str = "") -> dict:
             request = urllib.request.Request(
@@ -85,8 +92,9 @@ def test_demo_brings_thirty_tablets_online_and_stops_on_ctrl_c(tmp_path: Path, b
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             metrics = response.read().decode()
         assert total(metrics, "lainaamo_devices_online") == 28
-        assert total(metrics, "lainaamo_devices", state="on_loan") == 18
-        assert total(metrics, "lainaamo_devices", state="in_stock") == 12
+        # 18 lent, and two of the pilots' story (a referral handed over, a pair's loan)
+        assert total(metrics, "lainaamo_devices", state="on_loan") == 20
+        assert total(metrics, "lainaamo_devices", state="in_stock") == 10
         assert total(metrics, "lainaamo_loans", state="requested") == 2
 
         def converged() -> bool:

@@ -11,7 +11,7 @@ import pytest
 from support.fleet import make_fleet
 
 from server.entrypoints.demo import NURSE, PILOT_STORY_DEVICES, seed_loans, seed_pilot_story
-from server.service_layer import demo_data, loan_views, referrals
+from server.service_layer import demo_data, keep_device, loan_views, referrals, reports
 
 pytestmark = pytest.mark.integration
 
@@ -51,5 +51,20 @@ def test_the_demo_seeds_a_referral_a_declined_one_and_a_pair(migrated_db_url: st
         assert referred["state"] == "on_loan"
         assert referred["professionals"] == ["ohjaaja@esavo.demo"]  # who handed it over
         assert now - timedelta(weeks=7) < mine[-1].requested_at < now
+
+        # The programme report of the last eight weeks tells the evaluation's story.
+        with svc.session_factory() as session:
+            admin = demo_data.principal_named(svc.uow(), "admin@esavo.demo", "api")
+            report = reports.programme_report(session, admin, now - timedelta(weeks=8), now, now)
+        home = report.raw["aikuissosiaalityo"]
+        assert home.contacts_phone > 0 and home.contacts_home_visit > 0
+        assert home.contacts_remote_support > 0  # sessions of loans that connected
+        assert home.group_meetings >= 6 and home.group_participants == 8
+        assert 0 < home.group_attended < home.group_places
+        # ASK-1016 is to keep the tablet: proposed, waiting for IT support.
+        it = demo_data.principal_named(svc.uow(), "it@esavo.demo", "api")
+        (proposal,) = keep_device.open_proposals(svc.uow(), it)
+        assert proposal.client_ref == "ASK-1016"
+        assert report.raw["mielenterveys"].referrals == 2
     finally:
         fleet.services.close()
