@@ -67,7 +67,7 @@ def test_a_call_and_a_home_visit_are_recorded_listed_and_counted(
     expect(page.get_by_role("status").first).to_contain_text("Kontakti kirjattiin.")
     # A home visit with a note, its length typed in.
     page.get_by_label("Kotikäynti").check()
-    page.get_by_label("Merkintä (vapaaehtoinen)").nth(1).fill("Näytettiin videopuhelu")
+    page.get_by_label("Huomio yhteydenotosta (valinnainen)").fill("Näytettiin videopuhelu")
     page.get_by_label("Muu kesto minuutteina").fill("45")
     page.get_by_role("button", name="Kirjaa tällä kestolla").click()
     expect(page.get_by_role("status").first).to_contain_text("Kontakti kirjattiin.")
