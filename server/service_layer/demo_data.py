@@ -210,50 +210,60 @@ CONTACT_NOTES = ("Soitto, sovittiin etätapaamisesta", "Kotikäynti, laite toimi
 def record_contacts(
     uow: UnitOfWork, counsellor: Principal, now: datetime, weeks: int = 8, seed: int = 11
 ) -> int:
-    """The counsellor's support contacts with the clients of their units over `weeks`, as the
-    pilot evaluated them: phone calls and home visits at first, remote support taking over
-    (the contacts are loan notes with a channel; the remote-support sessions are recorded as
-    sessions that connected and ended, like the real ones). Returns the number of contacts."""
+    """Support contacts with every client on loan over `weeks`, as the pilot evaluated them:
+    phone calls and home visits at first, remote support taking over (the contacts are loan
+    notes with a channel, by the loan's first responsible professional, else `counsellor`; the
+    remote-support sessions are recorded as sessions that connected and ended, like the real
+    ones). Returns the number of contacts."""
     rng = random.Random(seed)
     made = 0
     with uow:
         session = uow.session
         lent = session.scalars(
             select(orm.Loan)
-            .where(orm.Loan.state == "on_loan", orm.Loan.unit_id.in_(counsellor.unit_ids))
+            .where(
+                orm.Loan.state == "on_loan",
+                orm.Loan.organisation_id == counsellor.organisation_id,
+            )
             .order_by(orm.Loan.id)
         ).all()
         for loan in lent:
             if loan.handed_over_at is None or loan.device_id is None:
                 continue
+            first = loan.professionals[0] if loan.professionals else None
+            author = first.id if first else counsellor.user_id
+            name = (first.username if first else counsellor.username).split("@")[0]
             for week in range(weeks):
-                at = now - timedelta(weeks=weeks - week, hours=rng.randint(-40, 40))
-                if at < loan.handed_over_at:
-                    continue
-                remote = rng.random() < week / weeks  # the later, the likelier remote support
-                if remote:
-                    _past_session(session, counsellor, loan, at, rng.randint(5, 25))
-                else:
-                    channel = rng.choice(("phone", "phone", "phone", "home_visit", "chat"))
-                    minutes = rng.choice((5, 10, 15)) if channel != "home_visit" else 60
-                    session.add(
-                        orm.LoanNote(
-                            loan_id=loan.id,
-                            author_id=counsellor.user_id,
-                            at=at,
-                            kind="visit" if channel == "home_visit" else "talked",
-                            text=rng.choice(CONTACT_NOTES),
-                            channel=channel,
-                            minutes=minutes,
-                        )
-                    )
-                made += 1
+                for _ in range(rng.randint(1, 3)):
+                    at = now - timedelta(weeks=weeks - week, hours=rng.randint(-60, 60))
+                    if at < loan.handed_over_at or at >= now:
+                        continue
+                    if rng.random() < (week + 1) / (weeks + 2):  # later, likelier remote
+                        _past_session(session, (author, name), loan, at, rng.randint(5, 25))
+                    else:
+                        _contact(session, rng, loan.id, author, at)
+                    made += 1
         uow.commit()
     return made
 
 
+def _contact(session: Session, rng: random.Random, loan_id: int, author: int, at: datetime) -> None:
+    channel = rng.choice(("phone", "phone", "phone", "home_visit", "chat"))
+    session.add(
+        orm.LoanNote(
+            loan_id=loan_id,
+            author_id=author,
+            at=at,
+            kind="visit" if channel == "home_visit" else "talked",
+            text=rng.choice(CONTACT_NOTES),
+            channel=channel,
+            minutes=60 if channel == "home_visit" else rng.choice((5, 10, 15)),
+        )
+    )
+
+
 def _past_session(
-    session: Session, counsellor: Principal, loan: orm.Loan, at: datetime, minutes: int
+    session: Session, caller: tuple[int, str], loan: orm.Loan, at: datetime, minutes: int
 ) -> None:
     assert loan.device_id is not None
     session.add(
@@ -263,8 +273,8 @@ def _past_session(
             device_id=loan.device_id,
             loan_id=loan.id,
             unit_id=loan.unit_id,
-            started_by=counsellor.user_id,
-            started_by_name=counsellor.username.split("@")[0],
+            started_by=caller[0],
+            started_by_name=caller[1],
             mode="view",
             purpose="Etätuki",
             state="ended",
