@@ -524,7 +524,9 @@ class GroupSession(Base):
 class GroupAttendance(Base):
     """Seconds a participant's tablet spent in one occurrence of a group on one local day, as
     its usage report says (docs/protocol.md §18 `groups`): that they joined, never what was
-    said or seen. Goes with the loan when it is anonymised."""
+    said or seen. It holds no text: when the client reference is anonymised the rows stay with
+    the loan, as the loan's dates and device do, so the report's past figures do not change.
+    Deleted with the group or the loan."""
 
     __tablename__ = "group_attendance"
     __table_args__ = (
