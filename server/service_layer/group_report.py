@@ -28,10 +28,22 @@ class GroupCounts:
     attended: int = 0
 
 
+# (unit id, month "YYYY-MM" in UTC, like the report's other months) → meetings, attended
+MonthKey = tuple[int, str]
+
+
 def group_counts(
     session: Session, organisation_id: int, start: datetime, end: datetime, now: datetime
 ) -> dict[int, GroupCounts]:
     """Per unit id, the period's meetings, participants and attendance, unsuppressed."""
+    return group_figures(session, organisation_id, start, end, now)[0]
+
+
+def group_figures(
+    session: Session, organisation_id: int, start: datetime, end: datetime, now: datetime
+) -> tuple[dict[int, GroupCounts], dict[MonthKey, tuple[int, int]]]:
+    """Per unit id, the period's meetings, participants and attendance; and per unit and
+    month, the meetings and the places attended. Unsuppressed."""
     until = min(end, now)
     G = orm.GroupSession
     found = session.scalars(
@@ -45,6 +57,8 @@ def group_counts(
     places: dict[int, int] = {}
     invited: dict[int, set[int]] = {}
     met: dict[int, set[str]] = {}
+    monthly: dict[MonthKey, tuple[int, int]] = {}
+    month_of: dict[str, str] = {}  # occurrence id → its month
     for group in found:
         stop = min(until, group.cancelled_at) if group.cancelled_at else until
         held = [
@@ -59,6 +73,11 @@ def group_counts(
         places[group.unit_id] = places.get(group.unit_id, 0) + len(held) * len(loans)
         invited.setdefault(group.unit_id, set()).update(loans)
         met.setdefault(group.id, set()).update(o.id for o in held)
+        for o in held:
+            month_of[o.id] = f"{o.start:%Y-%m}"
+            key = (group.unit_id, month_of[o.id])
+            n, a = monthly.get(key, (0, 0))
+            monthly[key] = (n + 1, a)
     attended: dict[int, int] = {}
     if met:
         A = orm.GroupAttendance
@@ -71,7 +90,10 @@ def group_counts(
         for unit_id, group_id, occurrence, _loan in pairs:
             if occurrence in met[group_id]:
                 attended[unit_id] = attended.get(unit_id, 0) + 1
-    return {
+                key = (unit_id, month_of[occurrence])
+                n, a = monthly[key]
+                monthly[key] = (n, a + 1)
+    per_unit = {
         unit_id: GroupCounts(
             meetings=n,
             participants=len(invited.get(unit_id, ())),
@@ -80,3 +102,4 @@ def group_counts(
         )
         for unit_id, n in meetings.items()
     }
+    return per_unit, monthly

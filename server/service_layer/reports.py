@@ -76,7 +76,7 @@ from server.domain.model import LifecycleState, Principal
 from server.domain.usage import days_of
 from server.service_layer import audit, usage
 from server.service_layer.contact_report import ContactCounts, contact_counts
-from server.service_layer.group_report import group_counts
+from server.service_layer.group_report import MonthKey, group_figures
 from server.service_layer.unit_of_work import UnitOfWork
 
 DAY_S = 86400.0
@@ -355,6 +355,8 @@ class Report:
     collecting: dict[str, bool] = field(default_factory=dict)  # by unit code: collects usage
     # Support contacts by month: (month, unit code, unit name, per channel); "" the region.
     contact_months: list[ContactMonth] = field(default_factory=list)
+    # Remote groups by month and unit ("" the region): meetings and places attended.
+    group_months: list[GroupMonth] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -363,6 +365,51 @@ class ContactMonth:
     code: str  # "": the region
     name: str
     channels: dict[str, Shown]
+
+
+@dataclass(frozen=True)
+class GroupMonth:
+    month: str  # "YYYY-MM" (UTC)
+    code: str  # "": the region
+    name: str
+    meetings: Shown
+    attended: Shown
+
+
+def group_months(
+    units: list[orm.Unit],
+    monthly: Mapping[MonthKey, tuple[int, int]],
+    columns: Mapping[str, list[int | Suppressed]],
+    total_shown: Mapping[str, Shown],
+) -> list[GroupMonth]:
+    """Meetings and places attended per month for each unit and the region, withheld under
+    the threshold and protected like the contacts' table: along each month (its units add up
+    to the region's month) and each unit's months (they add up to its figure per unit)."""
+    months = sorted({m for _u, m in monthly})
+    Cell = tuple[str, int | str]  # month, unit id ("": the region)
+    shown: dict[int, dict[Cell, Shown]] = {}
+    for index, name in ((0, "group_meetings"), (1, "group_attended")):
+        cells: dict[Cell, int] = {
+            (m, u.id): monthly.get((u.id, m), (0, 0))[index] for m in months for u in units
+        }
+        for m in months:
+            cells[(m, "")] = sum(cells[(m, u.id)] for u in units)
+        lines: list[tuple[list[Cell], bool]] = [
+            ([(m, u.id) for u in units], not isinstance(suppress(cells[(m, "")]), Suppressed))
+            for m in months
+        ]
+        lines += [
+            ([(m, u.id) for m in months], not isinstance(columns[name][i], Suppressed))
+            for i, u in enumerate(units)
+        ]
+        lines.append(([(m, "") for m in months], not isinstance(total_shown[name], Suppressed)))
+        shown[index] = dict(protect_grid(cells, lines))
+    out = []
+    lines_of: list[tuple[str, str, int | str]] = [(u.code, u.name, u.id) for u in units]
+    for m in months:
+        for code, label, key in [*lines_of, ("", "", "")]:
+            out.append(GroupMonth(m, code, label, shown[0][(m, key)], shown[1][(m, key)]))
+    return out
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -547,7 +594,8 @@ def programme_report(
         counts[unit_id] = counts.get(unit_id, Counts()) + used
     contacts = contact_counts(session, org, start, end, now)
     counts = with_contacts(counts, contacts)
-    for unit_id, met in group_counts(session, org, start, end, now).items():
+    met_units, met_months = group_figures(session, org, start, end, now)
+    for unit_id, met in met_units.items():
         counts[unit_id] = counts.get(unit_id, Counts()) + Counts(
             group_meetings=met.meetings,
             group_participants=met.participants,
@@ -587,6 +635,7 @@ def programme_report(
         contact_months=contact_months(
             list(units), contacts, period_months(start, end), columns, total_shown
         ),
+        group_months=group_months(list(units), met_months, columns, total_shown),
     )
 
 

@@ -114,6 +114,14 @@ def test_meetings_participants_and_attendance_per_unit(fleet: Fleet) -> None:
     assert row.group_attended == 3 + 4 + 5 + 6 + 1
     assert row.group_attendance_rate == pytest.approx(19 / (6 * 4 + 2))
     assert (report.raw[""].group_places, report.raw[""].group_attended) == (26, 19)
+    # Per month: the months' meetings add up to the unit's (each cell withheld under five).
+    lines = [g for g in report.group_months if g.code == "aikuissosiaalityo"]
+    assert lines and {g.month for g in lines} == {f"{m.start:%Y-%m}" for m in meetings}
+    shown = [g.meetings for g in lines]
+    if all(isinstance(n, int) for n in shown):
+        assert sum(shown) == 5  # type: ignore[arg-type]
+    else:
+        assert sum(1 for n in shown if isinstance(n, Suppressed)) != 1  # never one alone
     # A period that ends before the third meeting counts two of the weekly group's, plus one.
     early = read(fleet, first - timedelta(days=3), meetings[2].start)
     assert early.raw["aikuissosiaalityo"].group_meetings == 2 + 1
