@@ -123,8 +123,11 @@ class Link:
             self._connect()
         if self.client.socket() is not None:
             self.client.loop_misc()
-        for out in self.core.tick():
-            self._send(out)
+        # Stopping: no new report is made (it could only wait in the outbox for the next start,
+        # after the shutdown presence that says the tablet has gone).
+        if self.state is not LinkState.STOPPING:
+            for out in self.core.tick():
+                self._send(out)
         for out in self.core.support_events():
             self._send(out)
         if self.state is LinkState.CONNECTED:
