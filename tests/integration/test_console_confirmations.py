@@ -59,6 +59,10 @@ CONFIRMED: dict[tuple[str, str], frozenset[str]] = {
     ("console.device_manual_wipe", ""): frozenset({"confirm"}),
     # Locks every chosen tablet until someone unlocks it: tick and reason (fleet_bulk.py).
     ("console.devices_bulk_send", "lock"): frozenset({"confirm", "reason"}),
+    # The client keeps the tablet: it is wiped and leaves management; the device id typed again.
+    ("console.keep_approve", ""): frozenset({"device_id"}),
+    # The group's meetings leave the participants' tablets: tick.
+    ("console.group_cancel", ""): frozenset({"confirm"}),
 }
 # Endpoint or endpoint:variant → why one click (or one ordinary form) is enough.
 ONE_CLICK: dict[str, str] = {
@@ -103,6 +107,14 @@ ONE_CLICK: dict[str, str] = {
     "console.device_lock": "device-lock work",
     "console.device_unlock": "device-lock work",
     "console.support_start": "the client accepts or declines on the tablet",
+    "console.loan_contact": "records a support contact (a note); audited",
+    "console.loan_professionals": "an edited form (who is responsible); audited",
+    "console.keep_propose": "a proposal with its reason; IT support decides",
+    "console.keep_withdraw": "withdraws one's proposal; the loan goes on",
+    "console.keep_decline": "IT support declines with a reason; the loan goes on",
+    "console.group_schedule": "schedules a group; it can be changed or cancelled",
+    "console.group_ring": "harmless: the participant's tablet rings",
+    "console.unit_group_link_save": "an edited form (the unit's video link); audited",
     "console.support_offer": "remote-support signalling",
     "console.support_candidate": "remote-support signalling",
     "console.support_hangup": "ends a support session",
