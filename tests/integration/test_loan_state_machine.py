@@ -34,7 +34,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 from support.fleet import make_fleet
 
-from lainaamo.errors import DomainError, Forbidden, NotFound
+from lainaamo.errors import DomainError, Forbidden, InvalidInput, NotFound
 from server.adapters import orm
 from server.bootstrap import Services
 from server.domain.device_commands import PENDING
@@ -316,7 +316,8 @@ class LoanMachine(RuleBasedStateMachine):
         pool = self.usually(data, fresh, list(CLIENTS))
         client = data.draw(st.sampled_from(pool), label="client")
         if unit not in units:
-            outcome = Outcome(NotFound, "a counsellor does not see other units")
+            # Into another unit's queue only as a referral, which says why (issue 20).
+            outcome = Outcome(InvalidInput, "a request into another unit is a referral")
         elif client in busy:
             outcome = Outcome(DomainError, "the client already has an open loan in this unit")
         else:
