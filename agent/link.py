@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -126,10 +127,8 @@ class Link:
         # Stopping: no new report is made (it could only wait in the outbox for the next start,
         # after the shutdown presence that says the tablet has gone).
         if self.state is not LinkState.STOPPING:
-            for out in self.core.tick():
-                self._send(out)
-        for out in self.core.support_events():
-            self._send(out)
+            self._send_all(self.core.tick())
+        self._send_all(self.core.support_events())
         if self.state is LinkState.CONNECTED:
             if self._birth_status_due:
                 # After CONNACK processing, so that paho's own resends go out before it.
@@ -141,6 +140,10 @@ class Link:
         if self.state is LinkState.STOPPING:
             self._advance_stop(now)
         return self._next_poll(now)
+
+    def _send_all(self, outgoing: Iterable[Outgoing]) -> None:
+        for out in outgoing:
+            self._send(out)
 
     def stop_support(self) -> None:
         """End a remote-support session (`agent_stopped`) and send its events while we can."""
