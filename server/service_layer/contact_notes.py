@@ -216,26 +216,7 @@ def add_note(
     uow: UnitOfWork, principal: Principal, loan_id: int, note: NewNote, now: datetime
 ) -> NoteView:
     """Add a contact note to a loan the principal may see (audited without its text)."""
-    with uow:
-        session = uow.session
-        loan = loan_for(session, principal, loan_id)
-        row = orm.LoanNote(
-            loan_id=loan.id, author_id=principal.user_id, at=now, kind=note.kind, text=note.text
-        )
-        session.add(row)
-        session.flush()
-        audit.record(
-            session,
-            principal=principal,
-            action=audit.action(principal, "loan:note:add"),
-            subject_type="loan_note",
-            subject_id=str(row.id),
-            organisation_id=loan.organisation_id,
-            after={"loan_id": loan.id, "kind": note.kind, "text_length": len(note.text)},
-            system_part=principal.via,
-        )
-        uow.commit()
-        return NoteView(row.id, loan.id, now, note.kind, note.text, principal.username)
+    return _add(uow, principal, loan_id, now, note.kind, note.text)
 
 
 def add_contact(
@@ -243,6 +224,23 @@ def add_contact(
 ) -> NoteView:
     """Record a support contact (a note with its channel and minutes) on a loan the principal
     may see; audited as a note, with the channel and minutes but without its text."""
+    return _add(
+        uow, principal, loan_id, now, contact.kind, contact.text, contact.channel, contact.minutes
+    )
+
+
+def _add(
+    uow: UnitOfWork,
+    principal: Principal,
+    loan_id: int,
+    now: datetime,
+    kind: str,
+    text: str,
+    channel: str | None = None,
+    minutes: int | None = None,
+) -> NoteView:
+    """A note (with a contact's channel and minutes, if any), audited as `loan:note:add`
+    with its kind, length and the contact's figures, never its text."""
     with uow:
         session = uow.session
         loan = loan_for(session, principal, loan_id)
@@ -250,13 +248,14 @@ def add_contact(
             loan_id=loan.id,
             author_id=principal.user_id,
             at=now,
-            kind=contact.kind,
-            text=contact.text,
-            channel=contact.channel,
-            minutes=contact.minutes,
+            kind=kind,
+            text=text,
+            channel=channel,
+            minutes=minutes,
         )
         session.add(row)
         session.flush()
+        contact = {"channel": channel, "minutes": minutes} if channel is not None else {}
         audit.record(
             session,
             principal=principal,
@@ -264,26 +263,11 @@ def add_contact(
             subject_type="loan_note",
             subject_id=str(row.id),
             organisation_id=loan.organisation_id,
-            after={
-                "loan_id": loan.id,
-                "kind": contact.kind,
-                "channel": contact.channel,
-                "minutes": contact.minutes,
-                "text_length": len(contact.text),
-            },
+            after={"loan_id": loan.id, "kind": kind, **contact, "text_length": len(text)},
             system_part=principal.via,
         )
         uow.commit()
-        return NoteView(
-            row.id,
-            loan.id,
-            now,
-            contact.kind,
-            contact.text,
-            principal.username,
-            contact.channel,
-            contact.minutes,
-        )
+        return NoteView(row.id, loan.id, now, kind, text, principal.username, channel, minutes)
 
 
 def read_notes(
