@@ -295,6 +295,20 @@ class Settings:
         "after a redirect may be lost when another process serves the next page.",
         "security",
     )
+    sso_file: str = _s(
+        "",
+        "TOML file of staff single sign-on: each organisation's OpenID Connect providers "
+        "(issuer, client id, the secret's file or variable), which claim carries groups, the "
+        "mapping of groups to role and units, and whether local passwords are on "
+        "(docs/security.md). Empty: local passwords only.",
+        "security",
+    )
+    reauth_minutes: int = _s(
+        15,
+        "A wipe, a release, a bulk command or a change of users and roles needs a sign-in or "
+        "second factor within this many minutes; older, the console asks for it again.",
+        "security",
+    )
     command_signing_key_file: str = _s(
         "",
         "Server: file holding the Ed25519 private key that signs commands (PEM, readable by the "
@@ -390,6 +404,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if not 1 <= self.reauth_minutes <= 720:
+            raise ConfigError(f"reauth_minutes must be 1–720, not {self.reauth_minutes}")
         if not 0 <= self.digest_hour <= 23:
             raise ConfigError(f"digest_hour must be 0–23, not {self.digest_hour}")
         if self.ingest_receipt_interval_ms < 0:

@@ -246,8 +246,54 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     overdue_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     digest_sent_on: Mapped[date | None] = mapped_column(Date)
+    # Single sign-on (docs/security.md): the provider's name in the SSO file and the subject
+    # identifier it gives; None for a local account. An SSO user's role and units come from
+    # their groups at every sign-in.
+    sso_provider: Mapped[str | None] = mapped_column(String(40))
+    sso_subject: Mapped[str | None] = mapped_column(String(255), info=machine_made("provider id"))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # May sign in with a password even where the organisation has switched passwords off.
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The second factor of a local account (TOTP, RFC 6238): the base32 secret, when it was
+    # confirmed (None: not in use), and the last time step accepted (no code twice).
+    totp_secret: Mapped[str | None] = mapped_column(String(64), info=machine_made("base32"))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     units: Mapped[list[Unit]] = relationship(secondary=user_units, lazy="selectin")
+
+    __table_args__ = (UniqueConstraint("sso_provider", "sso_subject"),)
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the second factor; only its SHA-256 is stored."""
+
+    __tablename__ = "recovery_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), info=machine_made("sha256"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SsoAttempt(Base):
+    """A sign-in sent to an identity provider and not yet back: what the answer must match.
+
+    Keyed by the SHA-256 of the OAuth `state`, which the browser also holds in a cookie, so an
+    answer is taken only once, only in the browser that started it, and only for a while."""
+
+    __tablename__ = "sso_attempts"
+    state_hash: Mapped[str] = mapped_column(
+        String(64), primary_key=True, info=machine_made("sha256")
+    )
+    provider: Mapped[str] = mapped_column(String(40))
+    purpose: Mapped[str] = mapped_column(String(10))  # sign_in or reauth
+    nonce: Mapped[str] = mapped_column(String(64), info=machine_made("random token"))
+    code_verifier: Mapped[str] = mapped_column(String(128), info=machine_made("random token"))
+    next_path: Mapped[str] = mapped_column(String(500), default="")
+    # Re-authentication: the console session it is for (its id's SHA-256).
+    session_hash: Mapped[str | None] = mapped_column(String(64), info=machine_made("sha256"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ConsoleSession(Base):
@@ -260,6 +306,19 @@ class ConsoleSession(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # How the person proved who they are (password, password+totp, recovery_code, sso), and
+    # when they last did: re-authentication before a wipe, a release, a bulk command or a
+    # change of users and roles asks for a recent one (docs/security.md).
+    auth_method: Mapped[str] = mapped_column(String(20), default="password")
+    sso_provider: Mapped[str | None] = mapped_column(String(40))
+    authenticated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The password was right and the second factor is still to come: not signed in yet.
+    pending_second_factor: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # The provider's ID token, kept only as the hint of its single logout (RP-initiated
+    # logout) and gone with the session; never written to the audit log.
+    id_token_hint: Mapped[str | None] = mapped_column(Text, info=machine_made("signed token"))
 
     user: Mapped[User] = relationship(lazy="joined")
 

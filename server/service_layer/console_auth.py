@@ -51,6 +51,10 @@ class BrowserSession:
     csrf_token: str
     language: str | None
     expires_at: datetime
+    # How and when the person last proved who they are (re-authentication looks at these).
+    auth_method: str = "password"
+    authenticated_at: datetime | None = None
+    sso_provider: str | None = None
 
 
 def check_new_password(password: str, username: str) -> str:
@@ -115,27 +119,53 @@ def sign_in(uow: UnitOfWork, username: str, password: str, now: datetime) -> tup
     Raises SignInFailed (same message whether the user exists or not) or AccountLocked.
     """
     with uow:
-        session = uow.session
         user = checked_user(uow, username, password, now)
-        cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        session.add(
-            ConsoleSession(
-                id_hash=hash_token(cookie),
-                user_id=user.id,
-                csrf_token=csrf,
-                created_at=now,
-                last_seen_at=now,
-                expires_at=now + SESSION_LIFETIME,
-            )
-        )
-        # Sessions that ended long ago are of no use to anyone.
-        session.execute(
-            delete(ConsoleSession).where(
-                ConsoleSession.user_id == user.id, ConsoleSession.expires_at < now
-            )
-        )
+        cookie, csrf = open_session(uow.session, user, now, "password")
         uow.commit()
         return cookie, csrf
+
+
+def open_session(
+    session: Session,
+    user: User,
+    now: datetime,
+    method: str,
+    *,
+    sso_provider: str | None = None,
+    id_token_hint: str | None = None,
+    pending_second_factor: bool = False,
+) -> tuple[str, str]:
+    """Add a new browser session for a user whose identity was just proved: (cookie, CSRF).
+
+    The caller commits. `method`: password, password+totp, recovery_code or sso. A session
+    with `pending_second_factor` is not signed in (`load` ignores it) until the second factor
+    turns it into one. Every sign-in gets a new id, which defeats session fixation.
+    """
+    cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session.add(
+        ConsoleSession(
+            id_hash=hash_token(cookie),
+            user_id=user.id,
+            csrf_token=csrf,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + SESSION_LIFETIME,
+            auth_method=method,
+            sso_provider=sso_provider,
+            authenticated_at=now,
+            pending_second_factor=pending_second_factor,
+            id_token_hint=id_token_hint,
+        )
+    )
+    if not pending_second_factor:
+        user.last_sign_in_at = now
+    # Sessions that ended long ago are of no use to anyone.
+    session.execute(
+        delete(ConsoleSession).where(
+            ConsoleSession.user_id == user.id, ConsoleSession.expires_at < now
+        )
+    )
+    return cookie, csrf
 
 
 def load(uow: UnitOfWork, cookie: str, now: datetime, touch: bool = True) -> BrowserSession | None:
@@ -148,7 +178,7 @@ def load(uow: UnitOfWork, cookie: str, now: datetime, touch: bool = True) -> Bro
         return None
     with uow:
         row = uow.session.get(ConsoleSession, hash_token(cookie))
-        if row is None:
+        if row is None or row.pending_second_factor:
             return None
         if row.expires_at <= now or row.last_seen_at + IDLE_TIMEOUT <= now or not row.user.active:
             uow.session.delete(row)
@@ -158,7 +188,13 @@ def load(uow: UnitOfWork, cookie: str, now: datetime, touch: bool = True) -> Bro
             row.last_seen_at = now
             uow.commit()
         return BrowserSession(
-            principal_of(row.user, "console"), row.csrf_token, row.user.language, row.expires_at
+            principal_of(row.user, "console"),
+            row.csrf_token,
+            row.user.language,
+            row.expires_at,
+            auth_method=row.auth_method,
+            authenticated_at=row.authenticated_at,
+            sso_provider=row.sso_provider,
         )
 
 

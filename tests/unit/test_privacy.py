@@ -155,6 +155,14 @@ def test_columns_of_generated_values_are_marked_machine_made() -> None:
     would fail at random; and nothing else may be (each exemption is a way around)."""
     assert _machine_made() == {
         ("users", "password_hash"),
+        ("users", "sso_subject"),
+        ("users", "totp_secret"),
+        ("recovery_codes", "code_hash"),
+        ("sso_attempts", "state_hash"),
+        ("sso_attempts", "nonce"),
+        ("sso_attempts", "code_verifier"),
+        ("sso_attempts", "session_hash"),
+        ("console_sessions", "id_token_hint"),
         ("console_sessions", "id_hash"),
         ("console_sessions", "csrf_token"),
         ("enrollment_tokens", "token_hash"),

@@ -61,6 +61,7 @@ def load_user() -> BaseResponse | None:
     g.principal = browser.principal if browser else None
     g.csrf_token = browser.csrf_token if browser else None
     g.session_cookie = cookie if browser else None
+    g.browser = browser  # how and when this person signed in (re-authentication)
     chosen = request.cookies.get(LANGUAGE_COOKIE) or (browser.language if browser else None)
     g.language = i18n.best_language(request.accept_languages, chosen)
     if request.endpoint not in PUBLIC and browser is None:
