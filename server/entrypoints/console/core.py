@@ -32,7 +32,19 @@ PRE_CSRF_COOKIE = "lainaamo_pre"  # double-submit token for the sign-in form (no
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # Reachable without signing in (endpoint names).
-PUBLIC = frozenset({"console.login", "console.static", "console.set_language"})
+PUBLIC = frozenset(
+    {
+        "console.login",
+        "console.static",
+        "console.set_language",
+        # Single sign-on's way out to the provider and back, the second factor's step, and
+        # the provider's return after single logout: not signed in (yet, or any more).
+        "console.sso_start",
+        "console.sso_callback",
+        "console.login_second_factor",
+        "console.signed_out",
+    }
+)
 # Requests a page makes by itself: they do not count as the user being active.
 PASSIVE = frozenset({"console.devices_live", "console.devices_snapshot"})
 
