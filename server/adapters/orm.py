@@ -252,6 +252,9 @@ class User(Base):
     sso_provider: Mapped[str | None] = mapped_column(String(40))
     sso_subject: Mapped[str | None] = mapped_column(String(255), info=machine_made("provider id"))
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a sign-in found the person in none of the mapped groups: the account was made
+    # inactive by that, not by an administrator, and a later mapped sign-in restores it.
+    sso_removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # May sign in with a password even where the organisation has switched passwords off.
     break_glass: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The second factor of a local account (TOTP, RFC 6238): the base32 secret, when it was
