@@ -1,8 +1,11 @@
-"""Console sign-in: passwords, lockout, browser sessions and password changes.
+"""Console sign-in: passwords, the second factor, lockout, browser sessions, re-authentication
+and password changes.
 
 A browser session is a row whose id only the cookie knows (the row keeps its SHA-256), so a
 leaked database cannot be replayed as cookies, and signing out or changing the password ends
-sessions for real. Every sign-in gets a new id, which defeats session fixation.
+sessions for real. Every sign-in gets a new id, which defeats session fixation. A user with a
+second factor (`second_factor`) gets a pending session after the right password, good for
+PENDING_LIFETIME and for nothing but the code; the right code replaces it with a new one.
 """
 
 from __future__ import annotations
@@ -15,32 +18,44 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from lainaamo.errors import DomainError, InvalidInput
+from lainaamo.errors import InvalidInput
 from server.adapters.orm import ConsoleSession, User
 from server.domain.model import Principal
-from server.service_layer import accounts, audit
+from server.service_layer import accounts, lockout, second_factor
 from server.service_layer.accounts import hash_token, principal_of
+from server.service_layer.lockout import LOCKOUT as LOCKOUT
+from server.service_layer.lockout import MAX_FAILURES as MAX_FAILURES
+from server.service_layer.lockout import AccountLocked as AccountLocked
+from server.service_layer.lockout import SignInFailed as SignInFailed
 from server.service_layer.unit_of_work import UnitOfWork
 
-MAX_FAILURES = 5  # consecutive failed sign-ins before the account locks
-LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)  # a working day, then sign in again
+PENDING_LIFETIME = timedelta(minutes=5)  # from the right password to the second factor
 IDLE_TIMEOUT = timedelta(minutes=60)
 TOUCH_EVERY = timedelta(minutes=1)  # last_seen precision: not a write per request
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256
 
 
-class SignInFailed(DomainError):
-    code = "sign_in_failed"
+class SecondFactorRequired(SignInFailed):
+    """The password is right; the account's second factor (a code) is still to come."""
+
+    code = "second_factor_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this account has a second factor: send the code from the authenticator app "
+            "(or a recovery code) as well"
+        )
 
 
-class AccountLocked(DomainError):
-    code = "account_locked"
+@dataclass(frozen=True)
+class SignIn:
+    """A new session's cookie and CSRF token; `second_factor_due`: only the code may use it."""
 
-    def __init__(self, until: datetime) -> None:
-        super().__init__(f"too many failed sign-ins: the account is locked until {until:%H:%M} UTC")
-        self.until = until
+    cookie: str
+    csrf: str
+    second_factor_due: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,14 +95,16 @@ def checked_user(
     """The user whose password this is, inside the caller's open unit of work.
 
     Shared by the console's sign-in and the API's password tokens, so both count against one
-    lockout. A failure is audited and committed before SignInFailed or AccountLocked is
-    raised (the same message whether or not the user exists); a success resets the counter
-    and is audited as `{part}:auth:sign_in`, committed by the caller with what it adds.
+    lockout (`lockout`). A failure is audited and committed before SignInFailed or
+    AccountLocked is raised (the same message whether or not the user exists). A success
+    without a second factor resets the counter and is audited as `{part}:auth:sign_in`; with
+    one, as `{part}:auth:password_accepted` and the counter stays until the code is right
+    (else knowing the password would allow endless guesses of codes). The caller commits.
     """
     session = uow.session
     user = session.scalar(select(User).where(User.username == username.strip()[:120]))
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        _audit(session, user, f"{part}:auth:sign_in_refused", "locked", part)
+    if user is not None and lockout.is_locked(user, now) and user.locked_until is not None:
+        lockout.record(session, user, f"{part}:auth:sign_in_refused", "locked", part)
         uow.commit()
         raise AccountLocked(user.locked_until)
     stored = user.password_hash if user is not None and user.active else None
@@ -98,31 +115,136 @@ def checked_user(
         ok = False
     if not ok or user is None:
         if user is not None:
-            user.failed_logins += 1
-            reason = f"failure {user.failed_logins} of {MAX_FAILURES}"
-            if user.failed_logins >= MAX_FAILURES:
-                user.locked_until = now + LOCKOUT
-                user.failed_logins = 0
-                reason = f"locked for {int(LOCKOUT.total_seconds() // 60)} minutes"
-            _audit(session, user, f"{part}:auth:sign_in_failed", reason, part)
+            lockout.record_failure(session, user, now, f"{part}:auth:sign_in_failed", part)
             uow.commit()
         raise SignInFailed("wrong user name or password")
-    user.failed_logins = 0
-    user.locked_until = None
-    _audit(session, user, f"{part}:auth:sign_in", None, part)
+    if second_factor.enabled(user):
+        lockout.record(session, user, f"{part}:auth:password_accepted", "second factor due", part)
+        return user
+    lockout.record_success(user)
+    lockout.record(session, user, f"{part}:auth:sign_in", None, part)
     return user
 
 
-def sign_in(uow: UnitOfWork, username: str, password: str, now: datetime) -> tuple[str, str]:
-    """Check the password and open a session: (cookie value, CSRF token).
+def proved_second_factor(
+    uow: UnitOfWork, user: User, answer: str | None, now: datetime, part: str = "console"
+) -> str:
+    """Check the second factor of `user` (whose password was right): the method, audited as
+    `{part}:auth:sign_in`, the counter reset; the caller commits. No answer:
+    SecondFactorRequired; a wrong one counts against the lockout (committed) and raises
+    SignInFailed, or AccountLocked if it locked the account."""
+    session = uow.session
+    if not answer:
+        uow.commit()  # the password's audit event
+        raise SecondFactorRequired()
+    method = second_factor.check(session, user, answer, now, part)
+    if not method:
+        action = f"{part}:auth:sign_in_failed"
+        locked = lockout.record_failure(session, user, now, action, part, what="second factor")
+        uow.commit()
+        if locked and user.locked_until is not None:
+            raise AccountLocked(user.locked_until)
+        raise SignInFailed("wrong code")
+    lockout.record_success(user)
+    lockout.record(session, user, f"{part}:auth:sign_in", method, part)
+    return method
+
+
+def sign_in(uow: UnitOfWork, username: str, password: str, now: datetime) -> SignIn:
+    """Check the password and open a session (a pending one if a second factor is due).
 
     Raises SignInFailed (same message whether the user exists or not) or AccountLocked.
     """
     with uow:
         user = checked_user(uow, username, password, now)
-        cookie, csrf = open_session(uow.session, user, now, "password")
+        due = second_factor.enabled(user)
+        cookie, csrf = open_session(uow.session, user, now, "password", pending_second_factor=due)
         uow.commit()
-        return cookie, csrf
+        return SignIn(cookie, csrf, due)
+
+
+def second_step(uow: UnitOfWork, pending_cookie: str, answer: str, now: datetime) -> SignIn:
+    """The second factor after the right password: the pending session is replaced by a
+    signed-in one with a new id (the privilege changes, so does the cookie).
+
+    A missing or expired pending session raises SignInFailed ("sign in again"); a wrong code
+    counts against the lockout (SignInFailed, or AccountLocked when it locks the account, which
+    also ends the pending session)."""
+    with uow:
+        session = uow.session
+        row = _pending_row(session, pending_cookie)
+        if row is None or row.expires_at <= now or not row.user.active:
+            if row is not None:
+                session.delete(row)
+                uow.commit()
+            raise SignInFailed("sign in again: the time for the code ran out")
+        user = row.user
+        if lockout.is_locked(user, now) and user.locked_until is not None:
+            lockout.record(session, user, "console:auth:sign_in_refused", "locked")
+            session.delete(row)
+            uow.commit()
+            raise AccountLocked(user.locked_until)
+        try:
+            method = proved_second_factor(uow, user, answer, now)
+        except AccountLocked:
+            session.delete(row)
+            uow.commit()
+            raise
+        session.delete(row)
+        cookie, csrf = open_session(session, user, now, method)
+        uow.commit()
+        return SignIn(cookie, csrf)
+
+
+def reauthenticate(uow: UnitOfWork, cookie: str, answer: str, now: datetime) -> str:
+    """Prove one's identity again in a signed-in session: a code (or recovery code) for a user
+    with a second factor, else the password. Sets the session's `authenticated_at`, audited
+    `console:auth:reauth` with the method; a wrong answer counts against the lockout
+    (`console:auth:reauth_failed`). Single sign-on users re-authenticate at their provider."""
+    with uow:
+        session = uow.session
+        row = session.get(ConsoleSession, hash_token(cookie)) if 0 < len(cookie) <= 100 else None
+        if row is None or row.pending_second_factor:
+            raise SignInFailed("you are not signed in")
+        user = row.user
+        if user.sso_provider is not None:
+            raise second_factor.SsoAccount()
+        if lockout.is_locked(user, now) and user.locked_until is not None:
+            lockout.record(session, user, "console:auth:reauth_refused", "locked")
+            uow.commit()
+            raise AccountLocked(user.locked_until)
+        if second_factor.enabled(user):
+            method = second_factor.check(session, user, answer, now)
+        else:
+            method = "password" if _password_right(user, answer) else ""
+        if not method:
+            action = "console:auth:reauth_failed"
+            locked = lockout.record_failure(session, user, now, action)
+            uow.commit()
+            if locked and user.locked_until is not None:
+                raise AccountLocked(user.locked_until)
+            raise SignInFailed("wrong code" if second_factor.enabled(user) else "wrong password")
+        row.authenticated_at = now
+        lockout.record_success(user)
+        lockout.record(session, user, "console:auth:reauth", method)
+        uow.commit()
+        return method
+
+
+def _pending_row(session: Session, cookie: str) -> ConsoleSession | None:
+    if not cookie or len(cookie) > 100:
+        return None
+    row = session.get(ConsoleSession, hash_token(cookie))
+    return row if row is not None and row.pending_second_factor else None
+
+
+def _password_right(user: User, password: str) -> bool:
+    if not password or not user.password_hash:
+        return False
+    try:
+        return bool(accounts.password_hasher().verify(user.password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def open_session(
@@ -149,7 +271,7 @@ def open_session(
             csrf_token=csrf,
             created_at=now,
             last_seen_at=now,
-            expires_at=now + SESSION_LIFETIME,
+            expires_at=now + (PENDING_LIFETIME if pending_second_factor else SESSION_LIFETIME),
             auth_method=method,
             sso_provider=sso_provider,
             authenticated_at=now,
@@ -252,13 +374,4 @@ def set_language(uow: UnitOfWork, principal: Principal, language: str | None) ->
 def _audit(
     session: Session, user: User, action: str, reason: str | None, part: str = "console"
 ) -> None:
-    audit.record(
-        session,
-        principal=principal_of(user, "console"),
-        action=action,
-        subject_type="user",
-        subject_id=str(user.id),
-        organisation_id=user.organisation_id,
-        reason=reason,
-        system_part=part,
-    )
+    lockout.record(session, user, action, reason, part)

@@ -27,9 +27,12 @@ LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
 @bp.post("/auth/tokens")
 @endpoint("createToken", {201: (Token, "Token created")}, (401, 422), public=True)
 def create_token(json: TokenCreate) -> tuple[dict[str, Any], int]:
-    """Exchange a user name and password for a bearer token (valid 12 hours)"""
+    """Exchange a user name and password (and the second factor's code) for a bearer token
+
+    Valid 12 hours. An account with a second factor sends `otp` as well: without it the answer
+    is 401 with the code second_factor_required, never a token."""
     svc = services()
-    # Same lockout as the console's sign-in form (401 wrong password, 423 locked).
+    # Same lockout as the console's sign-in form (401 wrong password or code, 423 locked).
     token, expires = api_auth.sign_in(
         svc.uow(),
         json.username,
@@ -37,6 +40,7 @@ def create_token(json: TokenCreate) -> tuple[dict[str, Any], int]:
         json.name or "api",
         LOGIN_TOKEN_LIFETIME,
         svc.clock(),
+        json.otp,
     )
     return {"token": token, "expires_at": expires.isoformat() if expires else None}, 201
 

@@ -1,5 +1,6 @@
-"""Signing in and out, the language switch, and the user's own page (password, API tokens,
-the opt-in daily e-mail of overdue loans)."""
+"""Signing in and out, the language switch, and the user's own page (password, second factor,
+API tokens, the opt-in daily e-mail of overdue loans). The sign-in's second step (the code) is
+in `sign_in_step`, re-authentication in `reauth`."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError
 from server.domain.model import Role
-from server.entrypoints.console import core, i18n
+from server.entrypoints.console import core, i18n, sign_in_step
+from server.entrypoints.console import reauth as reauth  # noqa: F401 (views on import)
 from server.entrypoints.console.blueprint import bp
+from server.entrypoints.console.enrollment_page import qr_data_uri
 from server.entrypoints.console.i18n import _
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
-from server.service_layer import accounts, console_auth, digest
+from server.service_layer import accounts, console_auth, digest, second_factor
 
 HOME_BY_ROLE = {
     Role.IT_SUPPORT: "console.devices",
@@ -39,7 +42,7 @@ def login() -> BaseResponse:
     core.check_csrf(request.cookies.get(core.PRE_CSRF_COOKIE))
     svc = services()
     try:
-        cookie, _csrf = console_auth.sign_in(
+        signed = console_auth.sign_in(
             svc.uow(),
             request.form.get("username", ""),
             request.form.get("password", ""),
@@ -55,16 +58,11 @@ def login() -> BaseResponse:
     except console_auth.SignInFailed:
         flash(_("Wrong user name or password."), "error")
         return _login_page(401)
+    if signed.second_factor_due:
+        return sign_in_step.ask_for_code(signed.cookie)
     response = core.back("console.home")
     # A new session id on every sign-in: a cookie planted before it is worthless.
-    response.set_cookie(
-        core.SESSION_COOKIE,
-        cookie,
-        max_age=int(console_auth.SESSION_LIFETIME.total_seconds()),
-        httponly=True,
-        secure=core.cookie_secure(),
-        samesite="Lax",
-    )
+    core.set_session_cookie(response, signed.cookie)
     response.delete_cookie(core.PRE_CSRF_COOKIE)
     return response
 
@@ -166,6 +164,83 @@ def set_digest() -> BaseResponse | tuple[str, int]:
     return redirect(url_for("console.account", _anchor="email-heading"), 303)
 
 
+@bp.post("/account/second-factor/begin")
+def second_factor_begin() -> BaseResponse | tuple[str, int]:
+    """A new secret for the authenticator app; the page shows it until a code confirms it."""
+    svc = services()
+    try:
+        second_factor.begin(svc.uow(), core.principal(), svc.clock())
+    except DomainError as exc:
+        return _account_page(http_status(exc), _second_factor_errors(exc))
+    return redirect(url_for("console.account", _anchor="second-factor-heading"), 303)
+
+
+@bp.post("/account/second-factor/confirm")
+def second_factor_confirm() -> tuple[str, int]:
+    """The first code turns the second factor on; the recovery codes are shown this once."""
+    svc = services()
+    try:
+        codes = second_factor.confirm(
+            svc.uow(), core.principal(), request.form.get("code", ""), svc.clock()
+        )
+    except DomainError as exc:
+        return _account_page(http_status(exc), _second_factor_errors(exc))
+    flash(_("The second factor is on. From now on you sign in with a code as well."), "info")
+    return _account_page(200, recovery_codes=codes)
+
+
+@bp.post("/account/second-factor/recovery-codes")
+def second_factor_recovery_codes() -> tuple[str, int]:
+    """New recovery codes for a current code; the old ones stop working."""
+    svc = services()
+    try:
+        codes = second_factor.regenerate(
+            svc.uow(), core.principal(), request.form.get("regen_code", ""), svc.clock()
+        )
+    except DomainError as exc:
+        return _account_page(http_status(exc), _second_factor_errors(exc, "regen_code"))
+    flash(_("New recovery codes were made. The old ones no longer work."), "info")
+    return _account_page(200, recovery_codes=codes)
+
+
+@bp.post("/account/second-factor/off")
+def second_factor_off() -> BaseResponse | tuple[str, int]:
+    """Turn the second factor off with a code, a recovery code or the password."""
+    svc = services()
+    try:
+        second_factor.turn_off(
+            svc.uow(), core.principal(), request.form.get("answer", ""), svc.clock()
+        )
+    except DomainError as exc:
+        return _account_page(http_status(exc), _second_factor_errors(exc, "answer"))
+    flash(_("The second factor is off. You sign in with your password only."), "info")
+    return redirect(url_for("console.account", _anchor="second-factor-heading"), 303)
+
+
+def _second_factor_errors(exc: DomainError, field: str = "code") -> dict[str, str]:
+    if isinstance(exc, console_auth.AccountLocked):
+        flash(
+            _("Too many failed attempts. Try again after %(time)s.")
+            % {"time": i18n.fmt_datetime(exc.until)},
+            "error",
+        )
+        return {}
+    if isinstance(exc, second_factor.WrongCode):
+        flash(_("Nothing was changed: the code was wrong or already used."), "error")
+        return {field: _("Wrong or already used code. Type the code the app shows now.")}
+    if isinstance(exc, second_factor.SsoAccount):
+        flash(_("Your organisation's identity provider handles your second factor."), "error")
+    elif "on already" in str(exc):
+        flash(_("The second factor is on already. Turn it off first to set it up again."), "error")
+    elif "first" in str(exc):
+        flash(_("Set up the second factor first."), "error")
+    elif "not on" in str(exc):
+        flash(_("The second factor is not on."), "error")
+    else:
+        return core.form_error(exc)
+    return {}
+
+
 def _login_page(status: int) -> BaseResponse:
     token = core.new_pre_csrf()
     next_path = core.local_path(request.values.get("next", ""))
@@ -182,9 +257,12 @@ def _account_page(
 ) -> tuple[str, int]:
     svc = services()
     page = digest.account_page(svc.uow(), core.principal())
+    factor = second_factor.state(svc.uow(), core.principal())
     return core.render(
         "account.html",
         status,
+        second_factor=factor,
+        totp_qr=qr_data_uri(factor.enrolment.uri) if factor.enrolment else None,
         tokens=page.tokens,
         digest=page.digest,
         email_available=bool(svc.settings.smtp_host),

@@ -19,6 +19,7 @@ from server.domain.commands import SetUserActive
 from server.domain.loans import MAX_RULE_DAYS, LoanRules
 from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
+from server.entrypoints.console import reauth
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.documents import AGREEMENT_LANGUAGES, agreement_language_name
@@ -28,7 +29,7 @@ from server.entrypoints.console.reports import usage_categories
 from server.entrypoints.input_guard import whole_number
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
-from server.service_layer import loans, people, unit_admin
+from server.service_layer import loans, people, second_factor, unit_admin
 
 Page = tuple[str, int] | BaseResponse
 RULE_FIELDS = tuple(LoanRules.__dataclass_fields__)
@@ -247,6 +248,7 @@ def kiosk_message(code: str, line: int, value: str) -> str:
 
 @bp.route("/admin/users", methods=["GET", "POST"])
 @roles(Role.ADMIN)
+@reauth.fresh  # the page is the form that creates users: asked before it
 def users() -> Page:
     if request.method == "GET":
         return _users_page(200, {})
@@ -269,12 +271,14 @@ def users() -> Page:
 
 @bp.get("/admin/users/<int:user_id>")
 @roles(Role.ADMIN)
+@reauth.fresh  # the page's forms change the user's role, units, password and access
 def user_detail(user_id: int) -> Page:
     return _user_page(user_id, 200, {})
 
 
 @bp.post("/admin/users/<int:user_id>/<action>")
 @roles(Role.ADMIN)
+@reauth.fresh
 def user_action(user_id: int, action: str) -> Page:
     svc, form, who = services(), request.form, principal()
     try:
@@ -302,6 +306,7 @@ def user_action(user_id: int, action: str) -> Page:
 
 @bp.route("/admin/users/<int:user_id>/deactivate", methods=["GET", "POST"])
 @roles(Role.ADMIN)
+@reauth.fresh
 def user_deactivate(user_id: int) -> Page:
     """Deactivating ends sessions and revokes API tokens for good: confirmed, with a reason.
     A POST without the tick or the reason changes nothing and gets this page back."""
@@ -324,6 +329,35 @@ def user_deactivate(user_id: int) -> Page:
             raise
         return _deactivate_page(user_id, http_status(exc), form_error(exc))
     flash(_("The user was deactivated: signed out, API tokens revoked."), "info")
+    return redirect(url_for("console.user_detail", user_id=user_id))
+
+
+@bp.post("/admin/users/<int:user_id>/second-factor/reset")
+@roles(Role.ADMIN)
+@reauth.fresh
+def user_second_factor_reset(user_id: int) -> Page:
+    """Turn off a user's second factor (a lost phone): ticked, else nothing changes."""
+    svc = services()
+    if request.form.get("confirm") != "yes":
+        flash(_("Nothing was changed: fill in the marked fields to confirm."), "error")
+        return _user_page(user_id, 422, {"confirm": _("Tick this box to confirm.")})
+    try:
+        second_factor.reset(svc.uow(), principal(), user_id, svc.clock())
+    except second_factor.SsoAccount:
+        flash(_("This user's identity provider handles their second factor."), "error")
+        return _user_page(user_id, 409, {})
+    except DomainError as exc:
+        if http_status(exc) == 404:
+            raise
+        flash(_("This user has no second factor to turn off."), "error")
+        return _user_page(user_id, http_status(exc), {})
+    flash(
+        _(
+            "The second factor was turned off. The user signs in with the password and sets "
+            "it up again."
+        ),
+        "info",
+    )
     return redirect(url_for("console.user_detail", user_id=user_id))
 
 
@@ -443,6 +477,7 @@ def _user_page(user_id: int, status: int, errors: dict[str, str]) -> Page:
         "admin/user.html",
         status,
         user=found.user,
+        factor=second_factor.admin_state(svc.uow(), principal(), user_id),
         member={u.code for u in found.user.units},
         units=found.units,
         roles=[r.value for r in Role],

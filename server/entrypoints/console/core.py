@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SESSION_COOKIE = "lainaamo_session"
 LANGUAGE_COOKIE = "lainaamo_lang"
 PRE_CSRF_COOKIE = "lainaamo_pre"  # double-submit token for the sign-in form (no session yet)
+SECOND_FACTOR_COOKIE = "lainaamo_second"  # the pending session between password and code
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # Reachable without signing in (endpoint names).
@@ -62,6 +64,18 @@ def principal() -> Principal:
 
 def signed_in() -> bool:
     return g.get("principal") is not None
+
+
+def recent_identity() -> bool:
+    """Whether the signed-in person proved who they are (signed in, or re-authenticated)
+    within the setting `reauth_minutes`: a wipe, a release, a bulk command and changes of
+    users and roles ask for it (`reauth.fresh`)."""
+    browser = g.get("browser")
+    if browser is None or browser.authenticated_at is None:
+        return False
+    svc = services()
+    age: timedelta = svc.clock() - browser.authenticated_at
+    return age < timedelta(minutes=int(svc.settings.reauth_minutes))
 
 
 def load_user() -> BaseResponse | None:
@@ -161,6 +175,18 @@ def add_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
     return add_hsts(response)
+
+
+def set_session_cookie(response: BaseResponse, cookie: str) -> None:
+    """The signed-in session's cookie (a new id at every sign-in: a planted one is worthless)."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=int(console_auth.SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        secure=cookie_secure(),
+        samesite="Lax",
+    )
 
 
 def cookie_secure() -> bool:

@@ -17,7 +17,11 @@ from server.domain.device_claims import ResetSequence
 from server.domain.device_commands import NAMES, NEEDS_CONFIRMATION, IssueCommand
 from server.domain.model import LifecycleState, Role
 from server.domain.staff_lock import LockDevice, UnlockDevice
-from server.entrypoints.console import charts, enrollment_page  # noqa: F401 (views on import)
+from server.entrypoints.console import (  # noqa: F401 (views on import)
+    charts,
+    enrollment_page,
+    reauth,
+)
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import back, form_error, principal, render, roles
 from server.entrypoints.console.fleet_view import state_labels
@@ -169,6 +173,8 @@ def device(device_id: str) -> tuple[str, int]:
 @roles(*MANAGERS)
 def device_command(device_id: str) -> tuple[str, int] | BaseResponse:
     name = request.form.get("name", "")
+    if name in NEEDS_CONFIRMATION and (asked := reauth.stale_identity()) is not None:
+        return asked  # a wipe needs a recent proof of identity: nothing sent yet
     args = {"text": request.form.get("text", "")} if name == "message" else {}
     confirm = request.form.get("confirm")
     svc = services()
@@ -237,12 +243,14 @@ def device_sequence_reset(device_id: str) -> tuple[str, int] | BaseResponse:
 
 @bp.get("/devices/<device_id>/wipe")
 @roles(Role.IT_SUPPORT)
+@reauth.fresh
 def device_wipe(device_id: str) -> tuple[str, int]:
     return _confirm_page(device_id, "wipe")
 
 
 @bp.route("/devices/<device_id>/manual-wipe", methods=["GET", "POST"])
 @roles(Role.IT_SUPPORT)
+@reauth.fresh
 def device_manual_wipe(device_id: str) -> tuple[str, int] | BaseResponse:
     if request.method == "GET":
         return _confirm_page(device_id, "manual_wipe")

@@ -19,6 +19,7 @@ from lainaamo.errors import DomainError
 from server.domain.device_commands import CommandState
 from server.domain.fleet_triage import BULK_ACTIONS, BulkAction
 from server.domain.model import Role
+from server.entrypoints.console import reauth
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import form_error, local_path, principal, render, roles
 from server.entrypoints.console.fleet_view import state_labels
@@ -82,6 +83,7 @@ def _confirm_page(ids: tuple[str, ...], status: int = 200, **extra: Any) -> tupl
 
 @bp.post("/devices/bulk")
 @roles(*MANAGERS)
+@reauth.fresh  # asked before the confirmation page, so nobody fills it in twice
 def devices_bulk() -> tuple[str, int] | BaseResponse:
     ids = _selection()
     action = request.form.get("action", "")
@@ -98,6 +100,7 @@ def devices_bulk() -> tuple[str, int] | BaseResponse:
 
 @bp.post("/devices/bulk/send")
 @roles(*MANAGERS)
+@reauth.fresh
 def devices_bulk_send() -> tuple[str, int] | BaseResponse:
     form = request.form
     ids, name = tuple(form.getlist("device")), form.get("action", "")

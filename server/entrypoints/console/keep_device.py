@@ -19,7 +19,7 @@ from lainaamo.errors import Conflict, DomainError, NotFound
 from server.domain.agreements import document_locale
 from server.domain.keep_device import DeclineKeep, ProposeKeep
 from server.domain.model import Role
-from server.entrypoints.console import core
+from server.entrypoints.console import core, reauth
 from server.entrypoints.console import loans as loan_pages
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.documents import written_in
@@ -99,6 +99,7 @@ def keep_proposals() -> tuple[str, int]:
 
 @bp.post("/loans/<int:loan_id>/keep/approve")
 @core.roles(*IT)
+@reauth.fresh  # approving releases the device (wiped, out of management)
 def keep_approve(loan_id: int) -> Any:
     """Approve: the loan's release step, with the device id repeated as its confirmation."""
     svc = services()

@@ -20,6 +20,7 @@ from server.entrypoints.console import (
     core,
     loan_confirm,
     loan_wizards,  # noqa: F401 (its views: imported to register)
+    reauth,
 )
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _, current_language, fmt_date
@@ -193,6 +194,8 @@ def loan_step(loan_id: int, segment: str) -> Any:
     confirmed = action in loan_confirm.CONFIRMED
     if action is None or (request.method == "GET" and not confirmed):
         abort(404)
+    if action is LoanAction.RELEASE and (asked := reauth.stale_identity()) is not None:
+        return asked  # the release wipes the tablet: a recent proof of identity first
     if request.method == "GET":
         return loan_confirm.page(loan_id, segment)
     refusal = loan_confirm.refused(segment) if confirmed else {}

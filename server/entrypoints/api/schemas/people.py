@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from server.domain.second_factor import OTP_PATTERN
 from server.entrypoints.api.spec import Answer, Body, Query
 
 
@@ -14,6 +15,13 @@ class TokenCreate(Body):
     username: str
     password: str
     name: str | None = None
+    otp: str | None = Field(
+        None,
+        pattern=OTP_PATTERN,
+        description="The account's second factor, if it has one: the six-digit code of the "
+        "authenticator app or an unused recovery code (e.g. k7m2p-qx9ad). Without it such an "
+        "account gets 401 second_factor_required.",
+    )
 
 
 class Token(Answer):
