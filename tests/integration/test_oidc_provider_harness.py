@@ -343,6 +343,7 @@ def test_prompt_login_and_max_age_ask_for_the_password_again(
 ) -> None:
     first = Attempt()
     signed_in_code(browser, idp, first)
+    assert is_form(authorize(browser, idp, Attempt().params(max_age="0")))
     idp.age_sessions(600)
 
     assert is_form(authorize(browser, idp, Attempt().params(prompt="login")))
@@ -354,11 +355,12 @@ def test_prompt_login_and_max_age_ask_for_the_password_again(
     code = code_from(sign_in(browser, idp, form, "correct horse"), fresh)
     claims = validate(exchange(idp, code, fresh.verifier).json()["id_token"], idp, fresh.nonce)
     assert claims["auth_time"] >= int(time.time()) - 5
-    assert [r.get("prompt") for r in idp.authorization_requests[-4:]] == [
-        "login",
-        None,
-        None,
-        "login",
+    assert [(r.get("prompt"), r.get("max_age")) for r in idp.authorization_requests[1:]] == [
+        (None, "0"),
+        ("login", None),
+        (None, "300"),
+        (None, "3600"),
+        ("login", None),
     ]
 
 

@@ -511,8 +511,10 @@ class OidcProvider:
     def _must_authenticate(auth_req: Any, session: _BrowserSession) -> bool:
         if "login" in auth_req.get("prompt", []):
             return True
-        max_age = auth_req.get("max_age")
-        return max_age is not None and int(time.time()) - session.auth_time > int(max_age)
+        if "max_age" not in auth_req:
+            return False
+        max_age = int(auth_req["max_age"])  # 0: always, even within the second of the last
+        return max_age == 0 or int(time.time()) - session.auth_time > max_age
 
     def _sign_in(self, auth_req: Any, query: str) -> Response:
         username = flask.request.form.get("username", "")
