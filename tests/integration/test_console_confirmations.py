@@ -63,6 +63,8 @@ CONFIRMED: dict[tuple[str, str], frozenset[str]] = {
     ("console.keep_approve", ""): frozenset({"device_id"}),
     # The group's meetings leave the participants' tablets: tick.
     ("console.group_cancel", ""): frozenset({"confirm"}),
+    # The user signs in with the password alone until they set up a new factor: tick.
+    ("console.user_second_factor_reset", ""): frozenset({"confirm"}),
 }
 # Endpoint or endpoint:variant → why one click (or one ordinary form) is enough.
 ONE_CLICK: dict[str, str] = {
@@ -124,6 +126,12 @@ ONE_CLICK: dict[str, str] = {
     "console.devices_bulk": "chooses devices and an action: opens its confirmation page",
     "console.devices_bulk_send:message": "a typed message, on a page listing the devices",
     "console.devices_bulk_send:sync": "harmless",
+    "console.login_second_factor": "signing in (the code after the password)",
+    "console.reauth": "proves who one is again; changes nothing else",
+    "console.second_factor_begin": "a new secret, not in use until a code confirms it",
+    "console.second_factor_confirm": "needs a code from the app; the user's own account",
+    "console.second_factor_recovery_codes": "needs a code from the app; the user's own account",
+    "console.second_factor_off": "needs a code or the password; the user's own account",
 }
 # Pages the walk does not open: files, streams and JSON.
 NOT_PAGES = {

@@ -18,6 +18,7 @@ from support.totp import enrol, next_code, user_row, wrong_code
 
 from server.adapters import orm
 from server.entrypoints.console.core import (
+    LANGUAGE_COOKIE,
     PRE_CSRF_COOKIE,
     SECOND_FACTOR_COOKIE,
     SESSION_COOKIE,
@@ -352,3 +353,22 @@ def test_admin_resets_a_lost_phone_with_a_tick(fleet: Fleet, client: FlaskClient
     login = fleet.logins["counsellor"]
     client.delete_cookie(SESSION_COOKIE)
     assert sign_in(client, login.username, login.password).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("language", "heading", "hint"),
+    [
+        ("fi", "Kaksivaiheinen tunnistautuminen", "varakoodeistasi"),
+        ("sv", "Tvåstegsverifiering", "reservkoder"),
+    ],
+)
+def test_the_second_step_speaks_finnish_and_swedish(
+    fleet: Fleet, client: FlaskClient, language: str, heading: str, hint: str
+) -> None:
+    enrol(fleet, "counsellor")
+    login = fleet.logins["counsellor"]
+    client.set_cookie(LANGUAGE_COOKIE, language)
+    assert sign_in(client, login.username, login.password).status_code == 303
+    text = client.get("/login/second-factor").get_data(as_text=True)
+    assert f"<h1>{heading}</h1>" in text and hint in text
+    assert "Second factor" not in text and "recovery code" not in text

@@ -46,6 +46,9 @@ NOT_PAGES = {
     "console.reports_csv",
     "console.support_state",  # JSON the session page polls
     "console.devices_bulk_progress_json",  # JSON the bulk command's progress page polls
+    # The sign-in's second step: a redirect once signed in (its form, in every language, is
+    # opened by test_second_factor and tests/browser/test_second_factor_journey.py).
+    "console.login_second_factor",
 }
 ROLES = ("it_support", "counsellor", "admin")
 
