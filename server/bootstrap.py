@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from lainaamo.config import Settings
+from server.adapters import oidc, sso_config
 from server.adapters.db import make_engine
 from server.adapters.metrics import (
     BuildInfoCollector,
@@ -72,6 +73,11 @@ class Services:
     @cached_property
     def scheduler_metrics(self) -> SchedulerMetrics:
         return SchedulerMetrics(self.registry)
+
+    @cached_property
+    def sso(self) -> oidc.Providers:
+        """The identity providers of the SSO file (`sso_file`); none without one."""
+        return oidc.Providers(sso_config.load(self.settings.sso_file))
 
     def close(self) -> None:
         self.engine.dispose()

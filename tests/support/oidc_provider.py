@@ -209,6 +209,10 @@ class OidcProvider:
         self.token_requests: list[TokenRequest] = []
         self.logouts: list[Logout] = []
         self._mischief: str | None = None
+        # Instead of redirecting the browser back with the code, show the answer as a link
+        # ("Continue"): a test can then take it elsewhere, change it or replay it (browsers
+        # do not let a test intercept a redirect).
+        self.hold_answers = False
         self._lock = threading.RLock()
         self._users: dict[str, _User] = {}
         self._userinfo: dict[str, dict[str, Any]] = {}
@@ -534,6 +538,9 @@ class OidcProvider:
         scope = tuple(auth_req["scope"])
         self._grants[authorization["code"]] = _Grant(session.username, session.auth_time, scope)
         url = authorization.request(auth_req["redirect_uri"], should_fragment_encode(auth_req))
+        if self.hold_answers:
+            link = f'<a id="answer" href="{html.escape(url)}">Continue</a>'
+            return _page(f"<h1>{TITLE}</h1><p>{link}</p>")
         return flask.redirect(url, 303)
 
     def _error_redirect(self, auth_req: Any, error: str) -> Response:

@@ -29,6 +29,7 @@ from server.entrypoints.console import (  # noqa: F401
     loans,
     referrals,
     reports,
+    sso,
     support,
     support_api,
 )

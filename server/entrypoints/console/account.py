@@ -13,12 +13,13 @@ from lainaamo.errors import DomainError
 from server.domain.model import Role
 from server.entrypoints.console import core, i18n, sign_in_step
 from server.entrypoints.console import reauth as reauth  # noqa: F401 (views on import)
+from server.entrypoints.console import sso as sso_pages
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.enrollment_page import qr_data_uri
 from server.entrypoints.console.i18n import _
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
-from server.service_layer import accounts, console_auth, digest, second_factor
+from server.service_layer import accounts, console_auth, digest, second_factor, sso
 
 HOME_BY_ROLE = {
     Role.IT_SUPPORT: "console.devices",
@@ -69,10 +70,17 @@ def login() -> BaseResponse:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    console_auth.sign_out(services().uow(), g.session_cookie)
-    response = redirect(url_for("console.login"))
+    """Sign out here and, for an SSO session, at the provider too (single logout), which
+    then sends the browser back to `/signed-out`."""
+    svc = services()
+    at_provider = sso.end_session_url(
+        svc.uow(), svc.sso, g.session_cookie, sso_pages.external_url("console.signed_out")
+    )
+    console_auth.sign_out(svc.uow(), g.session_cookie)
+    response = redirect(at_provider or url_for("console.login"), 303)
     response.delete_cookie(core.SESSION_COOKIE)
-    flash(_("You have signed out."), "info")
+    if at_provider is None:
+        flash(_("You have signed out."), "info")
     return response
 
 

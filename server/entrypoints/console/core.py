@@ -168,7 +168,7 @@ def local_path(target: str) -> str:
 
 
 def add_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("Content-Security-Policy", _csp())
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -187,6 +187,15 @@ def set_session_cookie(response: BaseResponse, cookie: str) -> None:
         secure=cookie_secure(),
         samesite="Lax",
     )
+
+
+def _csp() -> str:
+    """The CSP; with single sign-on, the sign-out form may also end at the providers (its
+    single logout redirects there, and browsers hold form-action to a form's redirects)."""
+    origins = services().sso.origins()
+    if not origins:
+        return CSP
+    return CSP.replace("form-action 'self'", "form-action 'self' " + " ".join(origins))
 
 
 def cookie_secure() -> bool:
