@@ -49,6 +49,11 @@ NOT_PAGES = {
     # The sign-in's second step: a redirect once signed in (its form, in every language, is
     # opened by test_second_factor and tests/browser/test_second_factor_journey.py).
     "console.login_second_factor",
+    # Single sign-on's ways out to the identity provider and back: redirects, not pages
+    # (tests/browser/test_sso_journey.py follows them through a real provider).
+    "console.sso_start",
+    "console.sso_callback",
+    "console.signed_out",
 }
 ROLES = ("it_support", "counsellor", "admin")
 
