@@ -289,6 +289,44 @@ def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _user_break_glass(args: argparse.Namespace, settings: Settings) -> int:
+    from server.service_layer.accounts import set_break_glass
+
+    set_break_glass(_uow(settings), args.username, not args.off)
+    state = "no longer" if args.off else "now"
+    print(f"{args.username} is {state} the break-glass account (password sign-in always allowed)")
+    return 0
+
+
+def _sso_check(args: argparse.Namespace, settings: Settings) -> int:
+    from server.bootstrap import bootstrap
+    from server.service_layer.sso import check_setup
+
+    if not settings.sso_file:
+        print("no SSO file: set sso_file (LAINAAMO_SSO_FILE); see docs/security.md")
+        return 1
+    services = bootstrap(settings, fleet_metrics=False)
+    try:
+        public = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
+        checks = check_setup(services.uow(), services.sso, public)
+    finally:
+        services.close()
+    if not checks:
+        print(f"{settings.sso_file} names no provider")
+        return 1
+    for check in checks:
+        print(f"provider {check.provider}: {'OK' if not check.problems else 'PROBLEMS'}")
+        print(f"  register at the provider: redirect URI {check.redirect_uri}")
+        print(
+            f"                            post-logout redirect URI {check.post_logout_redirect_uri}"
+        )
+        for fact in check.facts:
+            print(f"  {fact}")
+        for problem in check.problems:
+            print(f"  PROBLEM: {problem}")
+    return 1 if any(check.problems for check in checks) else 0
+
+
 def _token_create(args: argparse.Namespace, settings: Settings) -> int:
     from server.service_layer.accounts import create_token
 
@@ -552,6 +590,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-token", dest="token", action="store_false", help="do not create an API token"
     )
     p.set_defaults(handler=_user_add)
+    p = user_sub.add_parser(
+        "break-glass",
+        help="Mark a local administrator as the break-glass account: it may sign in with its "
+        "password where the organisation uses single sign-on only (--off: no longer).",
+    )
+    p.add_argument("username")
+    p.add_argument("--off", action="store_true", help="no longer the break-glass account")
+    p.set_defaults(handler=_user_break_glass)
+
+    sso = sub.add_parser("sso", help="Staff single sign-on (OpenID Connect; docs/security.md).")
+    sso_sub = sso.add_subparsers(dest="sso_command", required=True, metavar="ACTION")
+    p = sso_sub.add_parser(
+        "check",
+        help="Check the SSO file: each provider's discovery and keys, its organisation and "
+        "mapped units; print the addresses to register at the provider.",
+    )
+    p.set_defaults(handler=_sso_check)
 
     token = sub.add_parser("token", help="API tokens.")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")

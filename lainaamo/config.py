@@ -404,10 +404,7 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-        if not 1 <= self.reauth_minutes <= 720:
-            raise ConfigError(f"reauth_minutes must be 1–720, not {self.reauth_minutes}")
-        if not 0 <= self.digest_hour <= 23:
-            raise ConfigError(f"digest_hour must be 0–23, not {self.digest_hour}")
+        self._check_ranges()
         if self.ingest_receipt_interval_ms < 0:
             raise ConfigError("ingest_receipt_interval_ms must not be negative")
         if self.device_mqtt_url:
@@ -421,6 +418,12 @@ class Settings:
                     "device_mqtt_url must be mqtt:// or mqtts://host[:port], "
                     f"not {self.device_mqtt_url!r}"
                 )
+
+    def _check_ranges(self) -> None:
+        if not 1 <= self.reauth_minutes <= 720:
+            raise ConfigError(f"reauth_minutes must be 1–720, not {self.reauth_minutes}")
+        if not 0 <= self.digest_hour <= 23:
+            raise ConfigError(f"digest_hour must be 0–23, not {self.digest_hour}")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -466,6 +469,96 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         raise ConfigError(f"{name} must be {kind.__name__}, not {value!r}") from None
 
 
+SSO_FILE_DOC = """
+## The SSO file
+
+`sso_file` names a TOML file of each organisation's identity providers (OpenID Connect) and
+sign-in rules; docs/security.md walks through Entra ID and Keycloak step by step, and
+`lainaamo sso check` checks the file against the providers and the database. The file holds no
+secret: each client secret is read from a file or an environment variable.
+
+```toml
+[organisations.esavo]
+local_passwords = false   # only break-glass administrators keep a password (default: true)
+
+[providers.entra]         # the provider's name: a-z, 0-9, -; in URLs and the audit log
+organisation = "esavo"
+label = "Etelä-Savon hyvinvointialue"
+issuer = "https://login.microsoftonline.com/<tenant id>/v2.0"
+client_id = "<application id>"
+client_secret_file = "/etc/lainaamo/entra-secret"
+
+[[providers.entra.groups]]
+group = "<group id or name>"
+role = "counsellor"
+units = ["aikuissosiaalityo"]
+```
+
+"""
+
+
+# (setting, default, meaning) of a provider in the SSO file, for the table above.
+SSO_PROVIDER_SETTINGS = (
+    ("organisation", "", "The organisation's code (`lainaamo org add`) whose staff sign in here."),
+    ("label", "the name", 'Shown on the sign-in page: "Sign in with <label>".'),
+    (
+        "issuer",
+        "",
+        "The provider's issuer; its `/.well-known/openid-configuration` is read. `https://` "
+        "(plain `http://` only on loopback).",
+    ),
+    ("client_id", "", "The client (application) id registered at the provider."),
+    (
+        "client_secret_file` / `client_secret_env",
+        "",
+        "A file, or an environment variable, holding the client secret (one of the two; "
+        "never the secret itself).",
+    ),
+    (
+        "token_auth",
+        "`client_secret_basic`",
+        "How the secret goes to the token endpoint: `client_secret_basic` or `client_secret_post`.",
+    ),
+    ("scopes", '`["openid", "profile", "email"]`', "Scopes asked for; `openid` is required."),
+    (
+        "groups_claim",
+        "`groups`",
+        "The ID token claim (or dotted path, e.g. `resource_access.lainaamo.roles`) holding "
+        "the person's groups or roles.",
+    ),
+    (
+        "username_claim",
+        "`preferred_username`",
+        "The claim giving the user name (e.g. `email`); the subject when it is absent.",
+    ),
+    (
+        "allowed_domains",
+        "`[]`",
+        "If set, only user names `…@<domain>` of these domains may sign in (keeps guest "
+        "accounts out).",
+    ),
+    (
+        "link_existing",
+        "`false`",
+        "A first sign-in whose user name is a local account of the organisation takes that "
+        "account over (moving from passwords to SSO).",
+    ),
+    ("clock_skew_s", "`120`", "Seconds of clock difference tolerated in the ID token's times."),
+    (
+        "[[….groups]]",
+        "",
+        "One per mapped group: `group` (as the claim carries it), `role` (`admin`, "
+        "`it_support` or `counsellor`) and, for counsellors, `units` (unit codes).",
+    ),
+)
+
+
+def _sso_file_markdown() -> str:
+    rows = ["| Provider setting | Default | Meaning |", "|---|---|---|"]
+    rows += [f"| `{name}` | {default} | {text} |" for name, default, text in SSO_PROVIDER_SETTINGS]
+    return SSO_FILE_DOC + "\n".join(rows) + "\n"
+
+
 def markdown() -> str:
     """The settings reference, as in docs/configuration.md."""
     lines = [
@@ -492,4 +585,4 @@ def markdown() -> str:
         lines.append(
             f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | {default} | {f.metadata['doc']} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _sso_file_markdown()

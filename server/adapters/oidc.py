@@ -104,6 +104,10 @@ class OidcClient:
             self._keys = (time.monotonic(), keys)
         return keys
 
+    def key_ids(self) -> list[str]:
+        """The kids of the provider's published keys (fetched now)."""
+        return [str(key.kid) for key in self._key_set(refresh=True).keys]
+
     def _get_json(self, url: str) -> dict[str, Any]:
         try:
             response = self._http.get(url, timeout=HTTP_TIMEOUT_S)

@@ -304,3 +304,28 @@ def revoke_token(uow: UnitOfWork, principal: Principal, token_id: int) -> None:
                 system_part="console",
             )
             uow.commit()
+
+
+def set_break_glass(uow: UnitOfWork, username: str, on: bool) -> None:
+    """Mark a local administrator as the break-glass account (or stop): it may sign in with
+    its password where the organisation has switched passwords off for single sign-on."""
+    with uow:
+        user = uow.session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise NotFound(f"no user {username}")
+        if on and (user.role != Role.ADMIN.value or user.sso_provider is not None):
+            raise InvalidInput(
+                "a break-glass account is a local administrator",
+                [{"field": "username", "message": "a local administrator"}],
+            )
+        user.break_glass = on
+        audit.record(
+            uow.session,
+            principal=None,
+            action="cli:user:break_glass",
+            subject_type="user",
+            subject_id=str(user.id),
+            organisation_id=user.organisation_id,
+            after={"break_glass": on},
+        )
+        uow.commit()

@@ -414,3 +414,64 @@ def _audit(
         reason=reason,
         system_part="console",
     )
+
+
+@dataclass(frozen=True)
+class SetupCheck:
+    """One provider's set-up as `lainaamo sso check` reports it."""
+
+    provider: str
+    redirect_uri: str
+    post_logout_redirect_uri: str
+    problems: list[str]
+    facts: list[str]
+
+
+def check_setup(uow: UnitOfWork, providers: Providers, public_url: str) -> list[SetupCheck]:
+    """Whether each provider of the SSO file can work: its discovery document and keys are
+    reachable, its organisation and every mapped unit exist; and the addresses to register at
+    the provider."""
+    base = public_url.rstrip("/")
+    found = []
+    for name, provider in providers.config.providers.items():
+        problems: list[str] = []
+        facts: list[str] = []
+        client = providers.clients[name]
+        try:
+            meta = client.metadata()
+            facts.append(f"authorisation endpoint {meta.authorization_endpoint}")
+            facts.append(f"token endpoint {meta.token_endpoint}")
+            facts.append(
+                f"single logout {meta.end_session_endpoint}"
+                if meta.end_session_endpoint
+                else "no single logout (the provider has no end_session_endpoint)"
+            )
+            facts.append(f"{len(client.key_ids())} signing key(s) in the JWKS")
+        except OidcError as exc:
+            problems.append(str(exc))
+        with uow:
+            org = uow.session.scalar(
+                select(Organisation).where(Organisation.code == provider.organisation)
+            )
+            if org is None:
+                problems.append(f"no organisation {provider.organisation!r} (lainaamo org add)")
+            else:
+                codes = set(
+                    uow.session.scalars(select(Unit.code).where(Unit.organisation_id == org.id))
+                )
+                for rule in provider.rules:
+                    missing = sorted(set(rule.units) - codes)
+                    if missing:
+                        problems.append(f"group {rule.group}: no unit {', '.join(missing)}")
+                    units = f" in {', '.join(rule.units)}" if rule.units else ""
+                    facts.append(f"group {rule.group} → {rule.role.value}{units}")
+        found.append(
+            SetupCheck(
+                name,
+                f"{base}/login/sso/{name}/callback",
+                f"{base}/signed-out",
+                problems,
+                facts,
+            )
+        )
+    return found
