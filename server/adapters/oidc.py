@@ -59,6 +59,7 @@ class OidcClient:
         self._lock = threading.Lock()
         self._metadata: tuple[float, Metadata] | None = None
         self._keys: tuple[float, KeySet] | None = None
+        self._forced_at = -REFETCH_AFTER_S  # when `refresh` last fetched the keys
 
     # --- the provider's published facts
 
@@ -91,11 +92,18 @@ class OidcClient:
         return found
 
     def _key_set(self, refresh: bool = False) -> KeySet:
+        """The provider's keys: kept for an hour; `refresh` (a token signed with a key not kept)
+        fetches them again, at most once in REFETCH_AFTER_S, so forged kids cannot make
+        Lainaamo hammer the provider."""
+        now = time.monotonic()
         with self._lock:
             kept = self._keys
-        age = time.monotonic() - kept[0] if kept else None
-        if kept and age is not None and (age < CACHE_S and not refresh or age < REFETCH_AFTER_S):
-            return kept[1]
+            if kept and (not refresh and now - kept[0] < CACHE_S):
+                return kept[1]
+            if kept and refresh:
+                if now - self._forced_at < REFETCH_AFTER_S:
+                    return kept[1]
+                self._forced_at = now
         try:
             keys = KeySet.import_key_set(self._get_json(self.metadata().jwks_uri))  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError) as exc:

@@ -19,17 +19,23 @@ from server.service_layer.unit_of_work import UnitOfWork
 
 
 def check_password(
-    uow: UnitOfWork, username: str, password: str, now: datetime, otp: str | None = None
+    uow: UnitOfWork,
+    username: str,
+    password: str,
+    now: datetime,
+    otp: str | None = None,
+    passwords_off: frozenset[str] = frozenset(),
 ) -> Principal:
     """The user's principal if the password (and the second factor `otp`, where the account
     has one) is right; SignInFailed, SecondFactorRequired or AccountLocked if not.
 
     The message is the same whether or not the user exists; every outcome of a known user is
     audited (`api:auth:sign_in`, `api:auth:sign_in_failed`, `api:auth:sign_in_refused`,
-    `api:auth:password_accepted` before a second factor).
+    `api:auth:password_accepted` before a second factor). Where the organisation has switched
+    passwords off (`passwords_off`, organisation codes), only a break-glass account passes.
     """
     with uow:
-        user = checked_user(uow, username, password, now, part="api")
+        user = checked_user(uow, username, password, now, "api", passwords_off)
         if second_factor.enabled(user):
             proved_second_factor(uow, user, otp, now, part="api")
         uow.commit()
@@ -44,8 +50,9 @@ def sign_in(
     lifetime: timedelta,
     now: datetime,
     otp: str | None = None,
+    passwords_off: frozenset[str] = frozenset(),
 ) -> tuple[str, datetime | None]:
     """A new API token for a right password and second factor (`check_password`, then
     `accounts.create_token`): the token, shown once, and when it expires."""
-    principal = check_password(uow, username, password, now, otp)
+    principal = check_password(uow, username, password, now, otp, passwords_off)
     return create_token(uow, principal.username, name, lifetime, principal=principal)

@@ -18,8 +18,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from lainaamo.errors import InvalidInput
-from server.adapters.orm import ConsoleSession, User
+from lainaamo.errors import Forbidden, InvalidInput
+from server.adapters.orm import ConsoleSession, Organisation, User
 from server.domain.model import Principal
 from server.service_layer import accounts, lockout, second_factor
 from server.service_layer.accounts import hash_token, principal_of
@@ -89,8 +89,20 @@ def check_new_password(password: str, username: str) -> str:
     return password
 
 
+class PasswordsOff(Forbidden):
+    """The organisation signs its staff in through its identity provider only; the account
+    is not its break-glass account."""
+
+    code = "passwords_off"
+
+
 def checked_user(
-    uow: UnitOfWork, username: str, password: str, now: datetime, part: str = "console"
+    uow: UnitOfWork,
+    username: str,
+    password: str,
+    now: datetime,
+    part: str = "console",
+    passwords_off: frozenset[str] = frozenset(),
 ) -> User:
     """The user whose password this is, inside the caller's open unit of work.
 
@@ -118,12 +130,35 @@ def checked_user(
             lockout.record_failure(session, user, now, f"{part}:auth:sign_in_failed", part)
             uow.commit()
         raise SignInFailed("wrong user name or password")
+    _check_passwords_allowed(uow, user, passwords_off, part)
     if second_factor.enabled(user):
         lockout.record(session, user, f"{part}:auth:password_accepted", "second factor due", part)
         return user
     lockout.record_success(user)
     lockout.record(session, user, f"{part}:auth:sign_in", None, part)
     return user
+
+
+def _check_passwords_allowed(
+    uow: UnitOfWork, user: User, passwords_off: frozenset[str], part: str
+) -> None:
+    """A right password of an organisation that has switched passwords off (SSO file) is
+    refused, audited, unless the account is its break-glass account, whose use is audited."""
+    if not passwords_off:
+        return
+    code = uow.session.scalar(
+        select(Organisation.code).where(Organisation.id == user.organisation_id)
+    )
+    if code not in passwords_off:
+        return
+    if user.break_glass:
+        reason = "break-glass password sign-in where passwords are off"
+        lockout.record(uow.session, user, f"{part}:auth:break_glass", reason, part)
+        return
+    reason = "local passwords are off: sign in through the identity provider"
+    lockout.record(uow.session, user, f"{part}:auth:sign_in_refused", reason, part)
+    uow.commit()
+    raise PasswordsOff("sign in through your organisation's identity provider")
 
 
 def proved_second_factor(
@@ -150,13 +185,19 @@ def proved_second_factor(
     return method
 
 
-def sign_in(uow: UnitOfWork, username: str, password: str, now: datetime) -> SignIn:
+def sign_in(
+    uow: UnitOfWork,
+    username: str,
+    password: str,
+    now: datetime,
+    passwords_off: frozenset[str] = frozenset(),
+) -> SignIn:
     """Check the password and open a session (a pending one if a second factor is due).
 
     Raises SignInFailed (same message whether the user exists or not) or AccountLocked.
     """
     with uow:
-        user = checked_user(uow, username, password, now)
+        user = checked_user(uow, username, password, now, passwords_off=passwords_off)
         due = second_factor.enabled(user)
         cookie, csrf = open_session(uow.session, user, now, "password", pending_second_factor=due)
         uow.commit()

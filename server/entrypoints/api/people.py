@@ -25,12 +25,14 @@ LOGIN_TOKEN_LIFETIME = timedelta(hours=12)
 
 
 @bp.post("/auth/tokens")
-@endpoint("createToken", {201: (Token, "Token created")}, (401, 422), public=True)
+@endpoint("createToken", {201: (Token, "Token created")}, (401, 403, 422), public=True)
 def create_token(json: TokenCreate) -> tuple[dict[str, Any], int]:
     """Exchange a user name and password (and the second factor's code) for a bearer token
 
     Valid 12 hours. An account with a second factor sends `otp` as well: without it the answer
-    is 401 with the code second_factor_required, never a token."""
+    is 401 with the code second_factor_required, never a token. Where the organisation signs
+    its staff in through its identity provider only, a password gets 403 passwords_off (but
+    for its break-glass account)."""
     svc = services()
     # Same lockout as the console's sign-in form (401 wrong password or code, 423 locked).
     token, expires = api_auth.sign_in(
@@ -41,6 +43,7 @@ def create_token(json: TokenCreate) -> tuple[dict[str, Any], int]:
         LOGIN_TOKEN_LIFETIME,
         svc.clock(),
         json.otp,
+        svc.sso.config.passwords_off,
     )
     return {"token": token, "expires_at": expires.isoformat() if expires else None}, 201
 

@@ -48,7 +48,14 @@ def login() -> BaseResponse:
             request.form.get("username", ""),
             request.form.get("password", ""),
             svc.clock(),
+            svc.sso.config.passwords_off,
         )
+    except console_auth.PasswordsOff:
+        flash(
+            _("Your organisation signs you in with its own account: use the button above."),
+            "error",
+        )
+        return _login_page(403)
     except console_auth.AccountLocked as exc:
         flash(
             _("Too many failed sign-ins. Try again after %(time)s.")
