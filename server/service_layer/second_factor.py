@@ -7,10 +7,9 @@ factor is the region's identity provider's (SsoAccount). Every event is audited
 failures) — never the secret or a code. Wrong codes when regenerating or turning off count
 against the sign-in lockout (`lockout`), like wrong codes at sign-in.
 
-    begin ──▶ (secret set, not enabled) ──confirm(code)──▶ enabled + 10 recovery codes
-                                                          │
-               regenerate(code) ◀──────────────────────── ┤ ──turn_off(code or password)──▶ off
-                                                          └──reset by an administrator──▶ off
+    start_enrolment ──▶ secret set, not enabled ──confirm(code)──▶ enabled + 10 recovery codes
+    enabled ──regenerate(code)──▶ enabled + 10 new recovery codes (the old ones stop working)
+    enabled ──turn_off(code, recovery code or password) or an administrator's reset──▶ off
 """
 
 from __future__ import annotations
@@ -116,7 +115,7 @@ def admin_state(uow: UnitOfWork, principal: Principal, user_id: int) -> SecondFa
         return _state(uow.session, _of_organisation(uow.session, principal, user_id), own=False)
 
 
-def begin(uow: UnitOfWork, principal: Principal, now: datetime) -> Enrolment:
+def start_enrolment(uow: UnitOfWork, principal: Principal, now: datetime) -> Enrolment:
     """A new secret for the user's authenticator app; in use once `confirm` gets a code."""
     with uow:
         user = _local(_own(uow.session, principal))

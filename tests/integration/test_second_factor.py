@@ -102,7 +102,7 @@ def test_only_local_accounts_and_only_an_admin_of_the_organisation(fleet: Fleet)
         session.commit()
     sso_user = principal_of(user_row(fleet, "it_support"), "console")
     with pytest.raises(second_factor.SsoAccount):
-        second_factor.begin(uow(), sso_user, now)
+        second_factor.start_enrolment(uow(), sso_user, now)
     assert second_factor.state(uow(), sso_user).local is False
     enrol(fleet, "counsellor")
     target = user_row(fleet, "counsellor").id

@@ -29,7 +29,7 @@ def enrol(fleet: Fleet, role: str, now: datetime | None = None) -> tuple[str, li
     The confirming code uses now's time step: the next code to be taken is the next step's."""
     now = now or fleet.services.clock()
     who = principal_of(user_row(fleet, role), "console")
-    enrolment = second_factor.begin(fleet.services.uow(), who, now)
+    enrolment = second_factor.start_enrolment(fleet.services.uow(), who, now)
     codes = second_factor.confirm(
         fleet.services.uow(), who, pyotp.TOTP(enrolment.secret).at(now), now
     )

@@ -184,7 +184,7 @@ def second_factor_begin() -> BaseResponse | tuple[str, int]:
     """A new secret for the authenticator app; the page shows it until a code confirms it."""
     svc = services()
     try:
-        second_factor.begin(svc.uow(), core.principal(), svc.clock())
+        second_factor.start_enrolment(svc.uow(), core.principal(), svc.clock())
     except DomainError as exc:
         return _account_page(http_status(exc), _second_factor_errors(exc))
     return redirect(url_for("console.account", _anchor="second-factor-heading"), 303)
