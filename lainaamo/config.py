@@ -303,6 +303,13 @@ class Settings:
         "(docs/security.md). Empty: local passwords only.",
         "security",
     )
+    sso_token_days: int = _s(
+        30,
+        "An API token of a single sign-on user works only while the user has signed in through "
+        "the provider within this many days: the provider confirms their groups at least that "
+        "often, so a leaver's token stops even if they never try to sign in again.",
+        "security",
+    )
     reauth_minutes: int = _s(
         15,
         "A wipe, a release, a bulk command or a change of users and roles needs a sign-in or "
@@ -420,6 +427,8 @@ class Settings:
                 )
 
     def _check_ranges(self) -> None:
+        if not 1 <= self.sso_token_days <= 365:
+            raise ConfigError(f"sso_token_days must be 1–365, not {self.sso_token_days}")
         if not 1 <= self.reauth_minutes <= 720:
             raise ConfigError(f"reauth_minutes must be 1–720, not {self.reauth_minutes}")
         if not 0 <= self.digest_hour <= 23:

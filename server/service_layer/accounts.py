@@ -198,8 +198,12 @@ def principal_of(user: User, via: str = "api") -> Principal:
     )
 
 
-def authenticate_token(uow: UnitOfWork, token: str) -> Principal | None:
-    """The principal a bearer token stands for, or None if it is unknown, expired or revoked."""
+def authenticate_token(
+    uow: UnitOfWork, token: str, sso_confirmed_within: timedelta | None = None
+) -> Principal | None:
+    """The principal a bearer token stands for, or None if it is unknown, expired or revoked,
+    or (`sso_confirmed_within`) its single sign-on user has not signed in through the
+    provider that recently: the provider must confirm their groups now and then."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     now = utcnow()
@@ -209,6 +213,11 @@ def authenticate_token(uow: UnitOfWork, token: str) -> Principal | None:
             return None
         if row.expires_at is not None and row.expires_at <= now:
             return None
+        user = row.user
+        if user.sso_provider is not None and sso_confirmed_within is not None:
+            seen = user.last_sign_in_at
+            if seen is None or seen < now - sso_confirmed_within:
+                return None
         # Recording every use would turn each read into a write; a minute's precision is enough.
         if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
             row.last_used_at = now

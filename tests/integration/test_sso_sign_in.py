@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -136,7 +136,7 @@ def test_with_passwords_off_only_the_break_glass_account_signs_in_with_a_passwor
         admin, counsellor = fleet.logins["admin"], fleet.logins["counsellor"]
         refused = password_sign_in(browser(fleet).client, counsellor.username, counsellor.password)
         assert refused.status_code == 403
-        assert "use the button above" in refused.get_data(as_text=True)
+        assert "käytä yllä olevaa painiketta" in refused.get_data(as_text=True)  # fi by default
         api = browser(fleet).client.post(
             "/api/v1/auth/tokens",
             json={"username": counsellor.username, "password": counsellor.password},
@@ -299,3 +299,28 @@ def test_sso_check_names_what_is_wrong(tmp_path: Path, idp: OidcProvider) -> Non
         assert any("cannot read" in problem for problem in check.problems)
     finally:
         fleet.services.close()
+
+
+def test_an_sso_users_api_token_needs_a_recent_sign_in_at_the_provider(
+    fleet: Fleet, idp: OidcProvider
+) -> None:
+    """The leaver who never signs in again: their token stops after sso_token_days."""
+    idp.add_user("leo", PASSWORD, email="leo@esavo.fi", groups=[ASO])
+    assert signed_in_after(fleet, "leo")
+    token, _ = accounts.create_token(fleet.services.uow(), "leo@esavo.fi", "script")
+    api = browser(fleet).client
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.get("/api/v1/me", headers=headers).status_code == 200
+    days = fleet.services.settings.sso_token_days
+    with fleet.services.uow() as uow:
+        user = uow.session.scalar(select(User).where(User.username == "leo@esavo.fi"))
+        assert user is not None and user.last_sign_in_at is not None
+        user.last_sign_in_at -= timedelta(days=days, minutes=1)
+        uow.commit()
+    assert api.get("/api/v1/me", headers=headers).status_code == 401
+    # A sign-in at the provider confirms the groups again: the same token works again.
+    assert signed_in_after(fleet, "leo")
+    assert api.get("/api/v1/me", headers=headers).status_code == 200
+    # A password account's token does not depend on it.
+    local = fleet.headers("counsellor")
+    assert api.get("/api/v1/me", headers=local).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -25,9 +26,14 @@ def load_principal() -> None:
         raise Unauthorized(
             "send 'Authorization: Bearer <token>'; get a token with POST /api/v1/auth/tokens"
         )
-    principal = authenticate_token(services().uow(), token.strip())
+    svc = services()
+    confirmed = timedelta(days=svc.settings.sso_token_days)
+    principal = authenticate_token(svc.uow(), token.strip(), confirmed)
     if principal is None:
-        raise Unauthorized("the token is unknown, expired or revoked")
+        raise Unauthorized(
+            "the token is unknown, expired or revoked (a single sign-on user's token also "
+            "stops when they have not signed in for a while)"
+        )
     g.principal = principal
 
 
