@@ -43,6 +43,11 @@ class UserView:
     active: bool
     locked_until: datetime | None
     created_at: datetime
+    # Single sign-on: the provider's name in the SSO file (None: a local password account),
+    # whose groups set the role and units at every sign-in.
+    sso_provider: str | None = None
+    last_sign_in_at: datetime | None = None
+    break_glass: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ def user_view(user: User) -> UserView:
         active=user.active,
         locked_until=user.locked_until,
         created_at=user.created_at,
+        sso_provider=user.sso_provider,
+        last_sign_in_at=user.last_sign_in_at,
+        break_glass=user.break_glass,
     )
 
 
@@ -121,6 +129,17 @@ def user_page(uow: UnitOfWork, principal: Principal, user_id: int) -> UserPage:
     with uow:
         user = user_view(get_user(uow.session, principal, user_id))
         return UserPage(user, [unit_view(u) for u in list_units(uow.session, principal)])
+
+
+def _not_sso(user: User, what: str) -> None:
+    """A single sign-on user's role, units and (absent) password are the identity provider's:
+    set here, they would be overwritten at the next sign-in, or (a password) open a way in
+    around the provider."""
+    if user.sso_provider is not None:
+        raise Conflict(
+            f"{user.username} signs in through the identity provider, whose groups set their "
+            f"{what}: change it there"
+        )
 
 
 def _snapshot(user: User) -> dict[str, Any]:
@@ -217,6 +236,7 @@ def update_user(
         raise Conflict("you cannot remove your own administrator role; ask another administrator")
     with uow:
         user = get_user(uow.session, principal, user_id)
+        _not_sso(user, "role and units")
         before = _snapshot(user)
         user.role = new_role.value
         user.units = _units(uow.session, principal, unit_codes)
@@ -267,6 +287,7 @@ def set_password(
     with uow:
         session = uow.session
         user = get_user(session, principal, user_id)
+        _not_sso(user, "password")
         _password(password, user.username)
         user.password_hash = accounts.password_hasher().hash(password)
         user.password_changed_at = now

@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from support.console import Browser as AdminBrowser
 from support.console import sign_in as password_sign_in
 from support.fleet import Fleet, make_fleet
 from support.oidc_provider import OidcProvider
@@ -324,3 +325,30 @@ def test_an_sso_users_api_token_needs_a_recent_sign_in_at_the_provider(
     # A password account's token does not depend on it.
     local = fleet.headers("counsellor")
     assert api.get("/api/v1/me", headers=local).status_code == 200
+
+
+def test_an_administrator_sees_an_sso_users_role_as_the_providers(
+    fleet: Fleet, idp: OidcProvider
+) -> None:
+    """Role, units and password of an SSO user are the provider's: the page offers no form
+    for them, and a posted one changes nothing (they would be overwritten at the next
+    sign-in, or a password would open a way in around the provider)."""
+    idp.add_user("sanna", PASSWORD, email="sanna@esavo.fi", groups=[ASO])
+    assert signed_in_after(fleet, "sanna")
+    with fleet.services.uow() as uow:
+        user_id = uow.session.scalar(select(User.id).where(User.username == "sanna@esavo.fi"))
+    admin = fleet.logins["admin"]
+    page = AdminBrowser(create_app(fleet.services).test_client(), admin.username, admin.password)
+    text = page.client.get(f"/admin/users/{user_id}", headers={"Accept-Language": "en"})
+    body = text.get_data(as_text=True)
+    assert "Etelä-Savo (test) (single sign-on)" in body
+    assert "change the user's groups there" in body
+    assert 'name="password"' not in body and 'name="role"' not in body
+    for action, form in (("update", {"role": "admin"}), ("password", {"password": "x" * 20})):
+        response = page.post(f"/admin/users/{user_id}/{action}", form)
+        assert response.status_code == 409, action
+    with fleet.services.uow() as uow:
+        user = uow.session.get(User, user_id)
+        assert user is not None and user.role == "counsellor" and user.password_hash is None
+    listing = page.client.get("/admin/users", headers={"Accept-Language": "en"})
+    assert "Etelä-Savo (test)" in listing.get_data(as_text=True)
