@@ -45,6 +45,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["lainaamo"] = services
+    services.sso  # noqa: B018 (read the SSO file now: a mistake in it stops the start)
     install_input_guard(app)  # id converters, and no NUL or overflowing number reaches a handler
     app.register_blueprint(create_blueprint())
     init_console(app)
