@@ -135,7 +135,7 @@ def checked_user(
         lockout.record(session, user, f"{part}:auth:password_accepted", "second factor due", part)
         return user
     lockout.record_success(user)
-    lockout.record(session, user, f"{part}:auth:sign_in", None, part)
+    lockout.record(session, user, f"{part}:auth:sign_in", None, part, {"method": "password"})
     return user
 
 
@@ -181,7 +181,7 @@ def proved_second_factor(
             raise AccountLocked(user.locked_until)
         raise SignInFailed("wrong code")
     lockout.record_success(user)
-    lockout.record(session, user, f"{part}:auth:sign_in", method, part)
+    lockout.record(session, user, f"{part}:auth:sign_in", method, part, {"method": method})
     return method
 
 

@@ -60,9 +60,15 @@ def record_success(user: User) -> None:
 
 
 def record(
-    session: Session, user: User, action: str, reason: str | None, part: str = "console"
+    session: Session,
+    user: User,
+    action: str,
+    reason: str | None,
+    part: str = "console",
+    after: dict[str, str] | None = None,
 ) -> None:
-    """Audit an event of the user's own sign-in (the actor is the user)."""
+    """Audit an event of the user's own sign-in (the actor is the user); `after` of a
+    sign-in says how (`{"method": …}`)."""
     audit.record(
         session,
         principal=principal_of(user, "console"),
@@ -70,6 +76,7 @@ def record(
         subject_type="user",
         subject_id=str(user.id),
         organisation_id=user.organisation_id,
+        after=after,
         reason=reason,
         system_part=part,
     )

@@ -47,6 +47,10 @@ NOT_PAGES = {
     "console.reports_csv",
     "console.support_state",
     "console.login",
+    # Single sign-on's redirects to the identity provider and back (no page, no form here).
+    "console.sso_start",
+    "console.sso_callback",
+    "console.signed_out",
 }
 NOT_SENT = {"console.logout"}  # it would sign the test's browser out
 NOT_TEXT = {"csrf_token"}  # another token is refused as a forgery, whatever it holds

@@ -352,3 +352,21 @@ def test_an_administrator_sees_an_sso_users_role_as_the_providers(
         assert user is not None and user.role == "counsellor" and user.password_hash is None
     listing = page.client.get("/admin/users", headers={"Accept-Language": "en"})
     assert "Etelä-Savo (test)" in listing.get_data(as_text=True)
+
+
+def test_the_audit_log_says_how_each_person_signed_in(fleet: Fleet, idp: OidcProvider) -> None:
+    idp.add_user("ilkka", PASSWORD, email="ilkka@esavo.fi", groups=[IT])
+    assert signed_in_after(fleet, "ilkka")
+    counsellor = fleet.logins["counsellor"]
+    assert password_sign_in(browser(fleet).client, counsellor.username, counsellor.password)
+    with fleet.services.uow() as uow:
+        events = {
+            actor.rsplit(":", 1)[1]: after
+            for actor, after in uow.session.execute(
+                select(AuditEvent.actor, AuditEvent.after).where(
+                    AuditEvent.action == "console:auth:sign_in"
+                )
+            )
+        }
+    assert events["ilkka@esavo.fi"] == {"method": "sso", "provider": PROVIDER}
+    assert events[counsellor.username] == {"method": "password"}

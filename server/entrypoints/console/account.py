@@ -84,7 +84,7 @@ def logout() -> BaseResponse:
         svc.uow(), svc.sso, g.session_cookie, sso_pages.external_url("console.signed_out")
     )
     console_auth.sign_out(svc.uow(), g.session_cookie)
-    response = redirect(at_provider or url_for("console.login"), 303)
+    response = redirect(at_provider or url_for("console.login"))
     response.delete_cookie(core.SESSION_COOKIE)
     if at_provider is None:
         flash(_("You have signed out."), "info")
