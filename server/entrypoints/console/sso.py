@@ -93,14 +93,10 @@ def sso_callback(provider: str) -> BaseResponse:
     if done.cookie is None:
         flash(_("Thank you: you have confirmed who you are."), "info")
         return response
-    response.set_cookie(
-        core.SESSION_COOKIE,
-        done.cookie,
-        max_age=int(console_auth.SESSION_LIFETIME.total_seconds()),
-        httponly=True,
-        secure=core.cookie_secure(),
-        samesite="Lax",
-    )
+    earlier = request.cookies.get(core.SESSION_COOKIE, "")
+    if earlier:  # a sign-in over another: the earlier session ends rather than linger
+        console_auth.sign_out(svc.uow(), earlier)
+    core.set_session_cookie(response, done.cookie)
     return response
 
 
