@@ -10,6 +10,7 @@ re-authentication resets the counter.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -65,10 +66,11 @@ def record(
     action: str,
     reason: str | None,
     part: str = "console",
-    after: dict[str, str] | None = None,
+    after: dict[str, Any] | None = None,
+    before: dict[str, Any] | None = None,
 ) -> None:
     """Audit an event of the user's own sign-in (the actor is the user); `after` of a
-    sign-in says how (`{"method": …}`)."""
+    sign-in says how (`{"method": …}`); single sign-on's changes of the account give both."""
     audit.record(
         session,
         principal=principal_of(user, "console"),
@@ -76,6 +78,7 @@ def record(
         subject_type="user",
         subject_id=str(user.id),
         organisation_id=user.organisation_id,
+        before=before,
         after=after,
         reason=reason,
         system_part=part,

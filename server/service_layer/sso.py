@@ -30,7 +30,7 @@ from server.adapters.orm import ApiToken, ConsoleSession, Organisation, SsoAttem
 from server.adapters.sso_config import ProviderConfig
 from server.domain.model import Role
 from server.domain.sso import RoleGrant, SsoRefused, groups_of, map_groups, username_from
-from server.service_layer import audit, console_auth
+from server.service_layer import audit, console_auth, lockout
 from server.service_layer.accounts import hash_token, principal_of
 from server.service_layer.unit_of_work import UnitOfWork
 
@@ -402,18 +402,7 @@ def _audit(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    audit.record(
-        session,
-        principal=principal_of(user, "console"),
-        action=action,
-        subject_type="user",
-        subject_id=str(user.id),
-        organisation_id=user.organisation_id,
-        before=before,
-        after=after,
-        reason=reason,
-        system_part="console",
-    )
+    lockout.record(session, user, action, reason, "console", after, before)
 
 
 @dataclass(frozen=True)
