@@ -28,7 +28,7 @@ from lainaamo.errors import NotFound
 from server.adapters.oidc import OidcClient, OidcError, Providers
 from server.adapters.orm import ApiToken, ConsoleSession, Organisation, SsoAttempt, Unit, User
 from server.adapters.sso_config import ProviderConfig
-from server.domain.model import Role
+from server.domain.model import Principal, Role
 from server.domain.sso import RoleGrant, SsoRefused, groups_of, map_groups, username_from
 from server.service_layer import audit, console_auth, lockout
 from server.service_layer.accounts import hash_token, principal_of
@@ -464,3 +464,57 @@ def check_setup(uow: UnitOfWork, providers: Providers, public_url: str) -> list[
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    group: str
+    role: str
+    units: tuple[str, ...]  # the units' names
+
+
+@dataclass(frozen=True)
+class ProviderSummary:
+    name: str
+    label: str
+    issuer: str
+    groups_claim: str
+    rows: list[MappingRow]
+
+
+@dataclass(frozen=True)
+class SignInSummary:
+    """How an organisation's staff sign in, as its administrators see it (the users page):
+    the mapping of groups to roles is where SSO set-ups most often go wrong."""
+
+    local_passwords: bool
+    providers: list[ProviderSummary]
+
+
+def sign_in_summary(uow: UnitOfWork, providers: Providers, principal: Principal) -> SignInSummary:
+    with uow:
+        org = uow.session.get(Organisation, principal.organisation_id)
+        if org is None:
+            raise NotFound("no organisation")
+        rows = uow.session.execute(
+            select(Unit.code, Unit.name).where(Unit.organisation_id == org.id)
+        )
+        names = {code: name for code, name in rows}
+        org_code = org.code
+    config = providers.config
+    return SignInSummary(
+        config.local_passwords(org_code),
+        [
+            ProviderSummary(
+                p.name,
+                p.label,
+                p.issuer,
+                p.groups_claim,
+                [
+                    MappingRow(r.group, r.role.value, tuple(names.get(u, u) for u in r.units))
+                    for r in p.rules
+                ],
+            )
+            for p in config.for_organisation(org_code)
+        ],
+    )

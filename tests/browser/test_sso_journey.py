@@ -171,6 +171,11 @@ def test_a_counsellor_lands_in_their_units_and_moves_when_the_provider_moves_the
     sign_in_at_provider(page, server, "sanna")
     expect(page).to_have_url(f"{server}/reports")
     assert user(pg_fleet, "sanna@esavo.fi").role == "admin"
+    # As an administrator she sees how the staff sign in: the groups and what they give.
+    page.goto(f"{server}/admin/users")
+    mapping = page.get_by_role("table", name=f"Groups at {LABEL} (claim groups)")
+    expect(mapping.get_by_role("row", name=f"{ASO} counsellor Aikuissosiaalityö")).to_be_visible()
+    check(page)
 
 
 def test_someone_removed_from_every_group_is_refused_and_their_api_token_stops(

@@ -351,7 +351,13 @@ def test_an_administrator_sees_an_sso_users_role_as_the_providers(
         user = uow.session.get(User, user_id)
         assert user is not None and user.role == "counsellor" and user.password_hash is None
     listing = page.client.get("/admin/users", headers={"Accept-Language": "en"})
-    assert "Etelä-Savo (test)" in listing.get_data(as_text=True)
+    text = listing.get_data(as_text=True)
+    assert "Etelä-Savo (test)" in text
+    # The mapping, where SSO set-ups go wrong: each group, its role and its units by name.
+    assert "Groups at Etelä-Savo (test) (claim groups)" in text
+    assert f"<code>{ASO}</code></td><td>counsellor</td><td>Aikuissosiaalityö</td>" in text
+    assert f"<code>{IT}</code></td><td>it support</td><td>all (organisation-wide role)" in text
+    assert "Lainaamo passwords can be used too." in text
 
 
 def test_the_audit_log_says_how_each_person_signed_in(fleet: Fleet, idp: OidcProvider) -> None:

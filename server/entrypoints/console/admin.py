@@ -29,7 +29,7 @@ from server.entrypoints.console.reports import usage_categories
 from server.entrypoints.input_guard import whole_number
 from server.entrypoints.web.context import services
 from server.entrypoints.web.status import http_status
-from server.service_layer import loans, people, second_factor, unit_admin
+from server.service_layer import loans, people, second_factor, sso, unit_admin
 
 Page = tuple[str, int] | BaseResponse
 RULE_FIELDS = tuple(LoanRules.__dataclass_fields__)
@@ -464,6 +464,7 @@ def _users_page(status: int, errors: dict[str, str]) -> Page:
         users=found.users,
         units=found.units,
         sso_labels=_sso_labels(),
+        sign_in=sso.sign_in_summary(svc.uow(), svc.sso, principal()),
         roles=[r.value for r in Role],
         errors=errors,
         form=request.form,
