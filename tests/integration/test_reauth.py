@@ -70,7 +70,6 @@ ACTS = {
     "bulk send": Act(
         "it_support", "POST", "/devices/bulk/send", {"device": "{stock}", "action": "sync"}
     ),
-    "users page": Act("admin", "GET", "/admin/users"),
     "create user": Act(
         "admin",
         "POST",
@@ -82,7 +81,6 @@ ACTS = {
             "password": "pitkä ja hyvä salasana",
         },
     ),
-    "user page": Act("admin", "GET", "/admin/users/{user}"),
     "role and units": Act(
         "admin", "POST", "/admin/users/{user}/update", {"role": "admin", "units": "{unit}"}
     ),
@@ -317,7 +315,7 @@ def test_wrong_passwords_at_reauth_lock_the_account(fleet: Fleet, client: FlaskC
     assert b.post("/reauth", {"answer": "not my password"}).status_code == 423
     # Locked: even the right password is refused now, and the act stays refused.
     assert b.post("/reauth", {"answer": login.password}).status_code == 423
-    assert b.get("/admin/users").status_code == 302
+    assert 'action="/admin/users"' not in b.text("/admin/users")  # no form to create users
 
 
 def test_reauth_goes_only_to_local_pages(fleet: Fleet, client: FlaskClient) -> None:
@@ -343,3 +341,23 @@ def test_an_sso_user_signs_in_again_at_the_provider(fleet: Fleet, client: FlaskC
     else:
         assert "sign out and sign in again" in text
     assert b.post("/reauth", {"answer": login.password}).status_code == 409
+
+
+def test_the_users_pages_are_seen_without_and_changed_after_confirming(
+    fleet: Fleet, client: FlaskClient
+) -> None:
+    """Looking at users needs no new proof; their forms appear only after a recent one, so
+    nobody fills one in to have it refused."""
+    login = fleet.logins["admin"]
+    b = Browser(client, login.username, login.password)
+    user_id = world(fleet)["user"]
+    pages = ("/admin/users", f"/admin/users/{user_id}")
+    for path in pages:
+        assert "/reauth?next=" not in b.text(path)  # fresh: the forms are there
+    assert 'action="/admin/users"' in b.text("/admin/users")
+    assert f'action="/admin/users/{user_id}/update"' in b.text(f"/admin/users/{user_id}")
+    age_sessions(fleet, 60)
+    for path in pages:
+        text = b.text(path)  # still seen (200)
+        assert f'href="/reauth?next={path}"' in text, path
+        assert 'name="password"' not in text and 'name="role"' not in text, path

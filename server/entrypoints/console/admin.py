@@ -19,7 +19,7 @@ from server.domain.commands import SetUserActive
 from server.domain.loans import MAX_RULE_DAYS, LoanRules
 from server.domain.model import Role, check_text
 from server.domain.policy import KioskProfile
-from server.entrypoints.console import reauth
+from server.entrypoints.console import core, reauth
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.core import form_error, principal, render, roles
 from server.entrypoints.console.documents import AGREEMENT_LANGUAGES, agreement_language_name
@@ -248,10 +248,14 @@ def kiosk_message(code: str, line: int, value: str) -> str:
 
 @bp.route("/admin/users", methods=["GET", "POST"])
 @roles(Role.ADMIN)
-@reauth.fresh  # the page is the form that creates users: asked before it
 def users() -> Page:
+    """The users (anyone may look); creating one needs a recent sign-in, and the page offers
+    its form only then (else a way to confirm who you are first: nobody fills it twice)."""
     if request.method == "GET":
         return _users_page(200, {})
+    asked = reauth.stale_identity()
+    if asked is not None:
+        return asked
     form, svc = request.form, services()
     username = form.get("username", "").strip()
     try:
@@ -271,8 +275,8 @@ def users() -> Page:
 
 @bp.get("/admin/users/<int:user_id>")
 @roles(Role.ADMIN)
-@reauth.fresh  # the page's forms change the user's role, units, password and access
 def user_detail(user_id: int) -> Page:
+    """The user; its forms (role, units, password, access) appear after a recent sign-in."""
     return _user_page(user_id, 200, {})
 
 
@@ -465,6 +469,7 @@ def _users_page(status: int, errors: dict[str, str]) -> Page:
         units=found.units,
         sso_labels=_sso_labels(),
         sign_in=sso.sign_in_summary(svc.uow(), svc.sso, principal()),
+        fresh=core.recent_identity(),
         roles=[r.value for r in Role],
         errors=errors,
         form=request.form,
@@ -482,6 +487,7 @@ def _user_page(user_id: int, status: int, errors: dict[str, str]) -> Page:
         factor=second_factor.admin_state(svc.uow(), principal(), user_id),
         member={u.code for u in found.user.units},
         sso_labels=_sso_labels(),
+        fresh=core.recent_identity(),
         units=found.units,
         roles=[r.value for r in Role],
         errors=errors,
