@@ -529,7 +529,11 @@ class Loan(Base):
 
     client: Mapped[Client] = relationship(lazy="joined")
     device: Mapped[Device | None] = relationship(lazy="joined")
-    professionals: Mapped[list[User]] = relationship(secondary=loan_professionals, lazy="selectin")
+    # In the order the accounts were made: a join's order is the database's choice otherwise,
+    # and the pair would swap places between pages.
+    professionals: Mapped[list[User]] = relationship(
+        secondary=loan_professionals, lazy="selectin", order_by="User.id"
+    )
     kit: Mapped[list[KitItem]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="KitItem.id"
     )
