@@ -28,7 +28,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("sso_provider", sa.String(length=40), nullable=True))
         batch.add_column(sa.Column("sso_subject", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("last_sign_in_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("sso_removed_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(
             sa.Column("break_glass", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
@@ -108,7 +107,6 @@ def downgrade() -> None:
             "totp_enabled_at",
             "totp_secret",
             "break_glass",
-            "sso_removed_at",
             "last_sign_in_at",
             "sso_subject",
             "sso_provider",
