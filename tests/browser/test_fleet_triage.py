@@ -121,6 +121,10 @@ def test_list_at_360_px_scrolls_inside_its_box(page: Page, server: str, pg_fleet
     login = pg_fleet.logins["it_support"]
     sign_in(page, server, login.username, login.password)
     expect(page.locator("#fleet-table")).to_be_visible()
+    # Measured once the style sheet applies: the sign-in's click waits only for the new
+    # page to begin, and a loaded machine can show the table before its CSS (a fresh-clone
+    # run saw the page 737 px wide at 360 px).
+    page.wait_for_load_state("load")
     sizes = page.evaluate(
         """() => {
           const box = document.querySelector('.table-scroll');

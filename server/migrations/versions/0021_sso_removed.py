@@ -21,6 +21,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # Two versions of 0020 were committed during its session (the second had this column);
+    # neither was released, but a database may be at either: add it only where it is missing.
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("users")}
+    if "sso_removed_at" in columns:
+        return
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("sso_removed_at", sa.DateTime(timezone=True), nullable=True))
 
