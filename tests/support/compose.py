@@ -249,8 +249,10 @@ def guide_commands(heading: str, start: str = "") -> list[str]:
 def previous_commit() -> tuple[str, bool]:
     """The commit to upgrade from, and whether its migrations differ from this checkout's.
 
-    The parent of the newest commit that changed the migrations, so that the upgrade has a
-    migration to run -- but no older than the first commit whose image can be built here
+    The parent of the newest commit that added a migration, so that the upgrade has a
+    migration to run (a commit that only edits one, which should not happen once it is
+    committed but did, adds none) -- but no older than the first commit whose image can be
+    built here
     (its Dockerfile takes PYTHON_IMAGE; before it, no image of this project was ever built,
     and the CLI did not start in one). Without such a commit: the parent of HEAD."""
 
@@ -259,7 +261,8 @@ def previous_commit() -> tuple[str, bool]:
 
     (first, *_) = git("log", "--reverse", "--format=%H", "-S", "ARG PYTHON_IMAGE", "--",
                       "Dockerfile")  # fmt: skip
-    changed = git("log", "--format=%H", f"{first}..HEAD", "--", "server/migrations")
+    versions = "server/migrations/versions"
+    changed = git("log", "--diff-filter=A", "--format=%H", f"{first}..HEAD", "--", versions)
     if changed:
         return git("rev-parse", f"{changed[0]}^")[0], True
     return git("rev-parse", "HEAD^")[0], False
