@@ -258,14 +258,20 @@ class Providers:
     def __init__(self, config: SsoConfig, http: requests.Session | None = None) -> None:
         self.config = config
         self.clients = {name: OidcClient(p, http) for name, p in config.providers.items()}
+        # The providers' origins (scheme://host[:port]) for the console's CSP, which every
+        # console response carries: worked out once.
+        self._origins = sorted(
+            {urlunsplit(urlsplit(p.issuer)[:2] + ("", "", "")) for p in config.providers.values()}
+        )
 
     def client(self, name: str) -> OidcClient | None:
         return self.clients.get(name)
 
     def origins(self) -> list[str]:
-        """The providers' origins (scheme://host[:port]), for the console's CSP."""
-        found = {
-            urlunsplit(urlsplit(p.issuer)[:2] + ("", "", ""))
-            for p in self.config.providers.values()
-        }
-        return sorted(found)
+        """The providers' origins, for the console's CSP."""
+        return self._origins
+
+    def label(self, name: str | None) -> str | None:
+        """How the sign-in pages name provider `name` ("Sign in with …"); None if unknown."""
+        provider = self.config.providers.get(name or "")
+        return provider.label if provider else None

@@ -89,6 +89,12 @@ def check_new_password(password: str, username: str) -> str:
     return password
 
 
+class PendingExpired(SignInFailed):
+    """The password's pending session is gone (ran out or never was): start again."""
+
+    code = "sign_in_expired"
+
+
 class PasswordsOff(Forbidden):
     """The organisation signs its staff in through its identity provider only; the account
     is not its break-glass account."""
@@ -218,7 +224,7 @@ def second_step(uow: UnitOfWork, pending_cookie: str, answer: str, now: datetime
             if row is not None:
                 session.delete(row)
                 uow.commit()
-            raise SignInFailed("sign in again: the time for the code ran out")
+            raise PendingExpired("sign in again: the time for the code ran out")
         user = row.user
         if lockout.is_locked(user, now) and user.locked_until is not None:
             lockout.record(session, user, "console:auth:sign_in_refused", "locked")

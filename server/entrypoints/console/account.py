@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, flash, g, make_response, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from lainaamo.errors import DomainError
@@ -257,14 +257,7 @@ def _second_factor_errors(exc: DomainError, field: str = "code") -> dict[str, st
 
 
 def _login_page(status: int) -> BaseResponse:
-    token = core.new_pre_csrf()
-    next_path = core.local_path(request.values.get("next", ""))
-    body, code = core.render("login.html", status, next=next_path)
-    response = make_response(body, code)
-    response.set_cookie(
-        core.PRE_CSRF_COOKIE, token, httponly=True, secure=core.cookie_secure(), samesite="Strict"
-    )
-    return response
+    return core.before_sign_in("login.html", status)
 
 
 def _account_page(

@@ -467,7 +467,6 @@ def _users_page(status: int, errors: dict[str, str]) -> Page:
         status,
         users=found.users,
         units=found.units,
-        sso_labels=_sso_labels(),
         sign_in=sso.sign_in_summary(svc.uow(), svc.sso, principal()),
         fresh=core.recent_identity(),
         roles=[r.value for r in Role],
@@ -486,18 +485,12 @@ def _user_page(user_id: int, status: int, errors: dict[str, str]) -> Page:
         user=found.user,
         factor=second_factor.admin_state(svc.uow(), principal(), user_id),
         member={u.code for u in found.user.units},
-        sso_labels=_sso_labels(),
         fresh=core.recent_identity(),
         units=found.units,
         roles=[r.value for r in Role],
         errors=errors,
         now=svc.clock(),
     )
-
-
-def _sso_labels() -> dict[str, str]:
-    """Each SSO provider's label by its name, for "signs in with …"."""
-    return {name: p.label for name, p in services().sso.config.providers.items()}
 
 
 def _deactivate_page(user_id: int, status: int, errors: dict[str, str]) -> Page:

@@ -14,7 +14,17 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -142,6 +152,20 @@ def roles(*allowed: Role) -> Callable[[F], F]:
 
 def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(template, **context), status
+
+
+def before_sign_in(template: str, status: int, **context: Any) -> BaseResponse:
+    """A page of the sign-in (no session yet): its forms carry a new double-submit token,
+    also set as the pre-session cookie that `check_csrf` compares it with."""
+    token = new_pre_csrf()
+    body, code = render(
+        template, status, next=local_path(request.values.get("next", "")), **context
+    )
+    response = make_response(body, code)
+    response.set_cookie(
+        PRE_CSRF_COOKIE, token, httponly=True, secure=cookie_secure(), samesite="Strict"
+    )
+    return response
 
 
 def form_error(exc: DomainError) -> dict[str, str]:

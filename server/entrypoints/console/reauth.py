@@ -96,12 +96,11 @@ def page(
     sso_url = None
     if kind == "sso" and provider and "console.sso_start" in current_app.view_functions:
         sso_url = url_for("console.sso_start", provider=provider, purpose="reauth", next=next_path)
-    configured = services().sso.config.providers.get(provider or "")
     return core.render(
         "reauth.html",
         status,
         kind=kind,
-        provider=configured.label if configured else provider,
+        provider=services().sso.label(provider) or provider,
         sso_url=sso_url,
         next=next_path,
         interrupted=interrupted,

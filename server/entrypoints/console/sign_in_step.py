@@ -8,7 +8,7 @@ form is protected like the sign-in form: a double-submit token in PRE_CSRF_COOKI
 
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from server.entrypoints.console import core, i18n
@@ -55,10 +55,10 @@ def login_second_factor() -> BaseResponse:
             "error",
         )
         return _start_again()
-    except console_auth.SignInFailed as exc:
-        if str(exc) != "wrong code":
-            flash(_("The time for the code ran out. Sign in again."), "error")
-            return _start_again()
+    except console_auth.PendingExpired:
+        flash(_("The time for the code ran out. Sign in again."), "error")
+        return _start_again()
+    except console_auth.SignInFailed:
         flash(_("Wrong or already used code."), "error")
         return _page(401, {"code": _("Type the code the app shows now, or a recovery code.")})
     response = core.back("console.home")
@@ -69,14 +69,7 @@ def login_second_factor() -> BaseResponse:
 
 
 def _page(status: int, errors: dict[str, str] | None = None) -> BaseResponse:
-    token = core.new_pre_csrf()
-    next_path = core.local_path(request.values.get("next", ""))
-    body, code = core.render("second_factor.html", status, next=next_path, errors=errors or {})
-    response = make_response(body, code)
-    response.set_cookie(
-        core.PRE_CSRF_COOKIE, token, httponly=True, secure=core.cookie_secure(), samesite="Strict"
-    )
-    return response
+    return core.before_sign_in("second_factor.html", status, errors=errors or {})
 
 
 def _start_again() -> BaseResponse:

@@ -29,6 +29,12 @@ def sso_buttons() -> list[sso.ProviderButton]:
     return sso.buttons(services().sso)
 
 
+@bp.app_template_global()
+def sso_label(name: str | None) -> str:
+    """A provider as people know it (its label in the SSO file), else its name."""
+    return services().sso.label(name) or name or ""
+
+
 def external_url(endpoint: str, **values: Any) -> str:
     """An absolute address of ours, at `public_url` when it is set (behind a proxy)."""
     public = services().settings.public_url.rstrip("/")
