@@ -41,6 +41,8 @@ class RequestLoan:
     # None: their only unit).
     referral_reason: str | None = None
     from_unit: str | None = None
+    # Filed through the referral route: an ordinary request is refused rather than made.
+    referral_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "client_ref", check_client_ref(self.client_ref))

@@ -32,16 +32,22 @@ def _reason(reason: str | None) -> str:
 
 
 def referral(
-    principal: Principal, into_unit_id: int, reason: str | None, from_unit_id: int | None
+    principal: Principal,
+    into_unit_id: int,
+    reason: str | None,
+    from_unit_id: int | None,
+    *,
+    required: bool = False,
 ) -> Referral | None:
-    """The referral a request into `into_unit_id` makes, or None for an ordinary request.
+    """The referral a request into `into_unit_id` makes, or None for an ordinary request
+    (refused when `required`: the referral route files nothing but referrals).
 
     A counsellor filing into one of their own units makes an ordinary request; into any other
     unit, a referral from one of their own units (named when they have several). Staff who see
     every unit (IT support, admin) refer only when they name the unit the client came from."""
     if principal.org_wide:
         if from_unit_id is None:
-            if reason:
+            if reason or required:
                 raise InvalidInput(
                     "name the unit the client is referred from",
                     [{"field": "from_unit", "message": "the referring unit"}],
@@ -54,7 +60,7 @@ def referral(
             )
         return Referral(from_unit_id, _reason(reason))
     if not principal.refers_into(into_unit_id):
-        if reason or from_unit_id is not None:
+        if reason or from_unit_id is not None or required:
             raise InvalidInput(
                 "this is one of your own units: file an ordinary request, not a referral",
                 [{"field": "unit", "message": "another unit than your own"}],

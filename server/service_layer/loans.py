@@ -192,7 +192,11 @@ def request_loan(uow: UnitOfWork, principal: Principal, cmd: RequestLoan, now: d
         unit = org_unit(session, principal, cmd.unit)
         from_unit = org_unit(session, principal, cmd.from_unit) if cmd.from_unit else None
         referred = referrals.referral(
-            principal, unit.id, cmd.referral_reason, from_unit.id if from_unit else None
+            principal,
+            unit.id,
+            cmd.referral_reason,
+            from_unit.id if from_unit else None,
+            required=cmd.referral_only,
         )
         client = session.scalar(
             select(orm.Client).where(

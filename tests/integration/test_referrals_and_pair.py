@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
 from support.fleet import Fleet
 
 from server.adapters import orm
@@ -177,6 +179,64 @@ def test_a_counsellor_refers_only_into_another_unit_and_names_their_unit_when_in
     # Filing into another unit as an ordinary request is refused: a referral says why.
     got = client.post("/api/v1/loans", json={"unit": HOME, "client_ref": "ASK-5005"}, headers=both)
     assert got.status_code == 422 and "referral_reason" in str(got.json)
+
+
+@pytest.mark.parametrize("role", ["admin", "it_support", "counsellor"])
+def test_the_referral_route_never_files_an_ordinary_request(
+    client: FlaskClient, fleet: Fleet, role: str
+) -> None:
+    # Without a referring unit (staff who see every unit) or into one's own unit (a counsellor),
+    # a request is an ordinary one: the referral route refuses it rather than filing it.
+    got = refer(client, fleet.headers(role), client_ref="ASK-5006", reason="")
+    assert got.status_code == 422, got.json
+    assert {"from_unit", "unit"} & {d["field"] for d in got.json["error"]["details"]}, got.json
+    assert loan_count(fleet) == 0
+
+
+def loan_count(fleet: Fleet) -> int:
+    with fleet.services.session_factory() as session:
+        return session.scalar(select(func.count()).select_from(orm.Loan)) or 0
+
+
+UNITS = st.sampled_from([HOME, HEALTH, "paihde", "ei-ole"])
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    role=st.sampled_from(["admin", "it_support", "counsellor"]),
+    unit=UNITS,
+    from_unit=st.none() | UNITS,
+    reason=st.sampled_from(["", " ", "Etäryhmä", "Hetu 131052-308T"]) | st.text(max_size=8),
+    client_ref=st.sampled_from(["ASK-5100", "ASK-5101", "x"]),
+)
+def test_the_referral_route_files_one_referral_or_refuses_and_files_nothing(
+    client: FlaskClient,
+    fleet: Fleet,
+    role: str,
+    unit: str,
+    from_unit: str | None,
+    reason: str,
+    client_ref: str,
+) -> None:
+    # The class of issue 21's CI failure (an ordinary request filed through the referral route,
+    # then a 500 on reading it back as a referral): whatever a professional sends, the route
+    # answers 201 with the referral it filed, or refuses with a 4xx and files nothing.
+    headers = fleet.headers(role)
+    before = loan_count(fleet)
+    body: dict[str, Any] = {"unit": unit, "client_ref": client_ref, "reason": reason}
+    if from_unit is not None:
+        body["from_unit"] = from_unit
+    got = client.post("/api/v1/referrals", json=body, headers=headers)
+    if got.status_code == 201:
+        assert loan_count(fleet) == before + 1
+        assert got.json["into_unit"] == unit and got.json["from_unit"] != unit
+        mine = client.get("/api/v1/referrals", headers=headers).json["items"]
+        assert got.json["loan_id"] in {r["loan_id"] for r in mine}
+    else:
+        assert 400 <= got.status_code < 500, got.json
+        assert loan_count(fleet) == before
 
 
 def test_the_pair_across_units_both_see_and_support_the_loan_and_nothing_else(

@@ -37,6 +37,7 @@ def refer(json: ReferralRequest) -> tuple[dict[str, Any], int, dict[str, str]]:
         tuple(json.professionals),
         referral_reason=json.reason,
         from_unit=json.from_unit,
+        referral_only=True,
     )
     svc, who = services(), current()
     loan_id = loans.request_loan(svc.uow(), who, cmd, svc.clock())
