@@ -554,6 +554,12 @@ SSO_PROVIDER_SETTINGS = (
     ),
     ("clock_skew_s", "`120`", "Seconds of clock difference tolerated in the ID token's times."),
     (
+        "ca_file",
+        "the system's CAs",
+        "A PEM file of the CA that the provider's TLS certificate chains to, when that is the "
+        "region's own CA (an internal Keycloak) rather than a public one.",
+    ),
+    (
         "[[….groups]]",
         "",
         "One per mapped group: `group` (as the claim carries it), `role` (`admin`, "

@@ -55,6 +55,8 @@ class OidcClient:
     ) -> None:
         self.provider = provider
         self._http = http or requests.Session()
+        # The provider's TLS certificate is checked against its own CA file when it has one.
+        self._verify: str | bool = provider.ca_file or True
         self._clock = clock
         self._lock = threading.Lock()
         self._metadata: tuple[float, Metadata] | None = None
@@ -118,7 +120,7 @@ class OidcClient:
 
     def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            response = self._http.get(url, timeout=HTTP_TIMEOUT_S)
+            response = self._http.get(url, timeout=HTTP_TIMEOUT_S, verify=self._verify)
             response.raise_for_status()
             doc = response.json()
         except (requests.RequestException, ValueError) as exc:
@@ -130,7 +132,7 @@ class OidcClient:
     # --- the flow
 
     def _session(self, redirect_uri: str) -> OAuth2Session:
-        return OAuth2Session(
+        session = OAuth2Session(
             client_id=self.provider.client_id,
             client_secret=self.provider.client_secret,
             scope=" ".join(self.provider.scopes),
@@ -138,6 +140,8 @@ class OidcClient:
             code_challenge_method="S256",
             token_endpoint_auth_method=self.provider.token_auth,
         )
+        session.verify = self._verify
+        return session
 
     def authorization_url(
         self,

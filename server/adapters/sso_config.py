@@ -57,6 +57,7 @@ PROVIDER_KEYS = {
     "allowed_domains",
     "link_existing",
     "clock_skew_s",
+    "ca_file",
     "groups",
 }
 TOKEN_AUTH = ("client_secret_basic", "client_secret_post")
@@ -83,6 +84,9 @@ class ProviderConfig:
     # that lets people choose their e-mail address could otherwise take over any account.
     link_existing: bool = False
     clock_skew_s: int = 120
+    # The CA certificate(s) that the provider's TLS certificate chains to, when that is not a
+    # public CA (a region's own Keycloak behind its internal CA); empty: the system's CAs.
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,21 @@ def _provider(name: str, table: Any, path: str, environ: dict[str, str]) -> Prov
         allowed_domains=tuple(_strings(table.get("allowed_domains", []), "allowed_domains", where)),
         link_existing=_bool(table.get("link_existing", False), f"{where} link_existing"),
         clock_skew_s=skew,
+        ca_file=_ca_file(table, where),
     )
+
+
+def _ca_file(table: dict[str, Any], where: str) -> str:
+    path = str(table.get("ca_file", ""))
+    if not path:
+        return ""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read ca_file: {exc}") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(f"{where}: ca_file holds no PEM certificate")
+    return path
 
 
 def _rule(item: Any, where: str) -> GroupRule:

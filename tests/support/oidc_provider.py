@@ -197,11 +197,23 @@ def _login_form(query: str, error: bool) -> Response:
 
 
 class OidcProvider:
-    """pyop behind a Flask app on http://127.0.0.1:<port>; start()/stop() or `with`."""
+    """pyop behind a Flask app on http://127.0.0.1:<port> (or `host`, over TLS);
+    start()/stop() or `with`."""
 
-    def __init__(self, *, groups_claim: str = "groups", id_token_lifetime: int = 3600) -> None:
+    def __init__(
+        self,
+        *,
+        groups_claim: str = "groups",
+        id_token_lifetime: int = 3600,
+        host: str = LOCALHOST,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """`host`: the address served on and named in the issuer (the stack test's is the
+        Docker network's gateway, which containers reach); `tls`: (certificate, key) files to
+        serve HTTPS with, as a provider outside this machine does."""
         self.port = free_port()
-        self.issuer = f"http://{LOCALHOST}:{self.port}"
+        self.host, self._tls = host, tls
+        self.issuer = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.groups_claim = groups_claim
         # Per port: cookies ignore the port, and the console under test lives on 127.0.0.1 too.
         self.cookie_name = f"test_idp_session_{self.port}"
@@ -233,7 +245,7 @@ class OidcProvider:
         configuration = {
             # oic refuses a configuration whose issuer is not https; the real (loopback http)
             # issuer is put in right after, and it is what the ID tokens and discovery carry.
-            "issuer": f"https://{LOCALHOST}:{self.port}",
+            "issuer": f"https://{self.host}:{self.port}",
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
             "userinfo_endpoint": f"{self.issuer}/userinfo",
@@ -394,7 +406,12 @@ class OidcProvider:
     def start(self) -> OidcProvider:
         """Serve on the loopback port; returns once it accepts connections."""
         self._server = make_server(
-            LOCALHOST, self.port, self.app, threaded=True, request_handler=self._handler_class()
+            self.host,
+            self.port,
+            self.app,
+            threaded=True,
+            request_handler=self._handler_class(),
+            ssl_context=self._tls,
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -403,7 +420,7 @@ class OidcProvider:
             daemon=True,
         )
         self._thread.start()
-        wait_for_port(LOCALHOST, self.port)
+        wait_for_port(self.host, self.port)
         return self
 
     def stop(self) -> None:

@@ -43,15 +43,17 @@ class Published:
             "end_session_endpoint": f"{ISSUER}/logout",
         } | overrides
         self.fetched: list[str] = []
+        self.verified_with: list[str | bool] = []
 
-    def get(self, url: str, timeout: float) -> Answer:
+    def get(self, url: str, timeout: float, verify: str | bool = True) -> Answer:
         self.fetched.append(url)
+        self.verified_with.append(verify)
         if url.endswith("/.well-known/openid-configuration"):
             return Answer(self.discovery)
         return Answer({"keys": [KEY.as_dict(private=False)]})
 
 
-def client(http: Published | None = None) -> OidcClient:
+def client(http: Published | None = None, ca_file: str = "") -> OidcClient:
     provider = ProviderConfig(
         name="kc",
         organisation="esavo",
@@ -60,6 +62,7 @@ def client(http: Published | None = None) -> OidcClient:
         client_id="lainaamo",
         client_secret="s3cret",
         rules=(GroupRule("it", Role.IT_SUPPORT),),
+        ca_file=ca_file,
     )
     return OidcClient(provider, http or Published(), clock=lambda: NOW)  # type: ignore[arg-type]
 
@@ -170,3 +173,21 @@ def test_the_authorisation_request_carries_pkce_state_and_nonce() -> None:
         "client_id=lainaamo",
     ):
         assert part in url, part
+
+
+def test_a_provider_behind_the_regions_own_ca_is_verified_against_that_ca() -> None:
+    # Discovery, the keys and the token endpoint all check the provider's certificate against
+    # `ca_file` when it is set; without it, against the system's CAs (requests' default).
+    published = Published()
+    own_ca = client(published, ca_file="/run/secrets/sso_ca")
+    own_ca.metadata()
+    own_ca.key_ids()
+    assert published.verified_with == ["/run/secrets/sso_ca", "/run/secrets/sso_ca"]
+    with own_ca._session("https://lainaamo.example.fi/cb") as session:
+        assert session.verify == "/run/secrets/sso_ca"
+    published = Published()
+    system = client(published)
+    system.metadata()
+    assert published.verified_with == [True]
+    with system._session("https://lainaamo.example.fi/cb") as session:
+        assert session.verify is True

@@ -151,6 +151,22 @@ def test_a_mistake_in_the_sso_file_is_named(
         sso_config.load(_write(tmp_path, text), {"SSO_SECRET": "s3cret"})
 
 
+def test_the_providers_own_ca_file_is_read_at_start(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    text = GOOD.replace('client_id = "lainaamo"', f'client_id = "lainaamo"\nca_file = "{ca}"')
+    with pytest.raises(ConfigError, match="cannot read ca_file"):
+        sso_config.load(_write(tmp_path, text), {"SSO_SECRET": "x"})
+    ca.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="no PEM certificate"):
+        sso_config.load(_write(tmp_path, text), {"SSO_SECRET": "x"})
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    provider = sso_config.load(_write(tmp_path, text), {"SSO_SECRET": "x"}).providers
+    assert provider["esavo-entra"].ca_file == str(ca)
+    assert sso_config.load(_write(tmp_path, GOOD), {"SSO_SECRET": "x"}).providers[
+        "esavo-entra"
+    ].ca_file == ""
+
+
 def test_loopback_http_is_allowed_for_a_provider_on_this_machine(tmp_path: Path) -> None:
     text = GOOD.replace("https://login.example.fi", "http://127.0.0.1:8080")
     assert sso_config.load(_write(tmp_path, text), {"SSO_SECRET": "x"}).providers
