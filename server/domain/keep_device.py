@@ -15,6 +15,7 @@ device id repeated) guards it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from lainaamo.errors import Conflict, Forbidden
 from server.domain.loan_commands import LoanStep
@@ -59,20 +60,43 @@ def is_open(state: LoanState, proposed: bool) -> bool:
     return proposed and state in PROPOSABLE
 
 
+class KeepRefusal(StrEnum):
+    """Why a step of keeping the device is refused (the console words each its own way)."""
+
+    NOT_KEEPABLE = "not_keepable"
+    ALREADY_PROPOSED = "already_proposed"
+    NO_OPEN_PROPOSAL = "no_open_proposal"
+
+
+class KeepConflict(Conflict):
+    """The loan is not in a state for this step; `why` says which way."""
+
+    def __init__(self, why: KeepRefusal, message: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
 def check_may_propose(state: LoanState, proposed: bool) -> None:
     """Conflict unless the loan is on loan or paused and has no open proposal."""
     if state not in PROPOSABLE:
-        raise Conflict(
-            f"a loan that is {state} cannot be kept by its client (only one on loan or paused)"
+        raise KeepConflict(
+            KeepRefusal.NOT_KEEPABLE,
+            f"a loan that is {state} cannot be kept by its client (only one on loan or paused)",
         )
     if proposed:
-        raise Conflict("it has already been proposed that the client keeps this device")
+        raise KeepConflict(
+            KeepRefusal.ALREADY_PROPOSED,
+            "it has already been proposed that the client keeps this device",
+        )
 
 
 def check_open(state: LoanState, proposed: bool) -> None:
     """Conflict unless the loan has an open proposal (to withdraw, approve or decline)."""
     if not is_open(state, proposed):
-        raise Conflict("this loan has no open proposal that the client keeps the device")
+        raise KeepConflict(
+            KeepRefusal.NO_OPEN_PROPOSAL,
+            "this loan has no open proposal that the client keeps the device",
+        )
 
 
 def may_decide(role: Role) -> bool:

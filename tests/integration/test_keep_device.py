@@ -262,6 +262,17 @@ def test_console_flow_and_transfer_document(client: FlaskClient, fleet: Fleet) -
     assert refused.status_code == 422
     assert "Lainaamo stores no personal identity codes" in refused.get_data(as_text=True)
     assert counsellor.post(f"/loans/{loan}/keep", {"keep_reason": REASON}).status_code == 303
+    # Proposed again (a second tab, a colleague): refused by the domain's reason, worded in the
+    # user's language.
+    again = counsellor.post(f"/loans/{loan}/keep", {"keep_reason": REASON})
+    assert again.status_code == 409
+    assert "It has already been proposed that the client keeps this device." in again.get_data(
+        as_text=True
+    )
+    counsellor.client.set_cookie(LANGUAGE_COOKIE, "fi")
+    again = counsellor.post(f"/loans/{loan}/keep", {"keep_reason": REASON})
+    assert again.status_code == 409 and "On jo ehdotettu" in again.get_data(as_text=True)
+    counsellor.client.set_cookie(LANGUAGE_COOKIE, "en")
     assert counsellor.get("/keep-proposals").status_code == 403
     assert (
         counsellor.post(f"/loans/{loan}/keep/approve", {"device_id": "tab-001"}).status_code == 403
@@ -275,6 +286,11 @@ def test_console_flow_and_transfer_document(client: FlaskClient, fleet: Fleet) -
     assert done.status_code == 303 and done.headers["Location"].endswith(
         f"/loans/{loan}/documents/transfer"
     )
+    # Approved: nothing is left to withdraw.
+    late = counsellor.post(f"/loans/{loan}/keep/withdraw", {})
+    assert late.status_code == 303 and late.headers["Location"].endswith(f"/loans/{loan}")
+    shown = counsellor.text(f"/loans/{loan}")
+    assert "This loan has no open proposal that the client keeps the device." in shown
 
     # Before the tablet acknowledged its wipe the document says the wipe is pending (in Finnish,
     # the language of the agreement the client accepted, in an English console).

@@ -162,9 +162,12 @@ def test_the_providers_own_ca_file_is_read_at_start(tmp_path: Path) -> None:
     ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     provider = sso_config.load(_write(tmp_path, text), {"SSO_SECRET": "x"}).providers
     assert provider["esavo-entra"].ca_file == str(ca)
-    assert sso_config.load(_write(tmp_path, GOOD), {"SSO_SECRET": "x"}).providers[
-        "esavo-entra"
-    ].ca_file == ""
+    assert (
+        sso_config.load(_write(tmp_path, GOOD), {"SSO_SECRET": "x"})
+        .providers["esavo-entra"]
+        .ca_file
+        == ""
+    )
 
 
 def test_loopback_http_is_allowed_for_a_provider_on_this_machine(tmp_path: Path) -> None:
