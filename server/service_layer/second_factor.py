@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
@@ -38,6 +39,25 @@ class SsoAccount(Conflict):
         super().__init__(
             "your second factor is handled by your organisation's identity provider, not here"
         )
+
+
+class Why(StrEnum):
+    """Why a step of the second factor does not fit the account's state (the console words
+    each its own way)."""
+
+    ON_ALREADY = "on_already"
+    NOT_SET_UP = "not_set_up"
+    NOT_ON = "not_on"
+    OWN_ACCOUNT = "own_account"
+    NONE_TO_RESET = "none_to_reset"
+
+
+class StateConflict(Conflict):
+    """The account's second factor is not in the state for this step; `why` says which way."""
+
+    def __init__(self, why: Why, message: str) -> None:
+        super().__init__(message)
+        self.why = why
 
 
 class WrongCode(InvalidInput):
@@ -120,7 +140,10 @@ def start_enrolment(uow: UnitOfWork, principal: Principal, now: datetime) -> Enr
     with uow:
         user = _local(_own(uow.session, principal))
         if enabled(user):
-            raise Conflict("the second factor is on already: turn it off first to set it up again")
+            raise StateConflict(
+                Why.ON_ALREADY,
+                "the second factor is on already: turn it off first to set it up again",
+            )
         user.totp_secret = rules.new_secret()
         user.totp_enabled_at = None
         user.totp_last_step = None
@@ -136,9 +159,9 @@ def confirm(uow: UnitOfWork, principal: Principal, code: str, now: datetime) -> 
         session = uow.session
         user = _local(_own(session, principal))
         if enabled(user):
-            raise Conflict("the second factor is on already")
+            raise StateConflict(Why.ON_ALREADY, "the second factor is on already")
         if user.totp_secret is None:
-            raise Conflict("set up the second factor first")
+            raise StateConflict(Why.NOT_SET_UP, "set up the second factor first")
         step = rules.accepted_step(user.totp_secret, code, now, None)
         if step is None:
             lockout.record(session, user, "console:auth:totp_confirm_failed", None)
@@ -180,13 +203,13 @@ def reset(uow: UnitOfWork, principal: Principal, user_id: int, now: datetime) ->
     """An administrator turns off another user's second factor (a lost phone): the user signs
     in with the password and sets it up again. Same organisation only (else NotFound)."""
     if user_id == principal.user_id:
-        raise Conflict("turn off your own second factor on your account page")
+        raise StateConflict(Why.OWN_ACCOUNT, "turn off your own second factor on your account page")
     with uow:
         session = uow.session
         user = _of_organisation(session, principal, user_id)
         _local(user)
         if user.totp_secret is None and user.totp_enabled_at is None:
-            raise Conflict("this user has no second factor")
+            raise StateConflict(Why.NONE_TO_RESET, "this user has no second factor")
         was_on = enabled(user)
         _clear(session, user)
         audit.record(
@@ -230,7 +253,7 @@ def _checked(uow: UnitOfWork, principal: Principal, now: datetime) -> User:
     """The user's own local account with the second factor on, not locked out."""
     user = _local(_own(uow.session, principal))
     if not enabled(user):
-        raise Conflict("the second factor is not on")
+        raise StateConflict(Why.NOT_ON, "the second factor is not on")
     if lockout.is_locked(user, now) and user.locked_until is not None:
         raise lockout.AccountLocked(user.locked_until)
     return user

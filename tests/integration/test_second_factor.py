@@ -372,3 +372,55 @@ def test_the_second_step_speaks_finnish_and_swedish(
     text = client.get("/login/second-factor").get_data(as_text=True)
     assert f"<h1>{heading}</h1>" in text and hint in text
     assert "Second factor" not in text and "recovery code" not in text
+
+
+@pytest.mark.parametrize(
+    ("language", "not_set_up", "on_already", "not_on", "own", "none_left"),
+    [
+        (
+            "en",
+            "Set up the second factor first.",
+            "The second factor is on already. Turn it off first",
+            "The second factor is not on.",
+            "Turn off your own second factor on your account page.",
+            "This user has no second factor to turn off.",
+        ),
+        (
+            "fi",
+            "Ota kaksivaiheinen tunnistautuminen ensin käyttöön.",
+            "Kaksivaiheinen tunnistautuminen on jo käytössä.",
+            "Kaksivaiheinen tunnistautuminen ei ole käytössä.",
+            "Poista oma kaksivaiheinen tunnistautumisesi käytöstä omalla tilisivullasi.",
+            "Käyttäjällä ei ole kaksivaiheista tunnistautumista, jonka voisi poistaa.",
+        ),
+    ],
+)
+def test_a_step_out_of_turn_is_refused_by_its_reason_in_the_users_language(
+    fleet: Fleet,
+    client: FlaskClient,
+    language: str,
+    not_set_up: str,
+    on_already: str,
+    not_on: str,
+    own: str,
+    none_left: str,
+) -> None:
+    # The console words each refusal by the service's reason (second_factor.Why), not by
+    # matching its English message: a second tab, a stale page, a colleague meanwhile.
+    client.set_cookie(LANGUAGE_COOKIE, language)
+    login = fleet.logins["admin"]
+    b = Browser(client, login.username, login.password)
+
+    def refused(path: str, form: dict[str, str] | None = None) -> str:
+        answer = b.post(path, form or {})
+        assert answer.status_code == 409, answer.status_code
+        return answer.get_data(as_text=True)
+
+    assert not_set_up in refused("/account/second-factor/confirm", {"code": "123456"})
+    assert not_on in refused("/account/second-factor/off", {"answer": login.password})
+    me = user_row(fleet, "admin").id
+    assert own in refused(f"/admin/users/{me}/second-factor/reset", {"confirm": "yes"})
+    other = user_row(fleet, "counsellor").id
+    assert none_left in refused(f"/admin/users/{other}/second-factor/reset", {"confirm": "yes"})
+    enrol(fleet, "admin")
+    assert on_already in refused("/account/second-factor/begin")

@@ -243,13 +243,14 @@ def _second_factor_errors(exc: DomainError, field: str = "code") -> dict[str, st
     if isinstance(exc, second_factor.WrongCode):
         flash(_("Nothing was changed: the code was wrong or already used."), "error")
         return {field: _("Wrong or already used code. Type the code the app shows now.")}
+    why = exc.why if isinstance(exc, second_factor.StateConflict) else None
     if isinstance(exc, second_factor.SsoAccount):
         flash(_("Your organisation's identity provider handles your second factor."), "error")
-    elif "on already" in str(exc):
+    elif why is second_factor.Why.ON_ALREADY:
         flash(_("The second factor is on already. Turn it off first to set it up again."), "error")
-    elif "first" in str(exc):
+    elif why is second_factor.Why.NOT_SET_UP:
         flash(_("Set up the second factor first."), "error")
-    elif "not on" in str(exc):
+    elif why is second_factor.Why.NOT_ON:
         flash(_("The second factor is not on."), "error")
     else:
         return core.form_error(exc)

@@ -350,11 +350,12 @@ def user_second_factor_reset(user_id: int) -> Page:
     except second_factor.SsoAccount:
         flash(_("This user's identity provider handles their second factor."), "error")
         return _user_page(user_id, 409, {})
-    except DomainError as exc:
-        if http_status(exc) == 404:
-            raise
-        flash(_("This user has no second factor to turn off."), "error")
-        return _user_page(user_id, http_status(exc), {})
+    except second_factor.StateConflict as exc:
+        if exc.why is second_factor.Why.OWN_ACCOUNT:
+            flash(_("Turn off your own second factor on your account page."), "error")
+        else:
+            flash(_("This user has no second factor to turn off."), "error")
+        return _user_page(user_id, 409, {})
     flash(
         _(
             "The second factor was turned off. The user signs in with the password and sets "
