@@ -88,6 +88,7 @@ def test_wrong_password_then_lockout(fleet: Fleet, client: FlaskClient) -> None:
     # Locked now: even the right password is refused, with a time to try again.
     response = sign_in(client, username, password)
     assert response.status_code == 423
+    assert "Too many failed sign-ins. Try again after" in response.get_data(as_text=True)
     assert client.get_cookie(SESSION_COOKIE) is None
     actions = audit_actions(fleet)
     assert actions.count("console:auth:sign_in_failed") == console_auth.MAX_FAILURES

@@ -57,11 +57,7 @@ def login() -> BaseResponse:
         )
         return _login_page(403)
     except console_auth.AccountLocked as exc:
-        flash(
-            _("Too many failed sign-ins. Try again after %(time)s.")
-            % {"time": i18n.fmt_datetime(exc.until)},
-            "error",
-        )
+        core.flash_locked(exc, signing_in=True)
         return _login_page(423)
     except console_auth.SignInFailed:
         flash(_("Wrong user name or password."), "error")
@@ -234,11 +230,7 @@ def second_factor_off() -> BaseResponse | tuple[str, int]:
 
 def _second_factor_errors(exc: DomainError, field: str = "code") -> dict[str, str]:
     if isinstance(exc, console_auth.AccountLocked):
-        flash(
-            _("Too many failed attempts. Try again after %(time)s.")
-            % {"time": i18n.fmt_datetime(exc.until)},
-            "error",
-        )
+        core.flash_locked(exc, signing_in=False)
         return {}
     if isinstance(exc, second_factor.WrongCode):
         flash(_("Nothing was changed: the code was wrong or already used."), "error")

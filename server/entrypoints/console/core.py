@@ -154,6 +154,16 @@ def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(template, **context), status
 
 
+def flash_locked(exc: console_auth.AccountLocked, *, signing_in: bool) -> None:
+    """The lockout's message with the time it ends, in the user's language (signing in, or
+    another attempt such as re-authentication or a second-factor code on the account page)."""
+    until = {"time": i18n.fmt_datetime(exc.until)}
+    if signing_in:
+        flash(i18n.gettext("Too many failed sign-ins. Try again after %(time)s.") % until, "error")
+    else:
+        flash(i18n.gettext("Too many failed attempts. Try again after %(time)s.") % until, "error")
+
+
 def before_sign_in(template: str, status: int, **context: Any) -> BaseResponse:
     """A page of the sign-in (no session yet): its forms carry a new double-submit token,
     also set as the pre-session cookie that `check_csrf` compares it with."""

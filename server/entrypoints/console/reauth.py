@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from flask import current_app, flash, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from server.entrypoints.console import core, i18n
+from server.entrypoints.console import core
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _
 from server.entrypoints.web.context import services
@@ -67,11 +67,7 @@ def reauth() -> Page:
             svc.uow(), g.session_cookie, request.form.get("answer", ""), svc.clock()
         )
     except console_auth.AccountLocked as exc:
-        flash(
-            _("Too many failed attempts. Try again after %(time)s.")
-            % {"time": i18n.fmt_datetime(exc.until)},
-            "error",
-        )
+        core.flash_locked(exc, signing_in=False)
         return page(423, next_path)
     except second_factor.SsoAccount:
         return page(409, next_path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from server.entrypoints.console import core, i18n
+from server.entrypoints.console import core
 from server.entrypoints.console.blueprint import bp
 from server.entrypoints.console.i18n import _
 from server.entrypoints.web.context import services
@@ -49,11 +49,7 @@ def login_second_factor() -> BaseResponse:
             svc.uow(), pending, request.form.get("code", ""), svc.clock()
         )
     except console_auth.AccountLocked as exc:
-        flash(
-            _("Too many failed sign-ins. Try again after %(time)s.")
-            % {"time": i18n.fmt_datetime(exc.until)},
-            "error",
-        )
+        core.flash_locked(exc, signing_in=True)
         return _start_again()
     except console_auth.PendingExpired:
         flash(_("The time for the code ran out. Sign in again."), "error")
