@@ -132,7 +132,7 @@ class OidcClient:
     # --- the flow
 
     def _session(self, redirect_uri: str) -> OAuth2Session:
-        session = OAuth2Session(
+        return OAuth2Session(
             client_id=self.provider.client_id,
             client_secret=self.provider.client_secret,
             scope=" ".join(self.provider.scopes),
@@ -140,8 +140,6 @@ class OidcClient:
             code_challenge_method="S256",
             token_endpoint_auth_method=self.provider.token_auth,
         )
-        session.verify = self._verify
-        return session
 
     def authorization_url(
         self,
@@ -176,6 +174,9 @@ class OidcClient:
                     code=code,
                     code_verifier=code_verifier,
                     timeout=HTTP_TIMEOUT_S,
+                    # Per request: requests lets REQUESTS_CA_BUNDLE in the environment win
+                    # over a session's own `verify`, so the session's alone is not enough.
+                    verify=self._verify,
                 )
         except (OAuth2Error, requests.RequestException, ValueError) as exc:
             raise OidcError(f"the token endpoint refused the code: {exc}") from None

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import certifi
 import pytest
 import requests
 from flask.testing import FlaskClient
@@ -23,6 +24,7 @@ from support.console import Browser as AdminBrowser
 from support.console import sign_in as password_sign_in
 from support.fleet import Fleet, make_fleet
 from support.oidc_provider import OidcProvider
+from support.private_ca import server_certificate
 from support.sso import ASO, IT, PROVIDER, connect
 from werkzeug.test import TestResponse
 
@@ -376,3 +378,36 @@ def test_the_audit_log_says_how_each_person_signed_in(fleet: Fleet, idp: OidcPro
         }
     assert events["ilkka@esavo.fi"] == {"method": "sso", "provider": PROVIDER}
     assert events[counsellor.username] == {"method": "password"}
+
+
+def test_a_provider_behind_the_regions_own_ca_is_trusted_through_ca_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An internal Keycloak's certificate comes from the region's CA, which no system CA
+    # vouches for: discovery, the keys and the code exchange trust it through `ca_file` --
+    # even where REQUESTS_CA_BUNDLE names other CAs (requests lets it win over a session's own
+    # `verify`; the stack test found the token call failing that way).
+    tls = server_certificate(tmp_path / "region-ca", "127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    with OidcProvider(tls=(str(tls.certificate), str(tls.key))) as idp:
+        idp.add_user("tiina", PASSWORD, email="tiina@esavo.fi", groups=[ASO])
+        fleet = make_fleet(f"sqlite:///{tmp_path / 'sso.db'}")
+        try:
+            connect(fleet, idp, BASE, tmp_path, ca_file=str(tls.ca))
+            who = browser(fleet)
+            who.provider.verify = str(tls.ca)
+            who.provider.trust_env = False
+            response = sso_sign_in(who, "tiina")
+            assert response.status_code == 302 and signed_in(who), refusals(fleet)
+            assert len(idp.token_requests) == 1
+            # Without ca_file the same provider is refused, and the refusal says why.
+            (tmp_path / "no-ca").mkdir()
+            connect(fleet, idp, BASE, tmp_path / "no-ca")
+            who = browser(fleet)
+            who.provider.verify = str(tls.ca)
+            who.provider.trust_env = False
+            start = who.client.get(f"/login/sso/{PROVIDER}")
+            assert start.status_code == 302 and not signed_in(who)
+            assert any("certificate verify failed" in r for r in refusals(fleet)), refusals(fleet)
+        finally:
+            fleet.services.close()

@@ -15,6 +15,7 @@ Each phase prints how long it took; the summary is printed at the end of the run
 
 from __future__ import annotations
 
+import html
 import http.cookiejar
 import json
 import os
@@ -33,12 +34,14 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from support import compose
 from support.agent_logs import made_reports
 from support.compose import Phases, Stack
 from support.messages import status_report
 from support.ports import free_port
+from support.private_ca import server_certificate
 from support.processes import Process, wait_until
 from support.systemd_tablet import DockerError, run
 
@@ -305,6 +308,141 @@ def test_a_newcomer_sets_up_and_manages_a_tablet(running: Running, tmp_path: Pat
         finally:
             agent.stop()
             print((tmp_path / "agent.log").read_text()[-3000:])
+
+
+class _PublicAddress(urllib.request.HTTPRedirectHandler):
+    """The stack's public address is https://localhost (PUBLIC_HOST, port 443 in a
+    deployment); the test's Caddy listens on a free port instead, so a redirect to the public
+    address goes to that port, as the host's 443 would."""
+
+    def __init__(self, public: str, local: str) -> None:
+        self.public, self.local = public, local
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        if newurl.startswith(self.public + "/"):
+            newurl = self.local + newurl[len(self.public) :]
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def test_single_sign_on_as_docs_deploy_says(running: Running, tmp_path: Path) -> None:
+    """docs/deploy.md step 5 against a real OpenID Connect provider (pyop; the SSO tests'
+    provider) behind a CA of its own, outside the stack: the SSO file, the client secret and
+    the CA as compose secrets in the guide's override, `lainaamo sso check` in the container,
+    then a counsellor signs in through Caddy and the provider, lands in her unit, and signs
+    out of both (single logout). The override is taken off again at the end."""
+    from support.oidc_provider import OidcProvider
+
+    stack, phases, work = running.stack, running.phases, running.work
+    network = f"{stack.project}_default"
+    gateway = run("docker", "network", "inspect", network, "--format",
+                  "{{range .IPAM.Config}}{{.Gateway}}{{end}}").strip()  # fmt: skip
+    assert gateway, f"no gateway of {network}"
+    tls = server_certificate(tmp_path / "region-ca", gateway)
+    secret = secrets.token_hex(24)
+    files = work / "secrets"
+    sso_toml = f"""
+[providers.region]
+organisation = "{ORG}"
+label = "Etelä-Savo"
+issuer = "https://{gateway}:{{port}}"
+client_id = "lainaamo"
+client_secret_file = "/run/secrets/sso_client_secret"
+ca_file = "/run/secrets/sso_ca"
+username_claim = "email"
+
+[[providers.region.groups]]
+group = "aso-staff"
+role = "counsellor"
+units = ["{UNIT}"]
+"""
+    override_file = compose.guide_block("sso_client_secret", work)
+    override = yaml.safe_load(override_file.read_text())
+    # The guide's third secret, as its text says, when the provider's CA is the region's own.
+    override["services"]["web"]["secrets"].append("sso_ca")
+    override["secrets"]["sso_ca"] = {"file": "./secrets/sso-ca.crt"}
+    for entry in override["secrets"].values():  # the guide's ./secrets/ is this test's
+        entry["file"] = str(files / Path(entry["file"]).name)
+    override_file.write_text(yaml.safe_dump(override))
+    provider = OidcProvider(host=gateway, tls=(str(tls.certificate), str(tls.key)))
+    with provider:
+        for name, text in (
+            ("sso.toml", sso_toml.format(port=provider.port)),
+            ("sso-client-secret", secret),
+            ("sso-ca.crt", tls.ca.read_text()),
+        ):
+            (files / name).write_text(text)
+            os.chown(files / name, 10001, 10001)
+            (files / name).chmod(0o600)
+        stack.overrides.append(override_file)
+        try:
+            with phases.timed("sso: the guide's override, web recreated, sso check"):
+                stack("up", "--detach", "--no-build", "web", timeout=300)
+                stack.wait_healthy(timeout=180)
+                checked = stack("run", "--rm", "-T", "web", "lainaamo", "sso", "check")
+                assert "provider region: OK" in checked, checked
+                assert "1 signing key(s) in the JWKS" in checked, checked
+                redirect = re.search(r"redirect URI (\S+)", checked)
+                signed_out = re.search(r"post-logout redirect URI (\S+)", checked)
+                assert redirect and signed_out, checked
+                assert redirect.group(1) == "https://localhost/login/sso/region/callback"
+            # Registered at the provider as `sso check` said; a counsellor of the region.
+            provider.register_client("lainaamo", secret, [redirect.group(1)], [signed_out.group(1)])
+            provider.add_user(
+                "maija", "idp-password", email="maija@esavo.example", groups=["aso-staff"]
+            )
+            with phases.timed("sso: sign in and out through Caddy and the provider"):
+                context = ssl.create_default_context(cafile=str(running.ca))
+                context.load_verify_locations(cafile=str(tls.ca))  # the browser trusts both
+                browser = urllib.request.build_opener(
+                    urllib.request.HTTPSHandler(context=context),
+                    urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                    _PublicAddress("https://localhost", running.https),
+                )
+                with browser.open(f"{running.https}/login", timeout=10) as page:
+                    sign_in = page.read().decode()
+                button = re.search(r'href="(/login/sso/region[^"]*)"', sign_in)
+                assert button, sign_in[:3000]
+                with browser.open(running.https + button.group(1), timeout=10) as page:
+                    assert page.url.startswith(provider.issuer + "/authorize"), page.url
+                    form = page.read().decode()
+                request = re.search(r'name="request" value="([^"]*)"', form)
+                assert request, form
+                body = urllib.parse.urlencode(
+                    {
+                        "request": html.unescape(request.group(1)),
+                        "username": "maija",
+                        "password": "idp-password",
+                    }
+                ).encode()
+                with browser.open(f"{provider.issuer}/authorize", data=body, timeout=20) as page:
+                    landing = page.read().decode()
+                    assert page.status == 200 and page.url.startswith(running.https), page.url
+                refusals = "SELECT action, reason FROM audit_events ORDER BY id DESC LIMIT 3"
+                assert "maija@esavo.example" in landing, (
+                    re.findall(r'<p class="flash[^>]*>([^<]*)', landing),
+                    _psql(stack, refusals),
+                )
+                user = _psql(stack, "SELECT role || ' ' || (SELECT string_agg(u.code, ',') "
+                             "FROM user_units uu JOIN units u ON u.id = uu.unit_id "
+                             "WHERE uu.user_id = users.id) FROM users "
+                             "WHERE username = 'maija@esavo.example'")  # fmt: skip
+                assert user == f"counsellor {UNIT}", user
+                how = _psql(stack, "SELECT after FROM audit_events WHERE action = "
+                            "'console:auth:sign_in' ORDER BY id DESC LIMIT 1")  # fmt: skip
+                assert json.loads(how) == {"method": "sso", "provider": "region"}, how
+                csrf = re.search(r'name="csrf_token" value="([^"]*)"', landing)
+                assert csrf, landing[:3000]
+                out = urllib.parse.urlencode({"csrf_token": csrf.group(1)}).encode()
+                with browser.open(f"{running.https}/logout", data=out, timeout=20) as page:
+                    assert page.url.startswith(f"{running.https}/login"), page.url
+                assert [logout.username for logout in provider.logouts] == ["maija"]
+        finally:
+            stack.overrides.remove(override_file)
+            with phases.timed("sso: override off, web recreated"):
+                stack("up", "--detach", "--no-build", "web", timeout=300)
+                stack.wait_healthy(timeout=180)
 
 
 def _relay_ports(sdp: str) -> list[int]:

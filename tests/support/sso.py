@@ -27,6 +27,7 @@ def sso_file(
     passwords_off: bool = False,
     link_existing: bool = False,
     allowed_domains: tuple[str, ...] = (),
+    ca_file: str = "",
 ) -> Path:
     secret_file = folder / "client-secret"
     secret_file.write_text(secret + "\n")
@@ -46,6 +47,7 @@ client_secret_file = "{secret_file}"
 username_claim = "email"
 allowed_domains = [{domains}]
 link_existing = {str(link_existing).lower()}
+{f'ca_file = "{ca_file}"' if ca_file else ""}
 
 [[providers.{PROVIDER}.groups]]
 group = "{IT}"
