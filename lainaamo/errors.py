@@ -16,6 +16,8 @@ JSON error shape (API) or a page (console), the ingest into a rejection counter.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class LainaamoError(Exception):
     """Base of every error Lainaamo raises on purpose."""
@@ -60,7 +62,15 @@ class NotFound(DomainError):
 
 
 class Conflict(DomainError):
+    """The request does not fit the state things are in. `why`, where the refusing code gives
+    one, tells the refusals of one step apart (an enum member) so that a user interface can
+    word each in its own way without reading the English message."""
+
     code = "conflict"
+
+    def __init__(self, message: str, why: StrEnum | None = None) -> None:
+        super().__init__(message)
+        self.why = why
 
 
 class Forbidden(DomainError):

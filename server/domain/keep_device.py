@@ -68,34 +68,26 @@ class KeepRefusal(StrEnum):
     NO_OPEN_PROPOSAL = "no_open_proposal"
 
 
-class KeepConflict(Conflict):
-    """The loan is not in a state for this step; `why` says which way."""
-
-    def __init__(self, why: KeepRefusal, message: str) -> None:
-        super().__init__(message)
-        self.why = why
-
-
 def check_may_propose(state: LoanState, proposed: bool) -> None:
     """Conflict unless the loan is on loan or paused and has no open proposal."""
     if state not in PROPOSABLE:
-        raise KeepConflict(
-            KeepRefusal.NOT_KEEPABLE,
+        raise Conflict(
             f"a loan that is {state} cannot be kept by its client (only one on loan or paused)",
+            KeepRefusal.NOT_KEEPABLE,
         )
     if proposed:
-        raise KeepConflict(
-            KeepRefusal.ALREADY_PROPOSED,
+        raise Conflict(
             "it has already been proposed that the client keeps this device",
+            KeepRefusal.ALREADY_PROPOSED,
         )
 
 
 def check_open(state: LoanState, proposed: bool) -> None:
     """Conflict unless the loan has an open proposal (to withdraw, approve or decline)."""
     if not is_open(state, proposed):
-        raise KeepConflict(
-            KeepRefusal.NO_OPEN_PROPOSAL,
+        raise Conflict(
             "this loan has no open proposal that the client keeps the device",
+            KeepRefusal.NO_OPEN_PROPOSAL,
         )
 
 

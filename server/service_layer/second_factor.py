@@ -52,14 +52,6 @@ class Why(StrEnum):
     NONE_TO_RESET = "none_to_reset"
 
 
-class StateConflict(Conflict):
-    """The account's second factor is not in the state for this step; `why` says which way."""
-
-    def __init__(self, why: Why, message: str) -> None:
-        super().__init__(message)
-        self.why = why
-
-
 class WrongCode(InvalidInput):
     code = "wrong_code"
 
@@ -140,9 +132,9 @@ def start_enrolment(uow: UnitOfWork, principal: Principal, now: datetime) -> Enr
     with uow:
         user = _local(_own(uow.session, principal))
         if enabled(user):
-            raise StateConflict(
-                Why.ON_ALREADY,
+            raise Conflict(
                 "the second factor is on already: turn it off first to set it up again",
+                Why.ON_ALREADY,
             )
         user.totp_secret = rules.new_secret()
         user.totp_enabled_at = None
@@ -159,9 +151,9 @@ def confirm(uow: UnitOfWork, principal: Principal, code: str, now: datetime) -> 
         session = uow.session
         user = _local(_own(session, principal))
         if enabled(user):
-            raise StateConflict(Why.ON_ALREADY, "the second factor is on already")
+            raise Conflict("the second factor is on already", Why.ON_ALREADY)
         if user.totp_secret is None:
-            raise StateConflict(Why.NOT_SET_UP, "set up the second factor first")
+            raise Conflict("set up the second factor first", Why.NOT_SET_UP)
         step = rules.accepted_step(user.totp_secret, code, now, None)
         if step is None:
             lockout.record(session, user, "console:auth:totp_confirm_failed", None)
@@ -203,13 +195,13 @@ def reset(uow: UnitOfWork, principal: Principal, user_id: int, now: datetime) ->
     """An administrator turns off another user's second factor (a lost phone): the user signs
     in with the password and sets it up again. Same organisation only (else NotFound)."""
     if user_id == principal.user_id:
-        raise StateConflict(Why.OWN_ACCOUNT, "turn off your own second factor on your account page")
+        raise Conflict("turn off your own second factor on your account page", Why.OWN_ACCOUNT)
     with uow:
         session = uow.session
         user = _of_organisation(session, principal, user_id)
         _local(user)
         if user.totp_secret is None and user.totp_enabled_at is None:
-            raise StateConflict(Why.NONE_TO_RESET, "this user has no second factor")
+            raise Conflict("this user has no second factor", Why.NONE_TO_RESET)
         was_on = enabled(user)
         _clear(session, user)
         audit.record(
@@ -253,7 +245,7 @@ def _checked(uow: UnitOfWork, principal: Principal, now: datetime) -> User:
     """The user's own local account with the second factor on, not locked out."""
     user = _local(_own(uow.session, principal))
     if not enabled(user):
-        raise StateConflict(Why.NOT_ON, "the second factor is not on")
+        raise Conflict("the second factor is not on", Why.NOT_ON)
     if lockout.is_locked(user, now) and user.locked_until is not None:
         raise lockout.AccountLocked(user.locked_until)
     return user

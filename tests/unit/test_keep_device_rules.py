@@ -9,7 +9,6 @@ from server.domain.keep_device import (
     MAX_REASON,
     PROPOSABLE,
     DeclineKeep,
-    KeepConflict,
     KeepRefusal,
     ProposeKeep,
     check_may_decide,
@@ -35,14 +34,13 @@ def test_proposable_exactly_where_release_is() -> None:
 def test_proposal_only_on_loan_or_paused(state: LoanState) -> None:
     if state in (LoanState.ON_LOAN, LoanState.PAUSED):
         check_may_propose(state, proposed=False)
-        with pytest.raises(KeepConflict, match="already been proposed") as refused:
+        with pytest.raises(Conflict, match="already been proposed") as refused:
             check_may_propose(state, proposed=True)
         assert refused.value.why is KeepRefusal.ALREADY_PROPOSED
     else:
-        with pytest.raises(KeepConflict, match="only one on loan or paused") as refused:
+        with pytest.raises(Conflict, match="only one on loan or paused") as refused:
             check_may_propose(state, proposed=False)
         assert refused.value.why is KeepRefusal.NOT_KEEPABLE
-    assert issubclass(KeepConflict, Conflict)  # the API's 409 stays
 
 
 def test_open_proposal() -> None:
@@ -51,7 +49,7 @@ def test_open_proposal() -> None:
     assert not is_open(LoanState.RELEASED_TO_CLIENT, True)  # approved: closed
     assert not is_open(LoanState.RETURNED, True)  # returned meanwhile: nothing to decide
     check_open(LoanState.ON_LOAN, True)
-    with pytest.raises(KeepConflict, match="no open proposal") as refused:
+    with pytest.raises(Conflict, match="no open proposal") as refused:
         check_open(LoanState.ON_LOAN, False)
     assert refused.value.why is KeepRefusal.NO_OPEN_PROPOSAL
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from flask import abort, flash, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from lainaamo.errors import DomainError
+from lainaamo.errors import Conflict, DomainError
 from server.domain.model import Role
 from server.entrypoints.console import core, i18n, sign_in_step
 from server.entrypoints.console import reauth as reauth  # noqa: F401 (views on import)
@@ -235,7 +235,7 @@ def _second_factor_errors(exc: DomainError, field: str = "code") -> dict[str, st
     if isinstance(exc, second_factor.WrongCode):
         flash(_("Nothing was changed: the code was wrong or already used."), "error")
         return {field: _("Wrong or already used code. Type the code the app shows now.")}
-    why = exc.why if isinstance(exc, second_factor.StateConflict) else None
+    why = exc.why if isinstance(exc, Conflict) else None
     if isinstance(exc, second_factor.SsoAccount):
         flash(_("Your organisation's identity provider handles your second factor."), "error")
     elif why is second_factor.Why.ON_ALREADY:

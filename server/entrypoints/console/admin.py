@@ -13,7 +13,7 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from lainaamo.errors import DomainError, InvalidInput
+from lainaamo.errors import Conflict, DomainError, InvalidInput
 from server.domain import kiosk_input, privacy
 from server.domain.commands import SetUserActive
 from server.domain.loans import MAX_RULE_DAYS, LoanRules
@@ -350,7 +350,7 @@ def user_second_factor_reset(user_id: int) -> Page:
     except second_factor.SsoAccount:
         flash(_("This user's identity provider handles their second factor."), "error")
         return _user_page(user_id, 409, {})
-    except second_factor.StateConflict as exc:
+    except Conflict as exc:
         if exc.why is second_factor.Why.OWN_ACCOUNT:
             flash(_("Turn off your own second factor on your account page."), "error")
         else:

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from lainaamo.errors import Conflict, DomainError, NotFound
 from server.domain.agreements import document_locale
-from server.domain.keep_device import DeclineKeep, KeepConflict, KeepRefusal, ProposeKeep
+from server.domain.keep_device import DeclineKeep, KeepRefusal, ProposeKeep
 from server.domain.model import Role
 from server.entrypoints.console import core, reauth
 from server.entrypoints.console import loans as loan_pages
@@ -41,7 +41,7 @@ def keep_panel(loan_id: int) -> keep_device.KeepPanel:
 def _conflict(exc: Conflict) -> str:
     """A refusal because the loan changed meanwhile, in the user's language (by the domain's
     reason, not its English words)."""
-    why = exc.why if isinstance(exc, KeepConflict) else KeepRefusal.NOT_KEEPABLE
+    why = exc.why or KeepRefusal.NOT_KEEPABLE
     if why is KeepRefusal.ALREADY_PROPOSED:
         return _("It has already been proposed that the client keeps this device.")
     if why is KeepRefusal.NO_OPEN_PROPOSAL:
