@@ -115,6 +115,12 @@ class Login:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # A connection the broker refused or closed can leave paho's socket open once its
+        # loop has stopped (the broker's close and ours race); left to the garbage collector,
+        # it surfaced as a ResourceWarning in whichever later test set off a full collection.
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
 
 
 @dataclass
@@ -253,8 +259,7 @@ def test_the_deployed_broker_runs_as_compose_runs_it(broker: DeployedBroker) -> 
     # A retained desired state survives a restart of the broker (persistence on).
     server = broker.login(SERVER)
     server.client.publish(f"{PREFIX}/{DEVICE}/desired", b'{"v":1}', qos=1, retain=True)
-    server.client.disconnect()
-    server.client.loop_stop()
+    server.close()
     assert broker.stop() == 0
     assert (broker.root / "data" / "mosquitto.db").exists()
     broker.start()
@@ -322,6 +327,12 @@ class Tablet:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # A connection the broker refused or closed can leave paho's socket open once its
+        # loop has stopped (the broker's close and ours race); left to the garbage collector,
+        # it surfaced as a ResourceWarning in whichever later test set off a full collection.
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
 
 
 def test_a_tablet_cannot_take_another_tablets_connection_or_session(
