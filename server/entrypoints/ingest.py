@@ -247,6 +247,9 @@ class IngestConsumer:
                     break
         self._client.disconnect()
         self._client.loop_stop()
+        # paho keeps the socket pair that wakes its loop until the client is garbage-collected
+        # (its __del__ closes it); a stopped consumer is never started again, so close it now.
+        self._client._reset_sockets()
         self._metrics.connected.set(0)
 
     # --- paho callbacks (network thread) -----------------------------------------------------
