@@ -78,6 +78,18 @@ def local_config(root: Path, port: int, tls_port: int) -> str:
     return text
 
 
+def close_client(client: paho.Client) -> None:
+    """Disconnect and stop the loop, then close paho's socket if it is still open: a
+    connection the broker refused or closed can leave it open once the loop has stopped (the
+    broker's close and ours race); left to the garbage collector, it surfaced as a
+    ResourceWarning in whichever later test set off a full collection."""
+    client.disconnect()
+    client.loop_stop()
+    sock = client.socket()
+    if sock is not None:
+        sock.close()
+
+
 @dataclass
 class Login:
     """One MQTT 5 connection and what the broker answered."""
@@ -113,14 +125,7 @@ class Login:
         return self.connack is not None and not self.connack.is_failure
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-        # A connection the broker refused or closed can leave paho's socket open once its
-        # loop has stopped (the broker's close and ours race); left to the garbage collector,
-        # it surfaced as a ResourceWarning in whichever later test set off a full collection.
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()
+        close_client(self.client)
 
 
 @dataclass
@@ -325,14 +330,7 @@ class Tablet:
         assert self.connected.wait(10), broker.tail()
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-        # A connection the broker refused or closed can leave paho's socket open once its
-        # loop has stopped (the broker's close and ours race); left to the garbage collector,
-        # it surfaced as a ResourceWarning in whichever later test set off a full collection.
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()
+        close_client(self.client)
 
 
 def test_a_tablet_cannot_take_another_tablets_connection_or_session(

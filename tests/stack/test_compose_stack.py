@@ -40,6 +40,7 @@ from support import compose
 from support.agent_logs import made_reports
 from support.compose import Phases, Stack
 from support.messages import status_report
+from support.oidc_provider import OidcProvider
 from support.ports import free_port
 from support.private_ca import server_certificate
 from support.processes import Process, wait_until
@@ -332,8 +333,6 @@ def test_single_sign_on_as_docs_deploy_says(running: Running, tmp_path: Path) ->
     the CA as compose secrets in the guide's override, `lainaamo sso check` in the container,
     then a counsellor signs in through Caddy and the provider, lands in her unit, and signs
     out of both (single logout). The override is taken off again at the end."""
-    from support.oidc_provider import OidcProvider
-
     stack, phases, work = running.stack, running.phases, running.work
     network = f"{stack.project}_default"
     gateway = run("docker", "network", "inspect", network, "--format",
